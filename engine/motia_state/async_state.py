@@ -1,0 +1,144 @@
+"""`AsyncState`: the asyncio API, method for method the same as `State`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+from . import connect
+from .backends.base import AsyncBackend
+from .core import DEFAULT_SCAN_BATCH, Core, Plan
+from .ops import Item
+
+R = TypeVar("R")
+
+
+class AsyncState:
+    """The async twin of `State`: every method is a coroutine, `iter_items` an async iterator."""
+
+    def __init__(self, backend: AsyncBackend, core: Core) -> None:
+        self._backend = backend
+        self._core = core
+
+    @classmethod
+    def from_url(cls, url: str | None = None, **options: Any) -> AsyncState:
+        return cls(*connect.open_async(url, options))
+
+    def __repr__(self) -> str:
+        return f"AsyncState({self._backend.describe!r})"
+
+    async def __aenter__(self) -> AsyncState:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._backend.aclose()
+
+    async def _run(self, plan: Plan[R]) -> R:
+        return plan.finish(await self._backend.execute(plan.op))
+
+    def group(self, name: str) -> AsyncGroupView:
+        return AsyncGroupView(self, name)
+
+    async def get(self, group: str, key: str) -> Any:
+        return await self._run(self._core.get(group, key))
+
+    async def get_item(self, group: str, key: str) -> Item | None:
+        return await self._run(self._core.get_item(group, key))
+
+    async def get_many(self, group: str, keys: Iterable[str]) -> list[Any]:
+        return await self._run(self._core.get_many(group, keys))
+
+    async def get_group(self, group: str) -> list[Any]:
+        return await self._run(self._core.get_group(group))
+
+    async def items(self, group: str) -> dict[str, Any]:
+        return await self._run(self._core.items(group))
+
+    async def keys(self, group: str) -> list[str]:
+        return await self._run(self._core.keys(group))
+
+    async def iter_items(
+        self, group: str, batch: int = DEFAULT_SCAN_BATCH
+    ) -> AsyncIterator[tuple[str, Any]]:
+        seen: set[str] = set()
+        cursor = 0
+        while True:
+            cursor, page = await self._run(self._core.scan_page(group, cursor, batch))
+            for key, value in page:
+                if key not in seen:
+                    seen.add(key)
+                    yield key, value
+            if cursor == 0:
+                return
+
+    async def set(self, group: str, key: str, value: Any, *, version: int | None = None) -> int:
+        return await self._run(self._core.set(group, key, value, version))
+
+    async def set_many(self, group: str, mapping: Mapping[str, Any]) -> int:
+        return await self._run(self._core.set_many(group, mapping))
+
+    async def delete(self, group: str, key: str, *, version: int | None = None) -> Any:
+        return await self._run(self._core.delete(group, key, version))
+
+    async def delete_many(self, group: str, keys: Iterable[str]) -> int:
+        return await self._run(self._core.delete_many(group, keys))
+
+    async def clear(self, group: str) -> int:
+        return await self._run(self._core.clear(group))
+
+    async def list_groups(self) -> list[str]:
+        return await self._run(self._core.list_groups())
+
+
+class AsyncGroupView:
+    def __init__(self, state: AsyncState, group: str) -> None:
+        self.state = state
+        self.name = group
+
+    def __repr__(self) -> str:
+        return f"AsyncGroupView({self.state!r}, {self.name!r})"
+
+    async def get(self, key: str) -> Any:
+        return await self.state.get(self.name, key)
+
+    async def get_item(self, key: str) -> Item | None:
+        return await self.state.get_item(self.name, key)
+
+    async def get_many(self, keys: Iterable[str]) -> list[Any]:
+        return await self.state.get_many(self.name, keys)
+
+    async def get_group(self) -> list[Any]:
+        return await self.state.get_group(self.name)
+
+    async def items(self) -> dict[str, Any]:
+        return await self.state.items(self.name)
+
+    async def keys(self) -> list[str]:
+        return await self.state.keys(self.name)
+
+    def iter_items(self, batch: int = DEFAULT_SCAN_BATCH) -> AsyncIterator[tuple[str, Any]]:
+        return self.state.iter_items(self.name, batch)
+
+    async def set(self, key: str, value: Any, *, version: int | None = None) -> int:
+        return await self.state.set(self.name, key, value, version=version)
+
+    async def set_many(self, mapping: Mapping[str, Any]) -> int:
+        return await self.state.set_many(self.name, mapping)
+
+    async def delete(self, key: str, *, version: int | None = None) -> Any:
+        return await self.state.delete(self.name, key, version=version)
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        return await self.state.delete_many(self.name, keys)
+
+    async def clear(self) -> int:
+        return await self.state.clear(self.name)

@@ -1,0 +1,49 @@
+"""What a backend is: something that executes `Op` records, sync or async."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol, TypeVar
+
+from ..ops import Op
+
+T = TypeVar("T")
+
+
+class Backend(Protocol):
+    """A synchronous backend. ``describe`` is safe to log: it never holds a password."""
+
+    describe: str
+
+    def execute(self, op: Op[T]) -> T: ...
+
+    def close(self) -> None: ...
+
+
+class AsyncBackend(Protocol):
+    describe: str
+
+    async def execute(self, op: Op[T]) -> T: ...
+
+    async def aclose(self) -> None: ...
+
+
+class AsyncOverSync:
+    """Serves an in-process backend to `AsyncState`.
+
+    ``threaded`` backends block on disk and locks, so they run in a worker
+    thread; pure in-memory ones are quicker to call directly.
+    """
+
+    def __init__(self, backend: Backend, *, threaded: bool) -> None:
+        self._backend = backend
+        self._threaded = threaded
+        self.describe = backend.describe
+
+    async def execute(self, op: Op[T]) -> T:
+        if self._threaded:
+            return await asyncio.to_thread(self._backend.execute, op)
+        return self._backend.execute(op)
+
+    async def aclose(self) -> None:
+        self._backend.close()

@@ -1,0 +1,37 @@
+"""memory:// -- state in this process, for tests and throwaway runs.
+
+``memory://`` gives each `State` its own empty store; ``memory://NAME`` shares
+one store among every `State` of the process that names it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TypeVar
+
+from ..ops import Op
+from . import local
+
+T = TypeVar("T")
+
+_named: dict[str, tuple[threading.Lock, local.Groups]] = {}
+_named_lock = threading.Lock()
+
+
+class MemoryBackend:
+    def __init__(self, name: str = "") -> None:
+        self.describe = f"memory://{name}"
+        self._lock: threading.Lock
+        self._groups: local.Groups
+        if not name:
+            self._lock, self._groups = threading.Lock(), {}
+            return
+        with _named_lock:
+            self._lock, self._groups = _named.setdefault(name, (threading.Lock(), {}))
+
+    def execute(self, op: Op[T]) -> T:
+        with self._lock:
+            return local.apply(self._groups, op)
+
+    def close(self) -> None:
+        pass

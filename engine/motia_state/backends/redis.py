@@ -1,0 +1,359 @@
+"""The Redis backend: one sans-I/O command plan, driven by a sync or an async client.
+
+`RedisPlan` turns each `Op` into a generator that yields Redis commands and
+receives their replies (or has their errors thrown in). All command building,
+script handling (EVALSHA, and on NOSCRIPT: SCRIPT LOAD and retry once) and reply
+decoding live there, once. `RedisBackend` and `AsyncRedisBackend` are the two
+thin I/O seams: each only sends what the plan yields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+from .. import ops, scripts
+from ..errors import BackendUnavailable, StateError, VersionConflict
+from ..layout import KeyLayout
+
+T = TypeVar("T")
+
+Call = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Commands sent in one pipeline (not MULTI); the reply holds errors in place of results."""
+
+    calls: tuple[Call, ...]
+
+
+Steps = Generator[Call | Batch, Any, T]
+
+# Items per script call in set_many/delete_many: one call stays around a few
+# milliseconds of server time, and far below Lua's unpack/stack limits.
+CHUNK_ITEMS = 1000
+CHUNK_BYTES = 4 * 1024 * 1024
+SCAN_COUNT = 1000
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="surrogateescape")
+
+
+class RedisPlan:
+    """How every operation is done on Redis, independent of how commands are sent."""
+
+    def __init__(self, layout: KeyLayout, *, changes_maxlen: int) -> None:
+        self.layout = layout
+        self._maxlen = changes_maxlen
+        self._handlers: dict[type[Any], Callable[[Any], Steps[Any]]] = {
+            ops.Get: self._get,
+            ops.GetItem: self._get_item,
+            ops.GetMany: self._get_many,
+            ops.GetAll: self._get_all,
+            ops.Keys: self._keys,
+            ops.ScanPage: self._scan_page,
+            ops.Set: self._set,
+            ops.SetMany: self._set_many,
+            ops.Delete: self._delete,
+            ops.DeleteMany: self._delete_many,
+            ops.Clear: self._clear,
+            ops.ListGroups: self._list_groups,
+        }
+
+    def steps(self, op: ops.Op[T]) -> Steps[T]:
+        return self._handlers[type(op)](op)
+
+    # -- scripts ---------------------------------------------------------------
+
+    @staticmethod
+    def _eval(script: scripts.Script, keys: Sequence[bytes], args: Sequence[Any]) -> Call:
+        return ("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    def _script(self, name: str, keys: Sequence[bytes], args: Sequence[Any]) -> Steps[Any]:
+        script = scripts.load(name)
+        call = self._eval(script, keys, args)
+        try:
+            return (yield call)
+        except NoScriptError:
+            yield ("SCRIPT", "LOAD", script.text)
+            return (yield call)
+
+    def _script_batch(
+        self, name: str, keys: Sequence[bytes], arg_lists: Sequence[Sequence[Any]]
+    ) -> Steps[list[Any]]:
+        """Pipeline several calls of one script; reload it once if the server lost it."""
+        if len(arg_lists) == 1:
+            return [(yield from self._script(name, keys, arg_lists[0]))]
+        script = scripts.load(name)
+        calls = [self._eval(script, keys, args) for args in arg_lists]
+        replies = list((yield Batch(tuple(calls))))
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            # Calls that got NOSCRIPT did nothing, so re-sending exactly those is safe.
+            yield ("SCRIPT", "LOAD", script.text)
+            retried = yield Batch(tuple(calls[i] for i in missing))
+            for i, reply in zip(missing, retried, strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def _chunks(self, pairs: Sequence[tuple[str, bytes]]) -> list[list[Any]]:
+        chunks: list[list[Any]] = []
+        current: list[Any] = []
+        size = 0
+        for key, data in pairs:
+            if current and (len(current) >= 2 * CHUNK_ITEMS or size + len(data) > CHUNK_BYTES):
+                chunks.append(current)
+                current, size = [], 0
+            current += [key, data]
+            size += len(data)
+        if current:
+            chunks.append(current)
+        return chunks
+
+    # -- reads -----------------------------------------------------------------
+
+    def _get(self, op: ops.Get) -> Steps[bytes | None]:
+        reply: bytes | None = yield ("HGET", self.layout.data(op.group), op.key)
+        return reply
+
+    def _get_item(self, op: ops.GetItem) -> Steps[ops.RawItem | None]:
+        keys = [self.layout.data(op.group), self.layout.versions(op.group)]
+        reply = yield from self._script("get_item", keys, [op.key])
+        return None if reply is None else ops.RawItem(reply[0], int(reply[1]))
+
+    def _get_many(self, op: ops.GetMany) -> Steps[list[bytes | None]]:
+        if not op.keys:
+            return []
+        reply: list[bytes | None] = yield ("HMGET", self.layout.data(op.group), *op.keys)
+        return reply
+
+    def _get_all(self, op: ops.GetAll) -> Steps[dict[str, bytes]]:
+        reply: dict[bytes, bytes] = yield ("HGETALL", self.layout.data(op.group))
+        return {_text(k): v for k, v in reply.items()}
+
+    def _keys(self, op: ops.Keys) -> Steps[list[str]]:
+        reply: list[bytes] = yield ("HKEYS", self.layout.data(op.group))
+        return [_text(k) for k in reply]
+
+    def _scan_page(self, op: ops.ScanPage) -> Steps[tuple[int, list[tuple[str, bytes]]]]:
+        cursor, page = yield ("HSCAN", self.layout.data(op.group), op.cursor, "COUNT", op.count)
+        return int(cursor), [(_text(k), v) for k, v in page.items()]
+
+    def _list_groups(self, op: ops.ListGroups) -> Steps[list[str]]:
+        pattern = self.layout.scan_pattern()
+        groups: set[str] = set()
+        cursor = 0
+        while True:
+            cursor, keys = yield (
+                "SCAN",
+                cursor,
+                "MATCH",
+                pattern,
+                "COUNT",
+                SCAN_COUNT,
+                "TYPE",
+                "hash",
+            )
+            groups.update(self.layout.group_of(k) for k in keys)
+            if int(cursor) == 0:
+                return sorted(groups)
+
+    # -- writes ----------------------------------------------------------------
+
+    @staticmethod
+    def _expected(version: int | None) -> str:
+        return "" if version is None else str(version)
+
+    def _set(self, op: ops.Set) -> Steps[int]:
+        keys = self.layout.group_keys(op.group)
+        args = [op.key, op.data, self._expected(op.version), op.group, self._maxlen]
+        ok, version = yield from self._script("set", keys, args)
+        if not ok:
+            raise VersionConflict([(op.group, op.key, op.version, int(version))])
+        return int(version)
+
+    def _set_many(self, op: ops.SetMany) -> Steps[int]:
+        if not op.items:
+            return 0
+        keys = self.layout.group_keys(op.group)
+        head = [op.group, self._maxlen]
+        replies = yield from self._script_batch(
+            "set_many", keys, [head + chunk for chunk in self._chunks(op.items)]
+        )
+        return sum(int(n) for n in replies)
+
+    def _delete(self, op: ops.Delete) -> Steps[bytes | None]:
+        keys = self.layout.group_keys(op.group)
+        args = [op.key, self._expected(op.version), op.group, self._maxlen]
+        reply = yield from self._script("delete", keys, args)
+        if not reply[0]:
+            raise VersionConflict([(op.group, op.key, op.version, int(reply[1]))])
+        return reply[1] if len(reply) > 1 else None
+
+    def _delete_many(self, op: ops.DeleteMany) -> Steps[int]:
+        if not op.keys:
+            return 0
+        keys = self.layout.group_keys(op.group)
+        head: list[Any] = [op.group, self._maxlen]
+        chunks = [
+            head + list(op.keys[i : i + CHUNK_ITEMS]) for i in range(0, len(op.keys), CHUNK_ITEMS)
+        ]
+        replies = yield from self._script_batch("delete_many", keys, chunks)
+        return sum(int(n) for n in replies)
+
+    def _clear(self, op: ops.Clear) -> Steps[int]:
+        keys = self.layout.group_keys(op.group)
+        reply = yield from self._script("clear", keys, [op.group, self._maxlen])
+        return int(reply)
+
+
+def _translate(exc: RedisError, describe: str) -> StateError:
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return BackendUnavailable(f"{describe}: {exc}")
+    return StateError(f"{describe}: server error: {exc}")
+
+
+class _Driver:
+    """Feeds replies (or errors) into a plan's generator until it returns."""
+
+    __slots__ = ("error", "gen", "reply")
+
+    def __init__(self, gen: Steps[Any]) -> None:
+        self.gen = gen
+        self.reply: Any = None
+        self.error: ResponseError | None = None
+
+    def next_call(self) -> Call | Batch:
+        """The next command to send; StopIteration carries the result."""
+        error, self.error = self.error, None
+        return self.gen.throw(error) if error is not None else self.gen.send(self.reply)
+
+
+ClientFactory = Callable[[], "redis.Redis"]
+AsyncClientFactory = Callable[[], Awaitable["redis.asyncio.Redis"]]
+
+
+class RedisBackend:
+    """Synchronous I/O seam: redis-py's client, created on first use."""
+
+    def __init__(
+        self,
+        plan: RedisPlan,
+        connect: ClientFactory,
+        describe: str,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.describe = describe
+        self._connect = connect
+        self._client: redis.Redis | None = None
+        self._on_close = on_close
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            try:
+                self._client = self._connect()
+            except RedisError as exc:
+                raise _translate(exc, self.describe) from None
+        return self._client
+
+    def _send(self, call: Call | Batch) -> Any:
+        if isinstance(call, Batch):
+            pipe = self.client.pipeline(transaction=False)
+            for c in call.calls:
+                pipe.execute_command(*c)  # type: ignore[no-untyped-call]
+            return pipe.execute(raise_on_error=False)
+        return self.client.execute_command(*call)  # type: ignore[no-untyped-call]
+
+    def execute(self, op: ops.Op[T]) -> T:
+        driver = _Driver(self.plan.steps(op))
+        try:
+            while True:
+                try:
+                    call = driver.next_call()
+                except StopIteration as stop:
+                    result: T = stop.value
+                    return result
+                try:
+                    driver.reply = self._send(call)
+                except ResponseError as exc:
+                    driver.error = exc
+        except RedisError as exc:
+            raise _translate(exc, self.describe) from None
+
+    def close(self) -> None:
+        if self._client is None:
+            return
+        self._client.close()
+        self._client = None
+        if self._on_close is not None:
+            self._on_close()
+
+
+class AsyncRedisBackend:
+    """Asynchronous I/O seam: redis-py's asyncio client, created on first use."""
+
+    def __init__(
+        self,
+        plan: RedisPlan,
+        connect: AsyncClientFactory,
+        describe: str,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.describe = describe
+        self._connect = connect
+        self._client: redis.asyncio.Redis | None = None
+        self._on_close = on_close
+
+    async def client(self) -> redis.asyncio.Redis:
+        if self._client is None:
+            try:
+                self._client = await self._connect()
+            except RedisError as exc:
+                raise _translate(exc, self.describe) from None
+        return self._client
+
+    async def _send(self, call: Call | Batch) -> Any:
+        client = await self.client()
+        if isinstance(call, Batch):
+            pipe = client.pipeline(transaction=False)
+            for c in call.calls:
+                pipe.execute_command(*c)
+            return await pipe.execute(raise_on_error=False)
+        return await client.execute_command(*call)  # type: ignore[no-untyped-call]
+
+    async def execute(self, op: ops.Op[T]) -> T:
+        driver = _Driver(self.plan.steps(op))
+        try:
+            while True:
+                try:
+                    call = driver.next_call()
+                except StopIteration as stop:
+                    result: T = stop.value
+                    return result
+                try:
+                    driver.reply = await self._send(call)
+                except ResponseError as exc:
+                    driver.error = exc
+        except RedisError as exc:
+            raise _translate(exc, self.describe) from None
+
+    async def aclose(self) -> None:
+        if self._client is None:
+            return
+        await self._client.aclose()
+        self._client = None
+        if self._on_close is not None:
+            await self._on_close()

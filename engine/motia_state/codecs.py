@@ -1,0 +1,119 @@
+"""Value codecs: how a Python value becomes the bytes stored in a hash field.
+
+A value is checked before it is encoded, so that a write either stores exactly
+what the caller will read back or raises `EncodeError` and stores nothing.
+The checks are the union of what would otherwise be lost silently: ``json``
+turns tuples into lists and int dict keys into strings, writes NaN, and accepts
+integers no other Motia runtime can read; msgpack cannot hold ints past 64 bits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Protocol
+
+import msgpack
+
+from .errors import DecodeError, EncodeError, InvalidInput
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+MAX_DEPTH = 256
+
+
+class Codec(Protocol):
+    name: str
+
+    def encode(self, value: Any) -> bytes: ...
+
+    def decode(self, data: bytes) -> Any: ...
+
+
+def _check(value: Any, *, allow_bytes: bool, allow_nan: bool, depth: int = 0) -> None:
+    """Refuse anything the codec would not give back unchanged."""
+    if depth > MAX_DEPTH:
+        raise EncodeError(f"value nests deeper than {MAX_DEPTH} levels")
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise EncodeError(f"integer {value} is outside the signed 64-bit range")
+        return
+    if isinstance(value, float):
+        if not allow_nan and not math.isfinite(value):
+            raise EncodeError(f"{value!r} cannot be stored as JSON (use codec='msgpack')")
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check(item, allow_bytes=allow_bytes, allow_nan=allow_nan, depth=depth + 1)
+        return
+    if isinstance(value, dict):
+        for k, item in value.items():
+            if not isinstance(k, str):
+                raise EncodeError(
+                    f"dict key {k!r} is not a str; it would not come back as it went in"
+                )
+            _check(item, allow_bytes=allow_bytes, allow_nan=allow_nan, depth=depth + 1)
+        return
+    if allow_bytes and isinstance(value, bytes):
+        return
+    raise EncodeError(f"cannot store a value of type {type(value).__name__}")
+
+
+class JsonCodec:
+    """Compact UTF-8 JSON: readable in redis-cli and identical to what Motia writes."""
+
+    name = "json"
+
+    def encode(self, value: Any) -> bytes:
+        _check(value, allow_bytes=False, allow_nan=False)
+        try:
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            return text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EncodeError(
+                f"value holds a string that is not valid unicode: {exc.reason}"
+            ) from None
+
+    def decode(self, data: bytes) -> Any:
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise DecodeError(f"stored value is not JSON: {exc}") from None
+
+
+class MsgpackCodec:
+    """Binary msgpack: smaller, faster, holds bytes and non-finite floats exactly."""
+
+    name = "msgpack"
+
+    def encode(self, value: Any) -> bytes:
+        _check(value, allow_bytes=True, allow_nan=True)
+        try:
+            return msgpack.packb(value, use_bin_type=True)
+        except UnicodeEncodeError as exc:
+            raise EncodeError(
+                f"value holds a string that is not valid unicode: {exc.reason}"
+            ) from None
+
+    def decode(self, data: bytes) -> Any:
+        try:
+            return msgpack.unpackb(data, raw=False)
+        except (ValueError, msgpack.UnpackException) as exc:
+            raise DecodeError(f"stored value is not msgpack: {exc}") from None
+
+
+CODECS: dict[str, type[JsonCodec] | type[MsgpackCodec]] = {
+    "json": JsonCodec,
+    "msgpack": MsgpackCodec,
+}
+
+
+def get_codec(codec: str | Codec) -> Codec:
+    if isinstance(codec, str):
+        try:
+            return CODECS[codec]()
+        except KeyError:
+            raise InvalidInput(f"unknown codec {codec!r}; choose one of {sorted(CODECS)}") from None
+    return codec

@@ -1,0 +1,129 @@
+"""What `State` and `AsyncState` share: argument checks, encoding and decoding.
+
+Each public method of the two facades is one line: it asks `Core` for a `Plan`
+(a validated, encoded `Op` plus the function that decodes its raw result) and
+runs it through its backend, synchronously or with ``await``. Nothing about a
+call's meaning is written twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from . import ops, validate
+from .codecs import Codec
+from .errors import DecodeError, InvalidInput, ValueTooLarge
+
+R = TypeVar("R")
+DEFAULT_SCAN_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Plan(Generic[R]):
+    op: ops.Op[Any]
+    finish: Callable[[Any], R]
+
+
+def _same(raw: R) -> R:
+    return raw
+
+
+class Core:
+    def __init__(self, codec: Codec, *, max_value_bytes: int) -> None:
+        self.codec = codec
+        self.max_value_bytes = max_value_bytes
+
+    # -- values ----------------------------------------------------------------
+
+    def encode(self, group: str, key: str, value: Any) -> bytes:
+        data = self.codec.encode(value)
+        if len(data) > self.max_value_bytes:
+            raise ValueTooLarge(
+                f"value for {group!r}/{key!r} encodes to {len(data)} bytes; "
+                f"max_value_bytes is {self.max_value_bytes}"
+            )
+        return data
+
+    def decode(self, group: str, key: str, data: bytes | None) -> Any:
+        if data is None:
+            return None
+        try:
+            return self.codec.decode(data)
+        except DecodeError as exc:
+            raise DecodeError(f"{group!r}/{key!r}: {exc}") from None
+
+    # -- plans -----------------------------------------------------------------
+
+    def get(self, group: str, key: str) -> Plan[Any]:
+        g, k = validate.group(group), validate.key(key)
+        return Plan(ops.Get(g, k), lambda raw: self.decode(g, k, raw))
+
+    def get_item(self, group: str, key: str) -> Plan[ops.Item | None]:
+        g, k = validate.group(group), validate.key(key)
+
+        def finish(raw: ops.RawItem | None) -> ops.Item | None:
+            if raw is None:
+                return None
+            return ops.Item(g, k, self.decode(g, k, raw.data), raw.version, raw.expires_at)
+
+        return Plan(ops.GetItem(g, k), finish)
+
+    def get_many(self, group: str, keys: Iterable[str]) -> Plan[list[Any]]:
+        g, ks = validate.group(group), validate.keys(keys)
+        return Plan(
+            ops.GetMany(g, ks),
+            lambda raw: [self.decode(g, k, d) for k, d in zip(ks, raw, strict=True)],
+        )
+
+    def items(self, group: str) -> Plan[dict[str, Any]]:
+        g = validate.group(group)
+        return Plan(ops.GetAll(g), lambda raw: {k: self.decode(g, k, d) for k, d in raw.items()})
+
+    def get_group(self, group: str) -> Plan[list[Any]]:
+        g = validate.group(group)
+        return Plan(ops.GetAll(g), lambda raw: [self.decode(g, k, d) for k, d in raw.items()])
+
+    def keys(self, group: str) -> Plan[list[str]]:
+        return Plan(ops.Keys(validate.group(group)), _same)
+
+    def scan_page(
+        self, group: str, cursor: int, batch: int
+    ) -> Plan[tuple[int, list[tuple[str, Any]]]]:
+        g = validate.group(group)
+        validate.positive_int("batch", batch)
+
+        def finish(raw: tuple[int, list[tuple[str, bytes]]]) -> tuple[int, list[tuple[str, Any]]]:
+            return raw[0], [(k, self.decode(g, k, d)) for k, d in raw[1]]
+
+        return Plan(ops.ScanPage(g, cursor, batch), finish)
+
+    def set(self, group: str, key: str, value: Any, version: int | None) -> Plan[int]:
+        g, k = validate.group(group), validate.key(key)
+        v = validate.version(version)
+        return Plan(ops.Set(g, k, self.encode(g, k, value), v), _same)
+
+    def set_many(self, group: str, mapping: Mapping[str, Any]) -> Plan[int]:
+        g = validate.group(group)
+        if not isinstance(mapping, Mapping):
+            raise InvalidInput(
+                f"set_many takes a mapping of key -> value, not {type(mapping).__name__}"
+            )
+        items = tuple((validate.key(k), self.encode(g, k, v)) for k, v in mapping.items())
+        return Plan(ops.SetMany(g, items), _same)
+
+    def delete(self, group: str, key: str, version: int | None) -> Plan[Any]:
+        g, k = validate.group(group), validate.key(key)
+        v = validate.version(version)
+        return Plan(ops.Delete(g, k, v), lambda raw: self.decode(g, k, raw))
+
+    def delete_many(self, group: str, keys: Iterable[str]) -> Plan[int]:
+        g = validate.group(group)
+        return Plan(ops.DeleteMany(g, tuple(dict.fromkeys(validate.keys(keys)))), _same)
+
+    def clear(self, group: str) -> Plan[int]:
+        return Plan(ops.Clear(validate.group(group)), _same)
+
+    def list_groups(self) -> Plan[list[str]]:
+        return Plan(ops.ListGroups(), _same)

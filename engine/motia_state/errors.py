@@ -1,0 +1,59 @@
+"""The engine's exceptions.
+
+Every error a caller can act on is a `StateError`, so one ``except`` covers the
+engine; the subclasses that describe bad input also derive from the built-in
+exception a Python programmer would reach for (`ValueError`, `TypeError`), so
+code written against plain dicts keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class StateError(Exception):
+    """Base class of every error raised by motia-state."""
+
+
+class InvalidInput(StateError, ValueError):
+    """A group, key, option or argument breaks a documented rule; nothing was written."""
+
+
+class ValueTooLarge(InvalidInput):
+    """An encoded value is larger than the configured ``max_value_bytes``; nothing was written."""
+
+
+class EncodeError(StateError, TypeError):
+    """The codec cannot represent the value exactly (a set, an object, NaN under JSON, ...)."""
+
+
+class DecodeError(StateError):
+    """A stored value is not valid for the codec (for example text written by hand)."""
+
+
+class VersionConflict(StateError):
+    """A conditional write found another version than the one it expected; nothing changed."""
+
+    def __init__(self, conflicts: Sequence[tuple[str, str, int | None, int]]) -> None:
+        self.conflicts = list(conflicts)
+        parts = [
+            f"{group!r}/{key!r}: expected version {expected}, found {found}"
+            for group, key, expected, found in self.conflicts
+        ]
+        super().__init__("version conflict: " + "; ".join(parts))
+
+    @property
+    def expected(self) -> int | None:
+        return self.conflicts[0][2]
+
+    @property
+    def actual(self) -> int:
+        return self.conflicts[0][3]
+
+
+class BackendUnavailable(StateError):
+    """The backend cannot be reached or started (connection refused, server did not start)."""
+
+
+class Unsupported(StateError):
+    """The chosen backend cannot do what was asked; it says so instead of behaving differently."""

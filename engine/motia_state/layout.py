@@ -1,0 +1,122 @@
+"""The one place that decides which Redis keys the engine reads and writes.
+
+Layout, for the default prefix ``motia:state:`` and a group ``orders``::
+
+    motia:state:orders                     hash   field = item key, value = encoded value
+    motia:state#v{motia:state:orders}      hash   field = item key, value = item version
+    motia:state#changes                    stream one entry per change (standalone)
+    motia:state#changes{motia:state:orders}stream the group's change records (cluster)
+
+Why it looks like this:
+
+* The data hash is exactly ``<prefix><group>`` so that ``redis-cli HGETALL`` reads it
+  and ``prefix="state:"`` shares data with Motia v1's engine.
+* Every key that is not a data hash starts with the *meta root*: the prefix with
+  its last character changed (``motia:state:`` -> ``motia:state#``). Such a key can
+  never start with the prefix, so no legal group name can ever collide with
+  engine metadata, and a SCAN for ``<prefix>*`` sees data hashes only.
+* On Redis Cluster one script may only touch keys in one hash slot. A group's
+  auxiliary keys therefore carry a hash tag that hashes to the same slot as the
+  data hash (see `slot_tag`), whatever the group name contains.
+"""
+
+from __future__ import annotations
+
+from binascii import crc_hqx
+from functools import lru_cache
+
+from .errors import InvalidInput
+
+DEFAULT_PREFIX = "motia:state:"
+SLOTS = 16384
+_GLOB_SPECIAL = frozenset("*?[]\\")
+
+
+def key_slot(key: bytes) -> int:
+    """The Redis Cluster slot of ``key`` (CRC16 of its hash tag, or of the whole key)."""
+    return crc_hqx(_hashed_part(key), 0) % SLOTS
+
+
+def _hashed_part(key: bytes) -> bytes:
+    start = key.find(b"{")
+    if start > -1:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
+    return key
+
+
+@lru_cache(maxsize=SLOTS)
+def _synthetic_tag(slot: int) -> bytes:
+    """A short brace-free string that hashes to ``slot``: found by counting up."""
+    n = 0
+    while True:
+        candidate = b"%d" % n
+        if crc_hqx(candidate, 0) % SLOTS == slot:
+            return candidate
+        n += 1
+
+
+def slot_tag(data_key: bytes) -> bytes:
+    """A brace-free string whose CRC slot equals ``data_key``'s.
+
+    Usually that is the data key's own hash tag, or the whole data key. A data
+    key with no valid tag but a ``}`` in it (groups like ``}y`` or ``{}x``)
+    cannot be embedded in braces, so a short synthetic tag with the same slot
+    stands in for it.
+    """
+    hashed = _hashed_part(data_key)
+    if len(hashed) != len(data_key) or b"}" not in data_key:
+        return hashed
+    return _synthetic_tag(key_slot(data_key))
+
+
+def escape_glob(text: bytes) -> bytes:
+    """Escape glob characters so SCAN MATCH takes ``text`` literally."""
+    return b"".join(b"\\" + bytes([c]) if chr(c) in _GLOB_SPECIAL else bytes([c]) for c in text)
+
+
+class KeyLayout:
+    """Key names for one prefix. ``cluster=True`` keeps each group's change stream in its slot."""
+
+    __slots__ = ("cluster", "meta_root", "prefix")
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX, *, cluster: bool = False) -> None:
+        if not isinstance(prefix, str) or not prefix:
+            raise InvalidInput("prefix must be a non-empty str, e.g. 'motia:state:'")
+        if "{" in prefix or "}" in prefix:
+            raise InvalidInput("prefix must not contain '{' or '}': it would change hash slots")
+        self.prefix = prefix.encode("utf-8")
+        last = self.prefix[-1:]
+        self.meta_root = self.prefix[:-1] + (b"%" if last == b"#" else b"#")
+        self.cluster = cluster
+
+    def data(self, group: str) -> bytes:
+        return self.prefix + group.encode("utf-8")
+
+    def _aux(self, kind: bytes, group: str) -> bytes:
+        data_key = self.data(group)
+        tag = slot_tag(data_key)
+        # A tag that is the data key itself already names the group; any other
+        # tag is shared by many groups, so the data key follows it. Tags never
+        # contain '}', so the first '}' separates tag from suffix unambiguously.
+        suffix = b"" if tag == data_key else data_key
+        return self.meta_root + kind + b"{" + tag + b"}" + suffix
+
+    def versions(self, group: str) -> bytes:
+        return self._aux(b"v", group)
+
+    def changes(self, group: str) -> bytes:
+        if self.cluster:
+            return self._aux(b"changes", group)
+        return self.meta_root + b"changes"
+
+    def group_keys(self, group: str) -> list[bytes]:
+        """Every key a write script for ``group`` touches, in the order scripts expect."""
+        return [self.data(group), self.versions(group), self.changes(group)]
+
+    def scan_pattern(self) -> bytes:
+        return escape_glob(self.prefix) + b"*"
+
+    def group_of(self, data_key: bytes) -> str:
+        return data_key[len(self.prefix) :].decode("utf-8", errors="surrogateescape")

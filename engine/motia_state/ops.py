@@ -1,0 +1,111 @@
+"""Backend-neutral operations: what the facade asks every backend to do.
+
+`State` and `AsyncState` validate and encode the caller's arguments into one of
+these records and hand it to a backend's ``execute``; each backend (Redis,
+memory, file) decides how to carry it out. Values travel encoded, so every
+backend stores exactly the bytes the codec produced and the facades own all
+encoding and decoding. The type parameter is what ``execute`` returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Op(Generic[T]):
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    data: bytes
+    version: int
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One stored item with its metadata. A stored ``None`` is an item whose value is None."""
+
+    group: str
+    key: str
+    value: Any
+    version: int
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Get(Op[bytes | None]):
+    group: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetItem(Op[RawItem | None]):
+    group: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetMany(Op[list[bytes | None]]):
+    group: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GetAll(Op[dict[str, bytes]]):
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class Keys(Op[list[str]]):
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScanPage(Op[tuple[int, list[tuple[str, bytes]]]]):
+    """One page of a group; cursor 0 starts, a returned cursor of 0 means done."""
+
+    group: str
+    cursor: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Set(Op[int]):
+    group: str
+    key: str
+    data: bytes
+    version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetMany(Op[int]):
+    group: str
+    items: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Delete(Op[bytes | None]):
+    group: str
+    key: str
+    version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMany(Op[int]):
+    group: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Clear(Op[int]):
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListGroups(Op[list[str]]):
+    pass

@@ -1,0 +1,165 @@
+"""`State`: the synchronous API. See `core` for what it shares with `AsyncState`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+from . import connect
+from .backends.base import Backend
+from .core import DEFAULT_SCAN_BATCH, Core, Plan
+from .ops import Item
+
+R = TypeVar("R")
+
+
+class State:
+    """Motia-style state: groups of keyed items, every write atomic and versioned.
+
+    Create it with `State.from_url`; close it (or use ``with``) to release the
+    connection and, for ``embedded://``, the server.
+    """
+
+    def __init__(self, backend: Backend, core: Core) -> None:
+        self._backend = backend
+        self._core = core
+
+    @classmethod
+    def from_url(cls, url: str | None = None, **options: Any) -> State:
+        return cls(*connect.open_sync(url, options))
+
+    def __repr__(self) -> str:
+        return f"State({self._backend.describe!r})"
+
+    def __enter__(self) -> State:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._backend.close()
+
+    def _run(self, plan: Plan[R]) -> R:
+        return plan.finish(self._backend.execute(plan.op))
+
+    def group(self, name: str) -> GroupView:
+        """A view bound to one group: the same methods without the group argument."""
+        return GroupView(self, name)
+
+    def get(self, group: str, key: str) -> Any:
+        """The value, or None when absent (use `get_item` to tell a stored None apart)."""
+        return self._run(self._core.get(group, key))
+
+    def get_item(self, group: str, key: str) -> Item | None:
+        return self._run(self._core.get_item(group, key))
+
+    def get_many(self, group: str, keys: Iterable[str]) -> list[Any]:
+        return self._run(self._core.get_many(group, keys))
+
+    def get_group(self, group: str) -> list[Any]:
+        """All values of a group (Motia's getGroup)."""
+        return self._run(self._core.get_group(group))
+
+    def items(self, group: str) -> dict[str, Any]:
+        return self._run(self._core.items(group))
+
+    def keys(self, group: str) -> list[str]:
+        return self._run(self._core.keys(group))
+
+    def iter_items(self, group: str, batch: int = DEFAULT_SCAN_BATCH) -> Iterator[tuple[str, Any]]:
+        """Stream a group too large for one reply, ``batch`` items per round trip.
+
+        Each item present for the whole iteration is yielded exactly once; items
+        written or deleted meanwhile may or may not appear.
+        """
+        seen: set[str] = set()
+        cursor = 0
+        while True:
+            cursor, page = self._run(self._core.scan_page(group, cursor, batch))
+            for key, value in page:
+                if key not in seen:
+                    seen.add(key)
+                    yield key, value
+            if cursor == 0:
+                return
+
+    def set(self, group: str, key: str, value: Any, *, version: int | None = None) -> int:
+        """Store ``value``; returns the item's new version (1 on create).
+
+        ``version=N`` writes only if the current version is N, ``version=0`` only
+        if the item is absent; otherwise `VersionConflict` and nothing changes.
+        """
+        return self._run(self._core.set(group, key, value, version))
+
+    def set_many(self, group: str, mapping: Mapping[str, Any]) -> int:
+        """Store many items; atomic per server call (up to 1000 items or 4 MiB each)."""
+        return self._run(self._core.set_many(group, mapping))
+
+    def delete(self, group: str, key: str, *, version: int | None = None) -> Any:
+        """Remove an item and return its value (None when absent), atomically."""
+        return self._run(self._core.delete(group, key, version))
+
+    def delete_many(self, group: str, keys: Iterable[str]) -> int:
+        return self._run(self._core.delete_many(group, keys))
+
+    def clear(self, group: str) -> int:
+        """Remove every item of a group; returns how many there were."""
+        return self._run(self._core.clear(group))
+
+    def list_groups(self) -> list[str]:
+        """Names of the groups that hold at least one item, sorted."""
+        return self._run(self._core.list_groups())
+
+
+class GroupView:
+    """`State` bound to one group (also the per-trace scope of Motia's older docs)."""
+
+    def __init__(self, state: State, group: str) -> None:
+        self.state = state
+        self.name = group
+
+    def __repr__(self) -> str:
+        return f"GroupView({self.state!r}, {self.name!r})"
+
+    def get(self, key: str) -> Any:
+        return self.state.get(self.name, key)
+
+    def get_item(self, key: str) -> Item | None:
+        return self.state.get_item(self.name, key)
+
+    def get_many(self, keys: Iterable[str]) -> list[Any]:
+        return self.state.get_many(self.name, keys)
+
+    def get_group(self) -> list[Any]:
+        return self.state.get_group(self.name)
+
+    def items(self) -> dict[str, Any]:
+        return self.state.items(self.name)
+
+    def keys(self) -> list[str]:
+        return self.state.keys(self.name)
+
+    def iter_items(self, batch: int = DEFAULT_SCAN_BATCH) -> Iterator[tuple[str, Any]]:
+        return self.state.iter_items(self.name, batch)
+
+    def set(self, key: str, value: Any, *, version: int | None = None) -> int:
+        return self.state.set(self.name, key, value, version=version)
+
+    def set_many(self, mapping: Mapping[str, Any]) -> int:
+        return self.state.set_many(self.name, mapping)
+
+    def delete(self, key: str, *, version: int | None = None) -> Any:
+        return self.state.delete(self.name, key, version=version)
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        return self.state.delete_many(self.name, keys)
+
+    def clear(self) -> int:
+        return self.state.clear(self.name)
