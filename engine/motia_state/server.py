@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -112,3 +113,22 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def standalone(
+    binary: str, config: Path, workdir: Path, *extra: str, port: int | None = None
+) -> ServerProcess:
+    """A server on a free loopback port from ``config`` (a file under ``docker/``), started."""
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    args = [str(config), "--port", str(port), "--dir", str(workdir), "--daemonize", "no", *extra]
+    server = ServerProcess(binary, args, log_path=workdir / "server.log", port=port)
+    server.start()
+    return server

@@ -1,0 +1,208 @@
+"""Test harness: real servers on free loopback ports, one contract over every backend.
+
+Backends: ``memory``, ``file``, ``embedded`` (the embedded extra's valkey-server
+8.1 through ``embedded://``) and ``redis`` (Debian's redis-server 7.0 when on
+PATH, else the embedded binary; or the server at MOTIA_STATE_TEST_REDIS_URL).
+Every contract test runs through `State` and through `AsyncState`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from motia_state import AsyncGroupView, AsyncState, State
+from motia_state.backends import embedded
+from motia_state.layout import KeyLayout
+from motia_state.server import ServerProcess, standalone
+
+ROOT = Path(__file__).resolve().parents[1]
+REDIS_CONF = ROOT / "docker" / "redis.conf"
+NO_PERSISTENCE = ("--appendonly", "no", "--save", "")
+
+BACKENDS = ["memory", "file", "embedded", "redis"]
+REDIS_BACKENDS = {"embedded", "redis"}
+
+
+class Servers:
+    """The servers of one test session, started on first use."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._redis: tuple[str, str] | None = None
+        self._embedded: str | None = None
+        self.started: list[ServerProcess] = []
+
+    def start(self, binary: str, name: str, *extra: str) -> ServerProcess:
+        server = standalone(binary, REDIS_CONF, self.workdir / name, *NO_PERSISTENCE, *extra)
+        self.started.append(server)
+        return server
+
+    def redis(self) -> tuple[str, str]:
+        """(url, server name) of the standalone Redis for the ``redis`` backend."""
+        if self._redis is None:
+            outside = os.environ.get("MOTIA_STATE_TEST_REDIS_URL")
+            if outside:
+                self._redis = (outside, "outside")
+            else:
+                binary = shutil.which("redis-server") or embedded.valkey_binary()
+                server = self.start(binary, "redis")
+                self._redis = (server.url, Path(binary).name)
+        return self._redis
+
+    def embedded_dir(self) -> Path:
+        return self.workdir / "embedded"
+
+    def embedded_socket(self) -> str:
+        """Holds the embedded server for the whole session, so tests do not restart it."""
+        if self._embedded is None:
+            self._embedded = embedded.acquire(self.embedded_dir())
+        return self._embedded
+
+    def stop(self) -> None:
+        if self._embedded is not None:
+            embedded.release(self.embedded_dir())
+        for server in self.started:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    s = Servers(tmp_path_factory.mktemp("servers"))
+    yield s
+    s.stop()
+
+
+def _purge(url: str, prefix: str) -> None:
+    """Remove what a test wrote under its own prefix (polite to an outside server)."""
+    layout = KeyLayout(prefix)
+    with redis.Redis.from_url(url) as r:
+        for pattern in (layout.scan_pattern(), layout.meta_root + b"*"):
+            keys = list(r.scan_iter(match=pattern, count=1000))
+            if keys:
+                r.unlink(*keys)
+
+
+class Target:
+    """One backend for one test: its URL and the options that isolate the test."""
+
+    def __init__(self, name: str, url: str, options: dict[str, Any], raw_url: str | None) -> None:
+        self.name = name
+        self.url = url
+        self.options = options
+        self.raw_url = raw_url  # a plain redis-py URL to inspect the server, for Redis backends
+
+    @property
+    def is_redis(self) -> bool:
+        return self.name in REDIS_BACKENDS
+
+    def raw(self) -> redis.Redis:
+        assert self.raw_url is not None
+        return redis.Redis.from_url(self.raw_url)
+
+    def layout(self) -> KeyLayout:
+        return KeyLayout(self.options.get("prefix", "motia:state:"))
+
+
+@pytest.fixture(params=BACKENDS)
+def target(request: pytest.FixtureRequest, servers: Servers, tmp_path: Path) -> Iterator[Target]:
+    name = request.param
+    if request.node.get_closest_marker("redis_only") and name not in REDIS_BACKENDS:
+        pytest.skip("Redis backends only")
+    prefix = f"t{uuid.uuid4().hex[:10]}:"
+    if name == "memory":
+        yield Target(name, "memory://", {}, None)
+    elif name == "file":
+        yield Target(name, f"file://{tmp_path / 'motia.state.json'}", {}, None)
+    elif name == "embedded":
+        socket = servers.embedded_socket()
+        data_dir = servers.embedded_dir()
+        yield Target(name, f"embedded://{data_dir}", {"prefix": prefix}, f"unix://{socket}")
+        _purge(f"unix://{socket}", prefix)
+    else:
+        url, _ = servers.redis()
+        yield Target(name, url, {"prefix": prefix}, url)
+        _purge(url, prefix)
+
+
+class Blocking:
+    """Drives an `AsyncState` (or a view of one) from synchronous test code.
+
+    Every coroutine is run to completion on one private event loop, async
+    iterators are drained item by item, so a contract test written once runs
+    unchanged against the async API.
+    """
+
+    def __init__(self, target: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._target = target
+        self._loop = loop
+
+    def __repr__(self) -> str:
+        return f"Blocking({self._target!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if inspect.iscoroutine(result):
+                return self._loop.run_until_complete(result)
+            if isinstance(result, AsyncIterator):
+                return self._drain(result)
+            if isinstance(result, AsyncGroupView):
+                return Blocking(result, self._loop)
+            return result
+
+        return call
+
+    def _drain(self, iterator: AsyncIterator[Any]) -> Iterator[Any]:
+        while True:
+            try:
+                yield self._loop.run_until_complete(iterator.__anext__())
+            except StopAsyncIteration:
+                return
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._target.aclose())
+
+
+Opener = Callable[..., Any]
+
+
+@pytest.fixture(params=["sync", "async"])
+def open_state(request: pytest.FixtureRequest, target: Target) -> Iterator[Opener]:
+    """``open_state(**options)``: a State, or an AsyncState behind `Blocking`, on ``target``."""
+    opened: list[Any] = []
+    loop = asyncio.new_event_loop() if request.param == "async" else None
+
+    def opener(**options: Any) -> Any:
+        merged = {**target.options, **options}
+        state: Any
+        if loop is None:
+            state = State.from_url(target.url, **merged)
+        else:
+            state = Blocking(AsyncState.from_url(target.url, **merged), loop)
+        opened.append(state)
+        return state
+
+    yield opener
+    for state in opened:
+        state.close()
+    if loop is not None:
+        loop.close()
+
+
+@pytest.fixture
+def state(open_state: Opener) -> Any:
+    return open_state()
