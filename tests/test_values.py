@@ -1,0 +1,125 @@
+"""Values come back exactly as they went in, under both codecs, on every backend."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from motia_state import EncodeError, InvalidInput, JsonCodec, MsgpackCodec
+
+from .conftest import Target
+
+EXACT = {
+    "int64 max": 2**63 - 1,
+    "int64 min": -(2**63),
+    "pi": 3.141592653589793,
+    "0.1+0.2": 0.1 + 0.2,
+    "1e308": 1e308,
+    "5e-324": 5e-324,
+    "-0.0": -0.0,
+    "empty string": "",
+    "unicode": "ünï©ødé ✓ 🚀 \U0010ffff",
+    "escapes": 'quote " backslash \\ slash / newline \n tab \t nul \x00 \x1f',
+    "nested": {"a": {"b": [1, {"c": [None, True, False]}], "d": {}}, "e": []},
+    "empty list": [],
+    "empty dict": {},
+    "key order": {"z": 1, "a": 2, "m": 3},
+    "none": None,
+    "false": False,
+    "zero": 0,
+    "one megabyte": "x" * (1024 * 1024),
+}
+
+
+@pytest.fixture(params=["json", "msgpack"])
+def codec_state(request: pytest.FixtureRequest, open_state: Any, target: Target) -> Any:
+    if target.name == "file" and request.param == "msgpack":
+        with pytest.raises(InvalidInput, match="codec='json'"):
+            open_state(codec="msgpack")
+        pytest.skip("the file backend stores Motia's JSON format only")
+    return open_state(codec=request.param)
+
+
+@pytest.mark.parametrize("name", list(EXACT))
+def test_round_trip_exact(codec_state: Any, name: str) -> None:
+    value = EXACT[name]
+    codec_state.set("values", name, value)
+    got = codec_state.get("values", name)
+    assert got == value
+    assert type(got) is type(value)
+    assert json.dumps(got) == json.dumps(value)  # key order, -0.0 and float digits too
+    if isinstance(value, float):
+        assert math.copysign(1, got) == math.copysign(1, value)
+
+
+def test_round_trip_through_every_read_path(codec_state: Any) -> None:
+    codec_state.set_many("values", EXACT)
+    assert codec_state.items("values") == EXACT
+    assert codec_state.get_many("values", list(EXACT)) == list(EXACT.values())
+    assert dict(codec_state.iter_items("values", batch=5)) == EXACT
+    assert codec_state.delete("values", "nested") == EXACT["nested"]
+
+
+def test_msgpack_holds_bytes_and_non_finite_floats(open_state: Any, target: Target) -> None:
+    if target.name == "file":
+        pytest.skip("the file backend stores Motia's JSON format only")
+    state = open_state(codec="msgpack")
+    state.set("g", "k", {"raw": b"\x00\xff", "inf": math.inf})
+    assert state.get("g", "k") == {"raw": b"\x00\xff", "inf": math.inf}
+    state.set("g", "nan", math.nan)
+    assert math.isnan(state.get("g", "nan"))
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_codecs_round_trip_any_json_value(value: Any) -> None:
+    for codec in (JsonCodec(), MsgpackCodec()):
+        back = codec.decode(codec.encode(value))
+        assert json.dumps(back) == json.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {1, 2},
+        object(),
+        (1, 2),
+        {1: "int key"},
+        2**63,
+        -(2**63) - 1,
+        10**30,
+        b"bytes",
+        "\ud800 lone surrogate",
+        [[[[{"deep": float("nan")}]]]],
+    ],
+    ids=repr,
+)
+def test_json_refuses_what_it_cannot_give_back(value: Any) -> None:
+    with pytest.raises(EncodeError):
+        JsonCodec().encode(value)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_json_refuses_non_finite_floats(value: float) -> None:
+    with pytest.raises(EncodeError, match="msgpack"):
+        JsonCodec().encode({"x": value})
+
+
+def test_json_text_is_compact_utf8_like_motia() -> None:
+    assert JsonCodec().encode({"a": [1, 2], "é": "/"}) == '{"a":[1,2],"é":"/"}'.encode()
