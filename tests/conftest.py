@@ -42,8 +42,9 @@ class Servers:
         self._embedded: str | None = None
         self.started: list[ServerProcess] = []
 
-    def start(self, binary: str, name: str, *extra: str) -> ServerProcess:
-        server = standalone(binary, REDIS_CONF, self.workdir / name, *NO_PERSISTENCE, *extra)
+    def start(self, binary: str, name: str, *extra: str, port: int | None = None) -> ServerProcess:
+        workdir = self.workdir / name
+        server = standalone(binary, REDIS_CONF, workdir, *NO_PERSISTENCE, *extra, port=port)
         self.started.append(server)
         return server
 
@@ -73,6 +74,19 @@ class Servers:
             embedded.release(self.embedded_dir())
         for server in self.started:
             server.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked redis_only run on the Redis backends and are not collected for the others."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        backend = params.params.get("target") if params else None
+        redis_only = item.get_closest_marker("redis_only") is not None
+        (drop if redis_only and backend not in (None, *REDIS_BACKENDS) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
@@ -116,8 +130,6 @@ class Target:
 @pytest.fixture(params=BACKENDS)
 def target(request: pytest.FixtureRequest, servers: Servers, tmp_path: Path) -> Iterator[Target]:
     name = request.param
-    if request.node.get_closest_marker("redis_only") and name not in REDIS_BACKENDS:
-        pytest.skip("Redis backends only")
     prefix = f"t{uuid.uuid4().hex[:10]}:"
     if name == "memory":
         yield Target(name, "memory://", {}, None)

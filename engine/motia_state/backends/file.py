@@ -130,7 +130,11 @@ def _parse(raw: bytes, path: Path) -> tuple[local.Groups, dict[str, Any]]:
             extra[name] = value  # not an item; kept as it was
             continue
         # Motia stores JSON text; a hand-written plain JSON value is read as that value.
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        text = (
+            value
+            if isinstance(value, str)
+            else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        )
         groups.setdefault(group, {})[key] = local.Entry(text.encode("utf-8"), versions.get(name, 1))
     return groups, extra
 
