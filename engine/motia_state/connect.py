@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import redis
 import redis.asyncio
@@ -29,7 +29,7 @@ from .backends.base import AsyncBackend, AsyncOverSync, Backend
 from .backends.file import DEFAULT_PATH, FileBackend
 from .backends.memory import MemoryBackend
 from .backends.redis import AsyncRedisBackend, RedisBackend, RedisPlan
-from .codecs import get_codec
+from .codecs import Codec, get_codec
 from .core import Core
 from .errors import InvalidInput, Unsupported
 from .layout import DEFAULT_PREFIX, KeyLayout
@@ -45,7 +45,7 @@ class Options:
     """Options of `State.from_url`. Later features add theirs here, and only here."""
 
     prefix: str = DEFAULT_PREFIX
-    codec: Any = "json"
+    codec: str | Codec = "json"
     changes_maxlen: int = 100_000
     max_value_bytes: int = validate.DEFAULT_MAX_VALUE_BYTES
     socket_timeout: float | None = None
@@ -93,96 +93,99 @@ def _scheme(url: str) -> tuple[str, str]:
     return scheme.lower(), rest.split("?", 1)[0]
 
 
-def _redis_kwargs(opts: Options) -> dict[str, Any]:
-    # No silent retries: a write whose reply was lost must not be sent twice.
-    return {
-        "decode_responses": False,
-        "socket_timeout": opts.socket_timeout,
-        "socket_connect_timeout": opts.socket_connect_timeout,
-    }
+@dataclass(frozen=True)
+class _Target:
+    """A parsed URL: where the state lives and how to reach it."""
+
+    url: str
+    scheme: str
+    rest: str
+    opts: Options
+
+    @property
+    def describe(self) -> str:
+        return redact(self.url)
+
+    @property
+    def is_server(self) -> bool:
+        return self.scheme in REDIS_SCHEMES or self.scheme == "embedded"
+
+    def server_url(self) -> str:
+        """The redis-py URL to connect to; for embedded://, starts (or joins) the server first."""
+        if self.scheme == "embedded":
+            return "unix://" + quote(embedded.acquire(self.embedded_dir))
+        return self.url
+
+    @property
+    def embedded_dir(self) -> str:
+        return self.rest or embedded.DEFAULT_DIR
+
+    def release(self) -> None:
+        if self.scheme == "embedded":
+            embedded.release(self.embedded_dir)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {
+            "decode_responses": False,
+            "socket_timeout": self.opts.socket_timeout,
+            "socket_connect_timeout": self.opts.socket_connect_timeout,
+        }
+
+    def plan(self) -> RedisPlan:
+        return RedisPlan(KeyLayout(self.opts.prefix), changes_maxlen=self.opts.changes_maxlen)
 
 
-def _plan(opts: Options) -> RedisPlan:
-    return RedisPlan(KeyLayout(opts.prefix), changes_maxlen=opts.changes_maxlen)
-
-
-def _check_local(scheme: str, opts: Options) -> None:
-    if opts.prefix != DEFAULT_PREFIX:
-        raise InvalidInput(
-            f"{scheme}:// keeps no Redis keys; the prefix option applies to Redis only"
-        )
+def _resolve(url: str | None, options: dict[str, Any]) -> tuple[_Target, Core]:
+    url = url or default_url()
+    opts = Options.parse(options)
+    scheme, rest = _scheme(url)
+    target = _Target(url, scheme, rest, opts)
+    if target.is_server:
+        target.plan()  # checks the prefix now, before anything connects
+    return target, Core(get_codec(opts.codec), max_value_bytes=opts.max_value_bytes)
 
 
 def open_sync(url: str | None, options: dict[str, Any]) -> tuple[Backend, Core]:
-    url = url or default_url()
-    opts = Options.parse(options)
-    scheme, rest = _scheme(url)
-    core = Core(get_codec(opts.codec), max_value_bytes=opts.max_value_bytes)
-    backend: Backend
-    if scheme in REDIS_SCHEMES:
-        kwargs = _redis_kwargs(opts)
+    target, core = _resolve(url, options)
+    if not target.is_server:
+        return _local(target), core
 
-        def connect() -> redis.Redis:
-            retry = redis.retry.Retry(redis.backoff.NoBackoff(), 0)
-            return redis.Redis.from_url(url, retry=retry, **kwargs)
+    def connect() -> redis.Redis:
+        # No silent retries: a write whose reply was lost must never be sent twice.
+        no_retry = redis.retry.Retry(redis.backoff.NoBackoff(), 0)
+        return redis.Redis.from_url(target.server_url(), retry=no_retry, **target.client_kwargs())
 
-        backend = RedisBackend(_plan(opts), connect, redact(url))
-    elif scheme == "embedded":
-        data_dir = rest or embedded.DEFAULT_DIR
-
-        def connect_embedded() -> redis.Redis:
-            socket = embedded.acquire(data_dir)
-            retry = redis.retry.Retry(redis.backoff.NoBackoff(), 0)
-            return redis.Redis(unix_socket_path=socket, retry=retry, **_redis_kwargs(opts))
-
-        def release() -> None:
-            embedded.release(data_dir)
-
-        backend = RedisBackend(_plan(opts), connect_embedded, f"embedded://{data_dir}", release)
-    else:
-        backend = _local(scheme, rest, opts)
-    return backend, core
+    return RedisBackend(target.plan(), connect, target.describe, target.release), core
 
 
 def open_async(url: str | None, options: dict[str, Any]) -> tuple[AsyncBackend, Core]:
-    url = url or default_url()
-    opts = Options.parse(options)
-    scheme, rest = _scheme(url)
-    core = Core(get_codec(opts.codec), max_value_bytes=opts.max_value_bytes)
-    if scheme in REDIS_SCHEMES:
-        kwargs = _redis_kwargs(opts)
+    target, core = _resolve(url, options)
+    if not target.is_server:
+        local = _local(target)
+        return AsyncOverSync(local, threaded=isinstance(local, FileBackend)), core
 
-        async def connect() -> redis.asyncio.Redis:
-            retry = redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0)
-            return redis.asyncio.Redis.from_url(url, retry=retry, **kwargs)
-
-        return AsyncRedisBackend(_plan(opts), connect, redact(url)), core
-    if scheme == "embedded":
-        data_dir = rest or embedded.DEFAULT_DIR
-
-        async def connect_embedded() -> redis.asyncio.Redis:
-            # Started in this thread on purpose: see ServerProcess.start on thread lifetimes.
-            socket = embedded.acquire(data_dir)
-            retry = redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0)
-            return redis.asyncio.Redis(unix_socket_path=socket, retry=retry, **_redis_kwargs(opts))
-
-        async def release_async() -> None:
-            await asyncio.to_thread(embedded.release, data_dir)
-
-        backend = AsyncRedisBackend(
-            _plan(opts), connect_embedded, f"embedded://{data_dir}", release_async
+    async def connect() -> redis.asyncio.Redis:
+        # embedded:// starts its server in this thread on purpose (see ServerProcess.start).
+        no_retry = redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0)
+        return redis.asyncio.Redis.from_url(
+            target.server_url(), retry=no_retry, **target.client_kwargs()
         )
-        return backend, core
-    local = _local(scheme, rest, opts)
-    return AsyncOverSync(local, threaded=isinstance(local, FileBackend)), core
+
+    async def release() -> None:
+        await asyncio.to_thread(target.release)
+
+    return AsyncRedisBackend(target.plan(), connect, target.describe, release), core
 
 
-def _local(scheme: str, rest: str, opts: Options) -> Backend:
+def _local(target: _Target) -> Backend:
+    scheme, rest, opts = target.scheme, target.rest, target.opts
+    if scheme in ("memory", "file") and opts.prefix != DEFAULT_PREFIX:
+        raise InvalidInput(
+            f"{scheme}:// keeps no Redis keys; the prefix option applies to Redis only"
+        )
     if scheme == "memory":
-        _check_local(scheme, opts)
         return MemoryBackend(rest)
     if scheme == "file":
-        _check_local(scheme, opts)
         if get_codec(opts.codec).name != "json":
             raise InvalidInput("file:// stores Motia's JSON file format; use codec='json'")
         return FileBackend(rest or DEFAULT_PATH)
