@@ -1,0 +1,1 @@
+"""The benchmark harness: ``python -m benchmarks`` (``make bench``, ``make bench-quick``)."""

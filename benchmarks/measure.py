@@ -1,0 +1,79 @@
+"""Timing: warm-up, several rounds, median and spread; nothing here knows any workload."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Latencies = list[int]
+#: One round of a workload: does the work, appends per-op latencies (ns) where it
+#: has single operations, and returns how many operations it did.
+Round = Callable[[Latencies], int]
+
+
+def make_value(i: int, size: int) -> dict[str, Any]:
+    """A JSON object of about ``size`` bytes; driver.mjs builds the same bytes."""
+    base: dict[str, Any] = {"id": i, "status": "pending", "payload": ""}
+    pad = max(0, size - len(json.dumps(base, separators=(",", ":"))))
+    return {**base, "payload": "x" * pad}
+
+
+@dataclass
+class Result:
+    workload: str
+    impl: str
+    params: dict[str, Any]
+    ops_per_s: list[float]
+    latency_us: dict[str, float] | None = None
+    unit: str = "ops"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.ops_per_s)
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median of the rounds: how noisy this figure is."""
+        return (max(self.ops_per_s) - min(self.ops_per_s)) / self.median if self.median else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(median=self.median, spread=self.spread)
+        return data
+
+
+def percentiles(latencies: Latencies) -> dict[str, float] | None:
+    if not latencies:
+        return None
+    ordered = sorted(latencies)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000
+
+    return {"p50": at(0.5), "p99": at(0.99)}
+
+
+def run(
+    workload: str, impl: str, params: dict[str, Any], one_round: Round, *,
+    rounds: int, warmup: int = 1, unit: str = "ops",
+) -> Result:
+    for _ in range(warmup):
+        one_round([])
+    throughput: list[float] = []
+    latencies: Latencies = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        ops = one_round(latencies)
+        throughput.append(ops / (time.perf_counter() - start))
+    return Result(workload, impl, params, throughput, percentiles(latencies), unit)
+
+
+def timed(op: Callable[[], object], latencies: Latencies) -> None:
+    t0 = time.perf_counter_ns()
+    op()
+    latencies.append(time.perf_counter_ns() - t0)
