@@ -11,8 +11,9 @@ from typing import Any
 
 Latencies = list[int]
 #: One round of a workload: does the work, appends per-op latencies (ns) where it
-#: has single operations, and returns how many operations it did.
-Round = Callable[[Latencies], int]
+#: has single operations, and returns how many operations it did, or (operations,
+#: seconds) when it timed itself (a round run in another process).
+Round = Callable[[Latencies], "int | tuple[int, float]"]
 
 
 def make_value(i: int, size: int) -> dict[str, Any]:
@@ -58,19 +59,32 @@ def percentiles(latencies: Latencies) -> dict[str, float] | None:
     return {"p50": at(0.5), "p99": at(0.99)}
 
 
-def run(
-    workload: str, impl: str, params: dict[str, Any], one_round: Round, *,
+def compare(
+    workload: str, params: dict[str, Any], impls: dict[str, Round], *,
     rounds: int, warmup: int = 1, unit: str = "ops",
-) -> Result:
-    for _ in range(warmup):
-        one_round([])
-    throughput: list[float] = []
-    latencies: Latencies = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        ops = one_round(latencies)
-        throughput.append(ops / (time.perf_counter() - start))
-    return Result(workload, impl, params, throughput, percentiles(latencies), unit)
+) -> list[Result]:
+    """Run every implementation's rounds interleaved, in alternating order (ABBA...).
+
+    On a shared, noisy machine a slow spell then hits every implementation alike,
+    so the ratio between them stays meaningful even when the absolute figures drift.
+    """
+    for one_round in impls.values():
+        for _ in range(warmup):
+            one_round([])
+    throughput: dict[str, list[float]] = {name: [] for name in impls}
+    latencies: dict[str, Latencies] = {name: [] for name in impls}
+    order = list(impls)
+    for n in range(rounds):
+        for name in order if n % 2 == 0 else reversed(order):
+            start = time.perf_counter()
+            done = impls[name](latencies[name])
+            elapsed = time.perf_counter() - start
+            ops, seconds = done if isinstance(done, tuple) else (done, elapsed)
+            throughput[name].append(ops / seconds)
+    return [
+        Result(workload, name, params, throughput[name], percentiles(latencies[name]), unit)
+        for name in impls
+    ]
 
 
 def timed(op: Callable[[], object], latencies: Latencies) -> None:

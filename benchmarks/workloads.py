@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,9 @@ import redis
 import redis.asyncio
 
 from motia_state import AsyncState, State
+from motia_state.layout import KeyLayout
 
-from .measure import Latencies, Result, make_value, run, timed
+from .measure import Latencies, Result, Round, compare, make_value, timed
 
 HERE = Path(__file__).resolve().parent
 NODE_DRIVER = HERE / "motia_v0" / "driver.mjs"
@@ -62,26 +63,96 @@ class Bench:
         self.results: list[Result] = []
         self.notes: list[str] = []
         self.raw = redis.Redis.from_url(url)
+        self.v0 = MotiaV0.available()
+        if not self.v0:
+            self.notes.append("Motia v0 baseline skipped: node or benchmarks/motia_v0/node_modules missing")
 
-    def add(self, result: Result) -> None:
-        self.results.append(result)
-        self.say(f"  {result.workload:<28} {result.impl:<18} {result.median:>12,.0f} {result.unit}/s")
-
-    def run(self, workload: str, impl: str, params: dict[str, Any], fn: Any, unit: str = "ops") -> None:
+    def compare(
+        self, workload: str, params: dict[str, Any], impls: dict[str, Round], unit: str = "ops"
+    ) -> None:
         s = self.sizes
-        self.add(run(workload, impl, params, fn, rounds=s.rounds, warmup=s.warmup, unit=unit))
+        for result in compare(workload, params, impls, rounds=s.rounds, warmup=s.warmup, unit=unit):
+            self.results.append(result)
+            self.say(f"  {workload:<24} {result.impl:<18} {result.median:>12,.0f} {unit}/s")
 
     @contextmanager
-    def state(self, url: str | None = None, **options: Any) -> Iterator[State]:
-        prefix = f"bench-{uuid.uuid4().hex[:8]}:"
-        is_redis = url is None or url.startswith(("redis", "unix", "embedded"))
-        with State.from_url(url or self.url, **({"prefix": prefix} | options if is_redis else options)) as st:
+    def state(self, url: str | None = None) -> Iterator[State]:
+        """A State on a private prefix (Redis) or the given URL, emptied afterwards."""
+        options = {} if url else {"prefix": f"bench-{uuid.uuid4().hex[:8]}:"}
+        with State.from_url(url or self.url, **options) as st:
             yield st
             for group in st.list_groups():
                 st.clear(group)
 
-    def fresh_key(self) -> str:
-        return f"bench-raw-{uuid.uuid4().hex[:8]}:group"
+    @contextmanager
+    def raw_hash(self, values: dict[str, Any]) -> Iterator[str]:
+        """A plain hash holding ``values`` as JSON, for the redis-py baselines."""
+        key = f"bench-raw-{uuid.uuid4().hex[:8]}:group"
+        pipe = self.raw.pipeline(transaction=False)
+        for k, v in values.items():
+            pipe.hset(key, k, dumps(v))
+        pipe.execute()
+        yield key
+        self.raw.delete(key)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def values_for(items: int, size: int) -> dict[str, dict[str, Any]]:
+    return {f"k{i}": make_value(i, size) for i in range(items)}
+
+
+class MotiaV0:
+    """Motia v0's Node adapter in a child process, one round per request."""
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("node") is not None and (HERE / "motia_v0" / "node_modules").is_dir()
+
+    def __init__(self, url: str, workload: str, items: int, ops: int, value_bytes: int) -> None:
+        args = {"url": url, "prefix": f"bench-v0-{uuid.uuid4().hex[:8]}:", "workload": workload,
+                "group": "g", "items": items, "ops": ops, "valueBytes": value_bytes}
+        self.proc = subprocess.Popen(
+            [str(shutil.which("node")), str(NODE_DRIVER), json.dumps(args)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        assert json.loads(self._line())["ready"]
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"Motia v0 driver exited ({self.proc.wait()})")
+        return line
+
+    def round(self, latencies: Latencies) -> tuple[int, float]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("round\n")
+        self.proc.stdin.flush()
+        data = json.loads(self._line())
+        latencies.extend(data["latencies_ns"])
+        return data["ops"], data["seconds"]
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.close()
+        self.proc.wait(60)
+
+
+@contextmanager
+def motia_v0(b: Bench, workload: str, items: int, ops: int, value_bytes: int) -> Iterator[dict[str, Round]]:
+    """``{"motia v0 (node)": round}`` when the Node adapter is installed, else nothing."""
+    if not b.v0:
+        yield {}
+        return
+    driver = MotiaV0(b.url, workload, items, ops, value_bytes)
+    try:
+        yield {"motia v0 (node)": driver.round}
+    finally:
+        driver.close()
 
 
 # -- serial get and set ---------------------------------------------------------------
@@ -89,43 +160,39 @@ class Bench:
 
 def serial(b: Bench) -> None:
     s = b.sizes
+    n, items = s.serial_ops, s.small_group
     for size in (s.value_small, s.value_large):
-        params = {"items": s.small_group, "value_bytes": size, "ops_per_round": s.serial_ops}
-        values = {f"k{i}": make_value(i, size) for i in range(s.small_group)}
-        with b.state() as state:
+        params = {"items": items, "value_bytes": size, "ops_per_round": n}
+        values = values_for(items, size)
+        keys = [f"k{i % items}" for i in range(n)]
+        r = b.raw
+        with b.state() as state, b.raw_hash(values) as key:
             state.set_many("g", values)
 
             def engine_get(lat: Latencies) -> int:
-                for i in range(s.serial_ops):
-                    timed(lambda i=i: state.get("g", f"k{i % s.small_group}"), lat)
-                return s.serial_ops
+                for k in keys:
+                    timed(lambda k=k: state.get("g", k), lat)
+                return n
 
             def engine_set(lat: Latencies) -> int:
-                for i in range(s.serial_ops):
-                    timed(lambda i=i: state.set("g", f"k{i % s.small_group}", values[f"k{i % s.small_group}"]), lat)
-                return s.serial_ops
+                for k in keys:
+                    timed(lambda k=k: state.set("g", k, values[k]), lat)
+                return n
 
-            b.run("get", "engine", params, engine_get)
-            b.run("set", "engine", params, engine_set)
+            def raw_get(lat: Latencies) -> int:
+                for k in keys:
+                    timed(lambda k=k: json.loads(r.hget(key, k)), lat)  # type: ignore[arg-type]
+                return n
 
-        key = b.fresh_key()
-        r = b.raw
-        r.hset(key, mapping={k: json.dumps(v) for k, v in values.items()})
+            def raw_set(lat: Latencies) -> int:
+                for k in keys:
+                    timed(lambda k=k: r.hset(key, k, dumps(values[k])), lat)
+                return n
 
-        def raw_get(lat: Latencies) -> int:
-            for i in range(s.serial_ops):
-                timed(lambda i=i: json.loads(r.hget(key, f"k{i % s.small_group}")), lat)  # type: ignore[arg-type]
-            return s.serial_ops
-
-        def raw_set(lat: Latencies) -> int:
-            for i in range(s.serial_ops):
-                k = f"k{i % s.small_group}"
-                timed(lambda k=k: r.hset(key, k, json.dumps(values[k], separators=(",", ":"))), lat)
-            return s.serial_ops
-
-        b.run("get", "redis-py", params, raw_get)
-        b.run("set", "redis-py", params, raw_set)
-        r.delete(key)
+            with motia_v0(b, "get", items, n, size) as v0:
+                b.compare("get", params, {"engine": engine_get, "redis-py": raw_get, **v0})
+            with motia_v0(b, "set", items, n, size) as v0:
+                b.compare("set", params, {"engine": engine_set, "redis-py": raw_set, **v0})
 
 
 # -- AsyncState with many concurrent tasks --------------------------------------------
@@ -135,17 +202,17 @@ def concurrent(b: Bench) -> None:
     s = b.sizes
     params = {"items": s.small_group, "value_bytes": s.value_small, "tasks": s.concurrency,
               "ops_per_round": s.async_ops}
-    values = {f"k{i}": make_value(i, s.value_small) for i in range(s.small_group)}
+    values = values_for(s.small_group, s.value_small)
     per_task = s.async_ops // s.concurrency
     loop = asyncio.new_event_loop()
-    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
-    astate = AsyncState.from_url(b.url, prefix=prefix)
+    astate = AsyncState.from_url(b.url, prefix=f"bench-{uuid.uuid4().hex[:8]}:")
+    araw = redis.asyncio.Redis.from_url(b.url, max_connections=s.concurrency)
     loop.run_until_complete(astate.set_many("g", values))
 
-    def fan_out(op: Callable[[int], Any]) -> Callable[[Latencies], int]:
+    def fan_out(op: Callable[[str], Any]) -> Round:
         async def task(t: int) -> None:
             for j in range(per_task):
-                await op(t * per_task + j)
+                await op(f"k{(t * per_task + j) % s.small_group}")
 
         async def all_tasks() -> None:
             await asyncio.gather(*(task(t) for t in range(s.concurrency)))
@@ -156,26 +223,38 @@ def concurrent(b: Bench) -> None:
 
         return one_round
 
-    b.run("get x64 tasks", "engine async", params, fan_out(lambda i: astate.get("g", f"k{i % s.small_group}")))
-    b.run("set x64 tasks", "engine async", params,
-          fan_out(lambda i: astate.set("g", f"k{i % s.small_group}", values[f"k{i % s.small_group}"])))
+    with b.state() as state, b.raw_hash(values) as key:
+        state.set_many("g", values)
+
+        async def raw_get(k: str) -> Any:
+            return json.loads(await araw.hget(key, k))  # type: ignore[arg-type]
+
+        async def raw_set(k: str) -> Any:
+            return await araw.hset(key, k, dumps(values[k]))
+
+        def serial_get(lat: Latencies) -> int:
+            for i in range(s.async_ops):
+                state.get("g", f"k{i % s.small_group}")
+            return s.async_ops
+
+        def serial_set(lat: Latencies) -> int:
+            for i in range(s.async_ops):
+                k = f"k{i % s.small_group}"
+                state.set("g", k, values[k])
+            return s.async_ops
+
+        b.compare("get x64 tasks", params, {
+            "engine async": fan_out(lambda k: astate.get("g", k)),
+            "redis-py async": fan_out(raw_get),
+            "engine sync serial": serial_get,
+        })
+        b.compare("set x64 tasks", params, {
+            "engine async": fan_out(lambda k: astate.set("g", k, values[k])),
+            "redis-py async": fan_out(raw_set),
+            "engine sync serial": serial_set,
+        })
     loop.run_until_complete(astate.clear("g"))
     loop.run_until_complete(astate.aclose())
-
-    araw = redis.asyncio.Redis.from_url(b.url, max_connections=s.concurrency)
-    key = b.fresh_key()
-    loop.run_until_complete(araw.hset(key, mapping={k: json.dumps(v) for k, v in values.items()}))
-
-    async def raw_get(i: int) -> Any:
-        return json.loads(await araw.hget(key, f"k{i % s.small_group}"))  # type: ignore[arg-type]
-
-    async def raw_set(i: int) -> Any:
-        k = f"k{i % s.small_group}"
-        return await araw.hset(key, k, json.dumps(values[k], separators=(",", ":")))
-
-    b.run("get x64 tasks", "redis-py async", params, fan_out(raw_get))
-    b.run("set x64 tasks", "redis-py async", params, fan_out(raw_set))
-    loop.run_until_complete(araw.delete(key))
     loop.run_until_complete(araw.aclose())
     loop.close()
 
@@ -186,21 +265,21 @@ def concurrent(b: Bench) -> None:
 def batches(b: Bench) -> None:
     s = b.sizes
     n = s.set_many_items
-    values = {f"k{i}": make_value(i, s.value_small) for i in range(n)}
+    values = values_for(n, s.value_small)
     params = {"items": n, "value_bytes": s.value_small}
-    with b.state() as state:
-        b.run("set_many", "engine", params, lambda lat: state.set_many("g", values), unit="items")
-    key = b.fresh_key()
+    with b.state() as state, b.raw_hash({}) as key:
 
-    def raw_pipeline(lat: Latencies) -> int:
-        pipe = b.raw.pipeline(transaction=False)
-        for k, v in values.items():
-            pipe.hset(key, k, json.dumps(v, separators=(",", ":")))
-        pipe.execute()
-        return n
+        def raw_pipeline(lat: Latencies) -> int:
+            pipe = b.raw.pipeline(transaction=False)
+            for k, v in values.items():
+                pipe.hset(key, k, dumps(v))
+            pipe.execute()
+            return n
 
-    b.run("set_many", "redis-py", params, raw_pipeline, unit="items")
-    b.raw.delete(key)
+        b.compare("set_many", params, {
+            "engine": lambda lat: state.set_many("g", values),
+            "redis-py": raw_pipeline,
+        }, unit="items")
 
 
 def groups(b: Bench) -> None:
@@ -209,67 +288,30 @@ def groups(b: Bench) -> None:
              (s.mid_group, s.value_small), (s.large_group, s.value_small)]
     for items, size in cases:
         params = {"items": items, "value_bytes": size}
-        values = {f"k{i}": make_value(i, size) for i in range(items)}
-        with b.state() as state:
+        values = values_for(items, size)
+        with b.state() as state, b.raw_hash(values) as key:
             state.set_many("g", values)
 
             def engine_group(lat: Latencies) -> int:
-                assert len(state.get_group("g")) == items
-                return items
+                return len(state.get_group("g"))
 
-            b.run("get_group", "engine", params, engine_group, unit="items")
+            def raw_group(lat: Latencies) -> int:
+                return len([json.loads(v) for v in b.raw.hgetall(key).values()])
+
+            v0_case = motia_v0(b, "getGroup", items, 1, size) if size == s.value_small else nullcontext({})
+            with v0_case as v0:
+                b.compare("get_group", params, {"engine": engine_group, "redis-py": raw_group, **v0},
+                          unit="items")
             if items == s.large_group:
-                b.run("iter_items", "engine", params,
-                      lambda lat: sum(1 for _ in state.iter_items("g", batch=1000)), unit="items")
-        key = b.fresh_key()
-        pipe = b.raw.pipeline(transaction=False)
-        for k, v in values.items():
-            pipe.hset(key, k, json.dumps(v))
-        pipe.execute()
 
-        def raw_group(lat: Latencies) -> int:
-            return len([json.loads(v) for v in b.raw.hgetall(key).values()])
+                def engine_iter(lat: Latencies) -> int:
+                    return sum(1 for _ in state.iter_items("g", batch=1000))
 
-        b.run("get_group", "redis-py", params, raw_group, unit="items")
-        if items == s.large_group:
-            b.run("iter_items", "redis-py", params,
-                  lambda lat: sum(1 for _, v in b.raw.hscan_iter(key, count=1000) if json.loads(v) or True),
-                  unit="items")
-        b.raw.delete(key)
+                def raw_iter(lat: Latencies) -> int:
+                    return len([json.loads(v) for _, v in b.raw.hscan_iter(key, count=1000)])
 
-
-# -- Motia v0's Node adapter ----------------------------------------------------------
-
-
-def motia_v0(b: Bench) -> None:
-    s = b.sizes
-    node = shutil.which("node")
-    if node is None or not (HERE / "motia_v0" / "node_modules").is_dir():
-        b.notes.append("Motia v0 baseline skipped: node or benchmarks/motia_v0/node_modules missing")
-        b.say("  (skipped Motia v0: run `make bench`, which installs it)")
-        return
-    cases = [
-        ("set", {"items": s.small_group, "ops": s.serial_ops}),
-        ("get", {"items": s.small_group, "ops": s.serial_ops}),
-        ("getGroup", {"items": s.small_group, "ops": 1}),
-        ("getGroup", {"items": s.mid_group, "ops": 1}),
-    ]
-    for workload, case in cases:
-        args = {"url": b.url, "prefix": f"bench-v0-{uuid.uuid4().hex[:8]}:", "workload": workload,
-                "group": "g", "valueBytes": s.value_small, "rounds": s.rounds, "warmup": s.warmup, **case}
-        out = subprocess.run([node, str(NODE_DRIVER), json.dumps(args)], capture_output=True,
-                             text=True, timeout=600, check=True).stdout
-        data = json.loads(out.strip().splitlines()[-1])
-        name = {"getGroup": "get_group"}.get(workload, workload)
-        unit = "items" if workload == "getGroup" else "ops"
-        per_round = case["items"] if workload == "getGroup" else case["ops"]
-        params = {"items": case["items"], "value_bytes": s.value_small}
-        if workload != "getGroup":
-            params["ops_per_round"] = s.serial_ops
-        lat = data["latency_ns"]
-        b.add(Result(name, "motia v0 (node)", params,
-                     [per_round / r["seconds"] for r in data["rounds"]],
-                     {k: v / 1000 for k, v in lat.items()} if lat else None, unit))
+                b.compare("iter_items", params, {"engine": engine_iter, "redis-py": raw_iter},
+                          unit="items")
 
 
 # -- the default install: file vs embedded ---------------------------------------------
@@ -278,34 +320,40 @@ def motia_v0(b: Bench) -> None:
 def default_install(b: Bench) -> None:
     s = b.sizes
     params = {"items": s.small_group, "value_bytes": s.value_small, "ops_per_round": s.file_ops}
-    values = {f"k{i}": make_value(i, s.value_small) for i in range(s.small_group)}
-    with tempfile.TemporaryDirectory() as tmp:
-        for impl, url in (("file", f"file://{tmp}/motia.state.json"), ("embedded", f"embedded://{tmp}/e")):
-            with b.state(url) as state:
-                state.set_many("g", values)
+    values = values_for(s.small_group, s.value_small)
+    keys = [f"k{i % s.small_group}" for i in range(s.file_ops)]
+    with tempfile.TemporaryDirectory() as tmp, \
+            b.state(f"file://{tmp}/motia.state.json") as file, b.state(f"embedded://{tmp}/e") as emb:
+        sets: dict[str, Round] = {}
+        gets: dict[str, Round] = {}
+        for name, state in (("file", file), ("embedded", emb)):
+            state.set_many("g", values)
 
-                def do_set(lat: Latencies, state: State = state) -> int:
-                    for i in range(s.file_ops):
-                        timed(lambda i=i: state.set("g", f"k{i}", values[f"k{i}"]), lat)
-                    return s.file_ops
+            def do_set(lat: Latencies, state: State = state) -> int:
+                for k in keys:
+                    timed(lambda k=k: state.set("g", k, values[k]), lat)
+                return len(keys)
 
-                def do_get(lat: Latencies, state: State = state) -> int:
-                    for i in range(s.file_ops):
-                        timed(lambda i=i: state.get("g", f"k{i}"), lat)
-                    return s.file_ops
+            def do_get(lat: Latencies, state: State = state) -> int:
+                for k in keys:
+                    timed(lambda k=k: state.get("g", k), lat)
+                return len(keys)
 
-                b.run("default install: set", impl, params, do_set)
-                b.run("default install: get", impl, params, do_get)
+            sets[name], gets[name] = do_set, do_get
+        b.compare("default install: set", params, sets)
+        b.compare("default install: get", params, gets)
 
 
 # -- memory per item ------------------------------------------------------------------
 
 
 def memory(b: Bench) -> dict[str, Any]:
-    """Bytes per item in Redis for small items: this engine's layout vs Motia v0's."""
-    s = b.sizes
-    n = s.memory_items
-    values = {f"k{i}": make_value(i, 40) for i in range(n)}
+    """Bytes per item in Redis for small items: this engine's layout vs Motia v0's.
+
+    Flushes the server: run only on the harness's own server.
+    """
+    n = b.sizes.memory_items
+    values = values_for(n, 40)
     r = b.raw
 
     def used() -> int:
@@ -314,11 +362,10 @@ def memory(b: Bench) -> dict[str, Any]:
 
     r.flushall()
     before = used()
-    prefix = "membench:"
-    with State.from_url(b.url, prefix=prefix, changes_maxlen=max(n, 1)) as state:
+    layout = KeyLayout("membench:")
+    with State.from_url(b.url, prefix="membench:", changes_maxlen=n) as state:
         state.set_many("g", values)
         engine_total = used() - before
-        layout = state._backend.plan.layout  # type: ignore[attr-defined]
         stream = int(r.memory_usage(layout.changes("g")) or 0)
         versions = int(r.memory_usage(layout.versions("g")) or 0)
         data = int(r.memory_usage(layout.data("g")) or 0)
@@ -326,24 +373,23 @@ def memory(b: Bench) -> dict[str, Any]:
     before = used()
     pipe = r.pipeline(transaction=False)
     for k, v in values.items():  # exactly what Motia v0 writes: SET motia:state:<group>:<key> JSON
-        pipe.set(f"motia:state:g:{k}", json.dumps(v, separators=(",", ":")))
+        pipe.set(f"motia:state:g:{k}", dumps(v))
     pipe.execute()
     v0_total = used() - before
     r.flushall()
     result = {
         "items": n,
-        "value_bytes": len(json.dumps(values["k0"], separators=(",", ":"))),
+        "value_bytes": len(dumps(values["k0"])),
         "engine_bytes_per_item": engine_total / n,
         "engine_data_hash_per_item": data / n,
         "engine_versions_hash_per_item": versions / n,
         "engine_change_stream_per_item": stream / n,
         "motia_v0_bytes_per_item": v0_total / n,
     }
-    b.say(f"  memory per item: engine {result['engine_bytes_per_item']:.0f} B "
-          f"(data {result['engine_data_hash_per_item']:.0f}, versions "
-          f"{result['engine_versions_hash_per_item']:.0f}, change stream "
-          f"{result['engine_change_stream_per_item']:.0f}); "
-          f"Motia v0 {result['motia_v0_bytes_per_item']:.0f} B")
+    b.say(f"  engine {result['engine_bytes_per_item']:.0f} B per item (data hash "
+          f"{result['engine_data_hash_per_item']:.0f}, versions {result['engine_versions_hash_per_item']:.0f}, "
+          f"change stream {result['engine_change_stream_per_item']:.0f}); "
+          f"Motia v0 {result['motia_v0_bytes_per_item']:.0f} B per item")
     return result
 
 
@@ -352,6 +398,5 @@ SUITES: list[tuple[str, Callable[[Bench], None]]] = [
     ("AsyncState, 64 tasks", concurrent),
     ("set_many", batches),
     ("get_group / iter_items", groups),
-    ("Motia v0 Node adapter", motia_v0),
     ("default install: file vs embedded", default_install),
 ]

@@ -123,3 +123,21 @@ def test_json_refuses_non_finite_floats(value: float) -> None:
 
 def test_json_text_is_compact_utf8_like_motia() -> None:
     assert JsonCodec().encode({"a": [1, 2], "é": "/"}) == '{"a":[1,2],"é":"/"}'.encode()
+
+
+def test_dict_and_list_subclasses_are_plain_values() -> None:
+    from collections import OrderedDict
+
+    class Tags(list[str]):
+        pass
+
+    value = OrderedDict(b=1, a=Tags(["x"]))
+    assert JsonCodec().decode(JsonCodec().encode(value)) == {"b": 1, "a": ["x"]}
+
+
+def test_nesting_is_bounded() -> None:
+    deep: Any = []
+    for _ in range(300):
+        deep = [deep]
+    with pytest.raises(EncodeError, match="deeper"):
+        JsonCodec().encode(deep)

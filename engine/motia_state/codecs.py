@@ -32,9 +32,24 @@ class Codec(Protocol):
 
 def _check(value: Any, *, allow_bytes: bool, allow_nan: bool, depth: int = 0) -> None:
     """Refuse anything the codec would not give back unchanged."""
-    if depth > MAX_DEPTH:
-        raise EncodeError(f"value nests deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, (bool, str)):
+    kind = type(value)  # exact types first: this runs on every write
+    if kind is str or kind is bool or value is None:
+        return
+    if kind is dict or (kind is not list and isinstance(value, dict)):
+        if depth >= MAX_DEPTH:
+            raise EncodeError(f"value nests deeper than {MAX_DEPTH} levels")
+        for k, item in value.items():
+            if type(k) is not str:
+                raise EncodeError(f"dict key {k!r} is not a str; it would not come back as it went in")
+            _check(item, allow_bytes=allow_bytes, allow_nan=allow_nan, depth=depth + 1)
+        return
+    if isinstance(value, list):
+        if depth >= MAX_DEPTH:
+            raise EncodeError(f"value nests deeper than {MAX_DEPTH} levels")
+        for item in value:
+            _check(item, allow_bytes=allow_bytes, allow_nan=allow_nan, depth=depth + 1)
+        return
+    if isinstance(value, (bool, str)):
         return
     if isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
@@ -44,21 +59,12 @@ def _check(value: Any, *, allow_bytes: bool, allow_nan: bool, depth: int = 0) ->
         if not allow_nan and not math.isfinite(value):
             raise EncodeError(f"{value!r} cannot be stored as JSON (use codec='msgpack')")
         return
-    if isinstance(value, list):
-        for item in value:
-            _check(item, allow_bytes=allow_bytes, allow_nan=allow_nan, depth=depth + 1)
-        return
-    if isinstance(value, dict):
-        for k, item in value.items():
-            if not isinstance(k, str):
-                raise EncodeError(
-                    f"dict key {k!r} is not a str; it would not come back as it went in"
-                )
-            _check(item, allow_bytes=allow_bytes, allow_nan=allow_nan, depth=depth + 1)
-        return
     if allow_bytes and isinstance(value, bytes):
         return
     raise EncodeError(f"cannot store a value of type {type(value).__name__}")
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 class JsonCodec:
@@ -69,8 +75,7 @@ class JsonCodec:
     def encode(self, value: Any) -> bytes:
         _check(value, allow_bytes=False, allow_nan=False)
         try:
-            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-            return text.encode("utf-8")
+            return _ENCODER.encode(value).encode("utf-8")
         except UnicodeEncodeError as exc:
             raise EncodeError(
                 f"value holds a string that is not valid unicode: {exc.reason}"

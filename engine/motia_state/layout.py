@@ -79,7 +79,8 @@ def escape_glob(text: bytes) -> bytes:
 class KeyLayout:
     """Key names for one prefix. ``cluster=True`` keeps each group's change stream in its slot."""
 
-    __slots__ = ("cluster", "meta_root", "prefix")
+    __slots__ = ("_cache", "cluster", "meta_root", "prefix")
+    _CACHE_SIZE = 4096  # groups whose key lists are remembered: names are reused constantly
 
     def __init__(self, prefix: str = DEFAULT_PREFIX, *, cluster: bool = False) -> None:
         if not isinstance(prefix, str) or not prefix:
@@ -90,6 +91,7 @@ class KeyLayout:
         last = self.prefix[-1:]
         self.meta_root = self.prefix[:-1] + (b"%" if last == b"#" else b"#")
         self.cluster = cluster
+        self._cache: dict[str, list[bytes]] = {}
 
     def data(self, group: str) -> bytes:
         return self.prefix + group.encode("utf-8")
@@ -113,7 +115,12 @@ class KeyLayout:
 
     def group_keys(self, group: str) -> list[bytes]:
         """Every key a write script for ``group`` touches, in the order scripts expect."""
-        return [self.data(group), self.versions(group), self.changes(group)]
+        keys = self._cache.get(group)
+        if keys is None:
+            if len(self._cache) >= self._CACHE_SIZE:
+                self._cache.clear()
+            keys = self._cache[group] = [self.data(group), self.versions(group), self.changes(group)]
+        return keys
 
     def scan_pattern(self) -> bytes:
         return escape_glob(self.prefix) + b"*"
