@@ -141,3 +141,31 @@ def test_nesting_is_bounded() -> None:
         deep = [deep]
     with pytest.raises(EncodeError, match="deeper"):
         JsonCodec().encode(deep)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**63), 2**63 - 1))
+def test_json_numbers_are_exact_for_any_reader(number: float) -> None:
+    """Any JSON parser (here the stdlib's) reads back the very same double or int."""
+    [back] = json.loads(JsonCodec().encode([number]))
+    assert type(back) is type(number)
+    assert repr(back) == repr(number)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"123456789012345678901234567890", 123456789012345678901234567890),
+        (b'{"id":"00000000000000000000001"}', {"id": "00000000000000000000001"}),
+        (b'"\\ud800"', "\ud800"),
+        (b"NaN", None),
+    ],
+    ids=repr,
+)
+def test_json_reads_foreign_text_exactly(text: bytes, expected: Any) -> None:
+    got = JsonCodec().decode(text)
+    if expected is None:
+        assert math.isnan(got)
+    else:
+        assert got == expected
+        assert type(got) is type(expected)
