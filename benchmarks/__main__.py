@@ -33,16 +33,31 @@ def _machine() -> dict[str, object]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "os": platform.platform(), "redis-py": version("redis"), "hiredis": version("hiredis")}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "redis-py": version("redis"),
+        "hiredis": version("hiredis"),
+    }
 
 
 @click.command()
 @click.option("--quick", is_flag=True, help="Small sizes: a smoke run of every workload.")
-@click.option("--out", type=click.Path(path_type=Path), default=ROOT / "benchmarks" / "results",
-              show_default=True, help="Folder for latest.json and latest.png.")
-@click.option("--url", default=None, help="Benchmark an existing server instead of starting one "
-              "(the memory comparison, which flushes the server, is then skipped).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=ROOT / "benchmarks" / "results",
+    show_default=True,
+    help="Folder for latest.json and latest.png.",
+)
+@click.option(
+    "--url",
+    default=None,
+    help="Benchmark an existing server instead of starting one "
+    "(the memory comparison, which flushes the server, is then skipped).",
+)
 def main(quick: bool, out: Path, url: str | None) -> None:
     """Measure motia-state against raw redis-py and Motia v0's adapter, in one run."""
     sizes = workloads.QUICK if quick else workloads.FULL
@@ -51,13 +66,22 @@ def main(quick: bool, out: Path, url: str | None) -> None:
         server = None
         if url is None:
             binary = shutil.which("redis-server") or valkey_binary()
-            server = standalone(binary, ROOT / "docker" / "redis.conf", Path(tmp) / "server",
-                                "--appendonly", "no", "--save", "")
+            server = standalone(
+                binary,
+                ROOT / "docker" / "redis.conf",
+                Path(tmp) / "server",
+                "--appendonly",
+                "no",
+                "--save",
+                "",
+            )
             url = server.url
         try:
             info = redis.Redis.from_url(url).info("server")
-            server_name = f"{'valkey' if 'valkey_version' in info else 'redis'} " \
-                          f"{info.get('valkey_version', info['redis_version'])}"
+            server_name = (
+                f"{'valkey' if 'valkey_version' in info else 'redis'} "
+                f"{info.get('valkey_version', info['redis_version'])}"
+            )
             click.echo(f"benchmarking against {server_name}, {'quick' if quick else 'full'} sizes")
             bench = workloads.Bench(url, sizes, click.echo)
             for name, suite in workloads.SUITES:
@@ -74,14 +98,28 @@ def main(quick: bool, out: Path, url: str | None) -> None:
     rows = report.targets(bench.results, memory, s.small_group, s.mid_group, s.large_group)
     report.table(bench.results, rows, click.echo)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "sizes": "quick" if quick else "full", "server": server_name, "machine": _machine(),
-            "seconds": round(time.monotonic() - started, 1), "notes": bench.notes}
+    meta = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "sizes": "quick" if quick else "full",
+        "server": server_name,
+        "machine": _machine(),
+        "seconds": round(time.monotonic() - started, 1),
+        "notes": bench.notes,
+    }
     report.write_json(out / "latest.json", meta, bench.results, memory, rows)
-    drew = report.chart(out / "latest.png", bench.results,
-                        f"motia-state vs baselines, {server_name}, {meta['machine']['cores']} cores")
-    click.echo(f"\nwrote {out / 'latest.json'}" + (f" and {out / 'latest.png'}" if drew else
-                                                   " (no chart: pip install 'motia-state[bench]')"))
+    drew = report.chart(
+        out / "latest.png",
+        bench.results,
+        f"motia-state vs baselines, {server_name}, {meta['machine']['cores']} cores",
+    )
+    click.echo(
+        f"\nwrote {out / 'latest.json'}"
+        + (
+            f" and {out / 'latest.png'}"
+            if drew
+            else " (no chart: pip install 'motia-state[bench]')"
+        )
+    )
     click.echo(f"{meta['seconds']} s")
 
 

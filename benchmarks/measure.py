@@ -60,8 +60,13 @@ def percentiles(latencies: Latencies) -> dict[str, float] | None:
 
 
 def compare(
-    workload: str, params: dict[str, Any], impls: dict[str, Round], *,
-    rounds: int, warmup: int = 1, unit: str = "ops",
+    workload: str,
+    params: dict[str, Any],
+    impls: dict[str, Round],
+    *,
+    rounds: int,
+    warmup: int = 1,
+    unit: str = "ops",
 ) -> list[Result]:
     """Run every implementation's rounds interleaved, in alternating order (ABBA...).
 

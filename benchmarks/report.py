@@ -12,7 +12,11 @@ from .measure import Result
 
 def find(results: list[Result], workload: str, impl: str, **params: Any) -> Result | None:
     for r in results:
-        if r.workload == workload and r.impl == impl and all(r.params.get(k) == v for k, v in params.items()):
+        if (
+            r.workload == workload
+            and r.impl == impl
+            and all(r.params.get(k) == v for k, v in params.items())
+        ):
             return r
     return None
 
@@ -21,14 +25,23 @@ def _ratio(a: Result | None, b: Result | None) -> float | None:
     return a.median / b.median if a and b and b.median else None
 
 
-def targets(results: list[Result], memory: dict[str, Any] | None, small: int, mid: int, large: int) -> list[dict[str, Any]]:
+def targets(
+    results: list[Result], memory: dict[str, Any] | None, small: int, mid: int, large: int
+) -> list[dict[str, Any]]:
     """Each target of the benchmark issue, with the figure measured in this run."""
     v200 = {"value_bytes": 200}
 
-    def t(name: str, value: float | None, goal: float, higher_is_better: bool = True) -> dict[str, Any]:
+    def t(
+        name: str, value: float | None, goal: float, higher_is_better: bool = True
+    ) -> dict[str, Any]:
         met = None if value is None else (value >= goal if higher_is_better else value <= goal)
-        return {"target": name, "measured": value, "goal": goal,
-                "higher_is_better": higher_is_better, "met": met}
+        return {
+            "target": name,
+            "measured": value,
+            "goal": goal,
+            "higher_is_better": higher_is_better,
+            "met": met,
+        }
 
     get_e, get_r = find(results, "get", "engine", **v200), find(results, "get", "redis-py", **v200)
     set_e, set_r = find(results, "set", "engine", **v200), find(results, "set", "redis-py", **v200)
@@ -38,38 +51,83 @@ def targets(results: list[Result], memory: dict[str, Any] | None, small: int, mi
     rows = [
         t("get serial vs redis-py HGET+decode (x throughput)", _ratio(get_e, get_r), 0.75),
         t("set serial vs redis-py HSET (x throughput)", _ratio(set_e, set_r), 0.75),
-        t("set_many vs redis-py pipelined HSET (x items/s)",
-          _ratio(find(results, "set_many", "engine"), find(results, "set_many", "redis-py")), 1.5),
+        t(
+            "set_many vs redis-py pipelined HSET (x items/s)",
+            _ratio(find(results, "set_many", "engine"), find(results, "set_many", "redis-py")),
+            1.5,
+        ),
         t(f"get_group of {large:,} items vs HGETALL+decode (x time)", group_time, 1.5, False),
-        t("AsyncState get x64 tasks vs sync serial get (x throughput)",
-          _ratio(find(results, "get x64 tasks", "engine async"),
-                 find(results, "get x64 tasks", "engine sync serial")), 2.5),
-        t("AsyncState set x64 tasks vs sync serial set (x throughput)",
-          _ratio(find(results, "set x64 tasks", "engine async"),
-                 find(results, "set x64 tasks", "engine sync serial")), 2.5),
-        t(f"get_group of {mid:,} items vs Motia v0 getGroup (x faster)",
-          _ratio(find(results, "get_group", "engine", items=mid, **v200),
-                 find(results, "get_group", "motia v0 (node)", items=mid)), 5.0),
-        t("set vs Motia v0 set (x throughput)", _ratio(set_e, find(results, "set", "motia v0 (node)")), 1.0),
-        t("get vs Motia v0 get (x throughput)", _ratio(get_e, find(results, "get", "motia v0 (node)")), 1.0),
+        t(
+            "AsyncState get x64 tasks vs sync serial get (x throughput)",
+            _ratio(
+                find(results, "get x64 tasks", "engine async"),
+                find(results, "get x64 tasks", "engine sync serial"),
+            ),
+            2.5,
+        ),
+        t(
+            "AsyncState set x64 tasks vs sync serial set (x throughput)",
+            _ratio(
+                find(results, "set x64 tasks", "engine async"),
+                find(results, "set x64 tasks", "engine sync serial"),
+            ),
+            2.5,
+        ),
+        t(
+            f"get_group of {mid:,} items vs Motia v0 getGroup (x faster)",
+            _ratio(
+                find(results, "get_group", "engine", items=mid, **v200),
+                find(results, "get_group", "motia v0 (node)", items=mid),
+            ),
+            5.0,
+        ),
+        t(
+            "set vs Motia v0 set (x throughput)",
+            _ratio(set_e, find(results, "set", "motia v0 (node)")),
+            1.0,
+        ),
+        t(
+            "get vs Motia v0 get (x throughput)",
+            _ratio(get_e, find(results, "get", "motia v0 (node)")),
+            1.0,
+        ),
     ]
     if memory:
-        rows.append(t("Redis bytes per item vs Motia v0 layout (x)",
-                      memory["engine_bytes_per_item"] / memory["motia_v0_bytes_per_item"], 1.0, False))
-        rows.append(t("Redis bytes per item without the change stream vs Motia v0 (x)",
-                      (memory["engine_data_hash_per_item"] + memory["engine_versions_hash_per_item"])
-                      / memory["motia_v0_bytes_per_item"], 1.0, False))
+        rows.append(
+            t(
+                "Redis bytes per item vs Motia v0 layout (x)",
+                memory["engine_bytes_per_item"] / memory["motia_v0_bytes_per_item"],
+                1.0,
+                False,
+            )
+        )
+        rows.append(
+            t(
+                "Redis bytes per item without the change stream vs Motia v0 (x)",
+                (memory["engine_data_hash_per_item"] + memory["engine_versions_hash_per_item"])
+                / memory["motia_v0_bytes_per_item"],
+                1.0,
+                False,
+            )
+        )
     return rows
 
 
-def table(results: list[Result], target_rows: list[dict[str, Any]], say: Callable[[str], None]) -> None:
+def table(
+    results: list[Result], target_rows: list[dict[str, Any]], say: Callable[[str], None]
+) -> None:
     say("")
-    say(f"{'workload':<26} {'impl':<17} {'params':<34} {'median/s':>12} {'spread':>7} {'p50 us':>8} {'p99 us':>8}")
+    say(
+        f"{'workload':<26} {'impl':<17} {'params':<34} {'median/s':>12} {'spread':>7} "
+        f"{'p50 us':>8} {'p99 us':>8}"
+    )
     for r in results:
         params = ", ".join(f"{k}={v}" for k, v in r.params.items() if k != "ops_per_round")
         lat = r.latency_us or {}
-        say(f"{r.workload:<26} {r.impl:<17} {params:<34} {r.median:>12,.0f} {r.spread:>6.0%} "
-            f"{lat.get('p50', float('nan')):>8.1f} {lat.get('p99', float('nan')):>8.1f}")
+        say(
+            f"{r.workload:<26} {r.impl:<17} {params:<34} {r.median:>12,.0f} {r.spread:>6.0%} "
+            f"{lat.get('p50', float('nan')):>8.1f} {lat.get('p99', float('nan')):>8.1f}"
+        )
     say("")
     say("targets (ratios measured within this run):")
     for row in target_rows:
@@ -79,14 +137,24 @@ def table(results: list[Result], target_rows: list[dict[str, Any]], say: Callabl
         say(f"  {row['target']:<66} {value:>6}  (goal {sign} {row['goal']})  {verdict}")
 
 
-def write_json(path: Path, meta: dict[str, Any], results: list[Result], memory: dict[str, Any] | None,
-               target_rows: list[dict[str, Any]]) -> None:
-    doc = {**meta, "results": [r.to_json() for r in results], "memory": memory, "targets": target_rows}
+def write_json(
+    path: Path,
+    meta: dict[str, Any],
+    results: list[Result],
+    memory: dict[str, Any] | None,
+    target_rows: list[dict[str, Any]],
+) -> None:
+    doc = {
+        **meta,
+        "results": [r.to_json() for r in results],
+        "memory": memory,
+        "targets": target_rows,
+    }
     path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def chart(path: Path, results: list[Result], title: str) -> bool:
-    """Throughput and latency per workload, engine beside its baselines. False without matplotlib."""
+    """Throughput and latency per workload, engine beside its baselines (False: no matplotlib)."""
     try:
         import matplotlib
 
@@ -118,7 +186,10 @@ def chart(path: Path, results: list[Result], title: str) -> bool:
         if lat_x:
             bottom.bar(lat_x, p99, width, label=f"{impl} p99", alpha=0.35)
             bottom.bar(lat_x, p50, width, label=f"{impl} p50")
-    for ax, ylabel in ((top, "ops or items per second (log)"), (bottom, "latency per op, us (log)")):
+    for ax, ylabel in (
+        (top, "ops or items per second (log)"),
+        (bottom, "latency per op, us (log)"),
+    ):
         ax.set_yscale("log")
         ax.set_ylabel(ylabel)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))])

@@ -44,12 +44,30 @@ class Sizes:
 
 
 FULL = Sizes(
-    rounds=5, warmup=1, serial_ops=2000, small_group=1000, large_group=100_000, mid_group=10_000,
-    set_many_items=20_000, async_ops=6400, concurrency=64, file_ops=200, memory_items=100_000,
+    rounds=5,
+    warmup=1,
+    serial_ops=2000,
+    small_group=1000,
+    large_group=100_000,
+    mid_group=10_000,
+    set_many_items=20_000,
+    async_ops=6400,
+    concurrency=64,
+    file_ops=200,
+    memory_items=100_000,
 )
 QUICK = Sizes(
-    rounds=2, warmup=1, serial_ops=100, small_group=100, large_group=1000, mid_group=500,
-    set_many_items=1000, async_ops=640, concurrency=64, file_ops=10, memory_items=1000,
+    rounds=2,
+    warmup=1,
+    serial_ops=100,
+    small_group=100,
+    large_group=1000,
+    mid_group=500,
+    set_many_items=1000,
+    async_ops=640,
+    concurrency=64,
+    file_ops=10,
+    memory_items=1000,
 )
 
 
@@ -65,7 +83,9 @@ class Bench:
         self.raw = redis.Redis.from_url(url)
         self.v0 = MotiaV0.available()
         if not self.v0:
-            self.notes.append("Motia v0 baseline skipped: node or benchmarks/motia_v0/node_modules missing")
+            self.notes.append(
+                "Motia v0 baseline skipped: node or benchmarks/motia_v0/node_modules missing"
+            )
 
     def compare(
         self, workload: str, params: dict[str, Any], impls: dict[str, Round], unit: str = "ops"
@@ -112,11 +132,20 @@ class MotiaV0:
         return shutil.which("node") is not None and (HERE / "motia_v0" / "node_modules").is_dir()
 
     def __init__(self, url: str, workload: str, items: int, ops: int, value_bytes: int) -> None:
-        args = {"url": url, "prefix": f"bench-v0-{uuid.uuid4().hex[:8]}:", "workload": workload,
-                "group": "g", "items": items, "ops": ops, "valueBytes": value_bytes}
+        args = {
+            "url": url,
+            "prefix": f"bench-v0-{uuid.uuid4().hex[:8]}:",
+            "workload": workload,
+            "group": "g",
+            "items": items,
+            "ops": ops,
+            "valueBytes": value_bytes,
+        }
         self.proc = subprocess.Popen(
             [str(shutil.which("node")), str(NODE_DRIVER), json.dumps(args)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert json.loads(self._line())["ready"]
 
@@ -143,7 +172,9 @@ class MotiaV0:
 
 
 @contextmanager
-def motia_v0(b: Bench, workload: str, items: int, ops: int, value_bytes: int) -> Iterator[dict[str, Round]]:
+def motia_v0(
+    b: Bench, workload: str, items: int, ops: int, value_bytes: int
+) -> Iterator[dict[str, Round]]:
     """``{"motia v0 (node)": round}`` when the Node adapter is installed, else nothing."""
     if not b.v0:
         yield {}
@@ -159,40 +190,44 @@ def motia_v0(b: Bench, workload: str, items: int, ops: int, value_bytes: int) ->
 
 
 def serial(b: Bench) -> None:
+    for size in (b.sizes.value_small, b.sizes.value_large):
+        _serial(b, size)
+
+
+def _serial(b: Bench, size: int) -> None:
     s = b.sizes
     n, items = s.serial_ops, s.small_group
-    for size in (s.value_small, s.value_large):
-        params = {"items": items, "value_bytes": size, "ops_per_round": n}
-        values = values_for(items, size)
-        keys = [f"k{i % items}" for i in range(n)]
-        r = b.raw
-        with b.state() as state, b.raw_hash(values) as key:
-            state.set_many("g", values)
+    params = {"items": items, "value_bytes": size, "ops_per_round": n}
+    values = values_for(items, size)
+    keys = [f"k{i % items}" for i in range(n)]
+    r = b.raw
+    with b.state() as state, b.raw_hash(values) as key:
+        state.set_many("g", values)
 
-            def engine_get(lat: Latencies) -> int:
-                for k in keys:
-                    timed(lambda k=k: state.get("g", k), lat)
-                return n
+        def engine_get(lat: Latencies) -> int:
+            for k in keys:
+                timed(lambda k=k: state.get("g", k), lat)
+            return n
 
-            def engine_set(lat: Latencies) -> int:
-                for k in keys:
-                    timed(lambda k=k: state.set("g", k, values[k]), lat)
-                return n
+        def engine_set(lat: Latencies) -> int:
+            for k in keys:
+                timed(lambda k=k: state.set("g", k, values[k]), lat)
+            return n
 
-            def raw_get(lat: Latencies) -> int:
-                for k in keys:
-                    timed(lambda k=k: json.loads(r.hget(key, k)), lat)  # type: ignore[arg-type]
-                return n
+        def raw_get(lat: Latencies) -> int:
+            for k in keys:
+                timed(lambda k=k: json.loads(r.hget(key, k)), lat)  # type: ignore[arg-type]
+            return n
 
-            def raw_set(lat: Latencies) -> int:
-                for k in keys:
-                    timed(lambda k=k: r.hset(key, k, dumps(values[k])), lat)
-                return n
+        def raw_set(lat: Latencies) -> int:
+            for k in keys:
+                timed(lambda k=k: r.hset(key, k, dumps(values[k])), lat)
+            return n
 
-            with motia_v0(b, "get", items, n, size) as v0:
-                b.compare("get", params, {"engine": engine_get, "redis-py": raw_get, **v0})
-            with motia_v0(b, "set", items, n, size) as v0:
-                b.compare("set", params, {"engine": engine_set, "redis-py": raw_set, **v0})
+        with motia_v0(b, "get", items, n, size) as v0:
+            b.compare("get", params, {"engine": engine_get, "redis-py": raw_get, **v0})
+        with motia_v0(b, "set", items, n, size) as v0:
+            b.compare("set", params, {"engine": engine_set, "redis-py": raw_set, **v0})
 
 
 # -- AsyncState with many concurrent tasks --------------------------------------------
@@ -200,8 +235,12 @@ def serial(b: Bench) -> None:
 
 def concurrent(b: Bench) -> None:
     s = b.sizes
-    params = {"items": s.small_group, "value_bytes": s.value_small, "tasks": s.concurrency,
-              "ops_per_round": s.async_ops}
+    params = {
+        "items": s.small_group,
+        "value_bytes": s.value_small,
+        "tasks": s.concurrency,
+        "ops_per_round": s.async_ops,
+    }
     values = values_for(s.small_group, s.value_small)
     per_task = s.async_ops // s.concurrency
     loop = asyncio.new_event_loop()
@@ -243,16 +282,24 @@ def concurrent(b: Bench) -> None:
                 state.set("g", k, values[k])
             return s.async_ops
 
-        b.compare("get x64 tasks", params, {
-            "engine async": fan_out(lambda k: astate.get("g", k)),
-            "redis-py async": fan_out(raw_get),
-            "engine sync serial": serial_get,
-        })
-        b.compare("set x64 tasks", params, {
-            "engine async": fan_out(lambda k: astate.set("g", k, values[k])),
-            "redis-py async": fan_out(raw_set),
-            "engine sync serial": serial_set,
-        })
+        b.compare(
+            "get x64 tasks",
+            params,
+            {
+                "engine async": fan_out(lambda k: astate.get("g", k)),
+                "redis-py async": fan_out(raw_get),
+                "engine sync serial": serial_get,
+            },
+        )
+        b.compare(
+            "set x64 tasks",
+            params,
+            {
+                "engine async": fan_out(lambda k: astate.set("g", k, values[k])),
+                "redis-py async": fan_out(raw_set),
+                "engine sync serial": serial_set,
+            },
+        )
     loop.run_until_complete(astate.clear("g"))
     loop.run_until_complete(astate.aclose())
     loop.run_until_complete(araw.aclose())
@@ -276,16 +323,25 @@ def batches(b: Bench) -> None:
             pipe.execute()
             return n
 
-        b.compare("set_many", params, {
-            "engine": lambda lat: state.set_many("g", values),
-            "redis-py": raw_pipeline,
-        }, unit="items")
+        b.compare(
+            "set_many",
+            params,
+            {
+                "engine": lambda lat: state.set_many("g", values),
+                "redis-py": raw_pipeline,
+            },
+            unit="items",
+        )
 
 
 def groups(b: Bench) -> None:
     s = b.sizes
-    cases = [(s.small_group, s.value_small), (s.small_group, s.value_large),
-             (s.mid_group, s.value_small), (s.large_group, s.value_small)]
+    cases = [
+        (s.small_group, s.value_small),
+        (s.small_group, s.value_large),
+        (s.mid_group, s.value_small),
+        (s.large_group, s.value_small),
+    ]
     for items, size in cases:
         params = {"items": items, "value_bytes": size}
         values = values_for(items, size)
@@ -298,10 +354,18 @@ def groups(b: Bench) -> None:
             def raw_group(lat: Latencies) -> int:
                 return len([json.loads(v) for v in b.raw.hgetall(key).values()])
 
-            v0_case = motia_v0(b, "getGroup", items, 1, size) if size == s.value_small else nullcontext({})
+            v0_case = (
+                motia_v0(b, "getGroup", items, 1, size)
+                if size == s.value_small
+                else nullcontext({})
+            )
             with v0_case as v0:
-                b.compare("get_group", params, {"engine": engine_group, "redis-py": raw_group, **v0},
-                          unit="items")
+                b.compare(
+                    "get_group",
+                    params,
+                    {"engine": engine_group, "redis-py": raw_group, **v0},
+                    unit="items",
+                )
             if items == s.large_group:
 
                 def engine_iter(lat: Latencies) -> int:
@@ -310,8 +374,12 @@ def groups(b: Bench) -> None:
                 def raw_iter(lat: Latencies) -> int:
                     return len([json.loads(v) for _, v in b.raw.hscan_iter(key, count=1000)])
 
-                b.compare("iter_items", params, {"engine": engine_iter, "redis-py": raw_iter},
-                          unit="items")
+                b.compare(
+                    "iter_items",
+                    params,
+                    {"engine": engine_iter, "redis-py": raw_iter},
+                    unit="items",
+                )
 
 
 # -- the default install: file vs embedded ---------------------------------------------
@@ -322,8 +390,11 @@ def default_install(b: Bench) -> None:
     params = {"items": s.small_group, "value_bytes": s.value_small, "ops_per_round": s.file_ops}
     values = values_for(s.small_group, s.value_small)
     keys = [f"k{i % s.small_group}" for i in range(s.file_ops)]
-    with tempfile.TemporaryDirectory() as tmp, \
-            b.state(f"file://{tmp}/motia.state.json") as file, b.state(f"embedded://{tmp}/e") as emb:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        b.state(f"file://{tmp}/motia.state.json") as file,
+        b.state(f"embedded://{tmp}/e") as emb,
+    ):
         sets: dict[str, Round] = {}
         gets: dict[str, Round] = {}
         for name, state in (("file", file), ("embedded", emb)):
@@ -386,10 +457,14 @@ def memory(b: Bench) -> dict[str, Any]:
         "engine_change_stream_per_item": stream / n,
         "motia_v0_bytes_per_item": v0_total / n,
     }
-    b.say(f"  engine {result['engine_bytes_per_item']:.0f} B per item (data hash "
-          f"{result['engine_data_hash_per_item']:.0f}, versions {result['engine_versions_hash_per_item']:.0f}, "
-          f"change stream {result['engine_change_stream_per_item']:.0f}); "
-          f"Motia v0 {result['motia_v0_bytes_per_item']:.0f} B per item")
+    b.say(
+        "  engine {engine_bytes_per_item:.0f} B per item (data hash "
+        "{engine_data_hash_per_item:.0f}, "
+        "versions {engine_versions_hash_per_item:.0f}, change stream "
+        "{engine_change_stream_per_item:.0f}); Motia v0 {motia_v0_bytes_per_item:.0f} B".format(
+            **result
+        )
+    )
     return result
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from motia_state import AsyncState, VersionConflict
 
 from .conftest import Target
@@ -37,5 +39,33 @@ def test_concurrent_tasks_lose_no_update(target: Target) -> None:
             assert len(await state.keys("workers")) == 64
             seen = [key async for key, _ in state.group("workers").iter_items(batch=10)]
             assert sorted(seen) == sorted(f"w{w}" for w in range(64))
+
+    asyncio.run(main())
+
+
+@pytest.mark.redis_only
+def test_concurrent_commands_share_round_trips_safely(target: Target) -> None:
+    """Auto-pipelined commands: errors stay per task, NOSCRIPT recovers, cancelling is safe."""
+
+    async def main() -> None:
+        async with AsyncState.from_url(target.url, **target.options) as state:
+            await state.set("g", "taken", 1)
+            with target.raw() as r:
+                r.script_flush()  # every script call of the next batch answers NOSCRIPT
+            results = await asyncio.gather(
+                *(state.set("g", f"k{i}", i) for i in range(50)),
+                state.set("g", "taken", 2, version=0),  # fails alone
+                return_exceptions=True,
+            )
+            assert results[:50] == [1] * 50
+            assert isinstance(results[50], VersionConflict)
+            got = await asyncio.gather(*(state.get("g", f"k{i}") for i in range(50)))
+            assert got == [*range(50)]
+
+            slow = [asyncio.ensure_future(state.set("g", f"c{i}", i)) for i in range(20)]
+            slow[5].cancel()
+            done = await asyncio.gather(*slow, return_exceptions=True)
+            assert isinstance(done[5], asyncio.CancelledError)
+            assert await state.get("g", "c19") == 19
 
     asyncio.run(main())

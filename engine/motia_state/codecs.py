@@ -42,7 +42,9 @@ def _check(value: Any, *, allow_bytes: bool, allow_nan: bool, depth: int = 0) ->
             raise EncodeError(f"value nests deeper than {MAX_DEPTH} levels")
         for k, item in value.items():
             if type(k) is not str:
-                raise EncodeError(f"dict key {k!r} is not a str; it would not come back as it went in")
+                raise EncodeError(
+                    f"dict key {k!r} is not a str; it would not come back as it went in"
+                )
             _check(item, allow_bytes=allow_bytes, allow_nan=allow_nan, depth=depth + 1)
         return
     if isinstance(value, list):

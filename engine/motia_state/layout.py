@@ -119,7 +119,11 @@ class KeyLayout:
         if keys is None:
             if len(self._cache) >= self._CACHE_SIZE:
                 self._cache.clear()
-            keys = self._cache[group] = [self.data(group), self.versions(group), self.changes(group)]
+            keys = self._cache[group] = [
+                self.data(group),
+                self.versions(group),
+                self.changes(group),
+            ]
         return keys
 
     def scan_pattern(self) -> bytes:

@@ -9,6 +9,7 @@ thin I/O seams: each only sends what the plan yields.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -301,6 +302,69 @@ class RedisBackend:
             self._on_close()
 
 
+class _AutoPipeline:
+    """Coalesces the commands that concurrent tasks issue into one pipelined write.
+
+    Every command is queued with a future; the first one queued schedules a flush
+    for the next turn of the event loop, by which time the other ready tasks have
+    queued theirs. The flush sends the whole queue as one non-transactional
+    pipeline and hands each task its own reply or error. Each task still waits
+    for its reply before its next command, so its own commands stay in order;
+    commands of different tasks were never ordered. One round trip and one
+    connection checkout then serve many tasks, which is what makes concurrency
+    pay on a client that is busy with Python rather than waiting on the network.
+    """
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self._client = client
+        self._queue: list[tuple[Call, asyncio.Future[Any]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def send(self, call: Call) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._queue:
+            loop.call_soon(self._start_flush)
+        self._queue.append((call, future))
+        return await future
+
+    def _start_flush(self) -> None:
+        batch, self._queue = self._queue, []
+        task = asyncio.get_running_loop().create_task(self._flush(batch))
+        self._tasks.add(task)  # keep a reference until done
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, batch: list[tuple[Call, asyncio.Future[Any]]]) -> None:
+        if len(batch) == 1:  # nobody to share the round trip with: no pipeline needed
+            call, future = batch[0]
+            try:
+                reply = await self._client.execute_command(*call)  # type: ignore[no-untyped-call]
+            except Exception as exc:  # handed to the waiting task, which raises it
+                if not future.done():
+                    future.set_exception(exc)
+                return
+            if not future.done():
+                future.set_result(reply)
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for call, _ in batch:
+            pipe.execute_command(*call)
+        try:
+            replies = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # the connection failed: every waiting task gets the error
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if future.done():  # its task was cancelled meanwhile
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+
 class AsyncRedisBackend:
     """Asynchronous I/O seam: redis-py's asyncio client, created on first use."""
 
@@ -315,6 +379,7 @@ class AsyncRedisBackend:
         self.describe = describe
         self._connect = connect
         self._client: redis.asyncio.Redis | None = None
+        self._pipeline: _AutoPipeline | None = None
         self._on_close = on_close
 
     async def client(self) -> redis.asyncio.Redis:
@@ -323,6 +388,7 @@ class AsyncRedisBackend:
                 self._client = await self._connect()
             except RedisError as exc:
                 raise _translate(exc, self.describe) from None
+            self._pipeline = _AutoPipeline(self._client)
         return self._client
 
     async def _send(self, call: Call | Batch) -> Any:
@@ -332,7 +398,8 @@ class AsyncRedisBackend:
             for c in call.calls:
                 pipe.execute_command(*c)
             return await pipe.execute(raise_on_error=False)
-        return await client.execute_command(*call)  # type: ignore[no-untyped-call]
+        assert self._pipeline is not None
+        return await self._pipeline.send(call)
 
     async def execute(self, op: ops.Op[T]) -> T:
         driver = _Driver(self.plan.steps(op))
@@ -354,6 +421,6 @@ class AsyncRedisBackend:
         if self._client is None:
             return
         await self._client.aclose()
-        self._client = None
+        self._client = self._pipeline = None
         if self._on_close is not None:
             await self._on_close()

@@ -1,0 +1,55 @@
+"""The benchmark harness runs end to end at smoke size and writes well-formed results.
+
+No timing is asserted: only that every workload ran and every figure is there.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    doc = json.loads((tmp_path / "latest.json").read_text())
+    assert doc["sizes"] == "quick"
+    assert doc["machine"]["cores"] >= 1
+    workloads = {(r["workload"], r["impl"]) for r in doc["results"]}
+    for expected in [
+        ("get", "engine"),
+        ("get", "redis-py"),
+        ("set", "engine"),
+        ("set", "redis-py"),
+        ("get x64 tasks", "engine async"),
+        ("set x64 tasks", "engine sync serial"),
+        ("set_many", "engine"),
+        ("set_many", "redis-py"),
+        ("get_group", "engine"),
+        ("iter_items", "redis-py"),
+        ("default install: set", "file"),
+        ("default install: get", "embedded"),
+    ]:
+        assert expected in workloads
+    for r in doc["results"]:
+        assert len(r["ops_per_s"]) == 2
+        assert all(x > 0 for x in r["ops_per_s"])
+        assert r["median"] > 0
+    assert doc["memory"]["engine_bytes_per_item"] > 0
+    assert doc["memory"]["motia_v0_bytes_per_item"] > 0
+    assert doc["targets"]
+    assert all("met" in t for t in doc["targets"])
+    png = (tmp_path / "latest.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    assert len(png) > 10_000
+    assert "targets (ratios measured within this run)" in result.stdout
