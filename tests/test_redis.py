@@ -199,3 +199,17 @@ def test_unix_socket_url(servers: Servers) -> None:
         state.set("g", "k", "over a unix socket")
         assert state.get("g", "k") == "over a unix socket"
         assert state.clear("g") == 1
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_both_resp_protocols(servers: Servers, protocol: int) -> None:
+    """Replies are maps in RESP3 and flat arrays in RESP2; the engine reads both."""
+    url, _ = servers.redis()
+    with State.from_url(f"{url}?protocol={protocol}", prefix=f"resp{protocol}:") as state:
+        state.set_many("g", {f"k{i}": {"i": i} for i in range(300)})
+        assert state.items("g") == {f"k{i}": {"i": i} for i in range(300)}
+        assert len(dict(state.iter_items("g", batch=50))) == 300
+        assert state.get_item("g", "k1").version == 1
+        assert state.get_many("g", ["k1", "nope"]) == [{"i": 1}, None]
+        assert state.list_groups() == ["g"]
+        assert state.clear("g") == 300

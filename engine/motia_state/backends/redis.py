@@ -10,12 +10,18 @@ thin I/O seams: each only sends what the plan yields.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Generator, Sequence
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
+import redis.asyncio.connection
+import redis.connection
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from .. import ops, scripts
@@ -45,6 +51,14 @@ SCAN_COUNT = 1000
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="surrogateescape")
+
+
+def _pairs(reply: list[bytes] | dict[bytes, bytes]) -> Iterator[tuple[str, bytes]]:
+    """(field, value) pairs of an HGETALL/HSCAN reply: a map in RESP3, a flat array in RESP2."""
+    if isinstance(reply, dict):
+        return ((_text(k), v) for k, v in reply.items())
+    it = iter(reply)
+    return ((_text(k), v) for k, v in zip(it, it, strict=True))
 
 
 class RedisPlan:
@@ -139,16 +153,16 @@ class RedisPlan:
         return reply
 
     def _get_all(self, op: ops.GetAll) -> Steps[dict[str, bytes]]:
-        reply: dict[bytes, bytes] = yield ("HGETALL", self.layout.data(op.group))
-        return {_text(k): v for k, v in reply.items()}
+        reply: list[bytes] | dict[bytes, bytes] = yield ("HGETALL", self.layout.data(op.group))
+        return dict(_pairs(reply))
 
     def _keys(self, op: ops.Keys) -> Steps[list[str]]:
         reply: list[bytes] = yield ("HKEYS", self.layout.data(op.group))
         return [_text(k) for k in reply]
 
     def _scan_page(self, op: ops.ScanPage) -> Steps[tuple[int, list[tuple[str, bytes]]]]:
-        cursor, page = yield ("HSCAN", self.layout.data(op.group), op.cursor, "COUNT", op.count)
-        return int(cursor), [(_text(k), v) for k, v in page.items()]
+        cursor, flat = yield ("HSCAN", self.layout.data(op.group), op.cursor, "COUNT", op.count)
+        return int(cursor), list(_pairs(flat))
 
     def _list_groups(self, op: ops.ListGroups) -> Steps[list[str]]:
         pattern = self.layout.scan_pattern()
@@ -243,9 +257,34 @@ class _Driver:
 ClientFactory = Callable[[], "redis.Redis"]
 AsyncClientFactory = Callable[[], Awaitable["redis.asyncio.Redis"]]
 
+# A pinned connection idle for longer than this is checked for a closed socket (one
+# poll) before it is used, so a server restart is noticed before a command is lost to
+# it. Back-to-back calls skip the check, which is half of redis-py's per-call cost.
+IDLE_CHECK_S = 0.1
+
+
+class _Pin:
+    """A pool connection pinned to one thread; returned to the pool when the thread ends."""
+
+    def __init__(self, pool: redis.ConnectionPool) -> None:
+        self.pool = pool
+        self.pid = os.getpid()
+        self.conn: redis.connection.Connection = pool.get_connection()
+        self.used = time.monotonic()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.pool.release(self.conn)
+
 
 class RedisBackend:
-    """Synchronous I/O seam: redis-py's client, created on first use."""
+    """Synchronous I/O seam: writes the plan's commands on a connection of this thread's own.
+
+    redis-py's client does the connecting (URL, TLS, auth, unix sockets) and
+    parsing; commands go straight to a pinned connection, skipping the pool
+    checkout, retry wrapper and reply callbacks that `Redis.execute_command`
+    wraps around every call.
+    """
 
     def __init__(
         self,
@@ -258,6 +297,7 @@ class RedisBackend:
         self.describe = describe
         self._connect = connect
         self._client: redis.Redis | None = None
+        self._local = threading.local()
         self._on_close = on_close
 
     @property
@@ -269,13 +309,29 @@ class RedisBackend:
                 raise _translate(exc, self.describe) from None
         return self._client
 
+    def _connection(self) -> redis.connection.Connection:
+        pin: _Pin | None = getattr(self._local, "pin", None)
+        if pin is None or pin.pid != os.getpid():  # a forked child must not share our socket
+            pin = self._local.pin = _Pin(self.client.connection_pool)
+        now = time.monotonic()
+        if now - pin.used > IDLE_CHECK_S and pin.conn.can_read():
+            pin.conn.disconnect()  # closed by the server (or stray data): start afresh
+        pin.used = now
+        return pin.conn
+
     def _send(self, call: Call | Batch) -> Any:
-        if isinstance(call, Batch):
-            pipe = self.client.pipeline(transaction=False)
-            for c in call.calls:
-                pipe.execute_command(*c)  # type: ignore[no-untyped-call]
-            return pipe.execute(raise_on_error=False)
-        return self.client.execute_command(*call)  # type: ignore[no-untyped-call]
+        conn = self._connection()
+        try:
+            if isinstance(call, Batch):
+                conn.send_packed_command(conn.pack_commands(call.calls))
+                return [_read(conn) for _ in call.calls]
+            conn.send_command(*call)
+            return conn.read_response()
+        except ResponseError:
+            raise
+        except BaseException:
+            conn.disconnect()  # whatever was in flight, this socket's state is unknown
+            raise
 
     def execute(self, op: ops.Op[T]) -> T:
         driver = _Driver(self.plan.steps(op))
@@ -296,10 +352,20 @@ class RedisBackend:
     def close(self) -> None:
         if self._client is None:
             return
+        self._local = threading.local()
+        self._client.connection_pool.disconnect()
         self._client.close()
         self._client = None
         if self._on_close is not None:
             self._on_close()
+
+
+def _read(conn: redis.connection.Connection) -> Any:
+    """One reply of a pipeline; an error reply is returned in place, not raised."""
+    try:
+        return conn.read_response()
+    except ResponseError as exc:
+        return exc
 
 
 class _AutoPipeline:
@@ -307,16 +373,16 @@ class _AutoPipeline:
 
     Every command is queued with a future; the first one queued schedules a flush
     for the next turn of the event loop, by which time the other ready tasks have
-    queued theirs. The flush sends the whole queue as one non-transactional
-    pipeline and hands each task its own reply or error. Each task still waits
-    for its reply before its next command, so its own commands stay in order;
-    commands of different tasks were never ordered. One round trip and one
-    connection checkout then serve many tasks, which is what makes concurrency
-    pay on a client that is busy with Python rather than waiting on the network.
+    queued theirs. The flush writes the whole queue on one pool connection and
+    hands each task its own reply or error. Each task still waits for its reply
+    before its next command, so its own commands stay in order; commands of
+    different tasks were never ordered. One round trip and one connection
+    checkout then serve many tasks, which is what makes concurrency pay on a
+    client that is busy with Python rather than waiting on the network.
     """
 
     def __init__(self, client: redis.asyncio.Redis) -> None:
-        self._client = client
+        self._pool = client.connection_pool
         self._queue: list[tuple[Call, asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -328,6 +394,18 @@ class _AutoPipeline:
         self._queue.append((call, future))
         return await future
 
+    async def send_batch(self, calls: Sequence[Call]) -> list[Any]:
+        """Commands that belong together (one plan step): written at once, replies in order."""
+        conn = await self._pool.get_connection()
+        try:
+            await conn.send_packed_command(conn.pack_commands(calls))
+            return [await _aread(conn) for _ in calls]
+        except BaseException:
+            await conn.disconnect()
+            raise
+        finally:
+            await self._pool.release(conn)
+
     def _start_flush(self) -> None:
         batch, self._queue = self._queue, []
         task = asyncio.get_running_loop().create_task(self._flush(batch))
@@ -335,27 +413,10 @@ class _AutoPipeline:
         task.add_done_callback(self._tasks.discard)
 
     async def _flush(self, batch: list[tuple[Call, asyncio.Future[Any]]]) -> None:
-        if len(batch) == 1:  # nobody to share the round trip with: no pipeline needed
-            call, future = batch[0]
-            try:
-                reply = await self._client.execute_command(*call)  # type: ignore[no-untyped-call]
-            except Exception as exc:  # handed to the waiting task, which raises it
-                if not future.done():
-                    future.set_exception(exc)
-                return
-            if not future.done():
-                future.set_result(reply)
-            return
-        pipe = self._client.pipeline(transaction=False)
-        for call, _ in batch:
-            pipe.execute_command(*call)
         try:
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await self.send_batch([call for call, _ in batch])
         except Exception as exc:  # the connection failed: every waiting task gets the error
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
+            replies = [exc] * len(batch)
         for (_, future), reply in zip(batch, replies, strict=True):
             if future.done():  # its task was cancelled meanwhile
                 continue
@@ -363,6 +424,13 @@ class _AutoPipeline:
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
+
+
+async def _aread(conn: redis.asyncio.connection.AbstractConnection) -> Any:
+    try:
+        return await conn.read_response()
+    except ResponseError as exc:
+        return exc
 
 
 class AsyncRedisBackend:
@@ -392,13 +460,10 @@ class AsyncRedisBackend:
         return self._client
 
     async def _send(self, call: Call | Batch) -> Any:
-        client = await self.client()
-        if isinstance(call, Batch):
-            pipe = client.pipeline(transaction=False)
-            for c in call.calls:
-                pipe.execute_command(*c)
-            return await pipe.execute(raise_on_error=False)
+        await self.client()
         assert self._pipeline is not None
+        if isinstance(call, Batch):
+            return await self._pipeline.send_batch(call.calls)
         return await self._pipeline.send(call)
 
     async def execute(self, op: ops.Op[T]) -> T:
