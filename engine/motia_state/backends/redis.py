@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import hiredis
 import redis
 import redis.asyncio
 import redis.asyncio.connection
@@ -51,6 +52,11 @@ SCAN_COUNT = 1000
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="surrogateescape")
+
+
+def _pack(calls: Sequence[Call]) -> bytes:
+    """RESP-encode commands with hiredis (redis-py's asyncio client packs in pure Python)."""
+    return b"".join([hiredis.pack_command(call) for call in calls])
 
 
 def _pairs(reply: list[bytes] | dict[bytes, bytes]) -> Iterator[tuple[str, bytes]]:
@@ -323,9 +329,9 @@ class RedisBackend:
         conn = self._connection()
         try:
             if isinstance(call, Batch):
-                conn.send_packed_command(conn.pack_commands(call.calls))
+                conn.send_packed_command(_pack(call.calls))
                 return [_read(conn) for _ in call.calls]
-            conn.send_command(*call)
+            conn.send_packed_command(hiredis.pack_command(call))
             return conn.read_response()
         except ResponseError:
             raise
@@ -398,7 +404,7 @@ class _AutoPipeline:
         """Commands that belong together (one plan step): written at once, replies in order."""
         conn = await self._pool.get_connection()
         try:
-            await conn.send_packed_command(conn.pack_commands(calls))
+            await conn.send_packed_command(_pack(calls))
             return [await _aread(conn) for _ in calls]
         except BaseException:
             await conn.disconnect()
