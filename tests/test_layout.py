@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from motia_state.backends import embedded
 from motia_state.layout import KeyLayout, escape_glob, key_slot, slot_tag
-from motia_state.server import standalone
+from motia_state.server import free_port, standalone
 
 from .conftest import REDIS_CONF
 
@@ -67,6 +67,7 @@ def test_escape_glob() -> None:
 
 def test_slots_agree_with_a_real_cluster_node(tmp_path: Path) -> None:
     """CLUSTER KEYSLOT on a cluster-enabled valkey-server is the authority on slots."""
+    cluster_args = ["--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "n.conf")]
     server = standalone(
         embedded.valkey_binary(),
         REDIS_CONF,
@@ -75,10 +76,8 @@ def test_slots_agree_with_a_real_cluster_node(tmp_path: Path) -> None:
         "no",
         "--save",
         "",
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        str(tmp_path / "nodes.conf"),
+        *cluster_args,
+        port=free_port(cluster=True),
     )
     try:
         layout = KeyLayout(cluster=True)

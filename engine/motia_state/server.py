@@ -115,11 +115,21 @@ class ServerProcess:
         self.proc = None
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+def free_port(host: str = "127.0.0.1", *, cluster: bool = False) -> int:
+    """A free loopback port; ``cluster=True`` also needs port + 10000 free (the cluster bus)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port: int = s.getsockname()[1]
+        if not cluster:
+            return port
+        if port + 10000 <= 65535:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, port + 10000))
+                except OSError:
+                    continue
+            return port
 
 
 def standalone(

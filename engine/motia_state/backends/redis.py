@@ -329,9 +329,9 @@ class RedisBackend:
         conn = self._connection()
         try:
             if isinstance(call, Batch):
-                conn.send_packed_command(_pack(call.calls))
+                conn.send_packed_command([_pack(call.calls)])  # a list of chunks, not bytes
                 return [_read(conn) for _ in call.calls]
-            conn.send_packed_command(hiredis.pack_command(call))
+            conn.send_packed_command([hiredis.pack_command(call)])
             return conn.read_response()
         except ResponseError:
             raise
