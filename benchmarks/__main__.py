@@ -95,7 +95,7 @@ def main(quick: bool, out: Path, url: str | None) -> None:
             if server is not None:
                 server.stop()
     s = sizes
-    rows = report.targets(bench.results, memory, s.small_group, s.mid_group, s.large_group)
+    rows = report.targets(bench.results, memory, s.mid_group, s.large_group, s.other_keys)
     report.table(bench.results, rows, click.echo)
     out.mkdir(parents=True, exist_ok=True)
     meta = {

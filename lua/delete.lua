@@ -4,8 +4,8 @@
 --   ARGV[4] stream MAXLEN.
 -- Returns {1, old_value} when deleted, {1} when there was nothing to delete,
 --   {0, current_version} on a version mismatch.
--- Keys touched: KEYS[1] (HDEL), KEYS[2] (HDEL), KEYS[3] (XADD).
-local current = current_version(KEYS[1], KEYS[2], ARGV[1])
+-- Keys touched: KEYS[1] (HEXISTS, HGET, HDEL), KEYS[2] (HGET, HDEL), KEYS[3] (XADD).
+local current = current_version(KEYS[1], ARGV[1], redis.call('HGET', KEYS[2], ARGV[1]))
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
   return {0, current}
 end

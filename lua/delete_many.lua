@@ -2,11 +2,11 @@
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream.
 -- ARGV[1] group name, ARGV[2] stream MAXLEN, ARGV[3], ARGV[4], ... item keys.
 -- Returns the number of items that existed and were removed.
--- Keys touched: KEYS[1] (HDEL), KEYS[2] (HDEL), KEYS[3] (XADD).
+-- Keys touched: KEYS[1] (HEXISTS, HDEL), KEYS[2] (HGET, HDEL), KEYS[3] (XADD).
 local n = 0
 for i = 3, #ARGV do
   local field = ARGV[i]
-  local current = current_version(KEYS[1], KEYS[2], field)
+  local current = current_version(KEYS[1], field, redis.call('HGET', KEYS[2], field))
   if current > 0 then
     redis.call('HDEL', KEYS[1], field)
     redis.call('HDEL', KEYS[2], field)

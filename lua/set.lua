@@ -3,19 +3,20 @@
 -- ARGV[1] item key, ARGV[2] encoded value, ARGV[3] expected version ('' = any, '0' = must be
 --   absent), ARGV[4] group name (for the change record), ARGV[5] stream MAXLEN (approximate).
 -- Returns {1, new_version} when written, {0, current_version} on a version mismatch.
--- Keys touched: KEYS[1] (HSET), KEYS[2] (HGET, HSET), KEYS[3] (XADD).
+-- Keys touched: KEYS[1] (HEXISTS, HSET), KEYS[2] (HGET, HSET or HDEL), KEYS[3] (XADD).
 local field = ARGV[1]
+local recorded = redis.call('HGET', KEYS[2], field)
 local version
 if ARGV[3] == '' then
-  version = write(KEYS[1], field, ARGV[2], redis.call('HGET', KEYS[2], field))
+  version = write(KEYS[1], field, ARGV[2], recorded)
 else
-  local current = current_version(KEYS[1], KEYS[2], field)
+  local current = current_version(KEYS[1], field, recorded)
   if tonumber(ARGV[3]) ~= current then
     return {0, current}
   end
   redis.call('HSET', KEYS[1], field, ARGV[2])
   version = current + 1
 end
-redis.call('HSET', KEYS[2], field, string.format('%d', version))
+keep_version(KEYS[2], field, version, recorded)
 record(KEYS[3], ARGV[5], 'set', ARGV[4], field, version)
 return {1, version}

@@ -4,19 +4,16 @@
 -- ARGV[1] group name, ARGV[2] stream MAXLEN, ARGV[3], ARGV[4], ... item key, encoded value pairs
 --   (distinct keys; at most a few thousand pairs, the caller chunks).
 -- Returns the number of items written.
--- Keys touched: KEYS[1] (HSET), KEYS[2] (HMGET, HSET), KEYS[3] (XADD).
+-- Keys touched: KEYS[1] (HSET), KEYS[2] (HMGET, HSET, HDEL), KEYS[3] (XADD).
 local n = (#ARGV - 2) / 2
 local fields = {}
 for i = 1, n do
   fields[i] = ARGV[2 * i + 1]
 end
 local recorded = redis.call('HMGET', KEYS[2], unpack(fields))
-local versions = {}
 for i = 1, n do
   local version = write(KEYS[1], fields[i], ARGV[2 * i + 2], recorded[i])
-  versions[2 * i - 1] = fields[i]
-  versions[2 * i] = string.format('%d', version)
+  keep_version(KEYS[2], fields[i], version, recorded[i])
   record(KEYS[3], ARGV[2], 'set', ARGV[1], fields[i], version)
 end
-redis.call('HSET', KEYS[2], unpack(versions))
 return n

@@ -30,11 +30,30 @@ def test_group_is_one_readable_hash(state: Any, target: Target) -> None:
             b"o1": b'{"total":10,"items":[]}',
             b"o2": b'"two"',
         }
-        assert r.hgetall(layout.versions("orders")) == {b"o1": b"1", b"o2": b"1"}
+        assert not r.exists(layout.versions("orders"))  # version 1 is implicit, never stored
+    state.set("orders", "o2", "two again")
+    with target.raw() as r:
+        assert r.hgetall(layout.versions("orders")) == {b"o2": b"2"}
         every_key = set(r.scan_iter(match=layout.scan_pattern())) | set(
             r.scan_iter(match=layout.meta_root + b"*")
         )
     assert every_key == {layout.data("orders"), layout.versions("orders"), layout.changes("orders")}
+
+
+def test_a_recreated_item_drops_a_stale_version(state: Any, target: Target) -> None:
+    state.set("g", "k", 1)
+    state.set("g", "k", 2)
+    layout = target.layout()
+    with target.raw() as r:
+        r.hdel(layout.data("g"), "k")  # someone else deletes the item, not its version
+    assert state.set("g", "k", 3) == 1
+    state.set_many("g", {"k": 4})
+    with target.raw() as r:
+        r.hdel(layout.data("g"), "k")
+    assert state.set_many("g", {"k": 5}) == 1
+    assert state.get_item("g", "k").version == 1
+    with target.raw() as r:
+        assert not r.exists(layout.versions("g"))
 
 
 def test_every_write_appends_a_change_record(state: Any, target: Target) -> None:
