@@ -171,48 +171,42 @@ def chart(path: Path, results: list[Result], title: str) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    labels: list[str] = []
+    groups: dict[str, list[Result]] = {}
     for r in results:
-        label = _label(r)
-        if label not in labels:
-            labels.append(label)
+        groups.setdefault(_label(r), []).append(r)
     impls = list(dict.fromkeys(r.impl for r in results))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(15, 11))
-    width = 0.8 / max(1, len(impls))
-    for n, impl in enumerate(impls):
-        xs, ys, lat_x, p50, p99 = [], [], [], [], []
-        for r in results:
-            if r.impl != impl:
-                continue
-            x = labels.index(_label(r)) + n * width
-            xs.append(x)
-            ys.append(r.median)
+    colour = {impl: plt.get_cmap("tab10")(n % 10) for n, impl in enumerate(impls)}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(16, 11))
+    timed = {k: v for k, v in groups.items() if any(r.latency_us for r in v)}
+    seen: set[str] = set()
+    for x, members in enumerate(groups.values()):
+        width = 0.8 / len(members)
+        for n, r in enumerate(members):
+            label = None if r.impl in seen else r.impl
+            seen.add(r.impl)
+            top.bar(x - 0.4 + width * (n + 0.5), r.median, width, color=colour[r.impl], label=label)
+    for x, members in enumerate(timed.values()):
+        width = 0.8 / len(members)
+        for n, r in enumerate(members):
             if r.latency_us:
-                lat_x.append(x)
-                p50.append(r.latency_us["p50"])
-                p99.append(r.latency_us["p99"])
-        top.bar(xs, ys, width, label=impl)
-        if lat_x:
-            bottom.bar(lat_x, p99, width, label=f"{impl} p99", alpha=0.35)
-            bottom.bar(lat_x, p50, width, label=f"{impl} p50")
-    for ax, ylabel in (
-        (top, "ops or items per second (log)"),
-        (bottom, "latency per op, us (log)"),
-    ):
+                pos = x - 0.4 + width * (n + 0.5)
+                bottom.bar(pos, r.latency_us["p99"], width, color=colour[r.impl], alpha=0.35)
+                bottom.bar(pos, r.latency_us["p50"], width, color=colour[r.impl])
+    top.set_ylabel("ops or items per second (log)")
+    bottom.set_ylabel("latency per op, us (log): solid p50, pale p99")
+    for ax, labels in ((top, list(groups)), (bottom, list(timed))):
         ax.set_yscale("log")
-        ax.set_ylabel(ylabel)
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))])
+        ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=8)
-        ax.legend(fontsize=7, ncol=3)
         ax.grid(axis="y", alpha=0.3)
+    top.legend(fontsize=8, ncol=3)
     top.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
 
 
 def _label(r: Result) -> str:
-    size = r.params.get("value_bytes")
-    items = r.params.get("items")
-    return f"{r.workload}\n{items} items, {size} B"
+    extra = f", +{r.params['other_keys']:,} keys" if r.params.get("other_keys") else ""
+    return f"{r.workload}\n{r.params.get('items')} items, {r.params.get('value_bytes')} B{extra}"
