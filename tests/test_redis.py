@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from motia_state import BackendUnavailable, State, StateError
+from motia_state import AsyncState, BackendUnavailable, State, StateError
 from motia_state.backends import embedded
 from motia_state.connect import redact
 from motia_state.layout import KeyLayout, key_slot
@@ -156,8 +158,6 @@ def test_list_groups_sees_only_data_hashes(state: Any, target: Target) -> None:
 
 @pytest.mark.parametrize("api", ["sync", "async"])
 def test_connection_refused_is_backend_unavailable_without_password(api: str) -> None:
-    from motia_state import AsyncState
-
     url = "redis://user:s3cret-pass@127.0.0.1:1/0"
     if api == "sync":
         state: Any = State.from_url(url)
@@ -165,8 +165,6 @@ def test_connection_refused_is_backend_unavailable_without_password(api: str) ->
         with pytest.raises(BackendUnavailable) as info:
             state.get("g", "k")
     else:
-        import asyncio
-
         astate = AsyncState.from_url(url)
         assert "s3cret" not in repr(astate)
         with pytest.raises(BackendUnavailable) as info:
@@ -195,7 +193,30 @@ def test_survives_a_server_restart(servers: Servers, tmp_path: Path) -> None:
         # a new process: empty data (no persistence here) and an empty script cache
         assert state.set("g", "k", 2) == 1
         assert state.get("g", "k") == 2
+        # restarted while the client was idle: the dead socket is noticed before use
         server2.stop()
+        server3 = servers.start(binary, f"restart3-{tmp_path.name}", port=port)
+        time.sleep(1.1)  # past the health-check interval: a PING finds the dead socket
+        assert state.set("g", "k", 3) == 1
+        server3.stop()
+
+
+def test_async_survives_a_server_restart(servers: Servers, tmp_path: Path) -> None:
+    binary = shutil.which("redis-server") or embedded.valkey_binary()
+    server = servers.start(binary, f"arestart-{tmp_path.name}")
+    port = server.port
+
+    async def main() -> None:
+        async with AsyncState.from_url(server.url) as state:
+            await state.set("g", "k", 1)
+            server.stop()
+            restarted = servers.start(binary, f"arestart2-{tmp_path.name}", port=port)
+            await asyncio.sleep(1.1)  # past the health-check interval: a PING finds the dead socket
+            assert await state.set("g", "k", 2) == 1
+            assert await state.get("g", "k") == 2
+            restarted.stop()
+
+    asyncio.run(main())
 
 
 def test_slot_of_every_group_key_is_the_data_keys_slot() -> None:

@@ -38,6 +38,11 @@ log = logging.getLogger("motia_state")
 _logged_default = False
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+HEALTH_CHECK_S = 1.0
+# redis-py retries only what it runs itself: connecting and the health-check PING. The
+# engine writes its commands on the connection directly, so a command is never re-sent:
+# a write whose reply was lost must not be applied twice behind the caller's back.
+RETRIES = 1
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,9 @@ class _Target:
             "decode_responses": False,
             "socket_timeout": self.opts.socket_timeout,
             "socket_connect_timeout": self.opts.socket_connect_timeout,
+            # A connection idle this long PINGs before its next command and reconnects if
+            # the server went away (a restart, a failover), so no command is lost to it.
+            "health_check_interval": HEALTH_CHECK_S,
         }
 
     def plan(self) -> RedisPlan:
@@ -151,9 +159,8 @@ def open_sync(url: str | None, options: dict[str, Any]) -> tuple[Backend, Core]:
         return _local(target), core
 
     def connect() -> redis.Redis:
-        # No silent retries: a write whose reply was lost must never be sent twice.
-        no_retry = redis.retry.Retry(redis.backoff.NoBackoff(), 0)
-        return redis.Redis.from_url(target.server_url(), retry=no_retry, **target.client_kwargs())
+        retry = redis.retry.Retry(redis.backoff.NoBackoff(), RETRIES)
+        return redis.Redis.from_url(target.server_url(), retry=retry, **target.client_kwargs())
 
     return RedisBackend(target.plan(), connect, target.describe, target.release), core
 
@@ -166,9 +173,9 @@ def open_async(url: str | None, options: dict[str, Any]) -> tuple[AsyncBackend, 
 
     async def connect() -> redis.asyncio.Redis:
         # embedded:// starts its server in this thread on purpose (see ServerProcess.start).
-        no_retry = redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0)
+        retry = redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), RETRIES)
         return redis.asyncio.Redis.from_url(
-            target.server_url(), retry=no_retry, **target.client_kwargs()
+            target.server_url(), retry=retry, **target.client_kwargs()
         )
 
     async def release() -> None:

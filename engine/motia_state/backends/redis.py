@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import threading
-import time
 from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -263,11 +262,6 @@ class _Driver:
 ClientFactory = Callable[[], "redis.Redis"]
 AsyncClientFactory = Callable[[], Awaitable["redis.asyncio.Redis"]]
 
-# A pinned connection idle for longer than this is checked for a closed socket (one
-# poll) before it is used, so a server restart is noticed before a command is lost to
-# it. Back-to-back calls skip the check, which is half of redis-py's per-call cost.
-IDLE_CHECK_S = 0.1
-
 
 class _Pin:
     """A pool connection pinned to one thread; returned to the pool when the thread ends."""
@@ -276,7 +270,6 @@ class _Pin:
         self.pool = pool
         self.pid = os.getpid()
         self.conn: redis.connection.Connection = pool.get_connection()
-        self.used = time.monotonic()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
@@ -319,10 +312,6 @@ class RedisBackend:
         pin: _Pin | None = getattr(self._local, "pin", None)
         if pin is None or pin.pid != os.getpid():  # a forked child must not share our socket
             pin = self._local.pin = _Pin(self.client.connection_pool)
-        now = time.monotonic()
-        if now - pin.used > IDLE_CHECK_S and pin.conn.can_read():
-            pin.conn.disconnect()  # closed by the server (or stray data): start afresh
-        pin.used = now
         return pin.conn
 
     def _send(self, call: Call | Batch) -> Any:
