@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 
-from motia_state import InvalidInput, Item, VersionConflict
+from motia_state import InvalidInput, Item, State, VersionConflict
 
 from .conftest import Target
 
@@ -212,3 +213,25 @@ def test_two_states_share_one_store(open_state: Any, target: Target) -> None:
     assert second.get("g", "k") == 1
     second.set("g", "k", 2, version=1)
     assert first.get_item("g", "k").version == 2
+
+
+def test_threads_share_one_state(target: Target) -> None:
+    """A State is safe to share between threads (on Redis each thread gets its own connection)."""
+    errors: list[BaseException] = []
+    with State.from_url(target.url, **target.options) as state:
+
+        def worker(n: int) -> None:
+            try:
+                for i in range(50):
+                    state.set("threads", f"t{n}-{i}", i)
+                    assert state.get("threads", f"t{n}-{i}") == i
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert len(state.keys("threads")) == 400

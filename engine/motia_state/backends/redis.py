@@ -296,16 +296,19 @@ class RedisBackend:
         self.describe = describe
         self._connect = connect
         self._client: redis.Redis | None = None
+        self._client_lock = threading.Lock()
         self._local = threading.local()
         self._on_close = on_close
 
     @property
     def client(self) -> redis.Redis:
         if self._client is None:
-            try:
-                self._client = self._connect()
-            except RedisError as exc:
-                raise _translate(exc, self.describe) from None
+            with self._client_lock:  # threads share one State: create one client, not two
+                if self._client is None:
+                    try:
+                        self._client = self._connect()
+                    except RedisError as exc:
+                        raise _translate(exc, self.describe) from None
         return self._client
 
     def _connection(self) -> redis.connection.Connection:
