@@ -182,7 +182,13 @@ def motia_v0(
     if not b.v0:
         yield {}
         return
-    driver = MotiaV0(b.url, workload, items, ops, value_bytes)
+    try:
+        driver = MotiaV0(b.url, workload, items, ops, value_bytes)
+    except (RuntimeError, OSError, ValueError) as exc:  # a broken Node install: say so, go on
+        b.notes.append(f"Motia v0 baseline skipped for {workload}: {exc}")
+        b.say(f"  (Motia v0 driver failed to start: {exc})")
+        yield {}
+        return
     try:
         yield {"motia v0 (node)": driver.round}
     finally:
