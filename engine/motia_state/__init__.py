@@ -11,15 +11,20 @@ from .errors import (
     BackendUnavailable,
     DecodeError,
     EncodeError,
+    IntegerOverflow,
     InvalidInput,
+    InvalidUpdate,
+    NotANumber,
     StateError,
     Unsupported,
+    UpdateFailed,
     ValueTooLarge,
     VersionConflict,
 )
 from .layout import KeyLayout
 from .ops import Item
 from .state import GroupView, State
+from .updates import Op
 
 __all__ = [
     "AsyncGroupView",
@@ -28,14 +33,19 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "GroupView",
+    "IntegerOverflow",
     "InvalidInput",
+    "InvalidUpdate",
     "Item",
     "JsonCodec",
     "KeyLayout",
     "MsgpackCodec",
+    "NotANumber",
+    "Op",
     "State",
     "StateError",
     "Unsupported",
+    "UpdateFailed",
     "ValueTooLarge",
     "VersionConflict",
 ]

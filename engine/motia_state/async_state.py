@@ -95,6 +95,26 @@ class AsyncState:
     async def clear(self, group: str) -> int:
         return await self._run(self._core.clear(group))
 
+    async def increment(
+        self, group: str, key: str, by: int | float = 1, *, version: int | None = None
+    ) -> int | float:
+        """Add ``by`` atomically on the server; a missing item starts at 0. Returns the new number.
+
+        Integers stay exact across the signed 64-bit range (`IntegerOverflow` past it);
+        a float makes a float. A stored value that is not a number raises `NotANumber`.
+        """
+        return await self._run(self._core.increment(group, key, by, version))
+
+    async def update(
+        self, group: str, key: str, ops: Iterable[Mapping[str, Any]], *, version: int | None = None
+    ) -> Any:
+        """Apply Motia v1 UpdateOps atomically on the server; returns the new value.
+
+        All ops apply or none does; every part of the value no op touches stays exactly
+        as it was. A missing item starts as ``{}``.
+        """
+        return await self._run(self._core.update(group, key, ops, version))
+
     async def list_groups(self) -> list[str]:
         return await self._run(self._core.list_groups())
 
@@ -142,3 +162,13 @@ class AsyncGroupView:
 
     async def clear(self) -> int:
         return await self.state.clear(self.name)
+
+    async def increment(
+        self, key: str, by: int | float = 1, *, version: int | None = None
+    ) -> int | float:
+        return await self.state.increment(self.name, key, by, version=version)
+
+    async def update(
+        self, key: str, ops: Iterable[Mapping[str, Any]], *, version: int | None = None
+    ) -> Any:
+        return await self.state.update(self.name, key, ops, version=version)

@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from . import ops, validate
+import orjson
+
+from . import ops, updates, validate
 from .codecs import Codec
-from .errors import DecodeError, InvalidInput, ValueTooLarge
+from .errors import DecodeError, InvalidInput, Unsupported, ValueTooLarge
 
 R = TypeVar("R")
 DEFAULT_SCAN_BATCH = 1000
@@ -127,3 +129,52 @@ class Core:
 
     def list_groups(self) -> Plan[list[str]]:
         return Plan(ops.ListGroups(), _same)
+
+    def increment(self, group: str, key: str, by: Any, version: int | None) -> Plan[int | float]:
+        by = updates.amount(by, "increment")
+        op = {"type": "increment", "path": "", "by": by}
+        steps = (updates.Step("increment", (), by, 0, op),)
+        return self._update(group, key, steps, b"0", "increment", version)
+
+    def update(self, group: str, key: str, ops_: Any, version: int | None) -> Plan[Any]:
+        return self._update(group, key, updates.parse(ops_), b"{}", "update", version)
+
+    def _update(
+        self,
+        group: str,
+        key: str,
+        steps: tuple[updates.Step, ...],
+        start: bytes,
+        name: str,
+        version: int | None,
+    ) -> Plan[Any]:
+        g, k = validate.group(group), validate.key(key)
+        v = validate.version(version)
+        if self.codec.name != "json":
+            raise Unsupported(
+                f"{name} is exact on the server for codec='json' only; "
+                "codec='msgpack' values cannot be updated in place yet"
+            )
+        op = ops.Update(
+            g,
+            k,
+            steps,
+            self._encode_steps(g, k, steps),
+            start,
+            name,
+            v,
+            self.max_value_bytes,
+            self.codec,
+        )
+        return Plan(op, lambda raw: self.decode(g, k, raw[1]))
+
+    def _encode_steps(
+        self, group: str, key: str, steps: tuple[updates.Step, ...]
+    ) -> tuple[bytes, ...]:
+        """The ops as lua/include/update.lua reads them from ARGV."""
+        argv = [b"%d" % len(steps)]
+        for step in steps:
+            argv += [step.kind.encode(), b"%d" % len(step.path)]
+            argv += [orjson.dumps(segment) for segment in step.path]
+            argv.append(b"" if step.kind == "remove" else self.encode(group, key, step.operand))
+        return tuple(argv)

@@ -57,3 +57,31 @@ class BackendUnavailable(StateError):
 
 class Unsupported(StateError):
     """The chosen backend cannot do what was asked; it says so instead of behaving differently."""
+
+
+class InvalidUpdate(InvalidInput):
+    """An update op is malformed (unknown type, bad path, bad operand); nothing was written."""
+
+
+class UpdateFailed(StateError):
+    """An update op cannot apply to the stored value; none of the ops were applied.
+
+    ``code`` says why (``not_number``, ``not_object``, ``not_array``, ``path_not_object``,
+    ``overflow``, ``not_finite``, ``not_json``, ``too_large``); ``op_index`` and ``op``
+    name the failing op (index -1 and None when the stored value itself is the problem).
+    """
+
+    def __init__(self, code: str, op_index: int, op: object, detail: str = "") -> None:
+        self.code = code
+        self.op_index = op_index
+        self.op = op
+        where = f"ops[{op_index}] {op!r}" if op_index >= 0 else "the stored value"
+        super().__init__(f"update failed at {where}: {code}" + (f" ({detail})" if detail else ""))
+
+
+class NotANumber(UpdateFailed):
+    """An increment or decrement met a value that is not a number; nothing changed."""
+
+
+class IntegerOverflow(UpdateFailed):
+    """An integer increment would leave the signed 64-bit range; nothing changed."""

@@ -109,3 +109,22 @@ class Clear(Op[int]):
 @dataclass(frozen=True, slots=True)
 class ListGroups(Op[list[str]]):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class Update(Op[tuple[int, bytes]]):
+    """Apply update steps to one item; returns (new version, new encoded value).
+
+    ``argv`` is the ops already encoded for the server script (see lua/update.lua);
+    the in-process backends apply ``steps`` with ``codec`` instead.
+    """
+
+    group: str
+    key: str
+    steps: tuple[Any, ...]  # updates.Step
+    argv: tuple[bytes, ...]
+    start: bytes  # what a missing item starts as, encoded: b"{}" or b"0"
+    name: str  # the change record's op: "update" or "increment"
+    version: int | None
+    max_bytes: int
+    codec: Any

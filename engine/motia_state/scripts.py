@@ -12,6 +12,7 @@ first NOSCRIPT reply loads the script and retries once.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -35,9 +36,16 @@ def lua_dir() -> Path:
 
 @cache
 def load(name: str) -> Script:
-    """The script ``lua/<name>.lua`` with the shared helpers of ``lua/include`` in front."""
+    """The script ``lua/<name>.lua`` with the helpers it needs from ``lua/include`` in front.
+
+    ``include/common.lua`` goes before every script; a header line ``-- uses: a b``
+    adds ``include/a.lua`` and ``include/b.lua``, in that order. Only what a script
+    uses is sent, since a script's helpers are defined anew on every call.
+    """
     root = lua_dir()
-    parts = [p.read_bytes() for p in sorted((root / "include").glob("*.lua"))]
-    parts.append((root / f"{name}.lua").read_bytes())
-    text = b"\n".join(parts)
+    body = (root / f"{name}.lua").read_bytes()
+    uses = re.search(rb"^-- uses: (.+)$", body, re.MULTILINE)
+    names = ["common", *(uses.group(1).decode().split() if uses else [])]
+    parts = [(root / "include" / f"{n}.lua").read_bytes() for n in names]
+    text = b"\n".join([*parts, body])
     return Script(name, text, hashlib.sha1(text).hexdigest())

@@ -113,6 +113,26 @@ class State:
         """Remove every item of a group; returns how many there were."""
         return self._run(self._core.clear(group))
 
+    def increment(
+        self, group: str, key: str, by: int | float = 1, *, version: int | None = None
+    ) -> int | float:
+        """Add ``by`` atomically on the server; a missing item starts at 0. Returns the new number.
+
+        Integers stay exact across the signed 64-bit range (`IntegerOverflow` past it);
+        a float makes a float. A stored value that is not a number raises `NotANumber`.
+        """
+        return self._run(self._core.increment(group, key, by, version))
+
+    def update(
+        self, group: str, key: str, ops: Iterable[Mapping[str, Any]], *, version: int | None = None
+    ) -> Any:
+        """Apply Motia v1 UpdateOps atomically on the server; returns the new value.
+
+        All ops apply or none does; every part of the value no op touches stays exactly
+        as it was. A missing item starts as ``{}``.
+        """
+        return self._run(self._core.update(group, key, ops, version))
+
     def list_groups(self) -> list[str]:
         """Names of the groups that hold at least one item, sorted."""
         return self._run(self._core.list_groups())
@@ -163,3 +183,13 @@ class GroupView:
 
     def clear(self) -> int:
         return self.state.clear(self.name)
+
+    def increment(
+        self, key: str, by: int | float = 1, *, version: int | None = None
+    ) -> int | float:
+        return self.state.increment(self.name, key, by, version=version)
+
+    def update(
+        self, key: str, ops: Iterable[Mapping[str, Any]], *, version: int | None = None
+    ) -> Any:
+        return self.state.update(self.name, key, ops, version=version)

@@ -1,4 +1,5 @@
 -- common: helpers prepended to every script (the text stays constant; its SHA names it).
+-- Other helpers in this folder go only before scripts that name them in a "-- uses:" line.
 -- KEYS: none of its own; each helper receives the key it touches from its caller's KEYS.
 -- ARGV: none of its own.
 -- Returns: nothing; defines local functions current_version(data, field, recorded),

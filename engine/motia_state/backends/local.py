@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .. import ops
-from ..errors import VersionConflict
+from .. import ops, updates
+from ..errors import DecodeError, VersionConflict
 
 T = TypeVar("T")
 
@@ -103,6 +103,22 @@ def _clear(groups: Groups, op: ops.Clear) -> int:
     return len(groups.pop(op.group, {}))
 
 
+def _update(groups: Groups, op: ops.Update) -> tuple[int, bytes]:
+    items = groups.get(op.group)
+    current = _current(items, op.key)
+    _check(op.group, op.key, op.version, current)
+    data = items[op.key].data if items and current else op.start
+    try:
+        value = op.codec.decode(data)
+    except DecodeError:
+        raise updates.fail("not_json", None) from None
+    new = op.codec.encode(updates.apply(value, op.steps))
+    if len(new) > op.max_bytes:
+        raise updates.fail("too_large", None)
+    groups.setdefault(op.group, {})[op.key] = Entry(new, current + 1)
+    return current + 1, new
+
+
 def _list_groups(groups: Groups, op: ops.ListGroups) -> list[str]:
     return sorted(g for g, items in groups.items() if items)
 
@@ -122,6 +138,7 @@ WRITES: dict[type[Any], Callable[[Groups, Any], Any]] = {
     ops.Delete: _delete,
     ops.DeleteMany: _delete_many,
     ops.Clear: _clear,
+    ops.Update: _update,
 }
 
 

@@ -24,7 +24,7 @@ import redis.asyncio.connection
 import redis.connection
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from .. import ops, scripts
+from .. import ops, scripts, updates
 from ..errors import BackendUnavailable, StateError, VersionConflict
 from ..layout import KeyLayout
 
@@ -85,6 +85,7 @@ class RedisPlan:
             ops.DeleteMany: self._delete_many,
             ops.Clear: self._clear,
             ops.ListGroups: self._list_groups,
+            ops.Update: self._update,
         }
 
     def steps(self, op: ops.Op[T]) -> Steps[T]:
@@ -230,6 +231,17 @@ class RedisPlan:
         ]
         replies = yield from self._script_batch("delete_many", keys, chunks)
         return sum(int(n) for n in replies)
+
+    def _update(self, op: ops.Update) -> Steps[tuple[int, bytes]]:
+        keys = self.layout.group_keys(op.group)
+        head = [op.key, self._expected(op.version), op.group, self._maxlen, op.start, op.max_bytes]
+        reply = yield from self._script("update", keys, [*head, op.name, *op.argv])
+        if reply[0] == 0:
+            raise VersionConflict([(op.group, op.key, op.version, int(reply[1]))])
+        if reply[0] == 2:
+            index = int(reply[2])
+            raise updates.fail(reply[1].decode(), op.steps[index - 1] if index else None)
+        return int(reply[1]), reply[2]
 
     def _clear(self, op: ops.Clear) -> Steps[int]:
         keys = self.layout.group_keys(op.group)

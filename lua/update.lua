@@ -1,0 +1,42 @@
+-- update: apply UpdateOps (or an increment) to one item's JSON value, losslessly, bump its
+--   version and record the change, in one atomic call.
+-- uses: json numbers update
+-- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream.
+-- ARGV[1] item key, ARGV[2] expected version ('' = any, '0' = must be absent), ARGV[3] group,
+--   ARGV[4] stream MAXLEN, ARGV[5] what a missing item starts as (JSON text: '{}', or '0' for
+--   increment), ARGV[6] max encoded bytes of the result, ARGV[7] op name for the change record
+--   ('update' or 'increment'), ARGV[8...] the ops (see include/update.lua).
+-- Returns {1, new_version, new_value_text}; {0, current_version} on a version mismatch;
+--   {2, code, op_index} when an op cannot apply (op_index 0: the stored value itself).
+-- Keys touched: KEYS[1] (HEXISTS, HGET, HSET), KEYS[2] (HGET, HSET or HDEL), KEYS[3] (XADD).
+local field = ARGV[1]
+local recorded = redis.call('HGET', KEYS[2], field)
+local current = current_version(KEYS[1], field, recorded)
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
+  return {0, current}
+end
+local text = ARGV[5]
+if current > 0 then
+  text = redis.call('HGET', KEYS[1], field)
+end
+local ok, result = pcall(function()
+  local ok_parse, root = pcall(json_parse, text)
+  if not ok_parse then
+    error({code = 'not_json', op = 0}, 0)
+  end
+  return json_emit((update_apply(root, ARGV, 8)))
+end)
+if not ok then
+  if type(result) == 'table' then
+    return {2, result.code, result.op}
+  end
+  error(result)
+end
+if #result > tonumber(ARGV[6]) then
+  return {2, 'too_large', 0}
+end
+redis.call('HSET', KEYS[1], field, result)
+local version = current + 1
+keep_version(KEYS[2], field, version, recorded)
+record(KEYS[3], ARGV[4], ARGV[7], ARGV[3], field, version)
+return {1, version, result}
