@@ -9,6 +9,7 @@ Every contract test runs through `State` and through `AsyncState`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import shutil
@@ -174,9 +175,22 @@ class Blocking:
                 return self._drain(result)
             if isinstance(result, AsyncGroupView):
                 return Blocking(result, self._loop)
+            if hasattr(result, "__aenter__"):
+                return self._context(result)
             return result
 
         return call
+
+    @contextlib.contextmanager
+    def _context(self, manager: Any) -> Iterator[Any]:
+        value = self._loop.run_until_complete(manager.__aenter__())
+        try:
+            yield value
+        except BaseException as exc:
+            if not self._loop.run_until_complete(manager.__aexit__(type(exc), exc, None)):
+                raise
+        else:
+            self._loop.run_until_complete(manager.__aexit__(None, None, None))
 
     def _drain(self, iterator: AsyncIterator[Any]) -> Iterator[Any]:
         while True:

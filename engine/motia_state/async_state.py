@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
 from . import connect
 from .backends.base import AsyncBackend
-from .core import DEFAULT_SCAN_BATCH, Core, Plan
+from .core import DEFAULT_SCAN_BATCH, Core, Plan, Transaction
 from .ops import Item
 
 R = TypeVar("R")
@@ -114,6 +115,14 @@ class AsyncState:
         as it was. A missing item starts as ``{}``.
         """
         return await self._run(self._core.update(group, key, ops, version))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """``async with state.transaction() as tx:``; see `State.transaction`."""
+        tx = Transaction(self._core)
+        yield tx
+        if len(tx):
+            tx.results = await self._run(tx.plan())
 
     async def list_groups(self) -> list[str]:
         return await self._run(self._core.list_groups())

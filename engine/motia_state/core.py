@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import orjson
 
@@ -30,6 +30,44 @@ class Plan(Generic[R]):
 
 def _same(raw: R) -> R:
     return raw
+
+
+class Transaction:
+    """Ops collected inside ``with state.transaction() as tx:``, sent as one call at the end.
+
+    Each op is checked and encoded when it is added, so a bad op raises inside the
+    block, before anything is sent. After the block, ``results`` holds each op's
+    result in order: the new version (set), the old value (delete), the new number
+    (increment), the new value (update).
+    """
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        self._plans: list[Plan[Any]] = []
+        self.results: list[Any] | None = None
+
+    def set(self, group: str, key: str, value: Any, *, version: int | None = None) -> None:
+        self._plans.append(self._core.set(group, key, value, version))
+
+    def delete(self, group: str, key: str, *, version: int | None = None) -> None:
+        self._plans.append(self._core.delete(group, key, version))
+
+    def increment(
+        self, group: str, key: str, by: int | float = 1, *, version: int | None = None
+    ) -> None:
+        self._plans.append(self._core.increment(group, key, by, version))
+
+    def update(self, group: str, key: str, ops_: Any, *, version: int | None = None) -> None:
+        self._plans.append(self._core.update(group, key, ops_, version))
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def plan(self) -> Plan[list[Any]]:
+        plans = list(self._plans)
+        subs = tuple(cast("ops.Set | ops.Delete | ops.Update", p.op) for p in plans)
+        op = ops.Transaction(subs, self._core.max_value_bytes)
+        return Plan(op, lambda raw: [p.finish(r) for p, r in zip(plans, raw, strict=True)])
 
 
 class Core:

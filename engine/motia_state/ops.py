@@ -128,3 +128,15 @@ class Update(Op[tuple[int, bytes]]):
     version: int | None
     max_bytes: int
     codec: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction(Op[list[Any]]):
+    """Set, Delete and Update ops across keys and groups, applied in order, all or nothing.
+
+    Returns each op's own raw result. Every failed version condition is reported
+    together in one `VersionConflict`.
+    """
+
+    ops: tuple[Set | Delete | Update, ...]
+    max_bytes: int

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
 from . import connect
 from .backends.base import Backend
-from .core import DEFAULT_SCAN_BATCH, Core, Plan
+from .core import DEFAULT_SCAN_BATCH, Core, Plan, Transaction
 from .ops import Item
 
 R = TypeVar("R")
@@ -132,6 +133,20 @@ class State:
         as it was. A missing item starts as ``{}``.
         """
         return self._run(self._core.update(group, key, ops, version))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Collect set/delete/increment/update ops; commit them as ONE server call on exit.
+
+        All or nothing: a failed ``version=`` condition raises `VersionConflict`
+        naming every failing op, and nothing applies. Ops apply in order and see
+        each other's effects. An exception inside the block sends nothing.
+        ``tx.results`` holds each op's result afterwards.
+        """
+        tx = Transaction(self._core)
+        yield tx
+        if len(tx):
+            tx.results = self._run(tx.plan())
 
     def list_groups(self) -> list[str]:
         """Names of the groups that hold at least one item, sorted."""

@@ -1,6 +1,7 @@
 -- update: Motia v1's UpdateOps applied to a lossless JSON tree (see json.lua).
 -- KEYS: none. ARGV: none of its own; update_apply reads the ops from the ARGV it is given.
--- Returns: nothing; defines local function update_apply(root, argv, at) -> root, next index:
+-- Returns: nothing; defines local functions update_skip(argv, at) -> the index after the ops
+--   that start at argv[at], and update_apply(root, argv, at) -> root, next index:
 --   applies ops encoded from argv[at] on as: count, then per op: type ('set', 'increment',
 --   'remove', 'merge', 'append'; a decrement arrives as an increment by the negated amount),
 --   segment count, each segment as a JSON string literal, payload (JSON text of the value, the
@@ -79,6 +80,15 @@ local function upd_target(kind, cur, payload, op)
     return cur
   end
   upd_fail('unknown_type', op)
+end
+
+local function update_skip(argv, at)
+  local count = tonumber(argv[at])
+  at = at + 1
+  for _ = 1, count do
+    at = at + 3 + tonumber(argv[at + 1])
+  end
+  return at
 end
 
 local function update_apply(root, argv, at)

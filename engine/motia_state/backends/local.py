@@ -119,6 +119,29 @@ def _update(groups: Groups, op: ops.Update) -> tuple[int, bytes]:
     return current + 1, new
 
 
+def _transaction(groups: Groups, op: ops.Transaction) -> list[Any]:
+    # Work on copies of the touched groups; they replace the originals only if every op
+    # applied. Entries are never changed in place, so shallow copies are enough.
+    touched = {sub.group for sub in op.ops}
+    scratch: Groups = {g: dict(groups[g]) for g in touched if g in groups}
+    conflicts: list[tuple[str, str, int | None, int]] = []
+    results = []
+    for sub in op.ops:
+        try:
+            results.append(WRITES[type(sub)](scratch, sub))
+        except VersionConflict as exc:
+            conflicts += exc.conflicts
+            results.append(None)
+    if conflicts:
+        raise VersionConflict(conflicts)
+    for g in touched:
+        if scratch.get(g):
+            groups[g] = scratch[g]
+        else:
+            groups.pop(g, None)
+    return results
+
+
 def _list_groups(groups: Groups, op: ops.ListGroups) -> list[str]:
     return sorted(g for g, items in groups.items() if items)
 
@@ -139,6 +162,7 @@ WRITES: dict[type[Any], Callable[[Groups, Any], Any]] = {
     ops.DeleteMany: _delete_many,
     ops.Clear: _clear,
     ops.Update: _update,
+    ops.Transaction: _transaction,
 }
 
 

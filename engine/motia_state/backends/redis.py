@@ -25,8 +25,8 @@ import redis.connection
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from .. import ops, scripts, updates
-from ..errors import BackendUnavailable, StateError, VersionConflict
-from ..layout import KeyLayout
+from ..errors import BackendUnavailable, InvalidInput, StateError, VersionConflict
+from ..layout import KeyLayout, key_slot
 
 T = TypeVar("T")
 
@@ -86,6 +86,7 @@ class RedisPlan:
             ops.Clear: self._clear,
             ops.ListGroups: self._list_groups,
             ops.Update: self._update,
+            ops.Transaction: self._transaction,
         }
 
     def steps(self, op: ops.Op[T]) -> Steps[T]:
@@ -242,6 +243,41 @@ class RedisPlan:
             index = int(reply[2])
             raise updates.fail(reply[1].decode(), op.steps[index - 1] if index else None)
         return int(reply[1]), reply[2]
+
+    def _transaction(self, op: ops.Transaction) -> Steps[list[Any]]:
+        groups = {g: n for n, g in enumerate(dict.fromkeys(sub.group for sub in op.ops), 1)}
+        if self.layout.cluster and len({key_slot(self.layout.data(g)) for g in groups}) > 1:
+            raise InvalidInput(
+                f"a transaction over groups {list(groups)} spans Redis Cluster hash slots; "
+                "one server call can only touch one slot (give the groups a common {hash tag})"
+            )
+        keys = [k for g in groups for k in self.layout.group_keys(g)]
+        argv: list[Any] = [self._maxlen, op.max_bytes, len(op.ops)]
+        for sub in op.ops:
+            head = [sub.group, sub.key, self._expected(sub.version)]
+            if isinstance(sub, ops.Set):
+                argv += ["set", groups[sub.group], *head, sub.data]
+            elif isinstance(sub, ops.Delete):
+                argv += ["delete", groups[sub.group], *head]
+            else:
+                argv += ["update", groups[sub.group], *head, sub.start, sub.name, *sub.argv]
+        reply = yield from self._script("transaction", keys, argv)
+        if reply[0] == 0:
+            failed = zip(reply[1::2], reply[2::2], strict=True)
+            raise VersionConflict(
+                [
+                    (op.ops[i - 1].group, op.ops[i - 1].key, op.ops[i - 1].version, int(v))
+                    for i, v in failed
+                ]
+            )
+        if reply[0] == 2:
+            sub, step = op.ops[int(reply[2]) - 1], int(reply[3])
+            assert isinstance(sub, ops.Update)
+            raise updates.fail(reply[1].decode(), sub.steps[step - 1] if step else None)
+        return [
+            (int(r[0]), r[1]) if isinstance(sub, ops.Update) else r
+            for sub, r in zip(op.ops, reply[1:], strict=True)
+        ]
 
     def _clear(self, op: ops.Clear) -> Steps[int]:
         keys = self.layout.group_keys(op.group)

@@ -1,0 +1,126 @@
+-- transaction: apply a list of set/delete/update ops across keys and groups, all or nothing.
+-- uses: json numbers update
+-- KEYS: three per group, in group order: data hash, versions hash, change stream (on a
+--   standalone server every group names the same stream).
+-- ARGV[1] stream MAXLEN, ARGV[2] max encoded bytes of a value, ARGV[3] op count, then per op:
+--   kind ('set', 'delete', 'update'), group number (1-based), group name, item key, expected
+--   version ('' = any, '0' = must be absent), then
+--   set: the encoded value; delete: nothing; update: what a missing item starts as, the change
+--   record's op name ('update' or 'increment'), the update ops (see include/update.lua).
+-- Ops see each other's effects in order. Conditions are checked against that running state;
+-- if any fails, nothing is written.
+-- Returns {1, result per op} where a result is the new version (set), the old value or false
+--   (delete), {new_version, new_value_text} (update); {0, op, current_version, op, ...} for
+--   every failed condition; {2, code, op, sub_op} when an update op cannot apply.
+-- Keys touched: every KEYS entry: data hashes (HEXISTS, HGET, HSET, HDEL), versions hashes
+--   (HGET, HSET, HDEL), change streams (XADD).
+local maxlen, max_bytes = ARGV[1], tonumber(ARGV[2])
+local items = {}   -- id -> {g, key, exists, text, version, recorded, touched}
+local order = {}   -- ids in first-touch order
+local records = {} -- {g, op name, group, key, version}, in op order
+local results = {}
+local conflicts = {}
+
+local function load(g, key)
+  local id = g .. ':' .. key
+  local item = items[id]
+  if item == nil then
+    local base = (g - 1) * 3
+    local recorded = redis.call('HGET', KEYS[base + 2], key)
+    local current = current_version(KEYS[base + 1], key, recorded)
+    item = {g = g, key = key, exists = current > 0, version = current, recorded = recorded}
+    if current > 0 then
+      item.text = redis.call('HGET', KEYS[base + 1], key)
+    end
+    items[id] = item
+    order[#order + 1] = id
+  end
+  return item
+end
+
+local at = 4
+for op = 1, tonumber(ARGV[3]) do
+  local kind, g, group, key, expected = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2],
+    ARGV[at + 3], ARGV[at + 4]
+  at = at + 5
+  local item = load(g, key)
+  local ok = expected == '' or tonumber(expected) == item.version
+  if not ok then
+    conflicts[#conflicts + 1] = op
+    conflicts[#conflicts + 1] = item.version
+  end
+  if kind == 'set' then
+    if ok then
+      item.exists, item.text, item.version = true, ARGV[at], item.version + 1
+      results[op] = item.version
+      records[#records + 1] = {g, 'set', group, key, item.version}
+    end
+    at = at + 1
+  elseif kind == 'delete' then
+    if ok then
+      if item.exists then
+        results[op] = item.text
+        records[#records + 1] = {g, 'delete', group, key, item.version + 1}
+        item.exists, item.text, item.version = false, nil, 0
+      else
+        results[op] = false
+      end
+    end
+  elseif not ok then
+    at = update_skip(ARGV, at + 2)
+  else
+    local start, name = ARGV[at], ARGV[at + 1]
+    local applied, result, next_at = pcall(function()
+      local parsed_ok, root = pcall(json_parse, item.exists and item.text or start)
+      if not parsed_ok then
+        error({code = 'not_json', op = 0}, 0)
+      end
+      local new_root, after = update_apply(root, ARGV, at + 2)
+      return json_emit(new_root), after
+    end)
+    if not applied then
+      if type(result) == 'table' then
+        return {2, result.code, op, result.op}
+      end
+      error(result)
+    end
+    if #result > max_bytes then
+      return {2, 'too_large', op, 0}
+    end
+    item.exists, item.text, item.version = true, result, item.version + 1
+    results[op] = {item.version, result}
+    records[#records + 1] = {g, name, group, key, item.version}
+    at = next_at
+  end
+  if ok then
+    item.touched = true
+  end
+end
+
+if #conflicts > 0 then
+  return {0, unpack(conflicts)}
+end
+
+for _, id in ipairs(order) do
+  local item = items[id]
+  if item.touched then
+    local base = (item.g - 1) * 3
+    if item.exists then
+      redis.call('HSET', KEYS[base + 1], item.key, item.text)
+      keep_version(KEYS[base + 2], item.key, item.version, item.recorded)
+    else
+      redis.call('HDEL', KEYS[base + 1], item.key)
+      if item.recorded then
+        redis.call('HDEL', KEYS[base + 2], item.key)
+      end
+    end
+  end
+end
+for _, r in ipairs(records) do
+  record(KEYS[(r[1] - 1) * 3 + 3], maxlen, r[2], r[3], r[4], r[5])
+end
+local reply = {1}
+for op = 1, tonumber(ARGV[3]) do
+  reply[op + 1] = results[op]
+end
+return reply

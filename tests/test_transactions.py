@@ -1,0 +1,133 @@
+"""transaction(): ops across keys and groups, in order, in one call, all or nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from motia_state import InvalidInput, NotANumber, Op, State, VersionConflict
+from motia_state import ops as ops_module
+from motia_state.backends.redis import RedisPlan
+from motia_state.codecs import JsonCodec
+from motia_state.core import Core
+from motia_state.layout import KeyLayout
+
+from .conftest import Target
+
+
+def test_ops_across_groups_commit_together(state: Any) -> None:
+    state.set("accounts", "a", {"balance": 100})
+    state.set("accounts", "b", {"balance": 5})
+    with state.transaction() as tx:
+        tx.update("accounts", "a", [Op.decrement("balance", 30)])
+        tx.update("accounts", "b", [Op.increment("balance", 30)])
+        tx.set("ledger", "t1", {"from": "a", "to": "b", "amount": 30}, version=0)
+        tx.increment("stats", "transfers")
+        tx.delete("accounts", "missing")
+    assert tx.results == [
+        {"balance": 70},
+        {"balance": 35},
+        1,
+        1,
+        None,
+    ]
+    assert state.get("accounts", "a") == {"balance": 70}
+    assert state.get("ledger", "t1")["amount"] == 30
+    assert state.get("stats", "transfers") == 1
+    assert state.list_groups() == ["accounts", "ledger", "stats"]
+
+
+def test_ops_apply_in_order(state: Any) -> None:
+    state.set("g", "k1", "one")
+    with state.transaction() as tx:
+        tx.delete("g", "k1")
+        tx.set("g", "k2", "two")
+        tx.delete("g", "k2")
+        tx.set("g", "k3", "three")
+    assert state.items("g") == {"k3": "three"}
+    assert tx.results == ["one", 1, "two", 1]
+    with state.transaction() as tx:
+        tx.set("g", "n", 1)
+        tx.increment("g", "n", 2)
+        tx.update("g", "n", [Op.increment("", 3)])
+        tx.set("g", "n", 10, version=3)
+    assert state.get_item("g", "n").value == 10
+    assert state.get_item("g", "n").version == 4
+    assert tx.results == [1, 3, 6, 4]
+
+
+def test_a_failed_condition_applies_nothing_and_names_every_failure(state: Any) -> None:
+    state.set("g", "a", 1)
+    state.set("g", "b", 1)
+    state.set("g", "b", 2)
+    with pytest.raises(VersionConflict) as info, state.transaction() as tx:
+        tx.set("g", "new", "x")
+        tx.set("g", "a", 10, version=5)
+        tx.increment("g", "c")
+        tx.delete("g", "b", version=1)
+        tx.update("g", "a", [Op.set("", 3)], version=0)
+    assert info.value.conflicts == [("g", "a", 5, 1), ("g", "b", 1, 2), ("g", "a", 0, 1)]
+    assert state.items("g") == {"a": 1, "b": 2}
+    assert state.get_item("g", "b").version == 2
+
+
+def test_a_failing_update_applies_nothing(state: Any) -> None:
+    state.set("g", "text", "hello")
+    with pytest.raises(NotANumber), state.transaction() as tx:
+        tx.set("g", "x", 1)
+        tx.increment("g", "text")
+    assert state.items("g") == {"text": "hello"}
+
+
+def test_an_exception_in_the_block_sends_nothing(state: Any) -> None:
+    with pytest.raises(RuntimeError), state.transaction() as tx:
+        tx.set("g", "k", 1)
+        raise RuntimeError("changed my mind")
+    assert state.list_groups() == []
+    with pytest.raises(InvalidInput), state.transaction() as tx:
+        tx.set("g", "k", 1)
+        tx.set("", "k", 1)  # refused while collecting
+    assert state.list_groups() == []
+
+
+def test_empty_transaction_does_nothing(state: Any) -> None:
+    with state.transaction() as tx:
+        pass
+    assert tx.results is None
+
+
+@pytest.mark.redis_only
+def test_every_change_gets_its_record(state: Any, target: Target) -> None:
+    with state.transaction() as tx:
+        tx.set("g", "k", 1)
+        tx.increment("g", "k")
+        tx.delete("g", "k")
+        tx.update("h", "d", [Op.set("a", 1)])
+    with target.raw() as r:
+        entries = r.xrange(target.layout().changes("g"))
+    ops = [(f[b"op"], f[b"group"], f[b"key"], f[b"version"]) for _, f in entries]
+    assert ops == [
+        (b"set", b"g", b"k", b"1"),
+        (b"increment", b"g", b"k", b"2"),
+        (b"delete", b"g", b"k", b"3"),
+        (b"update", b"h", b"d", b"1"),
+    ]
+
+
+def test_cluster_refuses_transactions_across_slots() -> None:
+    plan = RedisPlan(KeyLayout(cluster=True), changes_maxlen=10)
+    core = Core(JsonCodec(), max_value_bytes=1000)
+    tx_ops = (core.set("a", "k", 1, None).op, core.set("b", "k", 1, None).op)
+    steps = plan.steps(ops_module.Transaction(tx_ops, 1000))  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="hash slots"):
+        next(steps)
+    same_slot = (core.set("{t}a", "k", 1, None).op, core.set("{t}b", "k", 1, None).op)
+    call = next(plan.steps(ops_module.Transaction(same_slot, 1000)))  # type: ignore[arg-type]
+    assert call[0] == "EVALSHA"
+
+
+def test_transaction_on_a_state_instance(target: Target) -> None:
+    with State.from_url(target.url, **target.options) as state, state.transaction() as tx:
+        tx.set("g", "k", 1)
+    assert tx.results == [1]
