@@ -1,5 +1,5 @@
 -- transaction: apply a list of set/delete/update ops across keys and groups, all or nothing.
--- uses: json numbers update
+-- uses: numbers $codec update
 -- KEYS: three per group, in group order: data hash, versions hash, change stream (on a
 --   standalone server every group names the same stream).
 -- ARGV[1] stream MAXLEN, ARGV[2] max encoded bytes of a value, ARGV[3] op count, then per op:
@@ -71,12 +71,12 @@ for op = 1, tonumber(ARGV[3]) do
   else
     local start, name = ARGV[at], ARGV[at + 1]
     local applied, result, next_at = pcall(function()
-      local parsed_ok, root = pcall(json_parse, item.exists and item.text or start)
+      local parsed_ok, root = pcall(codec_parse, item.exists and item.text or start)
       if not parsed_ok then
-        error({code = 'not_json', op = 0}, 0)
+        error({code = 'not_decodable', op = 0}, 0)
       end
       local new_root, after = update_apply(root, ARGV, at + 2)
-      return json_emit(new_root), after
+      return codec_emit(new_root), after
     end)
     if not applied then
       if type(result) == 'table' then

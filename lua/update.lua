@@ -1,9 +1,9 @@
--- update: apply UpdateOps (or an increment) to one item's JSON value, losslessly, bump its
+-- update: apply UpdateOps (or an increment) to one item's value, losslessly, bump its
 --   version and record the change, in one atomic call.
--- uses: json numbers update
+-- uses: numbers $codec update
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream.
 -- ARGV[1] item key, ARGV[2] expected version ('' = any, '0' = must be absent), ARGV[3] group,
---   ARGV[4] stream MAXLEN, ARGV[5] what a missing item starts as (JSON text: '{}', or '0' for
+--   ARGV[4] stream MAXLEN, ARGV[5] what a missing item starts as (encoded {}, or 0 for
 --   increment), ARGV[6] max encoded bytes of the result, ARGV[7] op name for the change record
 --   ('update' or 'increment'), ARGV[8...] the ops (see include/update.lua).
 -- Returns {1, new_version, new_value_text}; {0, current_version} on a version mismatch;
@@ -20,11 +20,11 @@ if current > 0 then
   text = redis.call('HGET', KEYS[1], field)
 end
 local ok, result = pcall(function()
-  local ok_parse, root = pcall(json_parse, text)
+  local ok_parse, root = pcall(codec_parse, text)
   if not ok_parse then
-    error({code = 'not_json', op = 0}, 0)
+    error({code = 'not_decodable', op = 0}, 0)
   end
-  return json_emit((update_apply(root, ARGV, 8)))
+  return codec_emit((update_apply(root, ARGV, 8)))
 end)
 if not ok then
   if type(result) == 'table' then

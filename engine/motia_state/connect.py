@@ -140,7 +140,11 @@ class _Target:
         }
 
     def plan(self) -> RedisPlan:
-        return RedisPlan(KeyLayout(self.opts.prefix), changes_maxlen=self.opts.changes_maxlen)
+        return RedisPlan(
+            KeyLayout(self.opts.prefix),
+            changes_maxlen=self.opts.changes_maxlen,
+            codec=get_codec(self.opts.codec).name,
+        )
 
 
 def _resolve(url: str | None, options: dict[str, Any]) -> tuple[_Target, Core]:

@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
-import orjson
-
 from . import ops, updates, validate
 from .codecs import Codec
 from .errors import DecodeError, InvalidInput, Unsupported, ValueTooLarge
@@ -172,10 +170,12 @@ class Core:
         by = updates.amount(by, "increment")
         op = {"type": "increment", "path": "", "by": by}
         steps = (updates.Step("increment", (), by, 0, op),)
-        return self._update(group, key, steps, b"0", "increment", version)
+        return self._update(group, key, steps, self.codec.encode(0), "increment", version)
 
     def update(self, group: str, key: str, ops_: Any, version: int | None) -> Plan[Any]:
-        return self._update(group, key, updates.parse(ops_), b"{}", "update", version)
+        return self._update(
+            group, key, updates.parse(ops_), self.codec.encode({}), "update", version
+        )
 
     def _update(
         self,
@@ -188,11 +188,8 @@ class Core:
     ) -> Plan[Any]:
         g, k = validate.group(group), validate.key(key)
         v = validate.version(version)
-        if self.codec.name != "json":
-            raise Unsupported(
-                f"{name} is exact on the server for codec='json' only; "
-                "codec='msgpack' values cannot be updated in place yet"
-            )
+        if self.codec.name not in ("json", "msgpack"):
+            raise Unsupported(f"{name} needs the json or msgpack codec, not {self.codec.name!r}")
         op = ops.Update(
             g,
             k,
@@ -213,6 +210,6 @@ class Core:
         argv = [b"%d" % len(steps)]
         for step in steps:
             argv += [step.kind.encode(), b"%d" % len(step.path)]
-            argv += [orjson.dumps(segment) for segment in step.path]
+            argv += [self.codec.encode(segment) for segment in step.path]
             argv.append(b"" if step.kind == "remove" else self.encode(group, key, step.operand))
         return tuple(argv)

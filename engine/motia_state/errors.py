@@ -67,7 +67,7 @@ class UpdateFailed(StateError):
     """An update op cannot apply to the stored value; none of the ops were applied.
 
     ``code`` says why (``not_number``, ``not_object``, ``not_array``, ``path_not_object``,
-    ``overflow``, ``not_finite``, ``not_json``, ``too_large``); ``op_index`` and ``op``
+    ``overflow``, ``not_finite``, ``not_decodable``, ``too_large``); ``op_index`` and ``op``
     name the failing op (index -1 and None when the stored value itself is the problem).
     """
 

@@ -123,7 +123,7 @@ class Update(Op[tuple[int, bytes]]):
     key: str
     steps: tuple[Any, ...]  # updates.Step
     argv: tuple[bytes, ...]
-    start: bytes  # what a missing item starts as, encoded: b"{}" or b"0"
+    start: bytes  # what a missing item starts as, encoded: {} (update) or 0 (increment)
     name: str  # the change record's op: "update" or "increment"
     version: int | None
     max_bytes: int

@@ -1,6 +1,8 @@
 -- json: lossless JSON for server-side updates (redis' cjson is not: 14 digits, [] vs {}, key order).
 -- KEYS: none. ARGV: none. Returns: nothing; defines local functions
---   json_parse(text) -> node, json_emit(node) -> text, json_key(raw) -> decoded key text.
+--   json_parse(text) -> node, json_emit(node) -> text, json_key(raw) -> decoded key text,
+--   and the codec interface update.lua uses (codec_parse, codec_key, codec_emit,
+--   codec_increment); msgpack.lua defines the same interface for msgpack. Needs numbers.lua.
 -- Keys touched: none.
 --
 -- A parsed value is a tree of nodes that keeps the source text of every scalar:
@@ -196,4 +198,16 @@ local function json_emit(node)
   local out = {}
   json_emit_into(node, out)
   return table.concat(out)
+end
+
+-- The codec interface (see update.lua).
+local codec_parse, codec_key, codec_emit = json_parse, json_key, json_emit
+
+-- The number node `node` plus the amount `payload` (number text), or nil and an error code.
+local function codec_increment(node, payload)
+  local text, code = num_add(node.text, payload)
+  if not text then
+    return nil, code
+  end
+  return {k = 'n', text = text}
 end

@@ -1,5 +1,6 @@
 -- numbers: exact number arithmetic on number text, for increments (Lua numbers are doubles).
--- KEYS: none. ARGV: none. Returns: nothing; defines local function
+-- KEYS: none. ARGV: none. Returns: nothing; defines local functions num_int_add, num_mul_add,
+--   num_divmod (decimal-text integer arithmetic) and
 --   num_add(a, b) -> text or nil, code: the sum of two JSON number texts, written as Python writes
 --   it; integers stay integers and are exact across the signed 64-bit range (code 'overflow'
 --   past it); a float result is the IEEE double sum, written as Python's repr writes it
@@ -54,6 +55,32 @@ local function num_sub_abs(a, b)  -- requires a >= b
   return num_strip(string.reverse(table.concat(out)))
 end
 
+-- d * m + a for a non-negative decimal text d and small non-negative m, a.
+local function num_mul_add(d, m, a)
+  local out, carry = {}, a
+  for i = #d, 1, -1 do
+    local v = (string.byte(d, i) - 48) * m + carry
+    out[#out + 1] = string.char(48 + v % 10)
+    carry = math.floor(v / 10)
+  end
+  while carry > 0 do
+    out[#out + 1] = string.char(48 + carry % 10)
+    carry = math.floor(carry / 10)
+  end
+  return num_strip(string.reverse(table.concat(out)))
+end
+
+-- Quotient (decimal text) and remainder of a non-negative decimal text d by a small m.
+local function num_divmod(d, m)
+  local out, r = {}, 0
+  for i = 1, #d do
+    local v = r * 10 + string.byte(d, i) - 48
+    out[#out + 1] = string.char(48 + math.floor(v / m))
+    r = v % m
+  end
+  return num_strip(table.concat(out)), r
+end
+
 local function num_split(text)
   if string.sub(text, 1, 1) == '-' then
     return true, num_strip(string.sub(text, 2))
@@ -61,7 +88,9 @@ local function num_split(text)
   return false, num_strip(text)
 end
 
-local function num_int_add(a, b)
+-- Integer sum of two decimal texts; nil, 'overflow' outside the signed 64-bit range unless
+-- `unbounded` (used for msgpack's two's-complement arithmetic).
+local function num_int_add(a, b, unbounded)
   local na, da = num_split(a)
   local nb, db = num_split(b)
   local neg, digits
@@ -78,7 +107,7 @@ local function num_int_add(a, b)
     end
   end
   local limit = neg and '9223372036854775808' or '9223372036854775807'
-  if num_cmp_abs(digits, limit) > 0 then
+  if not unbounded and num_cmp_abs(digits, limit) > 0 then
     return nil, 'overflow'
   end
   if neg and digits ~= '0' then

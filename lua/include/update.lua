@@ -1,11 +1,12 @@
--- update: Motia v1's UpdateOps applied to a lossless JSON tree (see json.lua).
+-- update: Motia v1's UpdateOps applied to a lossless value tree (see json.lua, msgpack.lua).
+-- Needs a codec include before it: codec_parse, codec_key, codec_emit, codec_increment.
 -- KEYS: none. ARGV: none of its own; update_apply reads the ops from the ARGV it is given.
 -- Returns: nothing; defines local functions update_skip(argv, at) -> the index after the ops
 --   that start at argv[at], and update_apply(root, argv, at) -> root, next index:
 --   applies ops encoded from argv[at] on as: count, then per op: type ('set', 'increment',
 --   'remove', 'merge', 'append'; a decrement arrives as an increment by the negated amount),
---   segment count, each segment as a JSON string literal, payload (JSON text of the value, the
---   amount, or '' for remove). A failing op raises {code=..., op=index}; nothing is written then.
+--   segment count, each segment as an encoded string, payload (the encoded value or amount,
+--   or '' for remove). A failing op raises {code=..., op=index}; nothing is written then.
 -- Keys touched: none.
 
 local function upd_fail(code, op)
@@ -42,24 +43,24 @@ local function upd_increment(node, by, op)
   if node.k ~= 'n' then
     upd_fail('not_number', op)
   end
-  local text, code = num_add(node.text, by)
-  if not text then
+  local sum, code = codec_increment(node, by)
+  if not sum then
     upd_fail(code, op)
   end
-  return {k = 'n', text = text}
+  return sum
 end
 
 -- Applies one op whose target is `cur` (nil when absent); returns the new target (nil: removed).
 local function upd_target(kind, cur, payload, op)
   if kind == 'set' then
-    return json_parse(payload)
+    return codec_parse(payload)
   elseif kind == 'increment' then
     if cur == nil then
-      return {k = 'n', text = payload}
+      return codec_parse(payload)
     end
     return upd_increment(cur, payload, op)
   elseif kind == 'merge' then
-    local add = json_parse(payload)
+    local add = codec_parse(payload)
     if cur == nil then
       return add
     elseif cur.k ~= 'o' then
@@ -70,7 +71,7 @@ local function upd_target(kind, cur, payload, op)
     end
     return cur
   elseif kind == 'append' then
-    local item = json_parse(payload)
+    local item = codec_parse(payload)
     if cur == nil then
       return {k = 'a', items = {item}}
     elseif cur.k ~= 'a' then
@@ -110,7 +111,7 @@ local function update_apply(root, argv, at)
       end
       local parent = root
       for s = 1, nseg - 1 do
-        local key = json_key(segs[s])
+        local key = codec_key(segs[s])
         local child = parent.vals[key]
         if child == nil then
           child = upd_object()
@@ -120,7 +121,7 @@ local function update_apply(root, argv, at)
         end
         parent = child
       end
-      local key = json_key(segs[nseg])
+      local key = codec_key(segs[nseg])
       if kind == 'remove' then
         upd_remove(parent, key)
       else

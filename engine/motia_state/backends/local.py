@@ -111,7 +111,7 @@ def _update(groups: Groups, op: ops.Update) -> tuple[int, bytes]:
     try:
         value = op.codec.decode(data)
     except DecodeError:
-        raise updates.fail("not_json", None) from None
+        raise updates.fail("not_decodable", None) from None
     new = op.codec.encode(updates.apply(value, op.steps))
     if len(new) > op.max_bytes:
         raise updates.fail("too_large", None)

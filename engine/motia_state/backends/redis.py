@@ -69,9 +69,10 @@ def _pairs(reply: list[bytes] | dict[bytes, bytes]) -> Iterator[tuple[str, bytes
 class RedisPlan:
     """How every operation is done on Redis, independent of how commands are sent."""
 
-    def __init__(self, layout: KeyLayout, *, changes_maxlen: int) -> None:
+    def __init__(self, layout: KeyLayout, *, changes_maxlen: int, codec: str = "json") -> None:
         self.layout = layout
         self._maxlen = changes_maxlen
+        self._codec = codec
         self._handlers: dict[type[Any], Callable[[Any], Steps[Any]]] = {
             ops.Get: self._get,
             ops.GetItem: self._get_item,
@@ -99,7 +100,7 @@ class RedisPlan:
         return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
     def _script(self, name: str, keys: Sequence[bytes], args: Sequence[Any]) -> Steps[Any]:
-        script = scripts.load(name)
+        script = scripts.load(name, self._codec)
         call = self._eval(script, keys, args)
         try:
             return (yield call)
