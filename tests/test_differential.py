@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from motia_state import State, StateError
+from motia_state import Op, State, StateError, UpdateFailed, VersionConflict
 
 from .conftest import Servers
 
@@ -30,7 +30,34 @@ VALUES = st.one_of(
 )
 VERSIONS = st.none() | st.integers(min_value=0, max_value=4)
 
+AMOUNTS = st.integers(-(2**62), 2**62) | st.floats(-1e9, 1e9, allow_nan=False)
+PATHS = st.sampled_from(["", "a", "a.b", "n"])
+UPDATE_OPS = st.lists(
+    st.one_of(
+        st.builds(Op.set, PATHS, VALUES),
+        st.builds(Op.increment, PATHS, AMOUNTS),
+        st.builds(Op.merge, PATHS, st.dictionaries(st.sampled_from("xyz"), VALUES, max_size=2)),
+        st.builds(Op.append, PATHS, VALUES),
+        st.builds(Op.remove, st.sampled_from(["a", "n", "a.b"])),
+    ),
+    min_size=1,
+    max_size=3,
+)
+TX_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), GROUPS, KEYS, VALUES, VERSIONS),
+        st.tuples(st.just("delete"), GROUPS, KEYS, VERSIONS),
+        st.tuples(st.just("increment"), GROUPS, KEYS, AMOUNTS, VERSIONS),
+        st.tuples(st.just("update"), GROUPS, KEYS, UPDATE_OPS, VERSIONS),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
 CALLS = st.one_of(
+    st.tuples(st.just("increment"), GROUPS, KEYS, AMOUNTS, VERSIONS),
+    st.tuples(st.just("update"), GROUPS, KEYS, UPDATE_OPS, VERSIONS),
+    st.tuples(st.just("transaction"), TX_OPS),
     st.tuples(st.just("set"), GROUPS, KEYS, VALUES, VERSIONS),
     st.tuples(st.just("delete"), GROUPS, KEYS, VERSIONS),
     st.tuples(st.just("get_item"), GROUPS, KEYS),
@@ -45,17 +72,27 @@ CALLS = st.one_of(
 def _run(state: State, call: tuple[Any, ...]) -> Any:
     name, *args = call
     try:
-        if name in ("set", "delete"):
+        if name == "transaction":
+            with state.transaction() as tx:
+                for sub_name, *sub_args in args[0]:
+                    *positional, version = sub_args
+                    getattr(tx, sub_name)(*positional, version=version)
+            return tx.results
+        if name in ("set", "delete", "increment", "update"):
             *positional, version = args
             return getattr(state, name)(*positional, version=version)
         result = getattr(state, name)(*args)
         return sorted(result.items()) if name == "items" else result
+    except UpdateFailed as exc:
+        return (type(exc).__name__, exc.code, exc.op_index)
+    except VersionConflict as exc:
+        return ("VersionConflict", exc.conflicts)
     except StateError as exc:
         return type(exc).__name__
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(CALLS, min_size=1, max_size=25))
 def test_backends_agree(servers: Servers, tmp_path: Path, calls: list[tuple[Any, ...]]) -> None:

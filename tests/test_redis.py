@@ -253,3 +253,15 @@ def test_both_resp_protocols(servers: Servers, protocol: int) -> None:
         assert state.get_many("g", ["k1", "nope"]) == [{"i": 1}, None]
         assert state.list_groups() == ["g"]
         assert state.clear("g") == 300
+
+
+def test_batches_of_100k_items(state: Any) -> None:
+    """Far past Lua's unpack limit and one call's size: chunked, every item accounted for."""
+    n = 100_000
+    assert state.set_many("big", {f"k{i}": i for i in range(n)}) == n
+    keys = [f"k{i}" for i in range(n)] + ["missing"]
+    values = state.get_many("big", keys)
+    assert values[:n] == list(range(n))
+    assert values[n] is None
+    assert state.delete_many("big", keys) == n
+    assert state.list_groups() == []

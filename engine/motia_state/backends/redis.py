@@ -157,8 +157,22 @@ class RedisPlan:
     def _get_many(self, op: ops.GetMany) -> Steps[list[bytes | None]]:
         if not op.keys:
             return []
-        reply: list[bytes | None] = yield ("HMGET", self.layout.data(op.group), *op.keys)
-        return reply
+        data = self.layout.data(op.group)
+        if len(op.keys) <= CHUNK_ITEMS:
+            reply: list[bytes | None] = yield ("HMGET", data, *op.keys)
+            return reply
+        # Large reads go as pipelined HMGETs of CHUNK_ITEMS keys: no huge command, one round trip.
+        calls = [
+            ("HMGET", data, *op.keys[i : i + CHUNK_ITEMS])
+            for i in range(0, len(op.keys), CHUNK_ITEMS)
+        ]
+        replies = yield Batch(tuple(calls))
+        values: list[bytes | None] = []
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+            values += reply
+        return values
 
     def _get_all(self, op: ops.GetAll) -> Steps[dict[str, bytes]]:
         reply: list[bytes] | dict[bytes, bytes] = yield ("HGETALL", self.layout.data(op.group))
