@@ -105,6 +105,7 @@ def main(quick: bool, out: Path, url: str | None) -> None:
         "machine": _machine(),
         "seconds": round(time.monotonic() - started, 1),
         "notes": bench.notes,
+        "exact": bench.exact,
     }
     report.write_json(out / "latest.json", meta, bench.results, memory, rows)
     drew = report.chart(

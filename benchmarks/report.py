@@ -91,6 +91,22 @@ def targets(
             5.0,
         ),
         t(
+            "increment, 4 processes on one hot key vs on 4 keys (x throughput)",
+            _ratio(
+                find(results, "increment, 4 processes", "one hot key"),
+                find(results, "increment, 4 processes", "4 keys"),
+            ),
+            0.6,
+        ),
+        t(
+            "update, 4 processes on one hot key vs on 4 keys (x throughput)",
+            _ratio(
+                find(results, "update, 4 processes", "one hot key"),
+                find(results, "update, 4 processes", "4 keys"),
+            ),
+            0.5,
+        ),
+        t(
             "set vs Motia v0 set (x throughput)",
             _ratio(set_e, find(results, "set", "motia v0 (node)")),
             1.0,

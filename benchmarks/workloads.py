@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -17,7 +19,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from motia_state import AsyncState, State
+from motia_state import AsyncState, Op, State
 from motia_state.layout import KeyLayout
 
 from .measure import Latencies, Result, Round, compare, make_value, timed
@@ -83,6 +85,7 @@ class Bench:
         self.say = say
         self.results: list[Result] = []
         self.notes: list[str] = []
+        self.exact: dict[str, int] = {}
         self.raw = redis.Redis.from_url(url)
         self.v0 = MotiaV0.available()
         if not self.v0:
@@ -503,8 +506,142 @@ def memory(b: Bench) -> dict[str, Any]:
     return result
 
 
+# -- atomic operations ----------------------------------------------------------------
+
+
+def _hot_worker(args: tuple[str, str, str, str, int]) -> tuple[int, float]:
+    """One process's share of a hot-key round: ``n`` ops on ``key``; returns (ops, seconds)."""
+    url, prefix, how, key, n = args
+    with State.from_url(url, prefix=prefix) as state:
+        state.get("hot", key)  # connect before the clock starts
+        start = time.perf_counter()
+        for _ in range(n):
+            if how == "increment":
+                state.increment("hot", key)
+            else:
+                state.update("hot", key, [Op.increment("count"), Op.set("last", "x")])
+        return n, time.perf_counter() - start
+
+
+def atomic(b: Bench) -> None:
+    s = b.sizes
+    n = s.serial_ops
+    params = {"items": 1, "ops_per_round": n}
+    with b.state() as state, b.raw_hash({"doc": {"count": 0}}) as key:
+        r = b.raw
+
+        def engine_increment(lat: Latencies) -> int:
+            for _ in range(n):
+                timed(lambda: state.increment("c", "counter"), lat)
+            return n
+
+        def raw_increment(lat: Latencies) -> int:
+            for _ in range(n):
+                timed(lambda: r.hincrby(key, "counter", 1), lat)
+            return n
+
+        ops = [Op.increment("count"), Op.set("status", "seen")]
+
+        def engine_update(lat: Latencies) -> int:
+            for _ in range(n):
+                timed(lambda: state.update("c", "doc", ops), lat)
+            return n
+
+        def read_modify_write() -> None:  # the plain equivalent: not atomic, for scale only
+            doc = json.loads(r.hget(key, "doc"))  # type: ignore[arg-type]
+            doc["count"] += 1
+            doc["status"] = "seen"
+            r.hset(key, "doc", dumps(doc))
+
+        def raw_update(lat: Latencies) -> int:
+            for _ in range(n):
+                timed(read_modify_write, lat)
+            return n
+
+        b.compare("increment", params, {"engine": engine_increment, "redis-py": raw_increment})
+        b.compare("update (2 ops)", params, {"engine": engine_update, "redis-py": raw_update})
+
+        m = max(1, n // 10)
+
+        def engine_tx(lat: Latencies) -> int:
+            for i in range(m):
+                with state.transaction() as tx:
+                    for j in range(5):
+                        tx.set("tx", f"k{j}", {"i": i})
+                        tx.increment("tx-stats", f"n{j}")
+            return m
+
+        def engine_ten_calls(lat: Latencies) -> int:
+            for i in range(m):
+                for j in range(5):
+                    state.set("tx", f"k{j}", {"i": i})
+                    state.increment("tx-stats", f"n{j}")
+            return m
+
+        def raw_multi(lat: Latencies) -> int:
+            for i in range(m):
+                pipe = r.pipeline(transaction=True)
+                for j in range(5):
+                    pipe.hset(key, f"k{j}", dumps({"i": i}))
+                    pipe.hincrby(key, f"n{j}", 1)
+                pipe.execute()
+            return m
+
+        b.compare(
+            "transaction of 10 ops",
+            {"ops_per_round": m},
+            {
+                "engine": engine_tx,
+                "engine, 10 calls": engine_ten_calls,
+                "redis-py MULTI": raw_multi,
+            },
+            unit="tx",
+        )
+
+
+def hot_key(b: Bench) -> None:
+    """4 processes on one key vs on 4 keys: server-side ops keep a hot key from collapsing."""
+    s = b.sizes
+    n = s.serial_ops // 2
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        for how in ("increment", "update"):
+
+            def run_round(keys: list[str], how: str = how) -> Round:
+                def one_round(lat: Latencies) -> tuple[int, float]:
+                    tasks = [(b.url, prefix, how, k, n) for k in keys]
+                    done = pool.map(_hot_worker, tasks)
+                    return sum(o for o, _ in done), max(t for _, t in done)
+
+                return one_round
+
+            b.compare(
+                f"{how}, 4 processes",
+                {"processes": 4, "ops_per_round": 4 * n},
+                {
+                    "one hot key": run_round([f"{how}-hot"] * 4),
+                    "4 keys": run_round([f"{how}-{i}" for i in range(4)]),
+                },
+            )
+    expected = (s.warmup + s.rounds) * 4 * n
+    with State.from_url(b.url, prefix=prefix) as state:
+        counted = state.get("hot", "increment-hot"), state.get("hot", "update-hot")["count"]
+        b.exact = {
+            "hot key ops": expected,
+            "increment counted": counted[0],
+            "update counted": counted[1],
+        }
+        b.say(
+            f"  hot key: {expected} ops each; increment counted {counted[0]}, update {counted[1]}"
+        )
+        state.clear("hot")
+
+
 SUITES: list[tuple[str, Callable[[Bench], None]]] = [
     ("serial get/set", serial),
+    ("atomic operations", atomic),
+    ("hot key, 4 processes", hot_key),
     ("AsyncState, 64 tasks", concurrent),
     ("set_many", batches),
     ("get_group / iter_items", groups),

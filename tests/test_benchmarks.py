@@ -37,6 +37,11 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
         ("set_many", "redis-py"),
         ("get_group", "engine"),
         ("iter_items", "redis-py"),
+        ("increment", "engine"),
+        ("update (2 ops)", "redis-py"),
+        ("transaction of 10 ops", "engine"),
+        ("increment, 4 processes", "one hot key"),
+        ("update, 4 processes", "4 keys"),
         ("default install: set", "file"),
         ("default install: get", "embedded"),
     ]:
@@ -45,6 +50,8 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
         assert len(r["ops_per_s"]) == 2
         assert all(x > 0 for x in r["ops_per_s"])
         assert r["median"] > 0
+    exact = doc["exact"]
+    assert exact["increment counted"] == exact["update counted"] == exact["hot key ops"] > 0
     assert doc["memory"]["engine_bytes_per_item"] > 0
     assert doc["memory"]["motia_v0_bytes_per_item"] > 0
     assert doc["targets"]
