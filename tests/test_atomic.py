@@ -337,8 +337,6 @@ def test_four_processes_on_one_key_lose_nothing(target: Target, how: str, tmp_pa
     if target.name == "memory":
         pytest.skip("memory:// lives in one process")
     per_process = 2500 if target.is_redis else 100
-    if how == "cas" and target.is_redis:
-        per_process = 500
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(target=_hammer, args=(target.url, target.options, how, per_process))
