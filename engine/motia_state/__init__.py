@@ -7,6 +7,7 @@ version and appends a change record. Start with `State.from_url` or
 
 from .async_state import AsyncGroupView, AsyncState
 from .codecs import JsonCodec, MsgpackCodec
+from .core import Transaction
 from .errors import (
     BackendUnavailable,
     DecodeError,
@@ -44,6 +45,7 @@ __all__ = [
     "Op",
     "State",
     "StateError",
+    "Transaction",
     "Unsupported",
     "UpdateFailed",
     "ValueTooLarge",
