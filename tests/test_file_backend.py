@@ -112,3 +112,13 @@ def test_concurrent_processes_lose_nothing(tmp_path: Path) -> None:
     with State.from_url(f"file://{path}") as state:
         assert len(state.keys("workers")) == workers * rounds
         assert state.get("totals", "count") == workers * rounds
+
+
+def test_colon_groups_are_refused_inside_transactions_too(tmp_path: Path) -> None:
+    from motia_state import InvalidInput
+
+    with State.from_url(f"file://{tmp_path / 's.json'}") as state:
+        with pytest.raises(InvalidInput, match="contains ':'"), state.transaction() as tx:  # noqa: PT012
+            tx.set("ok", "k", 1)
+            tx.set("a:b", "k", 1)
+        assert state.list_groups() == []

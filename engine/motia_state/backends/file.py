@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .. import ops
 from ..errors import DecodeError, InvalidInput
 from ..ops import Op
 from . import local
@@ -50,12 +51,13 @@ class FileBackend:
         self._extra: dict[str, Any] = {}
 
     def execute(self, op: Op[T]) -> T:
-        group = getattr(op, "group", None)
-        if group is not None and ":" in group:
-            raise InvalidInput(
-                f"group {group!r} contains ':', which the file backend cannot store: Motia's file "
-                "format joins group and key with ':' (keys may contain ':', groups may not)"
-            )
+        subs = op.ops if isinstance(op, ops.Transaction) else (op,)
+        for group in (getattr(sub, "group", "") for sub in subs):
+            if ":" in group:
+                raise InvalidInput(
+                    f"group {group!r} contains ':', which the file backend cannot store: Motia's "
+                    "file format joins group and key with ':' (keys may hold ':', groups may not)"
+                )
         with self._mutex:
             if not local.is_write(op):
                 self._refresh()
