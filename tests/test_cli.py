@@ -27,7 +27,8 @@ def test_demo_runs_the_order_workflow(tmp_path: Path, url: str) -> None:
     assert out.count("payment of") == 4
     assert out.count("a racing worker was refused") == 4
     assert "'revenue': 378.97" in out
-    assert "groups now: ['orders', 'payments', 'reports']" in out
+    assert "groups now: ['orders', 'payments', 'reports', 'stats']" in out
+    assert "'paid': 4" in out
     if url.startswith("file://") or not url:
         state_url = url or "embedded://.motia"
         with State.from_url(state_url.replace("://.", f"://{tmp_path}/.", 1)) as state:

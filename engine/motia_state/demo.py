@@ -1,8 +1,9 @@
 """The order workflow from Motia's docs, run against any backend.
 
 Three steps share state the way Motia steps do: one creates orders, one
-processes payments (guarded by versions, so a payment is never taken twice even
-when two workers race for the same order), one writes the daily report.
+processes payments (a transaction guarded by the order's version, so a payment
+is never taken twice even when two workers race for the same order, and the
+day's counters move with it), one writes the daily report.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 
 from .errors import VersionConflict
 from .state import State
+from .updates import Op
 
 Print = Callable[[str], None]
 
@@ -39,39 +41,43 @@ def create_orders(state: State, out: Print) -> list[str]:
 
 def process_payments(state: State, out: Print) -> None:
     orders = state.group("orders")
-    payments = state.group("payments")
     for order_id in orders.keys():
         item = orders.get_item(order_id)
         if item is None or item.value["status"] != "pending":
             continue
-        paid = {**item.value, "status": "paid"}
         total = round(item.value["quantity"] * item.value["unit_price"], 2)
-        orders.set(order_id, paid, version=item.version)
-        payments.set(order_id, {"order": order_id, "amount": total})
+        # The order, its payment and the day's totals change together, or not at all.
+        with state.transaction() as tx:
+            tx.update("orders", order_id, [Op.set("status", "paid")], version=item.version)
+            tx.set("payments", order_id, {"order": order_id, "amount": total}, version=0)
+            tx.increment("stats", "paid_orders")
+            tx.increment("stats", "revenue", total)
         out(f"payment of {total:.2f} taken for {order_id} (order now version {item.version + 1})")
         try:  # a second worker that read the same version loses the race, as it must
-            orders.set(order_id, paid, version=item.version)
+            with state.transaction() as tx:
+                tx.update("orders", order_id, [Op.set("status", "paid")], version=item.version)
+                tx.set("payments", order_id, {"order": order_id, "amount": total}, version=0)
         except VersionConflict as exc:
             out(f"  a racing worker was refused: {exc}")
 
 
 def daily_report(state: State, out: Print) -> dict[str, object]:
-    payments = state.get_group("payments")
     orders = state.get_group("orders")
+    today = dt.date.today().isoformat()
     report = {
-        "date": dt.date.today().isoformat(),
+        "date": today,
         "orders": len(orders),
-        "paid": sum(1 for o in orders if o["status"] == "paid"),
-        "revenue": round(sum(p["amount"] for p in payments), 2),
+        "paid": state.get("stats", "paid_orders") or 0,
+        "revenue": round(state.get("stats", "revenue") or 0, 2),
     }
-    state.set("reports", report["date"], report)
-    out(f"daily report {report['date']}: {report}")
+    state.set("reports", today, report)
+    out(f"daily report {today}: {report}")
     return report
 
 
 def run(state: State, out: Print = print) -> dict[str, object]:
     out(f"backend: {state!r}")
-    for group in ("orders", "payments"):
+    for group in ("orders", "payments", "stats"):
         state.clear(group)
     create_orders(state, out)
     process_payments(state, out)
