@@ -10,7 +10,7 @@
 -- Ops see each other's effects in order. Conditions are checked against that running state;
 -- if any fails, nothing is written.
 -- Returns {1, result per op} where a result is the new version (set), the old value or false
---   (delete), {new_version, new_value_text} (update); {0, op, current_version, op, ...} for
+--   (delete), {new_version, new_value_text} (update); {0, {op, current_version, op, ...}} for
 --   every failed condition; {2, code, op, sub_op} when an update op cannot apply.
 -- Keys touched: every KEYS entry: data hashes (HEXISTS, HGET, HSET, HDEL), versions hashes
 --   (HGET, HSET, HDEL), change streams (XADD).
@@ -98,7 +98,7 @@ for op = 1, tonumber(ARGV[3]) do
 end
 
 if #conflicts > 0 then
-  return {0, unpack(conflicts)}
+  return {0, conflicts}
 end
 
 for _, id in ipairs(order) do

@@ -131,3 +131,16 @@ def test_transaction_on_a_state_instance(target: Target) -> None:
     with State.from_url(target.url, **target.options) as state, state.transaction() as tx:
         tx.set("g", "k", 1)
     assert tx.results == [1]
+
+
+def test_a_large_transaction(state: Any) -> None:
+    """Thousands of ops in one call; thousands of failed conditions reported in one error."""
+    with state.transaction() as tx:
+        for i in range(3000):
+            tx.set("big", f"k{i}", i)
+    assert tx.results == [1] * 3000
+    with pytest.raises(VersionConflict) as info, state.transaction() as tx:
+        for i in range(9000):
+            tx.set("big", f"k{i % 3000}", i, version=0)
+    assert len(info.value.conflicts) == 9000
+    assert state.get("big", "k2999") == 2999

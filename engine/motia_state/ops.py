@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from .codecs import Codec
+
 T = TypeVar("T")
 
 
@@ -127,7 +129,7 @@ class Update(Op[tuple[int, bytes]]):
     name: str  # the change record's op: "update" or "increment"
     version: int | None
     max_bytes: int
-    codec: Any
+    codec: Codec
 
 
 @dataclass(frozen=True, slots=True)

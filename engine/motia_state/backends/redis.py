@@ -278,7 +278,7 @@ class RedisPlan:
                 argv += ["update", groups[sub.group], *head, sub.start, sub.name, *sub.argv]
         reply = yield from self._script("transaction", keys, argv)
         if reply[0] == 0:
-            failed = zip(reply[1::2], reply[2::2], strict=True)
+            failed = zip(reply[1][0::2], reply[1][1::2], strict=True)
             raise VersionConflict(
                 [
                     (op.ops[i - 1].group, op.ops[i - 1].key, op.ops[i - 1].version, int(v))
