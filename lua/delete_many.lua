@@ -1,15 +1,20 @@
 -- delete_many: remove a batch of items of one group, recording a change for each one removed.
--- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream.
+-- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
+--   KEYS[5] registry of groups with expiries (absent on Cluster).
 -- ARGV[1] group name, ARGV[2] stream MAXLEN, ARGV[3], ARGV[4], ... item keys.
 -- Returns the number of items that existed and were removed.
--- Keys touched: KEYS[1] (HEXISTS, HDEL), KEYS[2] (HGET, HDEL), KEYS[3] (XADD).
+-- Keys touched: KEYS[1] (HEXISTS, HDEL), KEYS[2] (HGET, HDEL), KEYS[3] (XADD),
+--   KEYS[4] (ZSCORE, ZREM), KEYS[5] (SREM).
 local n = 0
+local now = now_ms()
 for i = 3, #ARGV do
   local field = ARGV[i]
+  purge_expired(KEYS, field, ARGV[1], ARGV[2], now)
   local current = current_version(KEYS[1], field, redis.call('HGET', KEYS[2], field))
   if current > 0 then
     redis.call('HDEL', KEYS[1], field)
     redis.call('HDEL', KEYS[2], field)
+    drop_expiry(KEYS, field, ARGV[1])
     record(KEYS[3], ARGV[2], 'delete', ARGV[1], field, current + 1)
     n = n + 1
   end

@@ -1,11 +1,15 @@
--- get_item: read one item's value and version in one consistent snapshot. Read-only.
--- KEYS[1] data hash, KEYS[2] versions hash.
+-- get_item: one item's value, version and expiry in one consistent snapshot. Read-only.
+-- KEYS[1] data hash, KEYS[2] versions hash, KEYS[4] expiries (KEYS[3] unused).
 -- ARGV[1] item key.
--- Returns nil when absent, else {encoded_value, version} (version 1 when none is recorded,
---   as for values written by other tools).
--- Keys touched: KEYS[1] (HGET), KEYS[2] (HGET).
+-- Returns nil when absent or expired, else {encoded_value, version, expiry ms or false}
+--   (version 1 when none is recorded, as for values written by other tools).
+-- Keys touched: KEYS[1] (HGET), KEYS[2] (HGET), KEYS[4] (ZSCORE).
 local value = redis.call('HGET', KEYS[1], ARGV[1])
 if not value then
   return nil
 end
-return {value, tonumber(redis.call('HGET', KEYS[2], ARGV[1])) or 1}
+local at = tonumber(redis.call('ZSCORE', KEYS[4], ARGV[1]))
+if at and at <= now_ms() then
+  return nil
+end
+return {value, tonumber(redis.call('HGET', KEYS[2], ARGV[1])) or 1, at or false}

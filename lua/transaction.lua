@@ -1,10 +1,11 @@
 -- transaction: apply a list of set/delete/update ops across keys and groups, all or nothing.
 -- uses: numbers $codec update
--- KEYS: three per group, in group order: data hash, versions hash, change stream (on a
---   standalone server every group names the same stream).
+-- KEYS: four per group, in group order: data hash, versions hash, change stream (on a
+--   standalone server every group names the same stream), expiries; then, except on Cluster,
+--   the registry of groups with expiries.
 -- ARGV[1] stream MAXLEN, ARGV[2] max encoded bytes of a value, ARGV[3] op count, then per op:
 --   kind ('set', 'delete', 'update'), group number (1-based), group name, item key, expected
---   version ('' = any, '0' = must be absent), then
+--   version ('' = any, '0' = must be absent), expiry instruction (see include/common.lua), then
 --   set: the encoded value; delete: nothing; update: what a missing item starts as, the change
 --   record's op name ('update' or 'increment'), the update ops (see include/update.lua).
 -- Ops see each other's effects in order. Conditions are checked against that running state;
@@ -12,23 +13,45 @@
 -- Returns {1, result per op} where a result is the new version (set), the old value or false
 --   (delete), {new_version, new_value_text} (update); {0, {op, current_version, op, ...}} for
 --   every failed condition; {2, code, op, sub_op} when an update op cannot apply.
+-- An item that has expired is purged when first touched (with its 'expire' record) and is
+--   absent to the ops.
 -- Keys touched: every KEYS entry: data hashes (HEXISTS, HGET, HSET, HDEL), versions hashes
---   (HGET, HSET, HDEL), change streams (XADD).
+--   (HGET, HSET, HDEL), change streams (XADD), expiries (ZSCORE, ZADD, ZREM), registry (SADD,
+--   SREM).
 local maxlen, max_bytes = ARGV[1], tonumber(ARGV[2])
-local items = {}   -- id -> {g, key, exists, text, version, recorded, touched}
+local registry = (#KEYS % 4 == 1) and KEYS[#KEYS] or nil
+local now = now_ms()
+local items = {}   -- id -> {g, key, exists, text, version, recorded, exp, touched}
 local order = {}   -- ids in first-touch order
 local records = {} -- {g, op name, group, key, version}, in op order
 local results = {}
 local conflicts = {}
 
-local function load(g, key)
+local function group_keys(g)
+  local base = (g - 1) * 4
+  return {KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], registry}
+end
+
+-- The expiry an op leaves on an item: nil keeps what it has (see apply_expiry).
+local function resolve(how, existed)
+  if how == 'keep' then
+    return nil
+  elseif string.sub(how, 1, 5) == 'keep:' then
+    return (not existed) and string.sub(how, 6) or nil
+  end
+  return how
+end
+
+local function load(g, group, key)
   local id = g .. ':' .. key
   local item = items[id]
   if item == nil then
-    local base = (g - 1) * 3
+    local base = (g - 1) * 4
+    purge_expired(group_keys(g), key, group, maxlen, now)
     local recorded = redis.call('HGET', KEYS[base + 2], key)
     local current = current_version(KEYS[base + 1], key, recorded)
-    item = {g = g, key = key, exists = current > 0, version = current, recorded = recorded}
+    item = {g = g, group = group, key = key, exists = current > 0, version = current,
+      recorded = recorded, exp = 'keep'}
     if current > 0 then
       item.text = redis.call('HGET', KEYS[base + 1], key)
     end
@@ -40,10 +63,11 @@ end
 
 local at = 4
 for op = 1, tonumber(ARGV[3]) do
-  local kind, g, group, key, expected = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2],
-    ARGV[at + 3], ARGV[at + 4]
-  at = at + 5
-  local item = load(g, key)
+  local kind, g, group, key, expected, how = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2],
+    ARGV[at + 3], ARGV[at + 4], ARGV[at + 5]
+  at = at + 6
+  local item = load(g, group, key)
+  local existed = item.exists
   local ok = expected == '' or tonumber(expected) == item.version
   if not ok then
     conflicts[#conflicts + 1] = op
@@ -52,6 +76,7 @@ for op = 1, tonumber(ARGV[3]) do
   if kind == 'set' then
     if ok then
       item.exists, item.text, item.version = true, ARGV[at], item.version + 1
+      item.exp = resolve(how, existed) or item.exp
       results[op] = item.version
       records[#records + 1] = {g, 'set', group, key, item.version}
     end
@@ -61,7 +86,8 @@ for op = 1, tonumber(ARGV[3]) do
       if item.exists then
         results[op] = item.text
         records[#records + 1] = {g, 'delete', group, key, item.version + 1}
-        item.exists, item.text, item.version = false, nil, 0
+        item.exists, item.text, item.version, item.exp = false, nil, 0, ''
+
       else
         results[op] = false
       end
@@ -88,6 +114,7 @@ for op = 1, tonumber(ARGV[3]) do
       return {2, 'too_large', op, 0}
     end
     item.exists, item.text, item.version = true, result, item.version + 1
+    item.exp = resolve(how, existed) or item.exp
     results[op] = {item.version, result}
     records[#records + 1] = {g, name, group, key, item.version}
     at = next_at
@@ -104,20 +131,22 @@ end
 for _, id in ipairs(order) do
   local item = items[id]
   if item.touched then
-    local base = (item.g - 1) * 3
+    local k = group_keys(item.g)
     if item.exists then
-      redis.call('HSET', KEYS[base + 1], item.key, item.text)
-      keep_version(KEYS[base + 2], item.key, item.version, item.recorded)
+      redis.call('HSET', k[1], item.key, item.text)
+      keep_version(k[2], item.key, item.version, item.recorded)
+      apply_expiry(k, item.key, item.group, item.exp, false, now)
     else
-      redis.call('HDEL', KEYS[base + 1], item.key)
+      redis.call('HDEL', k[1], item.key)
       if item.recorded then
-        redis.call('HDEL', KEYS[base + 2], item.key)
+        redis.call('HDEL', k[2], item.key)
       end
+      drop_expiry(k, item.key, item.group)
     end
   end
 end
 for _, r in ipairs(records) do
-  record(KEYS[(r[1] - 1) * 3 + 3], maxlen, r[2], r[3], r[4], r[5])
+  record(KEYS[(r[1] - 1) * 4 + 3], maxlen, r[2], r[3], r[4], r[5])
 end
 local reply = {1}
 for op = 1, tonumber(ARGV[3]) do

@@ -3,7 +3,11 @@
 Layout, for the default prefix ``motia:state:`` and a group ``orders``::
 
     motia:state:orders                     hash   field = item key, value = encoded value
-    motia:state#v{motia:state:orders}      hash   field = item key, value = item version
+    motia:state#v{motia:state:orders}      hash   field = item key, value = item version (>= 2)
+    motia:state#x{motia:state:orders}      zset   member = item key, score = expiry (ms)
+    motia:state#expiring                   set    groups that have expiries (standalone) (>= 2)
+    motia:state#x{motia:state:orders}      zset   member = item key, score = expiry (ms)
+    motia:state#expiring                   set    groups that have expiries (standalone)
     motia:state#changes                    stream one entry per change (standalone)
     motia:state#changes{motia:state:orders}stream the group's change records (cluster)
 
@@ -113,17 +117,35 @@ class KeyLayout:
             return self._aux(b"changes", group)
         return self.meta_root + b"changes"
 
+    def expiries(self, group: str) -> bytes:
+        """Sorted set: item key -> expiry (ms since the epoch, server clock), items with a TTL."""
+        return self._aux(b"x", group)
+
+    def registry(self) -> bytes | None:
+        """Set of the groups that have expiries, for cleanup; None on Cluster (found by SCAN)."""
+        return None if self.cluster else self.meta_root + b"expiring"
+
+    def expiries_pattern(self) -> bytes:
+        return escape_glob(self.meta_root + b"x{") + b"*"
+
+    def group_of_expiries(self, key: bytes) -> str:
+        """The group whose expiries set is ``key`` (the inverse of `expiries`)."""
+        rest = key[len(self.meta_root) + 2 :]
+        tag, _, suffix = rest.partition(b"}")
+        return self.group_of(suffix or tag)
+
     def group_keys(self, group: str) -> list[bytes]:
-        """Every key a write script for ``group`` touches, in the order scripts expect."""
+        """Every key a script for ``group`` touches, in the order scripts expect (KEYS[1..5])."""
         keys = self._cache.get(group)
         if keys is None:
             if len(self._cache) >= self._CACHE_SIZE:
                 self._cache.clear()
-            keys = self._cache[group] = [
-                self.data(group),
-                self.versions(group),
-                self.changes(group),
-            ]
+            keys = [self.data(group), self.versions(group), self.changes(group)]
+            keys.append(self.expiries(group))
+            registry = self.registry()
+            if registry is not None:
+                keys.append(registry)
+            self._cache[group] = keys
         return keys
 
     def scan_pattern(self) -> bytes:

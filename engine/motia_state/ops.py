@@ -25,7 +25,7 @@ class Op(Generic[T]):
 class RawItem:
     data: bytes
     version: int
-    expires_at: float | None = None
+    expires_at: float | None = None  # seconds since the epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +82,14 @@ class Set(Op[int]):
     key: str
     data: bytes
     version: int | None
+    expire: str = ""  # the expiry instruction: "" clears, "<ms>" sets (see lua/include/common.lua)
 
 
 @dataclass(frozen=True, slots=True)
 class SetMany(Op[int]):
     group: str
     items: tuple[tuple[str, bytes], ...]
+    expire: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,7 @@ class Update(Op[tuple[int, bytes]]):
     version: int | None
     max_bytes: int
     codec: Codec
+    expire: str = "keep"  # "keep", "keep:<ms>" (a default TTL for a new item) or "<ms>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,3 +145,26 @@ class Transaction(Op[list[Any]]):
 
     ops: tuple[Set | Delete | Update, ...]
     max_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ttl(Op[float | None]):
+    """Seconds until the item expires; None when it has no expiry or does not exist."""
+
+    group: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetExpiry(Op[bool]):
+    """Give an existing item a TTL of ``ms`` (True if it exists), or remove it when None
+    (True if it had one)."""
+
+    group: str
+    key: str
+    ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Cleanup(Op[int]):
+    """Remove every expired item now; returns how many."""

@@ -10,6 +10,7 @@ MAX_GROUP_BYTES = 1024
 MAX_KEY_BYTES = 8192
 MAX_VERSION = 2**53  # versions are Lua numbers (doubles) on the server
 DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024
+MAX_TTL_S = 100 * 365 * 24 * 3600
 
 
 def _name(kind: str, value: object, limit: int) -> str:
@@ -54,3 +55,14 @@ def positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInput(f"{name} must be a positive int, got {value!r}")
     return value
+
+
+def ttl(value: object) -> int | None:
+    """A TTL in seconds (int or float) as whole milliseconds, at least 1; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInput(f"ttl must be a number of seconds, not {type(value).__name__}")
+    if not value > 0 or value != value or value > MAX_TTL_S:
+        raise InvalidInput(f"ttl must be a positive, finite number of seconds, got {value!r}")
+    return max(1, round(value * 1000))

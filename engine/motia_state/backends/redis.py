@@ -47,6 +47,8 @@ Steps = Generator[Call | Batch, Any, T]
 CHUNK_ITEMS = 1000
 CHUNK_BYTES = 4 * 1024 * 1024
 SCAN_COUNT = 1000
+# Expired items removed per cleanup call: a few milliseconds of server time at most.
+CLEANUP_BATCH = 500
 
 
 def _text(raw: bytes) -> str:
@@ -88,6 +90,9 @@ class RedisPlan:
             ops.ListGroups: self._list_groups,
             ops.Update: self._update,
             ops.Transaction: self._transaction,
+            ops.Ttl: self._ttl,
+            ops.SetExpiry: self._set_expiry,
+            ops.Cleanup: self._cleanup,
         }
 
     def steps(self, op: ops.Op[T]) -> Steps[T]:
@@ -114,8 +119,11 @@ class RedisPlan:
         """Pipeline several calls of one script; reload it once if the server lost it."""
         if len(arg_lists) == 1:
             return [(yield from self._script(name, keys, arg_lists[0]))]
-        script = scripts.load(name)
+        script = scripts.load(name, self._codec)
         calls = [self._eval(script, keys, args) for args in arg_lists]
+        return (yield from self._batch_with_reload(script, calls))
+
+    def _batch_with_reload(self, script: scripts.Script, calls: list[Call]) -> Steps[list[Any]]:
         replies = list((yield Batch(tuple(calls))))
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
@@ -146,52 +154,54 @@ class RedisPlan:
     # -- reads -----------------------------------------------------------------
 
     def _get(self, op: ops.Get) -> Steps[bytes | None]:
-        reply: bytes | None = yield ("HGET", self.layout.data(op.group), op.key)
+        reply: bytes | None = yield from self._script(
+            "get", self.layout.group_keys(op.group), [op.key]
+        )
         return reply
 
     def _get_item(self, op: ops.GetItem) -> Steps[ops.RawItem | None]:
-        keys = [self.layout.data(op.group), self.layout.versions(op.group)]
-        reply = yield from self._script("get_item", keys, [op.key])
-        return None if reply is None else ops.RawItem(reply[0], int(reply[1]))
+        reply = yield from self._script("get_item", self.layout.group_keys(op.group), [op.key])
+        if reply is None:
+            return None
+        expires = int(reply[2]) / 1000 if reply[2] else None
+        return ops.RawItem(reply[0], int(reply[1]), expires)
 
     def _get_many(self, op: ops.GetMany) -> Steps[list[bytes | None]]:
         if not op.keys:
             return []
-        data = self.layout.data(op.group)
-        if len(op.keys) <= CHUNK_ITEMS:
-            reply: list[bytes | None] = yield ("HMGET", data, *op.keys)
-            return reply
-        # Large reads go as pipelined HMGETs of CHUNK_ITEMS keys: no huge command, one round trip.
-        calls = [
-            ("HMGET", data, *op.keys[i : i + CHUNK_ITEMS])
-            for i in range(0, len(op.keys), CHUNK_ITEMS)
-        ]
-        replies = yield Batch(tuple(calls))
-        values: list[bytes | None] = []
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-            values += reply
-        return values
+        keys = self.layout.group_keys(op.group)
+        chunks = [op.keys[i : i + CHUNK_ITEMS] for i in range(0, len(op.keys), CHUNK_ITEMS)]
+        replies = yield from self._script_batch("get_many", keys, chunks)
+        return [value for reply in replies for value in reply]
 
     def _get_all(self, op: ops.GetAll) -> Steps[dict[str, bytes]]:
-        reply: list[bytes] | dict[bytes, bytes] = yield ("HGETALL", self.layout.data(op.group))
+        keys = self.layout.group_keys(op.group)
+        reply: list[bytes] = yield from self._script("items", keys, ["values"])
         return dict(_pairs(reply))
 
     def _keys(self, op: ops.Keys) -> Steps[list[str]]:
-        reply: list[bytes] = yield ("HKEYS", self.layout.data(op.group))
+        reply: list[bytes] = yield from self._script(
+            "items", self.layout.group_keys(op.group), ["keys"]
+        )
         return [_text(k) for k in reply]
 
     def _scan_page(self, op: ops.ScanPage) -> Steps[tuple[int, list[tuple[str, bytes]]]]:
         cursor, flat = yield ("HSCAN", self.layout.data(op.group), op.cursor, "COUNT", op.count)
-        return int(cursor), list(_pairs(flat))
+        page = list(_pairs(flat))
+        if page:  # expired items stay in the hash until cleanup: leave them out
+            keys = self.layout.group_keys(op.group)
+            expired = yield from self._script("expired_among", keys, [k for k, _ in page])
+            if expired:
+                gone = {_text(k) for k in expired}
+                page = [(k, v) for k, v in page if k not in gone]
+        return int(cursor), page
 
     def _list_groups(self, op: ops.ListGroups) -> Steps[list[str]]:
         pattern = self.layout.scan_pattern()
         groups: set[str] = set()
         cursor = 0
         while True:
-            cursor, keys = yield (
+            cursor, found = yield (
                 "SCAN",
                 cursor,
                 "MATCH",
@@ -201,9 +211,59 @@ class RedisPlan:
                 "TYPE",
                 "hash",
             )
-            groups.update(self.layout.group_of(k) for k in keys)
+            names = [self.layout.group_of(k) for k in found]
+            if names:  # a group whose items have all expired is not listed
+                script = scripts.load("alive", self._codec)
+                calls = [self._eval(script, self.layout.group_keys(g), []) for g in names]
+                replies = yield from self._batch_with_reload(script, calls)
+                groups.update(g for g, alive in zip(names, replies, strict=True) if alive)
             if int(cursor) == 0:
                 return sorted(groups)
+
+    def _ttl(self, op: ops.Ttl) -> Steps[float | None]:
+        keys = self.layout.group_keys(op.group)
+        reply = yield from self._script("expiry", keys, [op.key, op.group, self._maxlen, "get"])
+        if reply is None or not reply[0]:
+            return None
+        return max(0.0, (int(reply[0]) - int(reply[1])) / 1000)
+
+    def _set_expiry(self, op: ops.SetExpiry) -> Steps[bool]:
+        how = "persist" if op.ms is None else str(op.ms)
+        keys = self.layout.group_keys(op.group)
+        reply = yield from self._script("expiry", keys, [op.key, op.group, self._maxlen, how])
+        return bool(reply)
+
+    def _cleanup(self, op: ops.Cleanup) -> Steps[int]:
+        registry = self.layout.registry()
+        if registry is not None:
+            members: list[bytes] = yield ("SMEMBERS", registry)
+            groups = [_text(m) for m in members]
+        else:  # Cluster: no registry (it would span slots); find the expiry sets instead
+            groups, cursor = [], 0
+            while True:
+                cursor, found = yield (
+                    "SCAN",
+                    cursor,
+                    "MATCH",
+                    self.layout.expiries_pattern(),
+                    "COUNT",
+                    SCAN_COUNT,
+                    "TYPE",
+                    "zset",
+                )
+                groups += [self.layout.group_of_expiries(k) for k in found]
+                if int(cursor) == 0:
+                    break
+        removed = 0
+        for group in groups:
+            more = 1
+            while more:
+                args = [group, self._maxlen, CLEANUP_BATCH]
+                count, more = yield from self._script(
+                    "cleanup", self.layout.group_keys(group), args
+                )
+                removed += int(count)
+        return removed
 
     # -- writes ----------------------------------------------------------------
 
@@ -213,7 +273,7 @@ class RedisPlan:
 
     def _set(self, op: ops.Set) -> Steps[int]:
         keys = self.layout.group_keys(op.group)
-        args = [op.key, op.data, self._expected(op.version), op.group, self._maxlen]
+        args = [op.key, op.data, self._expected(op.version), op.group, self._maxlen, op.expire]
         ok, version = yield from self._script("set", keys, args)
         if not ok:
             raise VersionConflict([(op.group, op.key, op.version, int(version))])
@@ -223,7 +283,7 @@ class RedisPlan:
         if not op.items:
             return 0
         keys = self.layout.group_keys(op.group)
-        head = [op.group, self._maxlen]
+        head = [op.group, self._maxlen, op.expire]
         replies = yield from self._script_batch(
             "set_many", keys, [head + chunk for chunk in self._chunks(op.items)]
         )
@@ -251,7 +311,7 @@ class RedisPlan:
     def _update(self, op: ops.Update) -> Steps[tuple[int, bytes]]:
         keys = self.layout.group_keys(op.group)
         head = [op.key, self._expected(op.version), op.group, self._maxlen, op.start, op.max_bytes]
-        reply = yield from self._script("update", keys, [*head, op.name, *op.argv])
+        reply = yield from self._script("update", keys, [*head, op.name, op.expire, *op.argv])
         if reply[0] == 0:
             raise VersionConflict([(op.group, op.key, op.version, int(reply[1]))])
         if reply[0] == 2:
@@ -266,10 +326,13 @@ class RedisPlan:
                 f"a transaction over groups {list(groups)} spans Redis Cluster hash slots; "
                 "one server call can only touch one slot (give the groups a common {hash tag})"
             )
-        keys = [k for g in groups for k in self.layout.group_keys(g)]
+        keys = [k for g in groups for k in self.layout.group_keys(g)[:4]]
         argv: list[Any] = [self._maxlen, op.max_bytes, len(op.ops)]
+        registry = self.layout.registry()
+        if registry is not None:
+            keys.append(registry)
         for sub in op.ops:
-            head = [sub.group, sub.key, self._expected(sub.version)]
+            head = [sub.group, sub.key, self._expected(sub.version), getattr(sub, "expire", "")]
             if isinstance(sub, ops.Set):
                 argv += ["set", groups[sub.group], *head, sub.data]
             elif isinstance(sub, ops.Delete):
