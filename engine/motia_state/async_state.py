@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -11,6 +13,7 @@ from . import connect
 from .backends.base import AsyncBackend
 from .core import DEFAULT_SCAN_BATCH, Core, Plan, Transaction
 from .ops import Item
+from .sweeper import sweep_forever
 
 R = TypeVar("R")
 
@@ -21,6 +24,7 @@ class AsyncState:
     def __init__(self, backend: AsyncBackend, core: Core) -> None:
         self._backend = backend
         self._core = core
+        self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(cls, url: str | None = None, **options: Any) -> AsyncState:
@@ -41,10 +45,21 @@ class AsyncState:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         await self._backend.aclose()
 
     async def _run(self, plan: Plan[R]) -> R:
-        return plan.finish(await self._backend.execute(plan.op))
+        result = plan.finish(await self._backend.execute(plan.op))
+        if plan.expiring and self._sweeper is None and self._core.cleanup_interval:
+            interval = self._core.cleanup_interval
+            self._sweeper = asyncio.get_running_loop().create_task(
+                sweep_forever(self.cleanup, interval)
+            )
+        return result
 
     def group(self, name: str) -> AsyncGroupView:
         return AsyncGroupView(self, name)
@@ -81,11 +96,21 @@ class AsyncState:
             if cursor == 0:
                 return
 
-    async def set(self, group: str, key: str, value: Any, *, version: int | None = None) -> int:
-        return await self._run(self._core.set(group, key, value, version))
+    async def set(
+        self,
+        group: str,
+        key: str,
+        value: Any,
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
+    ) -> int:
+        return await self._run(self._core.set(group, key, value, version, ttl))
 
-    async def set_many(self, group: str, mapping: Mapping[str, Any]) -> int:
-        return await self._run(self._core.set_many(group, mapping))
+    async def set_many(
+        self, group: str, mapping: Mapping[str, Any], *, ttl: float | None = None
+    ) -> int:
+        return await self._run(self._core.set_many(group, mapping, ttl))
 
     async def delete(self, group: str, key: str, *, version: int | None = None) -> Any:
         return await self._run(self._core.delete(group, key, version))
@@ -97,24 +122,36 @@ class AsyncState:
         return await self._run(self._core.clear(group))
 
     async def increment(
-        self, group: str, key: str, by: int | float = 1, *, version: int | None = None
+        self,
+        group: str,
+        key: str,
+        by: int | float = 1,
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
     ) -> int | float:
         """Add ``by`` atomically on the server; a missing item starts at 0. Returns the new number.
 
         Integers stay exact across the signed 64-bit range (`IntegerOverflow` past it);
         a float makes a float. A stored value that is not a number raises `NotANumber`.
         """
-        return await self._run(self._core.increment(group, key, by, version))
+        return await self._run(self._core.increment(group, key, by, version, ttl))
 
     async def update(
-        self, group: str, key: str, ops: Iterable[Mapping[str, Any]], *, version: int | None = None
+        self,
+        group: str,
+        key: str,
+        ops: Iterable[Mapping[str, Any]],
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
     ) -> Any:
         """Apply Motia v1 UpdateOps atomically on the server; returns the new value.
 
         All ops apply or none does; every part of the value no op touches stays exactly
         as it was. A missing item starts as ``{}``.
         """
-        return await self._run(self._core.update(group, key, ops, version))
+        return await self._run(self._core.update(group, key, ops, version, ttl))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -123,6 +160,27 @@ class AsyncState:
         yield tx
         if len(tx):
             tx.results = await self._run(tx.plan())
+
+    async def ttl(self, group: str, key: str) -> float | None:
+        """Seconds until the item expires; None when it has no expiry or does not exist."""
+        return await self._run(self._core.ttl(group, key))
+
+    async def expire(self, group: str, key: str, ttl: float) -> bool:
+        """Give an existing item a TTL of ``ttl`` seconds; False when it does not exist."""
+        return await self._run(self._core.expire(group, key, ttl))
+
+    async def persist(self, group: str, key: str) -> bool:
+        """Remove an item's expiry; True when it had one."""
+        return await self._run(self._core.persist(group, key))
+
+    async def cleanup(self) -> int:
+        """Remove expired items now (they are already invisible); returns how many.
+
+        Runs in bounded server-side batches; many processes may sweep at once and
+        each item is removed, and counted, once. A background sweep also runs every
+        ``cleanup_interval`` seconds once this State has given an item a TTL.
+        """
+        return await self._run(self._core.cleanup())
 
     async def list_groups(self) -> list[str]:
         return await self._run(self._core.list_groups())
@@ -157,11 +215,22 @@ class AsyncGroupView:
     def iter_items(self, batch: int = DEFAULT_SCAN_BATCH) -> AsyncIterator[tuple[str, Any]]:
         return self.state.iter_items(self.name, batch)
 
-    async def set(self, key: str, value: Any, *, version: int | None = None) -> int:
-        return await self.state.set(self.name, key, value, version=version)
+    async def set(
+        self, key: str, value: Any, *, version: int | None = None, ttl: float | None = None
+    ) -> int:
+        return await self.state.set(self.name, key, value, version=version, ttl=ttl)
 
-    async def set_many(self, mapping: Mapping[str, Any]) -> int:
-        return await self.state.set_many(self.name, mapping)
+    async def set_many(self, mapping: Mapping[str, Any], *, ttl: float | None = None) -> int:
+        return await self.state.set_many(self.name, mapping, ttl=ttl)
+
+    async def ttl(self, key: str) -> float | None:
+        return await self.state.ttl(self.name, key)
+
+    async def expire(self, key: str, ttl: float) -> bool:
+        return await self.state.expire(self.name, key, ttl)
+
+    async def persist(self, key: str) -> bool:
+        return await self.state.persist(self.name, key)
 
     async def delete(self, key: str, *, version: int | None = None) -> Any:
         return await self.state.delete(self.name, key, version=version)

@@ -55,6 +55,8 @@ class Options:
     max_value_bytes: int = validate.DEFAULT_MAX_VALUE_BYTES
     socket_timeout: float | None = None
     socket_connect_timeout: float | None = 10.0
+    ttl: float | None = None  # a default TTL, in seconds, for every write
+    cleanup_interval: float | None = 1.0  # seconds between background sweeps; None: none
 
     @classmethod
     def parse(cls, options: dict[str, Any]) -> Options:
@@ -65,6 +67,9 @@ class Options:
         result = cls(**options)
         validate.positive_int("changes_maxlen", result.changes_maxlen)
         validate.positive_int("max_value_bytes", result.max_value_bytes)
+        validate.ttl(result.ttl)
+        if result.cleanup_interval is not None:
+            validate.ttl(result.cleanup_interval)
         return result
 
 
@@ -154,7 +159,13 @@ def _resolve(url: str | None, options: dict[str, Any]) -> tuple[_Target, Core]:
     target = _Target(url, scheme, rest, opts)
     if target.is_server:
         target.plan()  # checks the prefix now, before anything connects
-    return target, Core(get_codec(opts.codec), max_value_bytes=opts.max_value_bytes)
+    core = Core(
+        get_codec(opts.codec),
+        max_value_bytes=opts.max_value_bytes,
+        default_ttl=opts.ttl,
+        cleanup_interval=opts.cleanup_interval,
+    )
+    return target, core
 
 
 def open_sync(url: str | None, options: dict[str, Any]) -> tuple[Backend, Core]:

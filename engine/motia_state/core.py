@@ -24,6 +24,7 @@ DEFAULT_SCAN_BATCH = 1000
 class Plan(Generic[R]):
     op: ops.Op[Any]
     finish: Callable[[Any], R]
+    expiring: bool = False  # gives an item a TTL: the State starts its background cleanup
 
 
 def _same(raw: R) -> R:
@@ -44,19 +45,41 @@ class Transaction:
         self._plans: list[Plan[Any]] = []
         self.results: list[Any] | None = None
 
-    def set(self, group: str, key: str, value: Any, *, version: int | None = None) -> None:
-        self._plans.append(self._core.set(group, key, value, version))
+    def set(
+        self,
+        group: str,
+        key: str,
+        value: Any,
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        self._plans.append(self._core.set(group, key, value, version, ttl))
 
     def delete(self, group: str, key: str, *, version: int | None = None) -> None:
         self._plans.append(self._core.delete(group, key, version))
 
     def increment(
-        self, group: str, key: str, by: int | float = 1, *, version: int | None = None
+        self,
+        group: str,
+        key: str,
+        by: int | float = 1,
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
     ) -> None:
-        self._plans.append(self._core.increment(group, key, by, version))
+        self._plans.append(self._core.increment(group, key, by, version, ttl))
 
-    def update(self, group: str, key: str, ops_: Any, *, version: int | None = None) -> None:
-        self._plans.append(self._core.update(group, key, ops_, version))
+    def update(
+        self,
+        group: str,
+        key: str,
+        ops_: Any,
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        self._plans.append(self._core.update(group, key, ops_, version, ttl))
 
     def __len__(self) -> int:
         return len(self._plans)
@@ -65,13 +88,41 @@ class Transaction:
         plans = list(self._plans)
         subs = tuple(cast("ops.Set | ops.Delete | ops.Update", p.op) for p in plans)
         op = ops.Transaction(subs, self._core.max_value_bytes)
-        return Plan(op, lambda raw: [p.finish(r) for p, r in zip(plans, raw, strict=True)])
+        return Plan(
+            op,
+            lambda raw: [p.finish(r) for p, r in zip(plans, raw, strict=True)],
+            any(p.expiring for p in plans),
+        )
 
 
 class Core:
-    def __init__(self, codec: Codec, *, max_value_bytes: int) -> None:
+    def __init__(
+        self,
+        codec: Codec,
+        *,
+        max_value_bytes: int,
+        default_ttl: float | None = None,
+        cleanup_interval: float | None = None,
+    ) -> None:
         self.codec = codec
         self.max_value_bytes = max_value_bytes
+        self.default_ttl_ms = validate.ttl(default_ttl)
+        self.cleanup_interval = cleanup_interval
+
+    # -- expiry instructions (see lua/include/common.lua) -------------------------------
+
+    def _expire_for_set(self, ttl: Any) -> str:
+        """A plain write sets its TTL, or the default one, or clears any it had."""
+        ms = validate.ttl(ttl)
+        ms = self.default_ttl_ms if ms is None else ms
+        return "" if ms is None else str(ms)
+
+    def _expire_for_update(self, ttl: Any) -> str:
+        """increment/update without ttl= keep the item's expiry (a new item gets the default)."""
+        ms = validate.ttl(ttl)
+        if ms is not None:
+            return str(ms)
+        return "keep" if self.default_ttl_ms is None else f"keep:{self.default_ttl_ms}"
 
     # -- values ----------------------------------------------------------------
 
@@ -137,19 +188,23 @@ class Core:
 
         return Plan(ops.ScanPage(g, cursor, batch), finish)
 
-    def set(self, group: str, key: str, value: Any, version: int | None) -> Plan[int]:
+    def set(
+        self, group: str, key: str, value: Any, version: int | None, ttl: Any = None
+    ) -> Plan[int]:
         g, k = validate.group(group), validate.key(key)
         v = validate.version(version)
-        return Plan(ops.Set(g, k, self.encode(g, k, value), v), _same)
+        expire = self._expire_for_set(ttl)
+        return Plan(ops.Set(g, k, self.encode(g, k, value), v, expire), _same, expire != "")
 
-    def set_many(self, group: str, mapping: Mapping[str, Any]) -> Plan[int]:
+    def set_many(self, group: str, mapping: Mapping[str, Any], ttl: Any = None) -> Plan[int]:
         g = validate.group(group)
         if not isinstance(mapping, Mapping):
             raise InvalidInput(
                 f"set_many takes a mapping of key -> value, not {type(mapping).__name__}"
             )
         items = tuple((validate.key(k), self.encode(g, k, v)) for k, v in mapping.items())
-        return Plan(ops.SetMany(g, items), _same)
+        expire = self._expire_for_set(ttl)
+        return Plan(ops.SetMany(g, items, expire), _same, expire != "")
 
     def delete(self, group: str, key: str, version: int | None) -> Plan[Any]:
         g, k = validate.group(group), validate.key(key)
@@ -166,16 +221,35 @@ class Core:
     def list_groups(self) -> Plan[list[str]]:
         return Plan(ops.ListGroups(), _same)
 
-    def increment(self, group: str, key: str, by: Any, version: int | None) -> Plan[int | float]:
+    def ttl(self, group: str, key: str) -> Plan[float | None]:
+        return Plan(ops.Ttl(validate.group(group), validate.key(key)), _same)
+
+    def expire(self, group: str, key: str, ttl: Any) -> Plan[bool]:
+        ms = validate.ttl(ttl)
+        if ms is None:
+            raise InvalidInput("expire needs a ttl in seconds; use persist() to remove one")
+        op = ops.SetExpiry(validate.group(group), validate.key(key), ms)
+        return Plan(op, _same, True)
+
+    def persist(self, group: str, key: str) -> Plan[bool]:
+        return Plan(ops.SetExpiry(validate.group(group), validate.key(key), None), _same)
+
+    def cleanup(self) -> Plan[int]:
+        return Plan(ops.Cleanup(), _same)
+
+    def increment(
+        self, group: str, key: str, by: Any, version: int | None, ttl: Any = None
+    ) -> Plan[int | float]:
         by = updates.amount(by, "increment")
         op = {"type": "increment", "path": "", "by": by}
         steps = (updates.Step("increment", (), by, 0, op),)
-        return self._update(group, key, steps, self.codec.encode(0), "increment", version)
+        return self._update(group, key, steps, self.codec.encode(0), "increment", version, ttl)
 
-    def update(self, group: str, key: str, ops_: Any, version: int | None) -> Plan[Any]:
-        return self._update(
-            group, key, updates.parse(ops_), self.codec.encode({}), "update", version
-        )
+    def update(
+        self, group: str, key: str, ops_: Any, version: int | None, ttl: Any = None
+    ) -> Plan[Any]:
+        steps = updates.parse(ops_)
+        return self._update(group, key, steps, self.codec.encode({}), "update", version, ttl)
 
     def _update(
         self,
@@ -185,9 +259,11 @@ class Core:
         start: bytes,
         name: str,
         version: int | None,
+        ttl: Any,
     ) -> Plan[Any]:
         g, k = validate.group(group), validate.key(key)
         v = validate.version(version)
+        expire = self._expire_for_update(ttl)
         if self.codec.name not in ("json", "msgpack"):
             raise Unsupported(f"{name} needs the json or msgpack codec, not {self.codec.name!r}")
         op = ops.Update(
@@ -200,8 +276,9 @@ class Core:
             v,
             self.max_value_bytes,
             self.codec,
+            expire,
         )
-        return Plan(op, lambda raw: self.decode(g, k, raw[1]))
+        return Plan(op, lambda raw: self.decode(g, k, raw[1]), not expire.startswith("keep"))
 
     def _encode_steps(
         self, group: str, key: str, steps: tuple[updates.Step, ...]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
@@ -11,6 +12,7 @@ from . import connect
 from .backends.base import Backend
 from .core import DEFAULT_SCAN_BATCH, Core, Plan, Transaction
 from .ops import Item
+from .sweeper import Sweeper
 
 R = TypeVar("R")
 
@@ -25,6 +27,8 @@ class State:
     def __init__(self, backend: Backend, core: Core) -> None:
         self._backend = backend
         self._core = core
+        self._sweeper: Sweeper | None = None
+        self._sweeper_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str | None = None, **options: Any) -> State:
@@ -45,10 +49,20 @@ class State:
         self.close()
 
     def close(self) -> None:
+        with self._sweeper_lock:
+            if self._sweeper is not None:
+                self._sweeper.stop()
+                self._sweeper = None
         self._backend.close()
 
     def _run(self, plan: Plan[R]) -> R:
-        return plan.finish(self._backend.execute(plan.op))
+        result = plan.finish(self._backend.execute(plan.op))
+        if plan.expiring and self._sweeper is None and self._core.cleanup_interval:
+            with self._sweeper_lock:
+                if self._sweeper is None:
+                    self._sweeper = Sweeper(self.cleanup, self._core.cleanup_interval)
+                    self._sweeper.start()
+        return result
 
     def group(self, name: str) -> GroupView:
         """A view bound to one group: the same methods without the group argument."""
@@ -91,17 +105,25 @@ class State:
             if cursor == 0:
                 return
 
-    def set(self, group: str, key: str, value: Any, *, version: int | None = None) -> int:
+    def set(
+        self,
+        group: str,
+        key: str,
+        value: Any,
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
+    ) -> int:
         """Store ``value``; returns the item's new version (1 on create).
 
         ``version=N`` writes only if the current version is N, ``version=0`` only
         if the item is absent; otherwise `VersionConflict` and nothing changes.
         """
-        return self._run(self._core.set(group, key, value, version))
+        return self._run(self._core.set(group, key, value, version, ttl))
 
-    def set_many(self, group: str, mapping: Mapping[str, Any]) -> int:
+    def set_many(self, group: str, mapping: Mapping[str, Any], *, ttl: float | None = None) -> int:
         """Store many items; atomic per server call (up to 1000 items or 4 MiB each)."""
-        return self._run(self._core.set_many(group, mapping))
+        return self._run(self._core.set_many(group, mapping, ttl))
 
     def delete(self, group: str, key: str, *, version: int | None = None) -> Any:
         """Remove an item and return its value (None when absent), atomically."""
@@ -115,24 +137,36 @@ class State:
         return self._run(self._core.clear(group))
 
     def increment(
-        self, group: str, key: str, by: int | float = 1, *, version: int | None = None
+        self,
+        group: str,
+        key: str,
+        by: int | float = 1,
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
     ) -> int | float:
         """Add ``by`` atomically on the server; a missing item starts at 0. Returns the new number.
 
         Integers stay exact across the signed 64-bit range (`IntegerOverflow` past it);
         a float makes a float. A stored value that is not a number raises `NotANumber`.
         """
-        return self._run(self._core.increment(group, key, by, version))
+        return self._run(self._core.increment(group, key, by, version, ttl))
 
     def update(
-        self, group: str, key: str, ops: Iterable[Mapping[str, Any]], *, version: int | None = None
+        self,
+        group: str,
+        key: str,
+        ops: Iterable[Mapping[str, Any]],
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
     ) -> Any:
         """Apply Motia v1 UpdateOps atomically on the server; returns the new value.
 
         All ops apply or none does; every part of the value no op touches stays exactly
         as it was. A missing item starts as ``{}``.
         """
-        return self._run(self._core.update(group, key, ops, version))
+        return self._run(self._core.update(group, key, ops, version, ttl))
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -147,6 +181,27 @@ class State:
         yield tx
         if len(tx):
             tx.results = self._run(tx.plan())
+
+    def ttl(self, group: str, key: str) -> float | None:
+        """Seconds until the item expires; None when it has no expiry or does not exist."""
+        return self._run(self._core.ttl(group, key))
+
+    def expire(self, group: str, key: str, ttl: float) -> bool:
+        """Give an existing item a TTL of ``ttl`` seconds; False when it does not exist."""
+        return self._run(self._core.expire(group, key, ttl))
+
+    def persist(self, group: str, key: str) -> bool:
+        """Remove an item's expiry; True when it had one."""
+        return self._run(self._core.persist(group, key))
+
+    def cleanup(self) -> int:
+        """Remove expired items now (they are already invisible); returns how many.
+
+        Runs in bounded server-side batches; many processes may sweep at once and
+        each item is removed, and counted, once. A background sweep also runs every
+        ``cleanup_interval`` seconds once this State has given an item a TTL.
+        """
+        return self._run(self._core.cleanup())
 
     def list_groups(self) -> list[str]:
         """Names of the groups that hold at least one item, sorted."""
@@ -184,11 +239,22 @@ class GroupView:
     def iter_items(self, batch: int = DEFAULT_SCAN_BATCH) -> Iterator[tuple[str, Any]]:
         return self.state.iter_items(self.name, batch)
 
-    def set(self, key: str, value: Any, *, version: int | None = None) -> int:
-        return self.state.set(self.name, key, value, version=version)
+    def set(
+        self, key: str, value: Any, *, version: int | None = None, ttl: float | None = None
+    ) -> int:
+        return self.state.set(self.name, key, value, version=version, ttl=ttl)
 
-    def set_many(self, mapping: Mapping[str, Any]) -> int:
-        return self.state.set_many(self.name, mapping)
+    def set_many(self, mapping: Mapping[str, Any], *, ttl: float | None = None) -> int:
+        return self.state.set_many(self.name, mapping, ttl=ttl)
+
+    def ttl(self, key: str) -> float | None:
+        return self.state.ttl(self.name, key)
+
+    def expire(self, key: str, ttl: float) -> bool:
+        return self.state.expire(self.name, key, ttl)
+
+    def persist(self, key: str) -> bool:
+        return self.state.persist(self.name, key)
 
     def delete(self, key: str, *, version: int | None = None) -> Any:
         return self.state.delete(self.name, key, version=version)

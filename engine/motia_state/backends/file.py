@@ -7,9 +7,9 @@ it is handled:
 * an entry name is split at its first ``:``, so keys may contain ``:`` and
   ``g1`` never sees ``g10``'s items; a group name with ``:`` would be ambiguous
   and is refused;
-* versions above 1 are kept in one extra entry, ``__motia_state__`` (its name has
-  no ``:``, so Motia never reads it as an item); an item without a recorded
-  version has version 1, as on Redis;
+* versions above 1 and expiries (ms since the epoch) are kept in one extra entry,
+  ``__motia_state__`` (its name has no ``:``, so Motia never reads it as an
+  item); an item without a recorded version has version 1, as on Redis;
 * every write holds an exclusive ``flock`` on ``<file>.lock`` while it reads,
   changes and replaces the file (temp file, fsync, rename, fsync of the folder),
   so concurrent writers in any process lose nothing and a crash leaves either
@@ -119,9 +119,11 @@ def _parse(raw: bytes, path: Path) -> tuple[local.Groups, dict[str, Any]]:
         raise DecodeError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise DecodeError(f"{path} must hold a JSON object of 'group:key' entries")
-    versions: dict[str, int] = {}
+    meta: dict[str, Any] = {}
     if isinstance(doc.get(META_ENTRY), str):
-        versions = json.loads(doc[META_ENTRY]).get("versions", {})
+        meta = json.loads(doc[META_ENTRY])
+    versions: dict[str, int] = meta.get("versions", {})
+    expires: dict[str, int] = meta.get("expires", {})
     groups: local.Groups = {}
     extra: dict[str, Any] = {}
     for name, value in doc.items():
@@ -137,20 +139,25 @@ def _parse(raw: bytes, path: Path) -> tuple[local.Groups, dict[str, Any]]:
             if isinstance(value, str)
             else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         )
-        groups.setdefault(group, {})[key] = local.Entry(text.encode("utf-8"), versions.get(name, 1))
+        entry = local.Entry(text.encode("utf-8"), versions.get(name, 1), expires.get(name))
+        groups.setdefault(group, {})[key] = entry
     return groups, extra
 
 
 def _render(groups: local.Groups, extra: dict[str, Any]) -> str:
     doc: dict[str, Any] = {}
     versions: dict[str, int] = {}
+    expires: dict[str, int] = {}
     for group, items in groups.items():
         for key, entry in items.items():
             name = f"{group}:{key}"
             doc[name] = entry.data.decode("utf-8")
             if entry.version != 1:
                 versions[name] = entry.version
+            if entry.expires_at is not None:
+                expires[name] = entry.expires_at
     doc.update(extra)
-    if versions:
-        doc[META_ENTRY] = json.dumps({"versions": versions}, ensure_ascii=False)
+    meta = {k: v for k, v in (("versions", versions), ("expires", expires)) if v}
+    if meta:
+        doc[META_ENTRY] = json.dumps(meta, ensure_ascii=False)
     return json.dumps(doc, ensure_ascii=False, indent=2)

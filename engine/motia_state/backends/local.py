@@ -1,12 +1,13 @@
 """The state model shared by the in-process backends (memory:// and file://).
 
 Both keep ``{group: {key: Entry}}`` and apply operations to it with exactly the
-version rules of the Redis scripts in ``lua/``; they differ only in where the
-model lives between calls.
+version and expiry rules of the Redis scripts in ``lua/``; they differ only in
+where the model lives between calls. Time is this machine's clock, in ms.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,9 +22,40 @@ T = TypeVar("T")
 class Entry:
     data: bytes
     version: int
+    expires_at: int | None = None  # ms since the epoch
 
 
 Groups = dict[str, dict[str, Entry]]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _alive(entry: Entry | None, now: int) -> Entry | None:
+    if entry is None or (entry.expires_at is not None and entry.expires_at <= now):
+        return None
+    return entry
+
+
+def _live_items(groups: Groups, group: str, now: int) -> dict[str, Entry]:
+    return {k: e for k, e in groups.get(group, {}).items() if _alive(e, now)}
+
+
+def _purge(groups: Groups, group: str, key: str, now: int) -> None:
+    """An expired item is absent to every write (its version restarts)."""
+    items = groups.get(group)
+    if items and key in items and not _alive(items[key], now):
+        _pop(groups, group, key)
+
+
+def _expiry(how: str, previous: int | None, created: bool, now: int) -> int | None:
+    """The expiry an instruction leaves (see apply_expiry in lua/include/common.lua)."""
+    if how == "keep":
+        return previous
+    if how.startswith("keep:"):
+        return now + int(how[5:]) if created else previous
+    return now + int(how) if how else None
 
 
 def _current(items: dict[str, Entry] | None, key: str) -> int:
@@ -37,47 +69,70 @@ def _check(group: str, key: str, expected: int | None, current: int) -> None:
 
 
 def _get(groups: Groups, op: ops.Get) -> bytes | None:
-    entry = groups.get(op.group, {}).get(op.key)
+    entry = _alive(groups.get(op.group, {}).get(op.key), now_ms())
     return entry.data if entry else None
 
 
 def _get_item(groups: Groups, op: ops.GetItem) -> ops.RawItem | None:
-    entry = groups.get(op.group, {}).get(op.key)
-    return ops.RawItem(entry.data, entry.version) if entry else None
+    entry = _alive(groups.get(op.group, {}).get(op.key), now_ms())
+    if entry is None:
+        return None
+    expires = entry.expires_at / 1000 if entry.expires_at is not None else None
+    return ops.RawItem(entry.data, entry.version, expires)
 
 
 def _get_many(groups: Groups, op: ops.GetMany) -> list[bytes | None]:
-    items = groups.get(op.group, {})
-    return [e.data if (e := items.get(k)) else None for k in op.keys]
+    items, now = groups.get(op.group, {}), now_ms()
+    return [e.data if (e := _alive(items.get(k), now)) else None for k in op.keys]
 
 
 def _get_all(groups: Groups, op: ops.GetAll) -> dict[str, bytes]:
-    return {k: e.data for k, e in groups.get(op.group, {}).items()}
+    return {k: e.data for k, e in _live_items(groups, op.group, now_ms()).items()}
 
 
 def _keys(groups: Groups, op: ops.Keys) -> list[str]:
-    return list(groups.get(op.group, {}))
+    return list(_live_items(groups, op.group, now_ms()))
 
 
 def _scan_page(groups: Groups, op: ops.ScanPage) -> tuple[int, list[tuple[str, bytes]]]:
     # The whole group is already in this process: one page, decoded lazily by the caller.
-    return 0, [(k, e.data) for k, e in groups.get(op.group, {}).items()]
+    return 0, [(k, e.data) for k, e in _live_items(groups, op.group, now_ms()).items()]
+
+
+def _list_groups(groups: Groups, op: ops.ListGroups) -> list[str]:
+    now = now_ms()
+    return sorted(g for g in groups if _live_items(groups, g, now))
+
+
+def _ttl(groups: Groups, op: ops.Ttl) -> float | None:
+    now = now_ms()
+    entry = _alive(groups.get(op.group, {}).get(op.key), now)
+    if entry is None or entry.expires_at is None:
+        return None
+    return max(0.0, (entry.expires_at - now) / 1000)
 
 
 def _set(groups: Groups, op: ops.Set) -> int:
+    now = now_ms()
+    _purge(groups, op.group, op.key, now)
     items = groups.get(op.group)
     current = _current(items, op.key)
     _check(op.group, op.key, op.version, current)
-    groups.setdefault(op.group, {})[op.key] = Entry(op.data, current + 1)
+    expires = _expiry(op.expire, None, current == 0, now)
+    groups.setdefault(op.group, {})[op.key] = Entry(op.data, current + 1, expires)
     return current + 1
 
 
 def _set_many(groups: Groups, op: ops.SetMany) -> int:
     if not op.items:
         return 0
+    now = now_ms()
+    for key, _ in op.items:
+        _purge(groups, op.group, key, now)
     items = groups.setdefault(op.group, {})
     for key, data in op.items:
-        items[key] = Entry(data, _current(items, key) + 1)
+        current = _current(items, key)
+        items[key] = Entry(data, current + 1, _expiry(op.expire, None, current == 0, now))
     return len(op.items)
 
 
@@ -90,24 +145,33 @@ def _pop(groups: Groups, group: str, key: str) -> Entry | None:
 
 
 def _delete(groups: Groups, op: ops.Delete) -> bytes | None:
+    _purge(groups, op.group, op.key, now_ms())
     _check(op.group, op.key, op.version, _current(groups.get(op.group), op.key))
     entry = _pop(groups, op.group, op.key)
     return entry.data if entry else None
 
 
 def _delete_many(groups: Groups, op: ops.DeleteMany) -> int:
+    now = now_ms()
+    for key in op.keys:
+        _purge(groups, op.group, key, now)
     return sum(_pop(groups, op.group, k) is not None for k in op.keys)
 
 
 def _clear(groups: Groups, op: ops.Clear) -> int:
-    return len(groups.pop(op.group, {}))
+    live = len(_live_items(groups, op.group, now_ms()))
+    groups.pop(op.group, None)
+    return live
 
 
 def _update(groups: Groups, op: ops.Update) -> tuple[int, bytes]:
+    now = now_ms()
+    _purge(groups, op.group, op.key, now)
     items = groups.get(op.group)
     current = _current(items, op.key)
     _check(op.group, op.key, op.version, current)
-    data = items[op.key].data if items and current else op.start
+    previous = items[op.key] if items and current else None
+    data = previous.data if previous else op.start
     try:
         value = op.codec.decode(data)
     except DecodeError:
@@ -115,13 +179,38 @@ def _update(groups: Groups, op: ops.Update) -> tuple[int, bytes]:
     new = op.codec.encode(updates.apply(value, op.steps))
     if len(new) > op.max_bytes:
         raise updates.fail("too_large", None)
-    groups.setdefault(op.group, {})[op.key] = Entry(new, current + 1)
+    expires = _expiry(op.expire, previous.expires_at if previous else None, current == 0, now)
+    groups.setdefault(op.group, {})[op.key] = Entry(new, current + 1, expires)
     return current + 1, new
+
+
+def _set_expiry(groups: Groups, op: ops.SetExpiry) -> bool:
+    now = now_ms()
+    _purge(groups, op.group, op.key, now)
+    entry = groups.get(op.group, {}).get(op.key)
+    if entry is None:
+        return False
+    if op.ms is None:
+        had = entry.expires_at is not None
+        entry.expires_at = None
+        return had
+    entry.expires_at = now + op.ms
+    return True
+
+
+def _cleanup(groups: Groups, op: ops.Cleanup) -> int:
+    now = now_ms()
+    expired = [
+        (g, k) for g, items in groups.items() for k, e in items.items() if not _alive(e, now)
+    ]
+    for group, key in expired:
+        _pop(groups, group, key)
+    return len(expired)
 
 
 def _transaction(groups: Groups, op: ops.Transaction) -> list[Any]:
     # Work on copies of the touched groups; they replace the originals only if every op
-    # applied. Entries are never changed in place, so shallow copies are enough.
+    # applied. Entries are never changed in place here, so shallow copies are enough.
     touched = {sub.group for sub in op.ops}
     scratch: Groups = {g: dict(groups[g]) for g in touched if g in groups}
     conflicts: list[tuple[str, str, int | None, int]] = []
@@ -142,10 +231,6 @@ def _transaction(groups: Groups, op: ops.Transaction) -> list[Any]:
     return results
 
 
-def _list_groups(groups: Groups, op: ops.ListGroups) -> list[str]:
-    return sorted(g for g, items in groups.items() if items)
-
-
 READS: dict[type[Any], Callable[[Groups, Any], Any]] = {
     ops.Get: _get,
     ops.GetItem: _get_item,
@@ -154,6 +239,7 @@ READS: dict[type[Any], Callable[[Groups, Any], Any]] = {
     ops.Keys: _keys,
     ops.ScanPage: _scan_page,
     ops.ListGroups: _list_groups,
+    ops.Ttl: _ttl,
 }
 WRITES: dict[type[Any], Callable[[Groups, Any], Any]] = {
     ops.Set: _set,
@@ -163,6 +249,8 @@ WRITES: dict[type[Any], Callable[[Groups, Any], Any]] = {
     ops.Clear: _clear,
     ops.Update: _update,
     ops.Transaction: _transaction,
+    ops.SetExpiry: _set_expiry,
+    ops.Cleanup: _cleanup,
 }
 
 

@@ -1,0 +1,49 @@
+"""Background cleanup of expired items: a thread for `State`, a task for `AsyncState`.
+
+Expired items are invisible to reads at once; sweeping only reclaims their
+memory and writes their ``expire`` change records, so a failed sweep is logged
+and retried at the next interval rather than raised into the caller's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+
+from .errors import StateError
+
+log = logging.getLogger("motia_state")
+
+
+class Sweeper(threading.Thread):
+    """A daemon thread calling ``cleanup()`` every ``interval`` seconds until stopped."""
+
+    def __init__(self, cleanup: Callable[[], int], interval: float) -> None:
+        super().__init__(name="motia-state-cleanup", daemon=True)
+        self._cleanup = cleanup
+        self._interval = interval
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            try:
+                self._cleanup()
+            except StateError as exc:
+                log.warning("background cleanup failed, will retry: %s", exc)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self is not threading.current_thread():
+            self.join(timeout=10)
+
+
+async def sweep_forever(cleanup: Callable[[], Awaitable[int]], interval: float) -> None:
+    """The asyncio twin of `Sweeper`: run it as a task and cancel it to stop."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await cleanup()
+        except StateError as exc:
+            log.warning("background cleanup failed, will retry: %s", exc)
