@@ -202,6 +202,10 @@ class Blocking:
     def close(self) -> None:
         self._loop.run_until_complete(self._target.aclose())
 
+    def pause(self, seconds: float) -> None:
+        """Sleep with the event loop running, so background tasks (the sweeper) get to run."""
+        self._loop.run_until_complete(asyncio.sleep(seconds))
+
 
 Opener = Callable[..., Any]
 
