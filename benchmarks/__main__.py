@@ -106,6 +106,7 @@ def main(quick: bool, out: Path, url: str | None) -> None:
         "seconds": round(time.monotonic() - started, 1),
         "notes": bench.notes,
         "exact": bench.exact,
+        "sweep": bench.sweep,
     }
     report.write_json(out / "latest.json", meta, bench.results, memory, rows)
     drew = report.chart(

@@ -124,6 +124,18 @@ def targets(
             1.0,
         ),
     ]
+    set_ttl = _ratio(
+        find(results, "set, TTL or not", "ttl=3600"), find(results, "set, TTL or not", "no TTL")
+    )
+    get_ttl = _ratio(
+        find(results, "get, TTL or not", "ttl=3600"), find(results, "get, TTL or not", "no TTL")
+    )
+    rows.append(
+        t("set with a TTL vs without (x throughput; no target, for the record)", set_ttl, 0.0)
+    )
+    rows.append(
+        t("get of an item with a TTL vs without (x throughput; for the record)", get_ttl, 0.0)
+    )
     if memory:
         rows.append(
             t(

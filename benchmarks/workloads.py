@@ -86,6 +86,7 @@ class Bench:
         self.results: list[Result] = []
         self.notes: list[str] = []
         self.exact: dict[str, int] = {}
+        self.sweep: dict[str, Any] | None = None
         self.raw = redis.Redis.from_url(url)
         self.v0 = MotiaV0.available()
         if not self.v0:
@@ -639,6 +640,74 @@ def hot_key(b: Bench) -> None:
         state.clear("hot")
 
 
+# -- TTL --------------------------------------------------------------------------------
+
+
+def ttl(b: Bench) -> None:
+    """The price of a TTL on set and get, and how fast expired items are swept."""
+    s = b.sizes
+    n, items = s.serial_ops, s.small_group
+    params = {"items": items, "value_bytes": s.value_small, "ops_per_round": n}
+    values = values_for(items, s.value_small)
+    keys = [f"k{i % items}" for i in range(n)]
+    with b.state() as state:
+        state.set_many("plain", values)
+        state.set_many("expiring", values, ttl=3600)
+
+        def set_plain(lat: Latencies) -> int:
+            for k in keys:
+                timed(lambda k=k: state.set("plain", k, values[k]), lat)
+            return n
+
+        def set_ttl(lat: Latencies) -> int:
+            for k in keys:
+                timed(lambda k=k: state.set("expiring", k, values[k], ttl=3600), lat)
+            return n
+
+        def get_plain(lat: Latencies) -> int:
+            for k in keys:
+                timed(lambda k=k: state.get("plain", k), lat)
+            return n
+
+        def get_ttl(lat: Latencies) -> int:
+            for k in keys:
+                timed(lambda k=k: state.get("expiring", k), lat)
+            return n
+
+        b.compare("set, TTL or not", params, {"no TTL": set_plain, "ttl=3600": set_ttl})
+        b.compare("get, TTL or not", params, {"no TTL": get_plain, "ttl=3600": get_ttl})
+
+    # The sweep: expired items removed per second, and the longest single cleanup call,
+    # read from the server's own SLOWLOG (every command logged while the sweep runs).
+    m = s.set_many_items
+    with State.from_url(
+        b.url, prefix=f"bench-{uuid.uuid4().hex[:8]}:", cleanup_interval=None
+    ) as st:
+        st.set_many("sweep", values_for(m, s.value_small), ttl=0.05)
+        time.sleep(0.2)
+        old = b.raw.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
+        b.raw.config_set("slowlog-log-slower-than", 0)
+        b.raw.slowlog_reset()
+        start = time.perf_counter()
+        removed = st.cleanup()
+        elapsed = time.perf_counter() - start
+        log = b.raw.slowlog_get(100_000)
+        b.raw.config_set("slowlog-log-slower-than", old)
+    longest = max(
+        (int(e["duration"]) for e in log if e["command"].startswith(b"EVALSHA")), default=0
+    )
+    b.sweep = {
+        "items": m,
+        "removed": removed,
+        "items_per_s": removed / elapsed,
+        "longest_call_us": longest,
+    }
+    b.say(
+        f"  sweep: {removed:,} of {m:,} expired items in {elapsed * 1000:.0f} ms "
+        f"({removed / elapsed:,.0f}/s), longest single call {longest} us"
+    )
+
+
 SUITES: list[tuple[str, Callable[[Bench], None]]] = [
     ("serial get/set", serial),
     ("atomic operations", atomic),
@@ -647,4 +716,5 @@ SUITES: list[tuple[str, Callable[[Bench], None]]] = [
     ("set_many", batches),
     ("get_group / iter_items", groups),
     ("default install: file vs embedded", default_install),
+    ("TTL", ttl),
 ]

@@ -42,6 +42,8 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
         ("transaction of 10 ops", "engine"),
         ("increment, 4 processes", "one hot key"),
         ("update, 4 processes", "4 keys"),
+        ("set, TTL or not", "ttl=3600"),
+        ("get, TTL or not", "no TTL"),
         ("default install: set", "file"),
         ("default install: get", "embedded"),
     ]:
@@ -50,6 +52,8 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
         assert len(r["ops_per_s"]) == 2
         assert all(x > 0 for x in r["ops_per_s"])
         assert r["median"] > 0
+    assert doc["sweep"]["removed"] == doc["sweep"]["items"] > 0
+    assert doc["sweep"]["longest_call_us"] > 0
     exact = doc["exact"]
     assert exact["increment counted"] == exact["update counted"] == exact["hot key ops"] > 0
     assert doc["memory"]["engine_bytes_per_item"] > 0

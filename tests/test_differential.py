@@ -55,6 +55,10 @@ TX_OPS = st.lists(
 )
 
 CALLS = st.one_of(
+    st.tuples(st.just("set_ttl"), GROUPS, KEYS, VALUES),
+    st.tuples(st.just("expire"), GROUPS, KEYS),
+    st.tuples(st.just("persist"), GROUPS, KEYS),
+    st.tuples(st.just("has_ttl"), GROUPS, KEYS),
     st.tuples(st.just("increment"), GROUPS, KEYS, AMOUNTS, VERSIONS),
     st.tuples(st.just("update"), GROUPS, KEYS, UPDATE_OPS, VERSIONS),
     st.tuples(st.just("transaction"), TX_OPS),
@@ -72,6 +76,12 @@ CALLS = st.one_of(
 def _run(state: State, call: tuple[Any, ...]) -> Any:
     name, *args = call
     try:
+        if name == "set_ttl":  # long TTLs: the expiry bookkeeping, not the clock, is compared
+            return state.set(*args, ttl=60)
+        if name == "expire":
+            return state.expire(*args, 60)
+        if name == "has_ttl":
+            return state.ttl(*args) is not None
         if name == "transaction":
             with state.transaction() as tx:
                 for sub_name, *sub_args in args[0]:

@@ -48,7 +48,7 @@ CHUNK_ITEMS = 1000
 CHUNK_BYTES = 4 * 1024 * 1024
 SCAN_COUNT = 1000
 # Expired items removed per cleanup call: a few milliseconds of server time at most.
-CLEANUP_BATCH = 500
+CLEANUP_BATCH = 250
 
 
 def _text(raw: bytes) -> str:
