@@ -1,4 +1,5 @@
 -- cleanup: remove a bounded batch of one group's expired items, each with an 'expire' record.
+-- uses: clock common ttl
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
 -- ARGV[1] group name, ARGV[2] stream MAXLEN, ARGV[3] most items to remove in this call.
@@ -13,7 +14,7 @@ for _, field in ipairs(due) do
   if redis.call('HEXISTS', KEYS[1], field) == 1 then
     removed = removed + 1
   end
-  purge_expired(KEYS, field, ARGV[1], ARGV[2], now)
+  purge_expired(KEYS, field, ARGV[1], ARGV[2], now, true)
 end
 if KEYS[5] and redis.call('EXISTS', KEYS[4]) == 0 then
   redis.call('SREM', KEYS[5], ARGV[1])

@@ -1,4 +1,5 @@
 -- clear: remove every item of one group and its metadata, recording one 'clear' change.
+-- uses: clock common
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
 -- ARGV[1] group name, ARGV[2] stream MAXLEN.

@@ -1,4 +1,5 @@
 -- delete: remove one item if its version matches and return its value, record the change.
+-- uses: clock common ttl
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
 -- ARGV[1] item key, ARGV[2] expected version ('' = any), ARGV[3] group name,
@@ -7,7 +8,8 @@
 --   {0, current_version} on a version mismatch.
 -- Keys touched: KEYS[1] (HEXISTS, HGET, HDEL), KEYS[2] (HGET, HDEL), KEYS[3] (XADD),
 --   KEYS[4] (ZSCORE, ZREM), KEYS[5] (SREM).
-purge_expired(KEYS, ARGV[1], ARGV[3], ARGV[4], now_ms())
+local has = redis.call('EXISTS', KEYS[4]) == 1
+purge_expired(KEYS, ARGV[1], ARGV[3], ARGV[4], now_ms(), has)
 local current = current_version(KEYS[1], ARGV[1], redis.call('HGET', KEYS[2], ARGV[1]))
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
   return {0, current}
@@ -18,6 +20,8 @@ end
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
-drop_expiry(KEYS, ARGV[1], ARGV[3])
+if has then
+  drop_expiry(KEYS, ARGV[1], ARGV[3])
+end
 record(KEYS[3], ARGV[4], 'delete', ARGV[3], ARGV[1], current + 1)
 return {1, old}

@@ -1,4 +1,5 @@
 -- delete_many: remove a batch of items of one group, recording a change for each one removed.
+-- uses: clock common ttl
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
 -- ARGV[1] group name, ARGV[2] stream MAXLEN, ARGV[3], ARGV[4], ... item keys.
@@ -7,14 +8,17 @@
 --   KEYS[4] (ZSCORE, ZREM), KEYS[5] (SREM).
 local n = 0
 local now = now_ms()
+local has = redis.call('EXISTS', KEYS[4]) == 1
 for i = 3, #ARGV do
   local field = ARGV[i]
-  purge_expired(KEYS, field, ARGV[1], ARGV[2], now)
+  purge_expired(KEYS, field, ARGV[1], ARGV[2], now, has)
   local current = current_version(KEYS[1], field, redis.call('HGET', KEYS[2], field))
   if current > 0 then
     redis.call('HDEL', KEYS[1], field)
     redis.call('HDEL', KEYS[2], field)
-    drop_expiry(KEYS, field, ARGV[1])
+    if has then
+      drop_expiry(KEYS, field, ARGV[1])
+    end
     record(KEYS[3], ARGV[2], 'delete', ARGV[1], field, current + 1)
     n = n + 1
   end

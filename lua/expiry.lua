@@ -1,4 +1,5 @@
 -- expiry: read, set or remove one item's expiry (ttl, expire, persist).
+-- uses: clock common ttl
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
 -- ARGV[1] item key, ARGV[2] group name, ARGV[3] stream MAXLEN, ARGV[4] 'get', 'persist', or a
@@ -10,7 +11,8 @@
 --   KEYS[1..3] when purging.
 local field, group, how = ARGV[1], ARGV[2], ARGV[4]
 local now = now_ms()
-purge_expired(KEYS, field, group, ARGV[3], now)
+local has = redis.call('EXISTS', KEYS[4]) == 1
+purge_expired(KEYS, field, group, ARGV[3], now, has)
 if redis.call('HEXISTS', KEYS[1], field) == 0 then
   if how == 'get' then
     return nil
@@ -24,5 +26,5 @@ elseif how == 'persist' then
   drop_expiry(KEYS, field, group)
   return had and 1 or 0
 end
-apply_expiry(KEYS, field, group, how, false, now)
+apply_expiry(KEYS, field, group, how, false, now, has)
 return 1

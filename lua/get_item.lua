@@ -1,14 +1,15 @@
 -- get_item: one item's value, version and expiry in one consistent snapshot. Read-only.
--- KEYS[1] data hash, KEYS[2] versions hash, KEYS[4] expiries (KEYS[3] unused).
+-- uses: clock
+-- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] expiries.
 -- ARGV[1] item key.
 -- Returns nil when absent or expired, else {encoded_value, version, expiry ms or false}
 --   (version 1 when none is recorded, as for values written by other tools).
--- Keys touched: KEYS[1] (HGET), KEYS[2] (HGET), KEYS[4] (ZSCORE).
+-- Keys touched: KEYS[1] (HGET), KEYS[2] (HGET), KEYS[3] (ZSCORE).
 local value = redis.call('HGET', KEYS[1], ARGV[1])
 if not value then
   return nil
 end
-local at = tonumber(redis.call('ZSCORE', KEYS[4], ARGV[1]))
+local at = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]))
 if at and at <= now_ms() then
   return nil
 end

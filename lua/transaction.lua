@@ -1,11 +1,11 @@
 -- transaction: apply a list of set/delete/update ops across keys and groups, all or nothing.
--- uses: numbers $codec update
+-- uses: clock common ttl numbers $codec update
 -- KEYS: four per group, in group order: data hash, versions hash, change stream (on a
 --   standalone server every group names the same stream), expiries; then, except on Cluster,
 --   the registry of groups with expiries.
 -- ARGV[1] stream MAXLEN, ARGV[2] max encoded bytes of a value, ARGV[3] op count, then per op:
 --   kind ('set', 'delete', 'update'), group number (1-based), group name, item key, expected
---   version ('' = any, '0' = must be absent), expiry instruction (see include/common.lua), then
+--   version ('' = any, '0' = must be absent), expiry instruction (see include/ttl.lua), then
 --   set: the encoded value; delete: nothing; update: what a missing item starts as, the change
 --   record's op name ('update' or 'increment'), the update ops (see include/update.lua).
 -- Ops see each other's effects in order. Conditions are checked against that running state;
@@ -22,6 +22,7 @@ local maxlen, max_bytes = ARGV[1], tonumber(ARGV[2])
 local registry = (#KEYS % 4 == 1) and KEYS[#KEYS] or nil
 local now = now_ms()
 local items = {}   -- id -> {g, key, exists, text, version, recorded, exp, touched}
+local has = {}     -- group number -> whether it had expiries when the call began
 local order = {}   -- ids in first-touch order
 local records = {} -- {g, op name, group, key, version}, in op order
 local results = {}
@@ -47,7 +48,10 @@ local function load(g, group, key)
   local item = items[id]
   if item == nil then
     local base = (g - 1) * 4
-    purge_expired(group_keys(g), key, group, maxlen, now)
+    if has[g] == nil then
+      has[g] = redis.call('EXISTS', KEYS[base + 4]) == 1
+    end
+    purge_expired(group_keys(g), key, group, maxlen, now, has[g])
     local recorded = redis.call('HGET', KEYS[base + 2], key)
     local current = current_version(KEYS[base + 1], key, recorded)
     item = {g = g, group = group, key = key, exists = current > 0, version = current,
@@ -135,13 +139,15 @@ for _, id in ipairs(order) do
     if item.exists then
       redis.call('HSET', k[1], item.key, item.text)
       keep_version(k[2], item.key, item.version, item.recorded)
-      apply_expiry(k, item.key, item.group, item.exp, false, now)
+      apply_expiry(k, item.key, item.group, item.exp, false, now, has[item.g])
     else
       redis.call('HDEL', k[1], item.key)
       if item.recorded then
         redis.call('HDEL', k[2], item.key)
       end
-      drop_expiry(k, item.key, item.group)
+      if has[item.g] then
+        drop_expiry(k, item.key, item.group)
+      end
     end
   end
 end

@@ -1,12 +1,12 @@
 -- update: apply UpdateOps (or an increment) to one item's value, losslessly, bump its
 --   version and record the change, in one atomic call.
--- uses: numbers $codec update
+-- uses: clock common ttl numbers $codec update
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
 -- ARGV[1] item key, ARGV[2] expected version ('' = any, '0' = must be absent), ARGV[3] group,
 --   ARGV[4] stream MAXLEN, ARGV[5] what a missing item starts as (encoded {}, or 0 for
 --   increment), ARGV[6] max encoded bytes of the result, ARGV[7] op name for the change record
---   ('update' or 'increment'), ARGV[8] expiry instruction (see include/common.lua),
+--   ('update' or 'increment'), ARGV[8] expiry instruction (see include/ttl.lua),
 --   ARGV[9...] the ops (see include/update.lua).
 -- Returns {1, new_version, new_value_text}; {0, current_version} on a version mismatch;
 --   {2, code, op_index} when an op cannot apply (op_index 0: the stored value itself).
@@ -14,7 +14,8 @@
 --   KEYS[4] (ZSCORE, ZADD or ZREM), KEYS[5] (SADD, SREM).
 local field = ARGV[1]
 local now = now_ms()
-purge_expired(KEYS, field, ARGV[3], ARGV[4], now)
+local has = redis.call('EXISTS', KEYS[4]) == 1
+purge_expired(KEYS, field, ARGV[3], ARGV[4], now, has)
 local recorded = redis.call('HGET', KEYS[2], field)
 local current = current_version(KEYS[1], field, recorded)
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
@@ -43,6 +44,6 @@ end
 redis.call('HSET', KEYS[1], field, result)
 local version = current + 1
 keep_version(KEYS[2], field, version, recorded)
-apply_expiry(KEYS, field, ARGV[3], ARGV[8], current == 0, now)
+apply_expiry(KEYS, field, ARGV[3], ARGV[8], current == 0, now, has)
 record(KEYS[3], ARGV[4], ARGV[7], ARGV[3], field, version)
 return {1, version, result}

@@ -109,7 +109,7 @@ class Core:
         self.default_ttl_ms = validate.ttl(default_ttl)
         self.cleanup_interval = cleanup_interval
 
-    # -- expiry instructions (see lua/include/common.lua) -------------------------------
+    # -- expiry instructions (see lua/include/ttl.lua) -------------------------------
 
     def _expire_for_set(self, ttl: Any) -> str:
         """A plain write sets its TTL, or the default one, or clears any it had."""

@@ -82,7 +82,7 @@ class Set(Op[int]):
     key: str
     data: bytes
     version: int | None
-    expire: str = ""  # the expiry instruction: "" clears, "<ms>" sets (see lua/include/common.lua)
+    expire: str = ""  # the expiry instruction: "" clears, "<ms>" sets (see lua/include/ttl.lua)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,16 +38,16 @@ def lua_dir() -> Path:
 def load(name: str, codec: str = "json") -> Script:
     """The script ``lua/<name>.lua`` with the helpers it needs from ``lua/include`` in front.
 
-    ``include/common.lua`` goes before every script; a header line ``-- uses: a b``
-    adds ``include/a.lua`` and ``include/b.lua``, in that order. ``$codec`` there
-    stands for the value codec (``json`` or ``msgpack``), so one script source
-    gives one constant text per codec. Only what a script uses is sent, since a
-    script's helpers are defined anew on every call.
+    A header line ``-- uses: a b`` puts ``include/a.lua`` and ``include/b.lua``
+    before the script, in that order. ``$codec`` there stands for the value codec
+    (``json`` or ``msgpack``), so one script source gives one constant text per
+    codec. Only what a script uses is sent: a script's helpers are defined anew
+    on every call, and the read scripts, which run most, need only the clock.
     """
     root = lua_dir()
     body = (root / f"{name}.lua").read_bytes()
     uses = re.search(rb"^-- uses: (.+)$", body, re.MULTILINE)
-    names = ["common", *(uses.group(1).decode().replace("$codec", codec).split() if uses else [])]
+    names = uses.group(1).decode().replace("$codec", codec).split() if uses else []
     parts = [(root / "include" / f"{n}.lua").read_bytes() for n in names]
     text = b"\n".join([*parts, body])
     return Script(name, text, hashlib.sha1(text).hexdigest())

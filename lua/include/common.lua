@@ -1,5 +1,6 @@
--- common: helpers prepended to every script (the text stays constant; its SHA names it).
--- Other helpers in this folder go only before scripts that name them in a "-- uses:" line.
+-- common: version and change-record helpers for the write scripts.
+-- Helpers in this folder go before the scripts that name them in a "-- uses:" line, in order
+-- (the text stays constant; its SHA names it).
 -- KEYS: none of its own; each helper receives the key it touches from its caller's KEYS.
 -- ARGV: none of its own.
 -- Returns: nothing; defines local functions current_version(data, field, recorded),
@@ -46,65 +47,4 @@ end
 local function record(stream, maxlen, op, group, key, version)
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*',
     'op', op, 'group', group, 'key', key, 'version', string.format('%d', version))
-end
-
--- Expiry. Group-scoped scripts get KEYS [1] data hash, [2] versions hash, [3] change stream,
--- [4] expiries (a sorted set: item key -> expiry in ms since the epoch, by the server clock),
--- [5] the registry of groups that have expiries (a set; not passed on Redis Cluster, whose
--- cleanup finds the expiry sets by SCAN instead). The helpers take that KEYS table as `k`.
-
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
-local function drop_expiry(k, field, group)
-  if redis.call('ZREM', k[4], field) == 1 and k[5] and redis.call('EXISTS', k[4]) == 0 then
-    redis.call('SREM', k[5], group)
-  end
-end
-
--- Removes the item if its expiry has passed, with an 'expire' change record; true if it did.
--- Every write calls this first, so an expired item is absent to it (its version restarts).
-local function purge_expired(k, field, group, maxlen, now)
-  local at = tonumber(redis.call('ZSCORE', k[4], field))
-  if not at or at > now then
-    return false
-  end
-  local recorded = redis.call('HGET', k[2], field)
-  local current = current_version(k[1], field, recorded)
-  redis.call('HDEL', k[1], field)
-  if recorded then
-    redis.call('HDEL', k[2], field)
-  end
-  drop_expiry(k, field, group)
-  if current > 0 then
-    record(k[3], maxlen, 'expire', group, field, current + 1)
-  end
-  return true
-end
-
--- Applies an expiry instruction after a write: '' clears the expiry, 'keep' keeps it, '<ms>'
--- sets it to now + ms, 'keep:<ms>' keeps it but gives a new item now + ms (a default TTL).
-local function apply_expiry(k, field, group, how, created, now)
-  if how == 'keep' then
-    return
-  end
-  local ms
-  if string.sub(how, 1, 5) == 'keep:' then
-    if not created then
-      return
-    end
-    ms = tonumber(string.sub(how, 6))
-  elseif how ~= '' then
-    ms = tonumber(how)
-  end
-  if ms then
-    redis.call('ZADD', k[4], now + ms, field)
-    if k[5] then
-      redis.call('SADD', k[5], group)
-    end
-  else
-    drop_expiry(k, field, group)
-  end
 end

@@ -50,7 +50,7 @@ def _purge(groups: Groups, group: str, key: str, now: int) -> None:
 
 
 def _expiry(how: str, previous: int | None, created: bool, now: int) -> int | None:
-    """The expiry an instruction leaves (see apply_expiry in lua/include/common.lua)."""
+    """The expiry an instruction leaves (see apply_expiry in lua/include/ttl.lua)."""
     if how == "keep":
         return previous
     if how.startswith("keep:"):

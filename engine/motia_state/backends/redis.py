@@ -154,42 +154,57 @@ class RedisPlan:
     # -- reads -----------------------------------------------------------------
 
     def _get(self, op: ops.Get) -> Steps[bytes | None]:
-        reply: bytes | None = yield from self._script(
-            "get", self.layout.group_keys(op.group), [op.key]
-        )
+        keys = [self.layout.data(op.group), self.layout.expiries(op.group)]
+        reply: bytes | None = yield from self._script("get", keys, [op.key])
         return reply
 
     def _get_item(self, op: ops.GetItem) -> Steps[ops.RawItem | None]:
-        reply = yield from self._script("get_item", self.layout.group_keys(op.group), [op.key])
+        g = op.group
+        keys = [self.layout.data(g), self.layout.versions(g), self.layout.expiries(g)]
+        reply = yield from self._script("get_item", keys, [op.key])
         if reply is None:
             return None
         expires = int(reply[2]) / 1000 if reply[2] else None
         return ops.RawItem(reply[0], int(reply[1]), expires)
 
+    def _with_expired(
+        self, group: str, read: Call, among: Sequence[str] | None = None
+    ) -> Steps[Any]:
+        """``read`` and the keys of the group's expired items, pipelined in one round trip.
+
+        Values come straight from HGET-family commands; only keys pass through Lua.
+        ``among`` limits the check to some keys (ZMSCORE), else all expired keys come back.
+        """
+        name = "expired_keys" if among is None else "expired_among"
+        script = scripts.load(name, self._codec)
+        check = self._eval(script, [self.layout.expiries(group)], list(among or []))
+        reply, expired = yield from self._batch_with_reload(script, [read, check])
+        return reply, {_text(k) for k in expired}
+
     def _get_many(self, op: ops.GetMany) -> Steps[list[bytes | None]]:
-        if not op.keys:
-            return []
-        keys = self.layout.group_keys(op.group)
-        chunks = [op.keys[i : i + CHUNK_ITEMS] for i in range(0, len(op.keys), CHUNK_ITEMS)]
-        replies = yield from self._script_batch("get_many", keys, chunks)
-        return [value for reply in replies for value in reply]
+        values: list[bytes | None] = []
+        data = self.layout.data(op.group)
+        for i in range(0, len(op.keys), CHUNK_ITEMS):
+            chunk = op.keys[i : i + CHUNK_ITEMS]
+            reply, expired = yield from self._with_expired(op.group, ("HMGET", data, *chunk), chunk)
+            values += [None if k in expired else v for k, v in zip(chunk, reply, strict=True)]
+        return values
 
     def _get_all(self, op: ops.GetAll) -> Steps[dict[str, bytes]]:
-        keys = self.layout.group_keys(op.group)
-        reply: list[bytes] = yield from self._script("items", keys, ["values"])
-        return dict(_pairs(reply))
+        read = ("HGETALL", self.layout.data(op.group))
+        reply, expired = yield from self._with_expired(op.group, read)
+        return {k: v for k, v in _pairs(reply) if k not in expired}
 
     def _keys(self, op: ops.Keys) -> Steps[list[str]]:
-        reply: list[bytes] = yield from self._script(
-            "items", self.layout.group_keys(op.group), ["keys"]
-        )
-        return [_text(k) for k in reply]
+        read = ("HKEYS", self.layout.data(op.group))
+        reply, expired = yield from self._with_expired(op.group, read)
+        return [k for k in map(_text, reply) if k not in expired]
 
     def _scan_page(self, op: ops.ScanPage) -> Steps[tuple[int, list[tuple[str, bytes]]]]:
         cursor, flat = yield ("HSCAN", self.layout.data(op.group), op.cursor, "COUNT", op.count)
         page = list(_pairs(flat))
         if page:  # expired items stay in the hash until cleanup: leave them out
-            keys = self.layout.group_keys(op.group)
+            keys = [self.layout.expiries(op.group)]
             expired = yield from self._script("expired_among", keys, [k for k, _ in page])
             if expired:
                 gone = {_text(k) for k in expired}
@@ -214,7 +229,10 @@ class RedisPlan:
             names = [self.layout.group_of(k) for k in found]
             if names:  # a group whose items have all expired is not listed
                 script = scripts.load("alive", self._codec)
-                calls = [self._eval(script, self.layout.group_keys(g), []) for g in names]
+                calls = [
+                    self._eval(script, [self.layout.data(g), self.layout.expiries(g)], [])
+                    for g in names
+                ]
                 replies = yield from self._batch_with_reload(script, calls)
                 groups.update(g for g, alive in zip(names, replies, strict=True) if alive)
             if int(cursor) == 0:

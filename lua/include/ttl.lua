@@ -1,0 +1,64 @@
+-- ttl: expiry helpers for the write scripts. Needs clock.lua and common.lua before it.
+-- Group-scoped scripts get KEYS [1] data hash, [2] versions hash, [3] change stream,
+-- [4] expiries (a sorted set: item key -> expiry in ms since the epoch, by the server clock),
+-- [5] the registry of groups that have expiries (a set; not passed on Redis Cluster, whose
+-- cleanup finds the expiry sets by SCAN instead). The helpers take that KEYS table as `k`, and
+-- `has`: whether the group had an expiry set when the script began (most groups have none,
+-- and then no item can be expired and no expiry needs clearing).
+-- ARGV: none of its own.
+-- Returns: nothing; defines local functions drop_expiry, purge_expired, apply_expiry.
+-- Keys touched: k[1], k[2] (HGET, HDEL), k[3] (XADD), k[4] (ZSCORE, ZADD, ZREM), k[5] (SADD, SREM).
+
+local function drop_expiry(k, field, group)
+  if redis.call('ZREM', k[4], field) == 1 and k[5] and redis.call('EXISTS', k[4]) == 0 then
+    redis.call('SREM', k[5], group)
+  end
+end
+
+-- Removes the item if its expiry has passed, with an 'expire' change record; true if it did.
+-- Every write calls this first, so an expired item is absent to it (its version restarts).
+local function purge_expired(k, field, group, maxlen, now, has)
+  if not has then
+    return false
+  end
+  local at = tonumber(redis.call('ZSCORE', k[4], field))
+  if not at or at > now then
+    return false
+  end
+  local recorded = redis.call('HGET', k[2], field)
+  local current = current_version(k[1], field, recorded)
+  redis.call('HDEL', k[1], field)
+  if recorded then
+    redis.call('HDEL', k[2], field)
+  end
+  drop_expiry(k, field, group)
+  if current > 0 then
+    record(k[3], maxlen, 'expire', group, field, current + 1)
+  end
+  return true
+end
+
+-- Applies an expiry instruction after a write: '' clears the expiry, 'keep' keeps it, '<ms>'
+-- sets it to now + ms, 'keep:<ms>' keeps it but gives a new item now + ms (a default TTL).
+local function apply_expiry(k, field, group, how, created, now, has)
+  if how == 'keep' or (how == '' and not has) then
+    return
+  end
+  local ms
+  if string.sub(how, 1, 5) == 'keep:' then
+    if not created then
+      return
+    end
+    ms = tonumber(string.sub(how, 6))
+  elseif how ~= '' then
+    ms = tonumber(how)
+  end
+  if ms then
+    redis.call('ZADD', k[4], now + ms, field)
+    if k[5] then
+      redis.call('SADD', k[5], group)
+    end
+  else
+    drop_expiry(k, field, group)
+  end
+end
