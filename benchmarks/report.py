@@ -210,7 +210,7 @@ def chart(path: Path, results: list[Result], title: str) -> bool:
     for r in results:
         groups.setdefault(_label(r), []).append(r)
     impls = list(dict.fromkeys(r.impl for r in results))
-    colour = {impl: plt.get_cmap("tab10")(n % 10) for n, impl in enumerate(impls)}
+    colour = {impl: plt.get_cmap("tab20")(n % 20) for n, impl in enumerate(impls)}
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(16, 11))
     timed = {k: v for k, v in groups.items() if any(r.latency_us for r in v)}
     seen: set[str] = set()
@@ -243,5 +243,10 @@ def chart(path: Path, results: list[Result], title: str) -> bool:
 
 
 def _label(r: Result) -> str:
-    extra = f", +{r.params['other_keys']:,} keys" if r.params.get("other_keys") else ""
-    return f"{r.workload}\n{r.params.get('items')} items, {r.params.get('value_bytes')} B{extra}"
+    p = r.params
+    parts = [
+        f"{p['items']} items" if p.get("items") else "",
+        f"{p['value_bytes']} B" if p.get("value_bytes") else "",
+        f"+{p['other_keys']:,} keys" if p.get("other_keys") else "",
+    ]
+    return f"{r.workload}\n" + ", ".join(x for x in parts if x)
