@@ -2,11 +2,12 @@
 -- uses: clock common ttl
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
--- ARGV[1] group name, ARGV[2] stream MAXLEN, ARGV[3] most items to remove in this call.
+-- ARGV[1] group name, ARGV[2] feed settings (see include/common.lua), ARGV[3] most items to remove in this call.
 -- Returns {removed, 1 if more expired items remain else 0}. Atomic per batch, so sweepers
 --   running at once never remove (or count) an item twice.
--- Keys touched: KEYS[1..2] (HDEL), KEYS[3] (XADD), KEYS[4] (ZRANGEBYSCORE, ZREM, ZCOUNT),
---   KEYS[5] (SREM).
+-- Keys touched: KEYS[1..2] (HEXISTS, HGET, HSET, HDEL), KEYS[3] (XADD, XTRIM), KEYS[4]
+--   (ZRANGEBYSCORE, ZREM, ZCOUNT), KEYS[5] (SREM); PUBLISH (markers).
+local feed = feed_open(ARGV[2])
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 local removed = 0
@@ -14,10 +15,10 @@ for _, field in ipairs(due) do
   if redis.call('HEXISTS', KEYS[1], field) == 1 then
     removed = removed + 1
   end
-  purge_expired(KEYS, field, ARGV[1], ARGV[2], now, true)
+  purge_expired(KEYS, field, ARGV[1], feed, now, true)
 end
 if KEYS[5] and redis.call('EXISTS', KEYS[4]) == 0 then
   redis.call('SREM', KEYS[5], ARGV[1])
 end
 local more = redis.call('ZCOUNT', KEYS[4], '-inf', now) > 0 and 1 or 0
-return {removed, more}
+return feed_close(feed, {removed, more})

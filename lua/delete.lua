@@ -3,25 +3,27 @@
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
 -- ARGV[1] item key, ARGV[2] expected version ('' = any), ARGV[3] group name,
---   ARGV[4] stream MAXLEN.
+--   ARGV[4] feed settings (see include/common.lua).
 -- Returns {1, old_value} when deleted, {1} when there was nothing to delete,
 --   {0, current_version} on a version mismatch.
--- Keys touched: KEYS[1] (HEXISTS, HGET, HDEL), KEYS[2] (HGET, HDEL), KEYS[3] (XADD),
---   KEYS[4] (ZSCORE, ZREM), KEYS[5] (SREM).
+-- Keys touched: KEYS[1] (HEXISTS, HGET, HDEL), KEYS[2] (HGET, HSET, HDEL, PERSIST, PEXPIRE),
+--   KEYS[3] (XADD, XTRIM), KEYS[4] (ZSCORE, ZREM), KEYS[5] (SREM); PUBLISH (markers).
+local feed = feed_open(ARGV[4])
 local has = redis.call('EXISTS', KEYS[4]) == 1
-purge_expired(KEYS, ARGV[1], ARGV[3], ARGV[4], now_ms(), has)
+purge_expired(KEYS, ARGV[1], ARGV[3], feed, now_ms(), has)
 local current = current_version(KEYS[1], ARGV[1], redis.call('HGET', KEYS[2], ARGV[1]))
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
-  return {0, current}
+  return feed_close(feed, {0, current})
 end
 if current == 0 then
-  return {1}
+  return feed_close(feed, {1})
 end
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
+raise_floor(KEYS[1], KEYS[2], current + 1)
 if has then
   drop_expiry(KEYS, ARGV[1], ARGV[3])
 end
-record(KEYS[3], ARGV[4], 'delete', ARGV[3], ARGV[1], current + 1)
-return {1, old}
+record(feed, KEYS[3], 'delete', ARGV[3], ARGV[1], current + 1, current, false, old)
+return feed_close(feed, {1, old})

@@ -2,29 +2,27 @@
 -- uses: clock common ttl
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
--- ARGV[1] item key, ARGV[2] group name, ARGV[3] stream MAXLEN, ARGV[4] 'get', 'persist', or a
+-- ARGV[1] item key, ARGV[2] group name, ARGV[3] feed settings (see include/common.lua), ARGV[4] 'get', 'persist', or a
 --   TTL in ms to set.
 -- Returns for 'get': nil when the item is absent, else {expiry ms or false, now ms};
 --   for 'persist': 1 when an expiry was removed, else 0; for a TTL: 1 when the item exists,
 --   else 0. An item found expired is purged first (with its 'expire' record).
 -- Keys touched: KEYS[1] (HEXISTS), KEYS[4] (ZSCORE, ZADD, ZREM), KEYS[5] (SADD, SREM); and
---   KEYS[1..3] when purging.
+--   KEYS[1..3] when purging; PUBLISH (markers).
 local field, group, how = ARGV[1], ARGV[2], ARGV[4]
+local feed = feed_open(ARGV[3])
 local now = now_ms()
 local has = redis.call('EXISTS', KEYS[4]) == 1
-purge_expired(KEYS, field, group, ARGV[3], now, has)
+purge_expired(KEYS, field, group, feed, now, has)
 if redis.call('HEXISTS', KEYS[1], field) == 0 then
-  if how == 'get' then
-    return nil
-  end
-  return 0
+  return feed_close(feed, how ~= 'get' and 0 or nil)
 end
 if how == 'get' then
-  return {tonumber(redis.call('ZSCORE', KEYS[4], field)) or false, now}
+  return feed_close(feed, {tonumber(redis.call('ZSCORE', KEYS[4], field)) or false, now})
 elseif how == 'persist' then
   local had = redis.call('ZSCORE', KEYS[4], field)
   drop_expiry(KEYS, field, group)
-  return had and 1 or 0
+  return feed_close(feed, had and 1 or 0)
 end
 apply_expiry(KEYS, field, group, how, false, now, has)
-return 1
+return feed_close(feed, 1)

@@ -4,28 +4,31 @@
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
 -- ARGV[1] item key, ARGV[2] encoded value, ARGV[3] expected version ('' = any, '0' = must be
---   absent), ARGV[4] group name (for the change record), ARGV[5] stream MAXLEN (approximate),
---   ARGV[6] expiry instruction (see apply_expiry in include/ttl.lua).
+--   absent), ARGV[4] group name (for the change record), ARGV[5] feed settings (see
+--   include/common.lua), ARGV[6] expiry instruction (see apply_expiry in include/ttl.lua).
 -- Returns {1, new_version} when written, {0, current_version} on a version mismatch.
--- Keys touched: KEYS[1] (HEXISTS, HSET), KEYS[2] (HGET, HSET or HDEL), KEYS[3] (XADD),
---   KEYS[4] (EXISTS, ZSCORE, ZADD or ZREM), KEYS[5] (SADD, SREM).
+-- Keys touched: KEYS[1] (HEXISTS, HGET, HSET), KEYS[2] (HGET, HSET or HDEL, PERSIST, PEXPIRE),
+--   KEYS[3] (XADD, XTRIM), KEYS[4] (EXISTS, ZSCORE, ZADD or ZREM), KEYS[5] (SADD, SREM); PUBLISH
+--   (markers).
 local field = ARGV[1]
+local feed = feed_open(ARGV[5])
 local now = now_ms()
 local has = redis.call('EXISTS', KEYS[4]) == 1
-purge_expired(KEYS, field, ARGV[4], ARGV[5], now, has)
+purge_expired(KEYS, field, ARGV[4], feed, now, has)
 local recorded = redis.call('HGET', KEYS[2], field)
-local version
+local old = feed.values and redis.call('HGET', KEYS[1], field)
+local version, prev
 if ARGV[3] == '' then
-  version = write(KEYS[1], field, ARGV[2], recorded)
+  version, prev = write(KEYS[1], KEYS[2], field, ARGV[2], recorded)
 else
-  local current = current_version(KEYS[1], field, recorded)
-  if tonumber(ARGV[3]) ~= current then
-    return {0, current}
+  prev = current_version(KEYS[1], field, recorded)
+  if tonumber(ARGV[3]) ~= prev then
+    return feed_close(feed, {0, prev})
   end
   redis.call('HSET', KEYS[1], field, ARGV[2])
-  version = current + 1
+  version = prev > 0 and prev + 1 or first_version(KEYS[2], recorded)
 end
 keep_version(KEYS[2], field, version, recorded)
-apply_expiry(KEYS, field, ARGV[4], ARGV[6], version == 1, now, has)
-record(KEYS[3], ARGV[5], 'set', ARGV[4], field, version)
-return {1, version}
+apply_expiry(KEYS, field, ARGV[4], ARGV[6], prev == 0, now, has)
+record(feed, KEYS[3], 'set', ARGV[4], field, version, prev, ARGV[2], old)
+return feed_close(feed, {1, version})

@@ -3,7 +3,7 @@
 -- KEYS: four per group, in group order: data hash, versions hash, change stream (on a
 --   standalone server every group names the same stream), expiries; then, except on Cluster,
 --   the registry of groups with expiries.
--- ARGV[1] stream MAXLEN, ARGV[2] max encoded bytes of a value, ARGV[3] op count, then per op:
+-- ARGV[1] feed settings (see include/common.lua), ARGV[2] max encoded bytes of a value, ARGV[3] op count, then per op:
 --   kind ('set', 'delete', 'update'), group number (1-based), group name, item key, expected
 --   version ('' = any, '0' = must be absent), expiry instruction (see include/ttl.lua), then
 --   set: the encoded value; delete: nothing; update: what a missing item starts as, the change
@@ -16,15 +16,16 @@
 -- An item that has expired is purged when first touched (with its 'expire' record) and is
 --   absent to the ops.
 -- Keys touched: every KEYS entry: data hashes (HEXISTS, HGET, HSET, HDEL), versions hashes
---   (HGET, HSET, HDEL), change streams (XADD), expiries (ZSCORE, ZADD, ZREM), registry (SADD,
---   SREM).
-local maxlen, max_bytes = ARGV[1], tonumber(ARGV[2])
+--   (HGET, HSET, HDEL, PERSIST, PEXPIRE), change streams (XADD, XTRIM), expiries (ZSCORE, ZADD,
+--   ZREM), registry (SADD, SREM); PUBLISH (markers).
+local feed, max_bytes = feed_open(ARGV[1]), tonumber(ARGV[2])
 local registry = (#KEYS % 4 == 1) and KEYS[#KEYS] or nil
 local now = now_ms()
 local items = {}   -- id -> {g, key, exists, text, version, recorded, exp, touched}
+local floors = {}  -- group number -> its version floor as the ops leave it (loaded on need)
 local has = {}     -- group number -> whether it had expiries when the call began
 local order = {}   -- ids in first-touch order
-local records = {} -- {g, op name, group, key, version}, in op order
+local records = {} -- {g, op name, group, key, version, prev, value, old}, in op order
 local results = {}
 local conflicts = {}
 
@@ -51,7 +52,7 @@ local function load(g, group, key)
     if has[g] == nil then
       has[g] = redis.call('EXISTS', KEYS[base + 4]) == 1
     end
-    purge_expired(group_keys(g), key, group, maxlen, now, has[g])
+    purge_expired(group_keys(g), key, group, feed, now, has[g])
     local recorded = redis.call('HGET', KEYS[base + 2], key)
     local current = current_version(KEYS[base + 1], key, recorded)
     item = {g = g, group = group, key = key, exists = current > 0, version = current,
@@ -63,6 +64,21 @@ local function load(g, group, key)
     order[#order + 1] = id
   end
   return item
+end
+
+local function floor_of(g)
+  if floors[g] == nil then
+    floors[g] = tonumber(redis.call('HGET', KEYS[(g - 1) * 4 + 2], '')) or 0
+  end
+  return floors[g]
+end
+
+-- The version an op gives an item: one more, or for a new item above the group's floor.
+local function next_version(item, existed)
+  if existed then
+    return item.version + 1
+  end
+  return math.max(floor_of(item.g), tonumber(item.recorded) or 0) + 1
 end
 
 local at = 4
@@ -77,21 +93,23 @@ for op = 1, tonumber(ARGV[3]) do
     conflicts[#conflicts + 1] = op
     conflicts[#conflicts + 1] = item.version
   end
+  local prev, old = item.version, item.text
   if kind == 'set' then
     if ok then
-      item.exists, item.text, item.version = true, ARGV[at], item.version + 1
+      item.version = next_version(item, existed)
+      item.exists, item.text = true, ARGV[at]
       item.exp = resolve(how, existed) or item.exp
       results[op] = item.version
-      records[#records + 1] = {g, 'set', group, key, item.version}
+      records[#records + 1] = {g, 'set', group, key, item.version, prev, item.text, old}
     end
     at = at + 1
   elseif kind == 'delete' then
     if ok then
       if item.exists then
         results[op] = item.text
-        records[#records + 1] = {g, 'delete', group, key, item.version + 1}
+        floors[g] = math.max(floor_of(g), prev + 1)
+        records[#records + 1] = {g, 'delete', group, key, prev + 1, prev, false, old}
         item.exists, item.text, item.version, item.exp = false, nil, 0, ''
-
       else
         results[op] = false
       end
@@ -110,17 +128,18 @@ for op = 1, tonumber(ARGV[3]) do
     end)
     if not applied then
       if type(result) == 'table' then
-        return {2, result.code, op, result.op}
+        return feed_close(feed, {2, result.code, op, result.op})
       end
       error(result)
     end
     if #result > max_bytes then
-      return {2, 'too_large', op, 0}
+      return feed_close(feed, {2, 'too_large', op, 0})
     end
-    item.exists, item.text, item.version = true, result, item.version + 1
+    item.version = next_version(item, existed)
+    item.exists, item.text = true, result
     item.exp = resolve(how, existed) or item.exp
     results[op] = {item.version, result}
-    records[#records + 1] = {g, name, group, key, item.version}
+    records[#records + 1] = {g, name, group, key, item.version, prev, result, old}
     at = next_at
   end
   if ok then
@@ -129,7 +148,7 @@ for op = 1, tonumber(ARGV[3]) do
 end
 
 if #conflicts > 0 then
-  return {0, conflicts}
+  return feed_close(feed, {0, conflicts})
 end
 
 for _, id in ipairs(order) do
@@ -151,11 +170,18 @@ for _, id in ipairs(order) do
     end
   end
 end
+for g, floor in pairs(floors) do
+  local k = group_keys(g)
+  raise_floor(k[1], k[2], floor)
+  if floor > 0 and redis.call('EXISTS', k[1]) == 1 then
+    redis.call('PERSIST', k[2])  -- the group has items: its floor must not expire
+  end
+end
 for _, r in ipairs(records) do
-  record(KEYS[(r[1] - 1) * 4 + 3], maxlen, r[2], r[3], r[4], r[5])
+  record(feed, KEYS[(r[1] - 1) * 4 + 3], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
 end
 local reply = {1}
 for op = 1, tonumber(ARGV[3]) do
   reply[op + 1] = results[op]
 end
-return reply
+return feed_close(feed, reply)

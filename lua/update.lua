@@ -4,22 +4,24 @@
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
 -- ARGV[1] item key, ARGV[2] expected version ('' = any, '0' = must be absent), ARGV[3] group,
---   ARGV[4] stream MAXLEN, ARGV[5] what a missing item starts as (encoded {}, or 0 for
+--   ARGV[4] feed settings (see include/common.lua), ARGV[5] what a missing item starts as (encoded {}, or 0 for
 --   increment), ARGV[6] max encoded bytes of the result, ARGV[7] op name for the change record
 --   ('update' or 'increment'), ARGV[8] expiry instruction (see include/ttl.lua),
 --   ARGV[9...] the ops (see include/update.lua).
 -- Returns {1, new_version, new_value_text}; {0, current_version} on a version mismatch;
 --   {2, code, op_index} when an op cannot apply (op_index 0: the stored value itself).
--- Keys touched: KEYS[1] (HEXISTS, HGET, HSET), KEYS[2] (HGET, HSET or HDEL), KEYS[3] (XADD),
---   KEYS[4] (ZSCORE, ZADD or ZREM), KEYS[5] (SADD, SREM).
+-- Keys touched: KEYS[1] (HEXISTS, HGET, HSET), KEYS[2] (HGET, HSET or HDEL, PERSIST, PEXPIRE),
+--   KEYS[3] (XADD, XTRIM), KEYS[4] (ZSCORE, ZADD or ZREM), KEYS[5] (SADD, SREM); PUBLISH
+--   (markers).
 local field = ARGV[1]
+local feed = feed_open(ARGV[4])
 local now = now_ms()
 local has = redis.call('EXISTS', KEYS[4]) == 1
-purge_expired(KEYS, field, ARGV[3], ARGV[4], now, has)
+purge_expired(KEYS, field, ARGV[3], feed, now, has)
 local recorded = redis.call('HGET', KEYS[2], field)
 local current = current_version(KEYS[1], field, recorded)
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
-  return {0, current}
+  return feed_close(feed, {0, current})
 end
 local text = ARGV[5]
 if current > 0 then
@@ -34,16 +36,17 @@ local ok, result = pcall(function()
 end)
 if not ok then
   if type(result) == 'table' then
-    return {2, result.code, result.op}
+    return feed_close(feed, {2, result.code, result.op})
   end
   error(result)
 end
 if #result > tonumber(ARGV[6]) then
-  return {2, 'too_large', 0}
+  return feed_close(feed, {2, 'too_large', 0})
 end
 redis.call('HSET', KEYS[1], field, result)
-local version = current + 1
+local version = current > 0 and current + 1 or first_version(KEYS[2], recorded)
 keep_version(KEYS[2], field, version, recorded)
 apply_expiry(KEYS, field, ARGV[3], ARGV[8], current == 0, now, has)
-record(KEYS[3], ARGV[4], ARGV[7], ARGV[3], field, version)
-return {1, version, result}
+record(feed, KEYS[3], ARGV[7], ARGV[3], field, version, current, result,
+  current > 0 and text)
+return feed_close(feed, {1, version, result})

@@ -66,7 +66,9 @@ def test_a_write_to_an_expired_item_treats_it_as_absent(quiet: Any) -> None:
     quiet.set("g", "k", "b", ttl=TTL)
     assert quiet.get_item("g", "k").version == 2
     wait_out()
-    assert quiet.set("g", "k", "new", version=0) == 1  # version restarts; version=0 works
+    # absent to writes (version=0 works), and the new item starts above the expired one's
+    # versions (2, then 3 for its expiry)
+    assert quiet.set("g", "k", "new", version=0) == 4
     assert quiet.get("g", "k") == "new"
     quiet.set("g", "d", 1, ttl=TTL)
     wait_out()
@@ -152,8 +154,17 @@ def test_cleanup_removes_expired_items(quiet: Any, target: Target) -> None:
             left = set(r.scan_iter(match=layout.meta_root + b"*")) | set(
                 r.scan_iter(match=layout.scan_pattern())
             )
-        # nothing of group "gone" remains, nor any expiry bookkeeping
-        assert left == {layout.data("g"), layout.changes("g")}
+        # of group "gone" only its version floor remains, expiring; no expiry bookkeeping
+        assert left == {
+            layout.data("g"),
+            layout.versions("g"),
+            layout.changes("g"),
+            layout.versions("gone"),
+        }
+        with target.raw() as r:
+            assert r.hgetall(layout.versions("gone")) == {b"": b"2"}
+            assert 0 < r.pttl(layout.versions("gone")) <= 7 * 24 * 3600 * 1000
+            assert r.pttl(layout.versions("g")) == -1
         with target.raw() as r:
             records = [f[b"op"] for _, f in r.xrange(layout.changes("g"))]
         assert records.count(b"expire") == 1201

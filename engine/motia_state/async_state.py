@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
-from . import connect
+from . import connect, ops
 from .backends.base import AsyncBackend
+from .changes import Change
 from .core import DEFAULT_SCAN_BATCH, Core, Plan, Transaction
 from .ops import Item
+from .subscriptions import TICK_S, subscribe
 from .sweeper import sweep_forever
+from .watch import Reader, group_names
 
 R = TypeVar("R")
 
@@ -184,6 +187,71 @@ class AsyncState:
 
     async def list_groups(self) -> list[str]:
         return await self._run(self._core.list_groups())
+
+    def watch(
+        self,
+        groups: str | Iterable[str] | None = None,
+        *,
+        since: str | Change = "$",
+        block: float | None = None,
+        consumer: tuple[str, str] | None = None,
+        claim_after: float | None = None,
+        with_values: bool = False,
+    ) -> AsyncIterator[Change | None]:
+        """`State.watch` as an async iterator (on a connection of its own, outside the
+        auto-pipeline, so a blocking read holds up no other task)."""
+        session = self._backend.session()
+        reader = Reader(
+            session.layout,
+            self._core.codec,
+            groups=groups,
+            since=since,
+            consumer=consumer,
+            claim_after=claim_after,
+            block=block,
+            with_values=with_values,
+        )
+        return _watching(session, reader)
+
+    async def ack(self, *changes: Change) -> int:
+        return await self._backend.execute(ops.Ack(changes)) if changes else 0
+
+    def on_change(
+        self,
+        groups: str | Iterable[str] | None,
+        handler: Callable[[Change], Awaitable[Any] | Any],
+        *,
+        consumer: tuple[str, str] | None = None,
+        claim_after: float | None = None,
+        since: str = "$",
+        with_values: bool = False,
+    ) -> asyncio.Task[None]:
+        """`State.on_change` as a task (the handler may be a coroutine function); cancel it
+        to stop."""
+        self.watch(groups, since=since, consumer=consumer, claim_after=claim_after)  # checks
+        names = group_names(groups)
+
+        def watch(last: str | None) -> AsyncIterator[Change | None]:
+            return self.watch(
+                names,
+                since=last or since,
+                block=TICK_S,
+                consumer=consumer,
+                claim_after=claim_after,
+                with_values=with_values,
+            )
+
+        ack = self.ack if consumer else None
+        return asyncio.get_running_loop().create_task(subscribe(watch, handler, ack))
+
+
+async def _watching(session: Any, reader: Reader) -> AsyncIterator[Change | None]:
+    try:
+        while True:
+            for change in await session.run(reader.round()):
+                yield change
+    finally:
+        await session.aclose()
 
 
 class AsyncGroupView:

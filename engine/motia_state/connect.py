@@ -29,6 +29,7 @@ from .backends.base import AsyncBackend, AsyncOverSync, Backend
 from .backends.file import DEFAULT_PATH, FileBackend
 from .backends.memory import MemoryBackend
 from .backends.redis import AsyncRedisBackend, RedisBackend, RedisPlan
+from .changes import FeedSettings, feed_settings
 from .codecs import Codec, get_codec
 from .core import Core
 from .errors import InvalidInput, Unsupported
@@ -51,7 +52,9 @@ class Options:
 
     prefix: str = DEFAULT_PREFIX
     codec: str | Codec = "json"
-    changes_maxlen: int = 100_000
+    changes_maxlen: int = 100_000  # change records kept (approximately; trimmed by XADD)
+    changes_max_age: float | None = None  # seconds a change record is kept at least; None: any
+    record_values: bool = False  # change records carry the new and the old value
     max_value_bytes: int = validate.DEFAULT_MAX_VALUE_BYTES
     socket_timeout: float | None = None
     socket_connect_timeout: float | None = 10.0
@@ -65,12 +68,15 @@ class Options:
         if unknown:
             raise InvalidInput(f"unknown option(s) {unknown}; known options: {sorted(known)}")
         result = cls(**options)
-        validate.positive_int("changes_maxlen", result.changes_maxlen)
+        result.feed()
         validate.positive_int("max_value_bytes", result.max_value_bytes)
         validate.ttl(result.ttl)
         if result.cleanup_interval is not None:
             validate.ttl(result.cleanup_interval)
         return result
+
+    def feed(self) -> FeedSettings:
+        return feed_settings(self.changes_maxlen, self.changes_max_age, self.record_values)
 
 
 def redact(url: str) -> str:
@@ -147,7 +153,7 @@ class _Target:
     def plan(self) -> RedisPlan:
         return RedisPlan(
             KeyLayout(self.opts.prefix),
-            changes_maxlen=self.opts.changes_maxlen,
+            feed=self.opts.feed(),
             codec=get_codec(self.opts.codec).name,
         )
 

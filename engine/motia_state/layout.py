@@ -3,13 +3,14 @@
 Layout, for the default prefix ``motia:state:`` and a group ``orders``::
 
     motia:state:orders                     hash   field = item key, value = encoded value
-    motia:state#v{motia:state:orders}      hash   field = item key, value = item version (>= 2)
-    motia:state#x{motia:state:orders}      zset   member = item key, score = expiry (ms)
-    motia:state#expiring                   set    groups that have expiries (standalone) (>= 2)
+    motia:state#v{motia:state:orders}      hash   field = item key, value = item version (>= 2);
+                                                  field '' = the group's version floor
     motia:state#x{motia:state:orders}      zset   member = item key, score = expiry (ms)
     motia:state#expiring                   set    groups that have expiries (standalone)
     motia:state#changes                    stream one entry per change (standalone)
     motia:state#changes{motia:state:orders}stream the group's change records (cluster)
+    motia:state#bridge                     string lease of the one running keyspace bridge
+    motia:state#writes                     pub/sub channel: the bridge's write markers
 
 Why it looks like this:
 
@@ -116,6 +117,13 @@ class KeyLayout:
         if self.cluster:
             return self._aux(b"changes", group)
         return self.meta_root + b"changes"
+
+    def marker_channel(self) -> bytes:
+        """Where write scripts bracket their notifications for the keyspace bridge."""
+        return self.meta_root + b"writes"
+
+    def bridge_lease(self) -> bytes:
+        return self.meta_root + b"bridge"
 
     def expiries(self, group: str) -> bytes:
         """Sorted set: item key -> expiry (ms since the epoch, server clock), items with a TTL."""

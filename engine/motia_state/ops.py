@@ -168,3 +168,21 @@ class SetExpiry(Op[bool]):
 @dataclass(frozen=True, slots=True)
 class Cleanup(Op[int]):
     """Remove every expired item now; returns how many."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ack(Op[int]):
+    """Acknowledge changes read through a consumer group (`Change` records)."""
+
+    changes: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class External(Op[None]):
+    """Record a change made outside the engine (the keyspace bridge): a Redis event on a group.
+
+    ``group`` None records a gap: a time when the bridge may have missed events.
+    """
+
+    group: str | None
+    event: str

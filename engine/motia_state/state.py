@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
-from . import connect
+from . import connect, ops
 from .backends.base import Backend
+from .changes import Change
 from .core import DEFAULT_SCAN_BATCH, Core, Plan, Transaction
 from .ops import Item
+from .subscriptions import TICK_S, Subscription
 from .sweeper import Sweeper
+from .watch import Reader, group_names
 
 R = TypeVar("R")
 
@@ -206,6 +209,85 @@ class State:
     def list_groups(self) -> list[str]:
         """Names of the groups that hold at least one item, sorted."""
         return self._run(self._core.list_groups())
+
+    def watch(
+        self,
+        groups: str | Iterable[str] | None = None,
+        *,
+        since: str | Change = "$",
+        block: float | None = None,
+        consumer: tuple[str, str] | None = None,
+        claim_after: float | None = None,
+        with_values: bool = False,
+    ) -> Iterator[Change | None]:
+        """Iterate over committed changes of ``groups`` (None: every group), in commit order.
+
+        ``since``: '$' only changes from now on, '0' every retained change first, or a
+        change id to resume after. ``block``: seconds to wait for a change before yielding
+        None (None: wait as long as it takes; 0: never wait). ``consumer=(group, name)``
+        reads as that consumer group (created on first use; acknowledge with `ack`);
+        ``claim_after``: take over changes another consumer left unacknowledged that many
+        seconds. ``with_values``: decode the values writers recorded (``record_values``).
+        The iterator reads on a connection of its own; close it (or leave the loop) to
+        release it. Needs a Redis backend; memory:// and file:// raise `Unsupported`.
+        """
+        session = self._backend.session()
+        reader = Reader(
+            session.layout,
+            self._core.codec,
+            groups=groups,
+            since=since,
+            consumer=consumer,
+            claim_after=claim_after,
+            block=block,
+            with_values=with_values,
+        )
+        return _watching(session, reader)
+
+    def ack(self, *changes: Change) -> int:
+        """Acknowledge changes read with ``consumer=``; returns how many were pending."""
+        return self._backend.execute(ops.Ack(changes)) if changes else 0
+
+    def on_change(
+        self,
+        groups: str | Iterable[str] | None,
+        handler: Callable[[Change], Any],
+        *,
+        consumer: tuple[str, str] | None = None,
+        claim_after: float | None = None,
+        since: str = "$",
+        with_values: bool = False,
+    ) -> Subscription:
+        """Call ``handler(change)`` for every change of ``groups``, in a background thread.
+
+        With ``consumer``, each change is acknowledged after the handler returns; one
+        that raises stays pending (logged), for a restart or for ``claim_after``. A lost
+        connection is logged and retried. Returns the started thread; ``stop()`` ends it.
+        """
+        self.watch(groups, since=since, consumer=consumer, claim_after=claim_after)  # checks
+        names = group_names(groups)
+
+        def watch(last: str | None) -> Iterator[Change | None]:
+            return self.watch(
+                names,
+                since=last or since,
+                block=TICK_S,
+                consumer=consumer,
+                claim_after=claim_after,
+                with_values=with_values,
+            )
+
+        subscription = Subscription(watch, handler, self.ack if consumer else None)
+        subscription.start()
+        return subscription
+
+
+def _watching(session: Any, reader: Reader) -> Iterator[Change | None]:
+    try:
+        while True:
+            yield from session.run(reader.round())
+    finally:
+        session.close()
 
 
 class GroupView:

@@ -1,17 +1,26 @@
--- common: version and change-record helpers for the write scripts.
+-- common: versions, the change feed and the bridge markers, for the write scripts.
 -- Helpers in this folder go before the scripts that name them in a "-- uses:" line, in order
 -- (the text stays constant; its SHA names it).
 -- KEYS: none of its own; each helper receives the key it touches from its caller's KEYS.
--- ARGV: none of its own.
--- Returns: nothing; defines local functions current_version(data, field, recorded),
---   write(data, field, value, recorded), keep_version(versions, field, version, recorded)
---   and record(stream, maxlen, op, group, key, version).
--- Keys touched: the data hash (HEXISTS, HSET), the versions hash (HGET, HSET, HDEL),
---   the change stream (XADD).
+-- ARGV: none of its own; a write script passes its feed settings ARGV to feed_open:
+--   "<maxlen>:<max age ms or empty>:<1 to record values, else 0>:<marker channel>".
+-- Returns: nothing; defines local functions current_version, first_version, raise_floor,
+--   write, keep_version, feed_parse, feed_open, feed_close and record.
+-- Keys touched: the data hash (HEXISTS, HSET, EXISTS), the versions hash (HGET, HSET, HDEL,
+--   PERSIST, PEXPIRE),
+--   the change stream (XADD, XTRIM); PUBLISH on the marker channel.
 --
--- Version 1 is never stored: an item with no entry in the versions hash has version 1
--- (which is also what a value written by another tool gets). Most items are written
--- once, so this keeps the versions hash small and a create one command shorter.
+-- Versions. Version 1 is never stored: an item with no entry in the versions hash has
+-- version 1 (which is also what a value written by another tool gets). Most items are
+-- written once, so this keeps the versions hash small and a create one command shorter.
+-- Per item, versions only ever increase, across deletes and re-creates too: the versions
+-- hash keeps, under the field '' (item keys are never empty), the group's *floor*, the
+-- highest version a removed item of the group reached, and a new item starts above it.
+-- So the floor costs nothing until the group first loses an item. Once a group is empty,
+-- its versions hash holds only the floor; it then expires after FLOOR_TTL_MS unless the
+-- group gets an item again, so groups used once (one per workflow run) leave nothing
+-- behind: a group re-created after a week of being empty may start at version 1 again.
+local FLOOR_TTL_MS = 7 * 24 * 3600 * 1000
 
 -- The version of an item as the engine sees it, given the version recorded for it (a
 -- string, or false when none): 0 when the field is absent, else the recorded version or 1.
@@ -22,14 +31,36 @@ local function current_version(data, field, recorded)
   return tonumber(recorded) or 1
 end
 
--- Writes a value unconditionally and returns the item's new version, given the version
--- recorded for it (a string, or false when none): HSET itself says whether the field is new,
--- which saves the HEXISTS that current_version needs.
-local function write(data, field, value, recorded)
-  if redis.call('HSET', data, field, value) == 1 then
-    return 1
+-- The version a new item gets: above the group's floor, and above a version left behind by
+-- someone else's HDEL of the item (recorded).
+local function first_version(versions, recorded)
+  local floor = tonumber(redis.call('HGET', versions, '')) or 0
+  if floor > 0 then
+    redis.call('PERSIST', versions)  -- the group is no longer empty
   end
-  return (tonumber(recorded) or 1) + 1
+  return math.max(floor, tonumber(recorded) or 0) + 1
+end
+
+-- Raises the group's floor to `version`, the version an item reached as it was removed;
+-- once the group is empty, its floor starts to expire.
+local function raise_floor(data, versions, version)
+  if version > (tonumber(redis.call('HGET', versions, '')) or 0) then
+    redis.call('HSET', versions, '', string.format('%d', version))
+  end
+  if redis.call('EXISTS', data) == 0 then
+    redis.call('PEXPIRE', versions, FLOOR_TTL_MS)
+  end
+end
+
+-- Writes a value unconditionally and returns the item's new and previous versions (0: it
+-- did not exist), given the version recorded for it (a string, or false when none): HSET
+-- itself says whether the field is new, which saves the HEXISTS that current_version needs.
+local function write(data, versions, field, value, recorded)
+  if redis.call('HSET', data, field, value) == 1 then
+    return first_version(versions, recorded), 0
+  end
+  local prev = tonumber(recorded) or 1
+  return prev + 1, prev
 end
 
 -- Records the version an item now has: stored from 2 on; for 1, a stale entry left by
@@ -42,9 +73,53 @@ local function keep_version(versions, field, version, recorded)
   end
 end
 
--- Appends one change record to the stream, trimmed approximately to maxlen entries.
--- The entry id carries the server time in milliseconds.
-local function record(stream, maxlen, op, group, key, version)
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*',
-    'op', op, 'group', group, 'key', key, 'version', string.format('%d', version))
+-- The change feed. Every write script starts with feed_open and returns through
+-- feed_close. Between them its keyspace notifications are bracketed by two messages on the
+-- marker channel, '1' and '0', so the keyspace bridge (motia_state/bridge.py), which
+-- receives notifications and markers on one connection in execution order, can tell the
+-- engine's own writes from everyone else's. Without a subscriber the '1' reaches nobody and
+-- the closing '0' is skipped: one PUBLISH per call is the whole cost.
+local function feed_parse(spec)
+  local maxlen, age, values, channel = string.match(spec, '^(%d+):(%d*):([01]):(.*)$')
+  return {maxlen = maxlen, age = tonumber(age), values = values == '1', channel = channel,
+    streams = {}, bridged = false}
+end
+
+local function feed_open(spec)
+  local feed = feed_parse(spec)
+  feed.bridged = redis.call('PUBLISH', feed.channel, '1') > 0
+  return feed
+end
+
+-- Ends a write script: trims the streams it wrote by age, closes the marker
+-- bracket, and passes `reply` through.
+local function feed_close(feed, reply)
+  if feed.age then
+    local t = redis.call('TIME')
+    local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - feed.age
+    for stream in pairs(feed.streams) do
+      redis.call('XTRIM', stream, 'MINID', '~', string.format('%d', cutoff))
+    end
+  end
+  if feed.bridged then
+    redis.call('PUBLISH', feed.channel, '0')
+  end
+  return reply
+end
+
+-- Appends one change record to the stream, trimmed approximately to the feed's maxlen.
+-- The entry id carries the server time in milliseconds. prev is the version before the
+-- change (0: the item did not exist); value and old are the encoded values after and
+-- before it (false for none), stored only when the feed records values.
+local function record(feed, stream, op, group, key, version, prev, value, old)
+  feed.streams[stream] = true
+  if feed.values then
+    redis.call('XADD', stream, 'MAXLEN', '~', feed.maxlen, '*',
+      'op', op, 'group', group, 'key', key, 'version', string.format('%d', version),
+      'prev', string.format('%d', prev), 'value', value or '', 'old', old or '')
+  else
+    redis.call('XADD', stream, 'MAXLEN', '~', feed.maxlen, '*',
+      'op', op, 'group', group, 'key', key, 'version', string.format('%d', version),
+      'prev', string.format('%d', prev))
+  end
 end

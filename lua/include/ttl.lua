@@ -7,7 +7,7 @@
 -- and then no item can be expired and no expiry needs clearing).
 -- ARGV: none of its own.
 -- Returns: nothing; defines local functions drop_expiry, purge_expired, apply_expiry.
--- Keys touched: k[1], k[2] (HGET, HDEL), k[3] (XADD), k[4] (ZSCORE, ZADD, ZREM), k[5] (SADD, SREM).
+-- Keys touched: k[1], k[2] (HGET, HSET, HDEL), k[3] (XADD), k[4] (ZSCORE, ZADD, ZREM), k[5] (SADD, SREM).
 
 local function drop_expiry(k, field, group)
   if redis.call('ZREM', k[4], field) == 1 and k[5] and redis.call('EXISTS', k[4]) == 0 then
@@ -16,8 +16,9 @@ local function drop_expiry(k, field, group)
 end
 
 -- Removes the item if its expiry has passed, with an 'expire' change record; true if it did.
--- Every write calls this first, so an expired item is absent to it (its version restarts).
-local function purge_expired(k, field, group, maxlen, now, has)
+-- Every write calls this first, so an expired item is absent to it (a new item in its place
+-- starts above the version the expired one reached).
+local function purge_expired(k, field, group, feed, now, has)
   if not has then
     return false
   end
@@ -26,15 +27,20 @@ local function purge_expired(k, field, group, maxlen, now, has)
     return false
   end
   local recorded = redis.call('HGET', k[2], field)
-  local current = current_version(k[1], field, recorded)
+  -- the value itself is read only when the feed records it
+  local old = feed.values and redis.call('HGET', k[1], field)
+    or redis.call('HEXISTS', k[1], field) == 1
+  drop_expiry(k, field, group)
+  if not old then
+    return true
+  end
+  local current = tonumber(recorded) or 1
   redis.call('HDEL', k[1], field)
   if recorded then
     redis.call('HDEL', k[2], field)
   end
-  drop_expiry(k, field, group)
-  if current > 0 then
-    record(k[3], maxlen, 'expire', group, field, current + 1)
-  end
+  raise_floor(k[1], k[2], current + 1)
+  record(feed, k[3], 'expire', group, field, current + 1, current, false, feed.values and old)
   return true
 end
 

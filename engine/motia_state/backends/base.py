@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..ops import Op
 
@@ -19,6 +19,9 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
+    def session(self) -> Any:
+        """A connection of its own for the change feed; `Unsupported` where there is no feed."""
+
 
 class AsyncBackend(Protocol):
     describe: str
@@ -26,6 +29,8 @@ class AsyncBackend(Protocol):
     async def execute(self, op: Op[T]) -> T: ...
 
     async def aclose(self) -> None: ...
+
+    def session(self) -> Any: ...
 
 
 class AsyncOverSync:
@@ -47,3 +52,6 @@ class AsyncOverSync:
 
     async def aclose(self) -> None:
         self._backend.close()
+
+    def session(self) -> Any:
+        return self._backend.session()

@@ -7,7 +7,8 @@ it is handled:
 * an entry name is split at its first ``:``, so keys may contain ``:`` and
   ``g1`` never sees ``g10``'s items; a group name with ``:`` would be ambiguous
   and is refused;
-* versions above 1 and expiries (ms since the epoch) are kept in one extra entry,
+* versions above 1, expiries (ms since the epoch) and each group's version floor
+  (see `local.Groups`) are kept in one extra entry,
   ``__motia_state__`` (its name has no ``:``, so Motia never reads it as an
   item); an item without a recorded version has version 1, as on Redis;
 * every write holds an exclusive ``flock`` on ``<file>.lock`` while it reads,
@@ -27,7 +28,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from .. import ops
 from ..errors import DecodeError, InvalidInput
@@ -47,7 +48,7 @@ class FileBackend:
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._mutex = threading.Lock()
         self._raw: bytes | None = None
-        self._groups: local.Groups = {}
+        self._groups = local.Groups()
         self._extra: dict[str, Any] = {}
 
     def execute(self, op: Op[T]) -> T:
@@ -74,6 +75,9 @@ class FileBackend:
 
     def close(self) -> None:
         pass
+
+    def session(self) -> NoReturn:
+        raise local.no_feed(self.describe)
 
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
@@ -112,7 +116,7 @@ class FileBackend:
 
 def _parse(raw: bytes, path: Path) -> tuple[local.Groups, dict[str, Any]]:
     if not raw.strip():
-        return {}, {}
+        return local.Groups(), {}
     try:
         doc = json.loads(raw)
     except ValueError as exc:
@@ -124,7 +128,9 @@ def _parse(raw: bytes, path: Path) -> tuple[local.Groups, dict[str, Any]]:
         meta = json.loads(doc[META_ENTRY])
     versions: dict[str, int] = meta.get("versions", {})
     expires: dict[str, int] = meta.get("expires", {})
-    groups: local.Groups = {}
+    groups = local.Groups()
+    groups.floors.update(meta.get("floors", {}))
+    groups.floor_expiry.update(meta.get("floor_expiry", {}))
     extra: dict[str, Any] = {}
     for name, value in doc.items():
         if name == META_ENTRY:
@@ -157,7 +163,13 @@ def _render(groups: local.Groups, extra: dict[str, Any]) -> str:
             if entry.expires_at is not None:
                 expires[name] = entry.expires_at
     doc.update(extra)
-    meta = {k: v for k, v in (("versions", versions), ("expires", expires)) if v}
+    parts = (
+        ("versions", versions),
+        ("expires", expires),
+        ("floors", groups.floors),
+        ("floor_expiry", groups.floor_expiry),
+    )
+    meta = {k: v for k, v in parts if v}
     if meta:
         doc[META_ENTRY] = json.dumps(meta, ensure_ascii=False)
     return json.dumps(doc, ensure_ascii=False, indent=2)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .. import ops, updates
-from ..errors import DecodeError, VersionConflict
+from ..errors import DecodeError, Unsupported, VersionConflict
 
 T = TypeVar("T")
 
@@ -25,7 +25,39 @@ class Entry:
     expires_at: int | None = None  # ms since the epoch
 
 
-Groups = dict[str, dict[str, Entry]]
+FLOOR_TTL_MS = 7 * 24 * 3600 * 1000  # as in lua/include/common.lua
+
+
+class Groups(dict[str, dict[str, Entry]]):
+    """``{group: {key: Entry}}``, plus each group's version *floor*: the highest version a
+    removed item of the group reached. A new item starts above it, so per item, versions
+    only ever increase; an empty group's floor expires after a week (as in
+    lua/include/common.lua)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.floors: dict[str, int] = {}
+        self.floor_expiry: dict[str, int] = {}  # ms since the epoch, for empty groups
+
+    def copy_floors(self, other: Groups) -> None:
+        self.floors, self.floor_expiry = dict(other.floors), dict(other.floor_expiry)
+
+    def first_version(self, group: str) -> int:
+        at = self.floor_expiry.pop(group, None)  # the group is no longer empty
+        if at is not None and at <= now_ms():
+            self.floors.pop(group, None)
+        return self.floors.get(group, 0) + 1
+
+    def forget_expired_floors(self, now: int) -> None:
+        for group in [g for g, at in self.floor_expiry.items() if at <= now]:
+            del self.floor_expiry[group]
+            self.floors.pop(group, None)
+
+    def raise_floor(self, group: str, version: int) -> None:
+        if version > self.floors.get(group, 0):
+            self.floors[group] = version
+        if group not in self:
+            self.floor_expiry[group] = now_ms() + FLOOR_TTL_MS
 
 
 def now_ms() -> int:
@@ -43,7 +75,7 @@ def _live_items(groups: Groups, group: str, now: int) -> dict[str, Entry]:
 
 
 def _purge(groups: Groups, group: str, key: str, now: int) -> None:
-    """An expired item is absent to every write (its version restarts)."""
+    """An expired item is absent to every write (a new one starts above its version)."""
     items = groups.get(group)
     if items and key in items and not _alive(items[key], now):
         _pop(groups, group, key)
@@ -118,9 +150,10 @@ def _set(groups: Groups, op: ops.Set) -> int:
     items = groups.get(op.group)
     current = _current(items, op.key)
     _check(op.group, op.key, op.version, current)
+    version = current + 1 if current else groups.first_version(op.group)
     expires = _expiry(op.expire, None, current == 0, now)
-    groups.setdefault(op.group, {})[op.key] = Entry(op.data, current + 1, expires)
-    return current + 1
+    groups.setdefault(op.group, {})[op.key] = Entry(op.data, version, expires)
+    return version
 
 
 def _set_many(groups: Groups, op: ops.SetMany) -> int:
@@ -132,7 +165,8 @@ def _set_many(groups: Groups, op: ops.SetMany) -> int:
     items = groups.setdefault(op.group, {})
     for key, data in op.items:
         current = _current(items, key)
-        items[key] = Entry(data, current + 1, _expiry(op.expire, None, current == 0, now))
+        version = current + 1 if current else groups.first_version(op.group)
+        items[key] = Entry(data, version, _expiry(op.expire, None, current == 0, now))
     return len(op.items)
 
 
@@ -141,6 +175,8 @@ def _pop(groups: Groups, group: str, key: str) -> Entry | None:
     entry = items.pop(key, None) if items else None
     if items is not None and not items:
         del groups[group]
+    if entry is not None:
+        groups.raise_floor(group, entry.version + 1)
     return entry
 
 
@@ -160,7 +196,10 @@ def _delete_many(groups: Groups, op: ops.DeleteMany) -> int:
 
 def _clear(groups: Groups, op: ops.Clear) -> int:
     live = len(_live_items(groups, op.group, now_ms()))
-    groups.pop(op.group, None)
+    items = groups.pop(op.group, None)
+    if items:
+        top = max(e.version for e in items.values())
+        groups.raise_floor(op.group, max(top, groups.floors.get(op.group, 0)) + 1)
     return live
 
 
@@ -180,8 +219,9 @@ def _update(groups: Groups, op: ops.Update) -> tuple[int, bytes]:
     if len(new) > op.max_bytes:
         raise updates.fail("too_large", None)
     expires = _expiry(op.expire, previous.expires_at if previous else None, current == 0, now)
-    groups.setdefault(op.group, {})[op.key] = Entry(new, current + 1, expires)
-    return current + 1, new
+    version = current + 1 if current else groups.first_version(op.group)
+    groups.setdefault(op.group, {})[op.key] = Entry(new, version, expires)
+    return version, new
 
 
 def _set_expiry(groups: Groups, op: ops.SetExpiry) -> bool:
@@ -205,6 +245,7 @@ def _cleanup(groups: Groups, op: ops.Cleanup) -> int:
     ]
     for group, key in expired:
         _pop(groups, group, key)
+    groups.forget_expired_floors(now)
     return len(expired)
 
 
@@ -212,7 +253,8 @@ def _transaction(groups: Groups, op: ops.Transaction) -> list[Any]:
     # Work on copies of the touched groups; they replace the originals only if every op
     # applied. Entries are never changed in place here, so shallow copies are enough.
     touched = {sub.group for sub in op.ops}
-    scratch: Groups = {g: dict(groups[g]) for g in touched if g in groups}
+    scratch = Groups({g: dict(groups[g]) for g in touched if g in groups})
+    scratch.copy_floors(groups)
     conflicts: list[tuple[str, str, int | None, int]] = []
     results = []
     for sub in op.ops:
@@ -223,6 +265,7 @@ def _transaction(groups: Groups, op: ops.Transaction) -> list[Any]:
             results.append(None)
     if conflicts:
         raise VersionConflict(conflicts)
+    groups.copy_floors(scratch)
     for g in touched:
         if scratch.get(g):
             groups[g] = scratch[g]
@@ -254,7 +297,16 @@ WRITES: dict[type[Any], Callable[[Groups, Any], Any]] = {
 }
 
 
+def no_feed(describe: str) -> Unsupported:
+    return Unsupported(
+        f"{describe} keeps no change feed: watch, ack and the keyspace bridge need a Redis "
+        "server (embedded://, redis://, unix://)"
+    )
+
+
 def apply(groups: Groups, op: ops.Op[T]) -> T:
+    if isinstance(op, (ops.Ack, ops.External)):
+        raise no_feed("this backend")
     handler = READS.get(type(op)) or WRITES[type(op)]
     result: T = handler(groups, op)
     return result

@@ -7,7 +7,7 @@ one store among every `State` of the process that names it.
 from __future__ import annotations
 
 import threading
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from ..ops import Op
 from . import local
@@ -24,10 +24,10 @@ class MemoryBackend:
         self._lock: threading.Lock
         self._groups: local.Groups
         if not name:
-            self._lock, self._groups = threading.Lock(), {}
+            self._lock, self._groups = threading.Lock(), local.Groups()
             return
         with _named_lock:
-            self._lock, self._groups = _named.setdefault(name, (threading.Lock(), {}))
+            self._lock, self._groups = _named.setdefault(name, (threading.Lock(), local.Groups()))
 
     def execute(self, op: Op[T]) -> T:
         with self._lock:
@@ -35,3 +35,6 @@ class MemoryBackend:
 
     def close(self) -> None:
         pass
+
+    def session(self) -> NoReturn:
+        raise local.no_feed(self.describe)

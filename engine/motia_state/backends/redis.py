@@ -24,7 +24,8 @@ import redis.asyncio.connection
 import redis.connection
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from .. import ops, scripts, updates
+from .. import ops, scripts, updates, watch
+from ..changes import FeedSettings
 from ..errors import BackendUnavailable, InvalidInput, StateError, VersionConflict
 from ..layout import KeyLayout, key_slot
 
@@ -71,9 +72,12 @@ def _pairs(reply: list[bytes] | dict[bytes, bytes]) -> Iterator[tuple[str, bytes
 class RedisPlan:
     """How every operation is done on Redis, independent of how commands are sent."""
 
-    def __init__(self, layout: KeyLayout, *, changes_maxlen: int, codec: str = "json") -> None:
+    def __init__(
+        self, layout: KeyLayout, *, feed: FeedSettings | None = None, codec: str = "json"
+    ) -> None:
         self.layout = layout
-        self._maxlen = changes_maxlen
+        self.feed = feed or FeedSettings()
+        self._feed = self.feed.spec(layout.marker_channel())
         self._codec = codec
         self._handlers: dict[type[Any], Callable[[Any], Steps[Any]]] = {
             ops.Get: self._get,
@@ -93,6 +97,8 @@ class RedisPlan:
             ops.Ttl: self._ttl,
             ops.SetExpiry: self._set_expiry,
             ops.Cleanup: self._cleanup,
+            ops.Ack: self._ack,
+            ops.External: self._external,
         }
 
     def steps(self, op: ops.Op[T]) -> Steps[T]:
@@ -242,7 +248,7 @@ class RedisPlan:
 
     def _ttl(self, op: ops.Ttl) -> Steps[float | None]:
         keys = self.layout.group_keys(op.group)
-        reply = yield from self._script("expiry", keys, [op.key, op.group, self._maxlen, "get"])
+        reply = yield from self._script("expiry", keys, [op.key, op.group, self._feed, "get"])
         if reply is None or not reply[0]:
             return None
         return max(0.0, (int(reply[0]) - int(reply[1])) / 1000)
@@ -250,7 +256,7 @@ class RedisPlan:
     def _set_expiry(self, op: ops.SetExpiry) -> Steps[bool]:
         how = "persist" if op.ms is None else str(op.ms)
         keys = self.layout.group_keys(op.group)
-        reply = yield from self._script("expiry", keys, [op.key, op.group, self._maxlen, how])
+        reply = yield from self._script("expiry", keys, [op.key, op.group, self._feed, how])
         return bool(reply)
 
     def _cleanup(self, op: ops.Cleanup) -> Steps[int]:
@@ -278,7 +284,7 @@ class RedisPlan:
         for group in groups:
             more = 1
             while more:
-                args = [group, self._maxlen, CLEANUP_BATCH]
+                args = [group, self._feed, CLEANUP_BATCH]
                 count, more = yield from self._script(
                     "cleanup", self.layout.group_keys(group), args
                 )
@@ -293,7 +299,7 @@ class RedisPlan:
 
     def _set(self, op: ops.Set) -> Steps[int]:
         keys = self.layout.group_keys(op.group)
-        args = [op.key, op.data, self._expected(op.version), op.group, self._maxlen, op.expire]
+        args = [op.key, op.data, self._expected(op.version), op.group, self._feed, op.expire]
         ok, version = yield from self._script("set", keys, args)
         if not ok:
             raise VersionConflict([(op.group, op.key, op.version, int(version))])
@@ -303,7 +309,7 @@ class RedisPlan:
         if not op.items:
             return 0
         keys = self.layout.group_keys(op.group)
-        head = [op.group, self._maxlen, op.expire]
+        head = [op.group, self._feed, op.expire]
         replies = yield from self._script_batch(
             "set_many", keys, [head + chunk for chunk in self._chunks(op.items)]
         )
@@ -311,7 +317,7 @@ class RedisPlan:
 
     def _delete(self, op: ops.Delete) -> Steps[bytes | None]:
         keys = self.layout.group_keys(op.group)
-        args = [op.key, self._expected(op.version), op.group, self._maxlen]
+        args = [op.key, self._expected(op.version), op.group, self._feed]
         reply = yield from self._script("delete", keys, args)
         if not reply[0]:
             raise VersionConflict([(op.group, op.key, op.version, int(reply[1]))])
@@ -321,7 +327,7 @@ class RedisPlan:
         if not op.keys:
             return 0
         keys = self.layout.group_keys(op.group)
-        head: list[Any] = [op.group, self._maxlen]
+        head: list[Any] = [op.group, self._feed]
         chunks = [
             head + list(op.keys[i : i + CHUNK_ITEMS]) for i in range(0, len(op.keys), CHUNK_ITEMS)
         ]
@@ -330,7 +336,7 @@ class RedisPlan:
 
     def _update(self, op: ops.Update) -> Steps[tuple[int, bytes]]:
         keys = self.layout.group_keys(op.group)
-        head = [op.key, self._expected(op.version), op.group, self._maxlen, op.start, op.max_bytes]
+        head = [op.key, self._expected(op.version), op.group, self._feed, op.start, op.max_bytes]
         reply = yield from self._script("update", keys, [*head, op.name, op.expire, *op.argv])
         if reply[0] == 0:
             raise VersionConflict([(op.group, op.key, op.version, int(reply[1]))])
@@ -347,7 +353,7 @@ class RedisPlan:
                 "one server call can only touch one slot (give the groups a common {hash tag})"
             )
         keys = [k for g in groups for k in self.layout.group_keys(g)[:4]]
-        argv: list[Any] = [self._maxlen, op.max_bytes, len(op.ops)]
+        argv: list[Any] = [self._feed, op.max_bytes, len(op.ops)]
         registry = self.layout.registry()
         if registry is not None:
             keys.append(registry)
@@ -377,9 +383,20 @@ class RedisPlan:
             for sub, r in zip(op.ops, reply[1:], strict=True)
         ]
 
+    def _ack(self, op: ops.Ack) -> Steps[int]:
+        replies = yield Batch(tuple(watch.ack_calls(op.changes)))
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return sum(int(n) for n in replies)
+
+    def _external(self, op: ops.External) -> Steps[None]:
+        stream = self.layout.changes(op.group or "")
+        yield from self._script("external", [stream], [self._feed, op.group or "", op.event])
+
     def _clear(self, op: ops.Clear) -> Steps[int]:
         keys = self.layout.group_keys(op.group)
-        reply = yield from self._script("clear", keys, [op.group, self._maxlen])
+        reply = yield from self._script("clear", keys, [op.group, self._feed])
         return int(reply)
 
 
@@ -463,23 +480,14 @@ class RedisBackend:
             pin = self._local.pin = _Pin(self.client.connection_pool)
         return pin.conn
 
-    def _send(self, call: Call | Batch) -> Any:
-        conn = self._connection()
-        try:
-            if isinstance(call, Batch):
-                conn.send_packed_command([_pack(call.calls)])  # a list of chunks, not bytes
-                return [_read(conn) for _ in call.calls]
-            conn.send_packed_command([hiredis.pack_command(call)])
-            return conn.read_response()
-        except ResponseError:
-            raise
-        except BaseException:
-            conn.disconnect()  # whatever was in flight, this socket's state is unknown
-            raise
-
     def execute(self, op: ops.Op[T]) -> T:
-        driver = _Driver(self.plan.steps(op))
+        return self.run(self.plan.steps(op), self._connection)
+
+    def run(self, steps: Steps[T], connection: Callable[[], redis.connection.Connection]) -> T:
+        """Drive a plan to its result on the connection ``connection()`` gives."""
+        driver = _Driver(steps)
         try:
+            conn = connection()
             while True:
                 try:
                     call = driver.next_call()
@@ -487,11 +495,14 @@ class RedisBackend:
                     result: T = stop.value
                     return result
                 try:
-                    driver.reply = self._send(call)
+                    driver.reply = _send(conn, call)
                 except ResponseError as exc:
                     driver.error = exc
         except RedisError as exc:
             raise _translate(exc, self.describe) from None
+
+    def session(self) -> Session:
+        return Session(self)
 
     def close(self) -> None:
         if self._client is None:
@@ -502,6 +513,55 @@ class RedisBackend:
         self._client = None
         if self._on_close is not None:
             self._on_close()
+
+
+def _send(conn: redis.connection.Connection, call: Call | Batch) -> Any:
+    try:
+        if isinstance(call, Batch):
+            conn.send_packed_command([_pack(call.calls)])  # a list of chunks, not bytes
+            return [_read(conn) for _ in call.calls]
+        conn.send_packed_command([hiredis.pack_command(call)])
+        return conn.read_response()
+    except ResponseError:
+        raise
+    except BaseException:
+        conn.disconnect()  # whatever was in flight, this socket's state is unknown
+        raise
+
+
+def _session_timeout(kwargs: dict[str, Any]) -> float:
+    """A session's socket timeout: above its longest blocking read, and the configured one."""
+    return max(watch.MAX_BLOCK_S + watch.SOCKET_SLACK_S, kwargs.get("socket_timeout") or 0)
+
+
+class Session:
+    """A connection of its own, for blocking reads (a watcher) and long-lived jobs (the bridge).
+
+    It is made from the pool's settings (URL, TLS, auth) but never enters the pool, so a
+    blocking XREAD on it holds up no other call.
+    """
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self.layout = backend.plan.layout
+        self.plan = backend.plan
+        self._backend = backend
+        self._conn: redis.connection.Connection | None = None
+
+    def _connection(self) -> redis.connection.Connection:
+        if self._conn is None:
+            pool = self._backend.client.connection_pool
+            kwargs = dict(pool.connection_kwargs)
+            kwargs["socket_timeout"] = _session_timeout(kwargs)
+            self._conn = pool.connection_class(**kwargs)
+        return self._conn
+
+    def run(self, steps: Steps[T]) -> T:
+        return self._backend.run(steps, self._connection)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.disconnect()
+            self._conn = None
 
 
 def _read(conn: redis.connection.Connection) -> Any:
@@ -622,7 +682,14 @@ class AsyncRedisBackend:
         return await self._pipeline.send(call)
 
     async def execute(self, op: ops.Op[T]) -> T:
-        driver = _Driver(self.plan.steps(op))
+        return await self.run(self.plan.steps(op), self._send)
+
+    def session(self) -> AsyncSession:
+        return AsyncSession(self)
+
+    async def run(self, steps: Steps[T], send: Callable[[Call | Batch], Awaitable[Any]]) -> T:
+        """Drive a plan to its result, sending each step with ``send``."""
+        driver = _Driver(steps)
         try:
             while True:
                 try:
@@ -631,7 +698,7 @@ class AsyncRedisBackend:
                     result: T = stop.value
                     return result
                 try:
-                    driver.reply = await self._send(call)
+                    driver.reply = await send(call)
                 except ResponseError as exc:
                     driver.error = exc
         except RedisError as exc:
@@ -644,3 +711,40 @@ class AsyncRedisBackend:
         self._client = self._pipeline = None
         if self._on_close is not None:
             await self._on_close()
+
+
+class AsyncSession:
+    """`Session` for asyncio: a connection of its own, outside the pool and the auto-pipeline."""
+
+    def __init__(self, backend: AsyncRedisBackend) -> None:
+        self.layout = backend.plan.layout
+        self.plan = backend.plan
+        self._backend = backend
+        self._conn: redis.asyncio.connection.AbstractConnection | None = None
+
+    async def _send(self, call: Call | Batch) -> Any:
+        if self._conn is None:
+            pool = (await self._backend.client()).connection_pool
+            kwargs = dict(pool.connection_kwargs)
+            kwargs["socket_timeout"] = _session_timeout(kwargs)
+            self._conn = pool.connection_class(**kwargs)
+        conn = self._conn
+        calls = call.calls if isinstance(call, Batch) else (call,)
+        try:
+            await conn.send_packed_command(_pack(calls))
+            if isinstance(call, Batch):
+                return [await _aread(conn) for _ in calls]
+            return await conn.read_response()
+        except ResponseError:
+            raise
+        except BaseException:
+            await conn.disconnect()
+            raise
+
+    async def run(self, steps: Steps[T]) -> T:
+        return await self._backend.run(steps, self._send)
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            await self._conn.disconnect()
+            self._conn = None

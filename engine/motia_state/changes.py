@@ -1,0 +1,169 @@
+"""The change feed's records: what a write appends, and what a watcher gets back.
+
+Every write script appends one stream entry per changed item in the same atomic
+call as the change (see ``lua/include/common.lua``); the keyspace bridge appends
+``external`` entries for changes made by other tools. This module owns the
+entry format in both directions: the settings a script receives and the
+`Change` a reader decodes.
+
+Entry fields: ``op``, ``group``, ``key`` ('' for a clear), ``version`` (the
+item's version after the change; for a clear the group's new version floor),
+``prev`` (the version before it; 0 when the item did not exist), and with
+``record_values`` also ``value`` and ``old`` (encoded; '' for none). External
+entries carry ``event`` (the Redis event) instead of versions that mean anything.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import validate
+from .codecs import Codec
+from .errors import InvalidInput
+
+OPS = ("set", "update", "increment", "delete", "clear", "expire", "external")
+_ID = re.compile(r"^\d+(-\d+)?$")
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """How write scripts append to the feed: retention and whether values are recorded."""
+
+    maxlen: int = 100_000
+    max_age_ms: int | None = None
+    values: bool = False
+
+    def spec(self, channel: bytes) -> bytes:
+        """The feed settings ARGV of every write script (parsed by feed_open in Lua)."""
+        age = b"" if self.max_age_ms is None else b"%d" % self.max_age_ms
+        return b"%d:%s:%d:%s" % (self.maxlen, age, self.values, channel)
+
+
+def feed_settings(maxlen: object, max_age: object, values: object) -> FeedSettings:
+    validate.positive_int("changes_maxlen", maxlen)
+    if not isinstance(values, bool):
+        raise InvalidInput(f"record_values must be True or False, not {values!r}")
+    age = None if max_age is None else validate.ttl(max_age)
+    assert isinstance(maxlen, int)
+    return FeedSettings(maxlen, age, values)
+
+
+def stream_id(since: object) -> str:
+    """A ``since`` argument as a stream id: '$' (only new changes), '0' (all retained), an id."""
+    if isinstance(since, Change):
+        return since.id
+    if not isinstance(since, str) or not (since == "$" or _ID.match(since)):
+        raise InvalidInput(
+            f"since must be '$' (new changes), '0' (every retained change) or a change id "
+            f"like '1700000000000-0', not {since!r}"
+        )
+    return since
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One committed change, as recorded in the same atomic call that made it.
+
+    ``version`` is the item's version after the change (None for clear and external
+    records); per item, versions in the feed strictly increase. ``prev_version`` is 0
+    when the change created the item. ``value`` and ``old_value`` are filled when the
+    writer recorded values and the watcher asked for them (``has_values``); after a
+    delete or expire ``value`` is None. ``event`` names the Redis event of an
+    ``external`` record (``hset``, ``hdel``, ``del``, ``expired``, ``evicted``, ...,
+    or ``gap`` when the bridge was disconnected and may have missed some).
+    """
+
+    id: str
+    op: str
+    group: str | None
+    key: str | None
+    version: int | None
+    ts: float
+    prev_version: int = 0
+    value: Any = None
+    old_value: Any = None
+    has_values: bool = False
+    event: str | None = None
+    stream: bytes = field(default=b"", repr=False, compare=False)
+    consumer_group: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def created(self) -> bool:
+        """The change brought the item into existence (Motia's ``state:created``)."""
+        return self.op in ("set", "update", "increment") and self.prev_version == 0
+
+    def motia_event(self) -> dict[str, Any] | None:
+        """This change as Motia v1's state trigger event, or None when Motia has no such event.
+
+        set/update/increment map to ``state:created`` or ``state:updated``; delete, expire
+        and clear to ``state:deleted`` (a clear with ``key`` None: one event for the whole
+        group); external records have no Motia equivalent.
+        """
+        if self.op == "external" or self.group is None:
+            return None
+        if self.op in ("delete", "expire", "clear"):
+            kind = "state:deleted"
+        else:
+            kind = "state:created" if self.created else "state:updated"
+        return {
+            "event_type": kind,
+            "scope": self.group,
+            "key": self.key,
+            "old_value": self.old_value,
+            "new_value": self.value,
+        }
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="surrogateescape")
+
+
+def decode_entry(
+    stream: bytes,
+    entry_id: bytes,
+    fields: dict[bytes, bytes],
+    codec: Codec,
+    with_values: bool,
+    consumer_group: str | None,
+) -> Change:
+    """A stream entry as a `Change`; values are decoded only when asked for."""
+    ident = _text(entry_id)
+    op = _text(fields.get(b"op", b"external"))
+    group = _text(fields[b"group"]) if fields.get(b"group") else None
+    key = _text(fields[b"key"]) if fields.get(b"key") else None
+    version = int(fields.get(b"version") or 0)
+    has_values = with_values and b"value" in fields
+    value = old = None
+    if has_values:
+        if fields[b"value"]:
+            value = codec.decode(fields[b"value"])
+        if fields[b"old"]:
+            old = codec.decode(fields[b"old"])
+    event = fields.get(b"event")
+    return Change(
+        id=ident,
+        op=op,
+        group=group,
+        key=key,
+        version=version if op not in ("clear", "external") else None,
+        ts=int(ident.split("-", 1)[0]) / 1000,
+        prev_version=int(fields.get(b"prev") or 0),
+        value=value,
+        old_value=old,
+        has_values=has_values,
+        event=_text(event) if event is not None else None,
+        stream=stream,
+        consumer_group=consumer_group,
+    )
+
+
+def entry_fields(raw: list[bytes] | dict[bytes, bytes] | None) -> dict[bytes, bytes] | None:
+    """An entry's field list (RESP2: flat array; RESP3: map); None for a deleted entry."""
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        return raw
+    it = iter(raw)
+    return dict(zip(it, it, strict=True))

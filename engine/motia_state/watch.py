@@ -1,0 +1,239 @@
+"""Reading the change feed: plain watchers and durable consumer groups.
+
+`Reader` is sans-I/O like `RedisPlan`: each step yields Redis commands and gets
+their replies, so `State.watch` and `AsyncState.watch` share every decision and
+differ only in how they send. A watcher reads on a connection of its own (a
+blocking XREAD must not hold up other calls), re-issuing the blocking read at
+least every `MAX_BLOCK_S` so that a dead server is noticed.
+
+Plain watchers (XREAD) start after the newest entry (``since="$"``, resolved to
+a concrete id once, so nothing written between two reads is skipped), after an
+id, or at the oldest retained entry (``"0"``). Consumer groups (XREADGROUP)
+deliver each entry to one consumer of the group; a consumer first gets back what
+it was handed before and never acknowledged (its own pending entries, after a
+restart), and with ``claim_after`` it also takes over entries another consumer
+left unacknowledged that long (XAUTOCLAIM). Entries of groups the watcher does
+not follow are acknowledged for it, so they never sit pending.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Iterable, Sequence
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from . import changes, validate
+from .changes import Change
+from .codecs import Codec
+from .errors import InvalidInput, Unsupported
+from .layout import KeyLayout
+
+Steps = Generator[tuple[Any, ...], Any, Any]
+
+MAX_BLOCK_S = 5.0
+COUNT = 512  # entries per read
+SOCKET_SLACK_S = 10.0  # a watcher's socket waits this much longer than its longest block
+
+
+def consumer_of(consumer: object) -> tuple[str, str] | None:
+    if consumer is None:
+        return None
+    if (
+        not isinstance(consumer, tuple)
+        or len(consumer) != 2
+        or not all(isinstance(part, str) and part for part in consumer)
+    ):
+        raise InvalidInput(
+            f"consumer must be a (group name, consumer name) pair of non-empty str, "
+            f"like ('billing', 'worker-1'), not {consumer!r}"
+        )
+    return consumer
+
+
+def group_names(groups: str | Iterable[str] | None) -> list[str] | None:
+    """``groups`` as a list (a str is one group name; None: every group)."""
+    if groups is None:
+        return None
+    return [groups] if isinstance(groups, str) else list(groups)
+
+
+def seconds(name: str, value: object, *, zero: bool = False) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value == value:
+        raise InvalidInput(f"{name} must be a number of seconds or None, not {value!r}")
+    if value < 0 or (value == 0 and not zero):
+        raise InvalidInput(f"{name} must be {'>= 0' if zero else '> 0'} seconds, got {value!r}")
+    return float(value)
+
+
+class Reader:
+    """One watcher's position in the feed and how it moves on."""
+
+    def __init__(
+        self,
+        layout: KeyLayout,
+        codec: Codec,
+        *,
+        groups: str | Iterable[str] | None,
+        since: object,
+        consumer: object,
+        claim_after: object,
+        block: object,
+        with_values: bool,
+    ) -> None:
+        names = group_names(groups)
+        self.groups = None if names is None else frozenset(validate.group(g) for g in names)
+        if self.groups is not None and not self.groups:
+            raise InvalidInput("groups must name at least one group, or be None for all")
+        self.since = changes.stream_id(since)
+        self.consumer = consumer_of(consumer)
+        self.claim_after = seconds("claim_after", claim_after)
+        if self.claim_after is not None and self.consumer is None:
+            raise InvalidInput("claim_after needs a consumer=(group, name) to claim for")
+        self.block = seconds("block", block, zero=True)
+        self.with_values = bool(with_values)
+        self._codec = codec
+        if layout.cluster and self.groups is None:
+            raise Unsupported("watching every group of a Redis Cluster is not available yet")
+        # Standalone: one stream for every group, filtered here; Cluster: one per group.
+        followed = sorted(self.groups) if layout.cluster and self.groups else [""]
+        self.streams = list(dict.fromkeys(layout.changes(g) for g in followed))
+        self._ids: dict[bytes, str] = {}
+        self._claim_cursor: dict[bytes, str] = {s: "0-0" for s in self.streams}
+        self._last_claim = 0.0
+        self._started = False
+        self._quiet_since = time.monotonic()
+
+    @property
+    def _cg(self) -> str:
+        assert self.consumer is not None
+        return self.consumer[0]
+
+    def start(self) -> Steps:
+        """Fix the starting point: create the consumer group, or resolve '$' to an id."""
+        for stream in self.streams:
+            if self.consumer is not None:
+                try:
+                    yield ("XGROUP", "CREATE", stream, self._cg, self.since, "MKSTREAM")
+                except ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):  # an existing group keeps its position
+                        raise
+                self._ids[stream] = "0"  # first: what was handed to this consumer before
+            elif self.since == "$":
+                last = yield ("XREVRANGE", stream, "+", "-", "COUNT", 1)
+                self._ids[stream] = last[0][0].decode() if last else "0-0"
+            else:
+                self._ids[stream] = self.since
+
+    def round(self) -> Steps:
+        """One read: the changes found, or ``[None]`` once ``block`` elapsed with none."""
+        if not self._started:
+            yield from self.start()
+            self._started = True
+        wait = MAX_BLOCK_S if self.block is None else min(self.block, MAX_BLOCK_S)
+        if self.claim_after is not None:
+            wait = min(wait, self.claim_after / 2)
+        found = yield from self.poll(wait or None)
+        now = time.monotonic()
+        if found:
+            self._quiet_since = now
+            return found
+        if self.block is not None and now - self._quiet_since >= self.block:
+            self._quiet_since = now
+            return [None]
+        return []
+
+    def poll(self, block: float | None) -> Steps:
+        """Changes since the last poll, waiting up to ``block`` seconds (None: no waiting)."""
+        found: list[Change] = []
+        if self.claim_after is not None:
+            found += yield from self._claim()
+            if found:
+                return found
+        history = [s for s in self.streams if self._ids[s] != ">"]
+        wait = [] if history or block is None else ["BLOCK", max(1, round(block * 1000))]
+        ids = [self._ids[s] for s in self.streams]
+        if self.consumer is None:
+            head: tuple[Any, ...] = ("XREAD", "COUNT", COUNT, *wait)
+        else:
+            head = ("XREADGROUP", "GROUP", self._cg, self.consumer[1], "COUNT", COUNT, *wait)
+        reply = yield (*head, "STREAMS", *self.streams, *ids)
+        for stream, entries in _streams(reply):
+            if not entries and self._ids[stream] != ">" and self.consumer is not None:
+                self._ids[stream] = ">"  # own pending entries done: new ones from now on
+                continue
+            if entries and (self.consumer is None or self._ids[stream] != ">"):
+                self._ids[stream] = entries[-1][0].decode()
+            found += yield from self._accept(stream, entries)
+        return found
+
+    def _claim(self) -> Steps:
+        assert self.claim_after is not None
+        assert self.consumer is not None
+        now = time.monotonic()
+        if now - self._last_claim < self.claim_after / 2:
+            return []
+        self._last_claim = now
+        found: list[Change] = []
+        idle = max(1, round(self.claim_after * 1000))
+        for stream in self.streams:
+            reply = yield (
+                "XAUTOCLAIM",
+                stream,
+                self._cg,
+                self.consumer[1],
+                idle,
+                self._claim_cursor[stream],
+                "COUNT",
+                COUNT,
+            )
+            self._claim_cursor[stream] = reply[0].decode()
+            if reply[0] != b"0-0":
+                self._last_claim = 0.0  # more to claim: go on at the next poll
+            found += yield from self._accept(stream, reply[1])
+        return found
+
+    def _accept(self, stream: bytes, entries: list[Any]) -> Steps:
+        """Decode entries; acknowledge at once those no caller will see (other groups, trimmed)."""
+        found: list[Change] = []
+        skipped: list[bytes] = []
+        cg = None if self.consumer is None else self._cg
+        for entry_id, raw in entries:
+            fields = changes.entry_fields(raw)
+            if fields is None:  # pending, but trimmed from the stream meanwhile
+                skipped.append(entry_id)
+                continue
+            change = changes.decode_entry(
+                stream, entry_id, fields, self._codec, self.with_values, cg
+            )
+            if self.groups is not None and change.group not in self.groups:
+                skipped.append(entry_id)
+                continue
+            found.append(change)
+        if skipped and cg is not None:
+            yield ("XACK", stream, cg, *skipped)
+        return found
+
+
+def _streams(reply: Any) -> list[tuple[bytes, list[Any]]]:
+    """XREAD/XREADGROUP replies: None on timeout, a map in RESP3, pairs in RESP2."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return [(k, v or []) for k, v in reply.items()]
+    return [(k, v or []) for k, v in reply]
+
+
+def ack_calls(pending: Sequence[Change]) -> list[tuple[Any, ...]]:
+    """XACK commands for changes read through a consumer group, one per stream and group."""
+    by_target: dict[tuple[bytes, str], list[str]] = {}
+    for change in pending:
+        if not isinstance(change, Change) or change.consumer_group is None:
+            raise InvalidInput(
+                f"ack() takes changes read with watch(consumer=(group, name)); got {change!r}"
+            )
+        by_target.setdefault((change.stream, change.consumer_group), []).append(change.id)
+    return [("XACK", s, cg, *ids) for (s, cg), ids in by_target.items()]

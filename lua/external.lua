@@ -1,0 +1,13 @@
+-- external: record a change made outside the engine, as the keyspace bridge saw it.
+-- uses: common
+-- KEYS[1] change stream.
+-- ARGV[1] feed settings (see include/common.lua), ARGV[2] group name ('' for a gap record:
+--   the bridge may have missed events), ARGV[3] the Redis event (hset, hdel, del, expired,
+--   evicted, ..., or 'gap').
+-- Returns 1.
+-- Keys touched: KEYS[1] (XADD, XTRIM). No markers: it touches no data hash.
+local feed = feed_parse(ARGV[1])
+feed.streams[KEYS[1]] = true
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', feed.maxlen, '*',
+  'op', 'external', 'group', ARGV[2], 'key', '', 'version', '0', 'prev', '0', 'event', ARGV[3])
+return feed_close(feed, 1)
