@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import os
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ from motia_state import AsyncGroupView, AsyncState, State
 from motia_state.backends import embedded
 from motia_state.layout import KeyLayout
 from motia_state.server import ServerProcess, standalone
+from motia_state.subscriptions import AsyncSubscription
+from motia_state.watch import AsyncWatch
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_CONF = ROOT / "docker" / "redis.conf"
@@ -170,7 +173,12 @@ class Blocking:
         def call(*args: Any, **kwargs: Any) -> Any:
             result = attr(*args, **kwargs)
             if inspect.iscoroutine(result):
-                return self._loop.run_until_complete(result)
+                result = self._loop.run_until_complete(result)
+                if isinstance(result, AsyncSubscription):
+                    return BlockingSubscription(result, self._loop)
+                return result
+            if isinstance(result, AsyncWatch):
+                return BlockingWatch(self._loop.run_until_complete(result._start()), self._loop)
             if isinstance(result, AsyncIterator):
                 return self._drain(result)
             if isinstance(result, AsyncGroupView):
@@ -205,6 +213,48 @@ class Blocking:
     def pause(self, seconds: float) -> None:
         """Sleep with the event loop running, so background tasks (the sweeper) get to run."""
         self._loop.run_until_complete(asyncio.sleep(seconds))
+
+
+class BlockingWatch:
+    """`AsyncWatch` driven from synchronous code, like `motia_state.watch.Watch`."""
+
+    def __init__(self, watch: AsyncWatch, loop: asyncio.AbstractEventLoop) -> None:
+        self._watch = watch
+        self._loop = loop
+
+    def __iter__(self) -> BlockingWatch:
+        return self
+
+    def __next__(self) -> Any:
+        return self._loop.run_until_complete(self._watch.__anext__())
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._watch.aclose())
+
+    def __enter__(self) -> BlockingWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BlockingSubscription:
+    """An `AsyncState.on_change` subscription, stopped like a `Subscription` thread."""
+
+    def __init__(self, subscription: AsyncSubscription, loop: asyncio.AbstractEventLoop) -> None:
+        self._subscription = subscription
+        self._loop = loop
+
+    def stop(self) -> None:
+        self._loop.run_until_complete(self._subscription.stop())
+
+
+def settle(state: Any, seconds: float) -> None:
+    """Let time pass; for an async state, with its event loop running its tasks."""
+    if isinstance(state, Blocking):
+        state.pause(seconds)
+    else:
+        time.sleep(seconds)
 
 
 Opener = Callable[..., Any]

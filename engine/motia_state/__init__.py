@@ -6,6 +6,8 @@ version and appends a change record. Start with `State.from_url` or
 """
 
 from .async_state import AsyncGroupView, AsyncState
+from .bridge import Bridge
+from .changes import Change
 from .codecs import JsonCodec, MsgpackCodec
 from .core import Transaction
 from .errors import (
@@ -31,6 +33,8 @@ __all__ = [
     "AsyncGroupView",
     "AsyncState",
     "BackendUnavailable",
+    "Bridge",
+    "Change",
     "DecodeError",
     "EncodeError",
     "GroupView",

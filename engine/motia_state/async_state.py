@@ -11,12 +11,14 @@ from typing import Any, TypeVar
 
 from . import connect, ops
 from .backends.base import AsyncBackend
+from .bridge import Bridge
 from .changes import Change
 from .core import DEFAULT_SCAN_BATCH, Core, Plan, Transaction
+from .errors import Unsupported
 from .ops import Item
-from .subscriptions import TICK_S, subscribe
+from .subscriptions import TICK_S, AsyncSubscription
 from .sweeper import sweep_forever
-from .watch import Reader, group_names
+from .watch import BATCH, AsyncWatch, Reader, group_names
 
 R = TypeVar("R")
 
@@ -27,11 +29,23 @@ class AsyncState:
     def __init__(self, backend: AsyncBackend, core: Core) -> None:
         self._backend = backend
         self._core = core
+        self._source: tuple[str | None, dict[str, Any]] | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(cls, url: str | None = None, **options: Any) -> AsyncState:
-        return cls(*connect.open_async(url, options))
+        state = cls(*connect.open_async(url, options))
+        state._source = (url, options)
+        return state
+
+    async def track(self) -> Bridge:
+        """`State.track`: the bridge runs in a thread with connections of its own."""
+        self._backend.session()  # Unsupported where there is no feed
+        if self._source is None:
+            raise Unsupported("track() needs an AsyncState made by AsyncState.from_url")
+        url, options = self._source
+        bridge = await asyncio.to_thread(Bridge.from_url, url, **options)
+        return await asyncio.to_thread(bridge.start)
 
     def __repr__(self) -> str:
         return f"AsyncState({self._backend.describe!r})"
@@ -197,9 +211,11 @@ class AsyncState:
         consumer: tuple[str, str] | None = None,
         claim_after: float | None = None,
         with_values: bool = False,
-    ) -> AsyncIterator[Change | None]:
+        batch: int = BATCH,
+    ) -> AsyncWatch:
         """`State.watch` as an async iterator (on a connection of its own, outside the
-        auto-pipeline, so a blocking read holds up no other task)."""
+        auto-pipeline, so a blocking read holds up no other task). ``await`` it to fix its
+        position at once; else the first iteration does."""
         session = self._backend.session()
         reader = Reader(
             session.layout,
@@ -210,13 +226,14 @@ class AsyncState:
             claim_after=claim_after,
             block=block,
             with_values=with_values,
+            batch=batch,
         )
-        return _watching(session, reader)
+        return AsyncWatch(session, reader)
 
     async def ack(self, *changes: Change) -> int:
         return await self._backend.execute(ops.Ack(changes)) if changes else 0
 
-    def on_change(
+    async def on_change(
         self,
         groups: str | Iterable[str] | None,
         handler: Callable[[Change], Awaitable[Any] | Any],
@@ -225,13 +242,12 @@ class AsyncState:
         claim_after: float | None = None,
         since: str = "$",
         with_values: bool = False,
-    ) -> asyncio.Task[None]:
-        """`State.on_change` as a task (the handler may be a coroutine function); cancel it
-        to stop."""
-        self.watch(groups, since=since, consumer=consumer, claim_after=claim_after)  # checks
+    ) -> AsyncSubscription:
+        """`State.on_change` as a task started now (the handler may be a coroutine function);
+        ``await subscription.stop()`` ends it."""
         names = group_names(groups)
 
-        def watch(last: str | None) -> AsyncIterator[Change | None]:
+        def watch(last: str | None) -> AsyncWatch:
             return self.watch(
                 names,
                 since=last or since,
@@ -241,17 +257,9 @@ class AsyncState:
                 with_values=with_values,
             )
 
+        first = await watch(None)  # checks the arguments, and fixes the position now
         ack = self.ack if consumer else None
-        return asyncio.get_running_loop().create_task(subscribe(watch, handler, ack))
-
-
-async def _watching(session: Any, reader: Reader) -> AsyncIterator[Change | None]:
-    try:
-        while True:
-            for change in await session.run(reader.round()):
-                yield change
-    finally:
-        await session.aclose()
+        return AsyncSubscription(first, watch, handler, ack)
 
 
 class AsyncGroupView:

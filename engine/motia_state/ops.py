@@ -186,3 +186,11 @@ class External(Op[None]):
 
     group: str | None
     event: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lease(Op[bool]):
+    """Take or renew the keyspace bridge's lease for ``ms``; False while another holds it."""
+
+    token: str
+    ms: int

@@ -10,12 +10,13 @@ from typing import Any, TypeVar
 
 from . import connect, ops
 from .backends.base import Backend
+from .bridge import Bridge
 from .changes import Change
 from .core import DEFAULT_SCAN_BATCH, Core, Plan, Transaction
 from .ops import Item
 from .subscriptions import TICK_S, Subscription
 from .sweeper import Sweeper
-from .watch import Reader, group_names
+from .watch import BATCH, Reader, Watch, group_names
 
 R = TypeVar("R")
 
@@ -36,6 +37,12 @@ class State:
     @classmethod
     def from_url(cls, url: str | None = None, **options: Any) -> State:
         return cls(*connect.open_sync(url, options))
+
+    def track(self) -> Bridge:
+        """Start the keyspace bridge in this process (a daemon thread; ``stop()`` ends it):
+        changes other tools make to the data hashes become ``external`` feed records.
+        Run one per server (more stand by); ``motia-state track`` runs it on its own."""
+        return Bridge(self._backend).start()
 
     def __repr__(self) -> str:
         return f"State({self._backend.describe!r})"
@@ -219,7 +226,8 @@ class State:
         consumer: tuple[str, str] | None = None,
         claim_after: float | None = None,
         with_values: bool = False,
-    ) -> Iterator[Change | None]:
+        batch: int = BATCH,
+    ) -> Watch:
         """Iterate over committed changes of ``groups`` (None: every group), in commit order.
 
         ``since``: '$' only changes from now on, '0' every retained change first, or a
@@ -228,8 +236,10 @@ class State:
         reads as that consumer group (created on first use; acknowledge with `ack`);
         ``claim_after``: take over changes another consumer left unacknowledged that many
         seconds. ``with_values``: decode the values writers recorded (``record_values``).
-        The iterator reads on a connection of its own; close it (or leave the loop) to
-        release it. Needs a Redis backend; memory:// and file:// raise `Unsupported`.
+        ``batch``: changes fetched per read (consumers of one group share work per batch).
+        The iterator's position is fixed when this returns; it reads on a connection of
+        its own: close it (or use ``with``) to release it. Needs a Redis backend;
+        memory:// and file:// raise `Unsupported`.
         """
         session = self._backend.session()
         reader = Reader(
@@ -241,8 +251,9 @@ class State:
             claim_after=claim_after,
             block=block,
             with_values=with_values,
+            batch=batch,
         )
-        return _watching(session, reader)
+        return Watch(session, reader)
 
     def ack(self, *changes: Change) -> int:
         """Acknowledge changes read with ``consumer=``; returns how many were pending."""
@@ -264,10 +275,9 @@ class State:
         that raises stays pending (logged), for a restart or for ``claim_after``. A lost
         connection is logged and retried. Returns the started thread; ``stop()`` ends it.
         """
-        self.watch(groups, since=since, consumer=consumer, claim_after=claim_after)  # checks
         names = group_names(groups)
 
-        def watch(last: str | None) -> Iterator[Change | None]:
+        def watch(last: str | None) -> Watch:
             return self.watch(
                 names,
                 since=last or since,
@@ -277,17 +287,10 @@ class State:
                 with_values=with_values,
             )
 
-        subscription = Subscription(watch, handler, self.ack if consumer else None)
+        first = watch(None)  # checks the arguments, and fixes the position now
+        subscription = Subscription(first, watch, handler, self.ack if consumer else None)
         subscription.start()
         return subscription
-
-
-def _watching(session: Any, reader: Reader) -> Iterator[Change | None]:
-    try:
-        while True:
-            yield from session.run(reader.round())
-    finally:
-        session.close()
 
 
 class GroupView:

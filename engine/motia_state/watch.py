@@ -12,7 +12,7 @@ id, or at the oldest retained entry (``"0"``). Consumer groups (XREADGROUP)
 deliver each entry to one consumer of the group; a consumer first gets back what
 it was handed before and never acknowledged (its own pending entries, after a
 restart), and with ``claim_after`` it also takes over entries another consumer
-left unacknowledged that long (XAUTOCLAIM). Entries of groups the watcher does
+left unacknowledged that long (XPENDING IDLE + XCLAIM). Entries of groups the watcher does
 not follow are acknowledged for it, so they never sit pending.
 """
 
@@ -33,7 +33,7 @@ from .layout import KeyLayout
 Steps = Generator[tuple[Any, ...], Any, Any]
 
 MAX_BLOCK_S = 5.0
-COUNT = 512  # entries per read
+BATCH = 100  # entries per read, by default
 SOCKET_SLACK_S = 10.0  # a watcher's socket waits this much longer than its longest block
 
 
@@ -83,6 +83,7 @@ class Reader:
         claim_after: object,
         block: object,
         with_values: bool,
+        batch: object = BATCH,
     ) -> None:
         names = group_names(groups)
         self.groups = None if names is None else frozenset(validate.group(g) for g in names)
@@ -94,6 +95,7 @@ class Reader:
         if self.claim_after is not None and self.consumer is None:
             raise InvalidInput("claim_after needs a consumer=(group, name) to claim for")
         self.block = seconds("block", block, zero=True)
+        self.batch = validate.positive_int("batch", batch)
         self.with_values = bool(with_values)
         self._codec = codec
         if layout.cluster and self.groups is None:
@@ -102,7 +104,7 @@ class Reader:
         followed = sorted(self.groups) if layout.cluster and self.groups else [""]
         self.streams = list(dict.fromkeys(layout.changes(g) for g in followed))
         self._ids: dict[bytes, str] = {}
-        self._claim_cursor: dict[bytes, str] = {s: "0-0" for s in self.streams}
+        self._claim_cursor: dict[bytes, str] = {s: "-" for s in self.streams}
         self._last_claim = 0.0
         self._started = False
         self._quiet_since = time.monotonic()
@@ -114,6 +116,9 @@ class Reader:
 
     def start(self) -> Steps:
         """Fix the starting point: create the consumer group, or resolve '$' to an id."""
+        if self._started:
+            return
+        self._started = True
         for stream in self.streams:
             if self.consumer is not None:
                 try:
@@ -130,9 +135,7 @@ class Reader:
 
     def round(self) -> Steps:
         """One read: the changes found, or ``[None]`` once ``block`` elapsed with none."""
-        if not self._started:
-            yield from self.start()
-            self._started = True
+        yield from self.start()
         wait = MAX_BLOCK_S if self.block is None else min(self.block, MAX_BLOCK_S)
         if self.claim_after is not None:
             wait = min(wait, self.claim_after / 2)
@@ -149,17 +152,19 @@ class Reader:
     def poll(self, block: float | None) -> Steps:
         """Changes since the last poll, waiting up to ``block`` seconds (None: no waiting)."""
         found: list[Change] = []
-        if self.claim_after is not None:
+        history = [s for s in self.streams if self._ids[s] != ">"]
+        if self.claim_after is not None and not history:
+            # only once this consumer's own pending entries are delivered: claimed entries
+            # become its own pending entries too, and must not come twice
             found += yield from self._claim()
             if found:
                 return found
-        history = [s for s in self.streams if self._ids[s] != ">"]
         wait = [] if history or block is None else ["BLOCK", max(1, round(block * 1000))]
         ids = [self._ids[s] for s in self.streams]
         if self.consumer is None:
-            head: tuple[Any, ...] = ("XREAD", "COUNT", COUNT, *wait)
+            head: tuple[Any, ...] = ("XREAD", "COUNT", self.batch, *wait)
         else:
-            head = ("XREADGROUP", "GROUP", self._cg, self.consumer[1], "COUNT", COUNT, *wait)
+            head = ("XREADGROUP", "GROUP", self._cg, self.consumer[1], "COUNT", self.batch, *wait)
         reply = yield (*head, "STREAMS", *self.streams, *ids)
         for stream, entries in _streams(reply):
             if not entries and self._ids[stream] != ">" and self.consumer is not None:
@@ -171,6 +176,11 @@ class Reader:
         return found
 
     def _claim(self) -> Steps:
+        """Take over entries other consumers of the group left unacknowledged too long.
+
+        XPENDING (IDLE) finds them and XCLAIM moves them, rather than XAUTOCLAIM, which
+        would also hand this consumer back the changes it holds right now.
+        """
         assert self.claim_after is not None
         assert self.consumer is not None
         now = time.monotonic()
@@ -179,21 +189,19 @@ class Reader:
         self._last_claim = now
         found: list[Change] = []
         idle = max(1, round(self.claim_after * 1000))
+        me = self.consumer[1].encode()
         for stream in self.streams:
-            reply = yield (
-                "XAUTOCLAIM",
-                stream,
-                self._cg,
-                self.consumer[1],
-                idle,
-                self._claim_cursor[stream],
-                "COUNT",
-                COUNT,
-            )
-            self._claim_cursor[stream] = reply[0].decode()
-            if reply[0] != b"0-0":
-                self._last_claim = 0.0  # more to claim: go on at the next poll
-            found += yield from self._accept(stream, reply[1])
+            start = self._claim_cursor[stream]
+            page = yield ("XPENDING", stream, self._cg, "IDLE", idle, start, "+", self.batch)
+            if len(page) < self.batch:
+                self._claim_cursor[stream] = "-"  # the end: start over next time
+            else:
+                self._claim_cursor[stream] = "(" + page[-1][0].decode()
+                self._last_claim = 0.0  # more to look at: go on at the next poll
+            ids = [entry[0] for entry in page if entry[1] != me]
+            if ids:
+                entries = yield ("XCLAIM", stream, self._cg, self.consumer[1], idle, *ids)
+                found += yield from self._accept(stream, [e for e in entries if e is not None])
         return found
 
     def _accept(self, stream: bytes, entries: list[Any]) -> Steps:
@@ -237,3 +245,76 @@ def ack_calls(pending: Sequence[Change]) -> list[tuple[Any, ...]]:
             )
         by_target.setdefault((change.stream, change.consumer_group), []).append(change.id)
     return [("XACK", s, cg, *ids) for (s, cg), ids in by_target.items()]
+
+
+class Watch:
+    """`State.watch`'s iterator: started (its position fixed) when created; `close` it, or
+    leave the loop, to release its connection."""
+
+    def __init__(self, session: Any, reader: Reader) -> None:
+        self._session = session
+        self._reader = reader
+        self._buffer: list[Change | None] = []
+        try:
+            session.run(reader.start())
+        except BaseException:
+            session.close()
+            raise
+
+    def __iter__(self) -> Watch:
+        return self
+
+    def __next__(self) -> Change | None:
+        while not self._buffer:
+            self._buffer = self._session.run(self._reader.round())
+        return self._buffer.pop(0)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self._session.close()
+
+
+class AsyncWatch:
+    """`AsyncState.watch`'s async iterator. ``await`` it to fix its position at once (else
+    the first ``__anext__`` does); `aclose` it to release its connection."""
+
+    def __init__(self, session: Any, reader: Reader) -> None:
+        self._session = session
+        self._reader = reader
+        self._buffer: list[Change | None] = []
+
+    def __await__(self) -> Generator[Any, None, AsyncWatch]:
+        return self._start().__await__()
+
+    async def _start(self) -> AsyncWatch:
+        try:
+            await self._session.run(self._reader.start())
+        except BaseException:
+            await self._session.aclose()
+            raise
+        return self
+
+    def __aiter__(self) -> AsyncWatch:
+        return self
+
+    async def __anext__(self) -> Change | None:
+        while not self._buffer:
+            self._buffer = await self._session.run(self._reader.round())
+        return self._buffer.pop(0)
+
+    async def aclose(self) -> None:
+        await self._session.aclose()
+
+    async def __aenter__(self) -> AsyncWatch:
+        return await self._start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

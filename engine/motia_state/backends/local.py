@@ -305,7 +305,7 @@ def no_feed(describe: str) -> Unsupported:
 
 
 def apply(groups: Groups, op: ops.Op[T]) -> T:
-    if isinstance(op, (ops.Ack, ops.External)):
+    if isinstance(op, (ops.Ack, ops.External, ops.Lease)):
         raise no_feed("this backend")
     handler = READS.get(type(op)) or WRITES[type(op)]
     result: T = handler(groups, op)

@@ -99,6 +99,7 @@ class RedisPlan:
             ops.Cleanup: self._cleanup,
             ops.Ack: self._ack,
             ops.External: self._external,
+            ops.Lease: self._lease,
         }
 
     def steps(self, op: ops.Op[T]) -> Steps[T]:
@@ -393,6 +394,10 @@ class RedisPlan:
     def _external(self, op: ops.External) -> Steps[None]:
         stream = self.layout.changes(op.group or "")
         yield from self._script("external", [stream], [self._feed, op.group or "", op.event])
+
+    def _lease(self, op: ops.Lease) -> Steps[bool]:
+        reply = yield from self._script("lease", [self.layout.bridge_lease()], [op.token, op.ms])
+        return bool(reply)
 
     def _clear(self, op: ops.Clear) -> Steps[int]:
         keys = self.layout.group_keys(op.group)

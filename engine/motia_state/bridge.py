@@ -1,0 +1,230 @@
+"""The keyspace bridge: changes made outside the engine become ``external`` feed records.
+
+Somebody runs ``redis-cli HSET motia:state:orders o1 ...``, a hash gets an EXPIRE
+by hand, the server evicts a group under memory pressure: none of that passes
+through the engine's scripts, so none of it is in the feed. The bridge listens
+to Redis keyspace notifications for the data hashes (``__keyspace@<db>__:<prefix>*``)
+and appends one ``external`` record per event, naming the group and the Redis
+event (a notification never names the hash field, so neither can the record).
+
+Engine writes are never reported twice: every write script publishes ``1`` on
+the marker channel before it touches anything and ``0`` when it is done (see
+``lua/include/common.lua``). Pub/sub delivers the markers and the keyspace
+notifications on the bridge's one connection in execution order, and a script
+runs atomically, so every notification between a ``1`` and its ``0`` is the
+engine's own, already recorded by the script itself. ``expired`` and ``evicted``
+are the server's doing and are always reported.
+
+Keyspace notifications are pub/sub: fire and forget. Whatever happens while the
+bridge is not subscribed (a restart, a dropped connection, a failover) is lost
+to it. The bridge cannot replay it, so it says so: each time it starts
+listening, it first appends an ``external`` record with event ``gap`` and no
+group, and consumers that care re-read what they depend on. Only one bridge
+records at a time (a lease renewed every few seconds); others wait as standbys
+and take over, with a ``gap`` record, when the lease lapses.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from redis.exceptions import ResponseError
+
+from . import connect, ops
+from .errors import BackendUnavailable, StateError, Unsupported
+from .layout import escape_glob
+
+log = logging.getLogger("motia_state")
+
+LEASE_S = 10.0
+RETRY_S = 1.0
+# Notification classes the bridge needs: K keyspace channels, h hash commands, g generic
+# commands (DEL, EXPIRE, RENAME, ...), x expired, e evicted. 'A' stands for all classes.
+NEEDED_FLAGS = "Khgxe"
+ALWAYS_EXTERNAL = frozenset({"expired", "evicted"})
+
+
+def missing_flags(current: str) -> str:
+    """The notification flags ``current`` lacks for the bridge ('' when none)."""
+    have = set(current)
+    if "A" in have:
+        have |= set("g$lshzxetd")
+    return "".join(flag for flag in NEEDED_FLAGS if flag not in have)
+
+
+def enable_notifications(client: redis.Redis) -> str:
+    """Turn on the keyspace notifications the bridge needs; returns the flags now set.
+
+    Raises `Unsupported` when the server refuses CONFIG (managed services, ACLs) and the
+    flags are not already on: the operator must set them in the server's configuration.
+    """
+    try:
+        reply: Any = client.config_get("notify-keyspace-events")
+    except ResponseError as exc:
+        raise Unsupported(
+            f"cannot read notify-keyspace-events ({exc}); set it to include "
+            f"'{NEEDED_FLAGS}' in the server's configuration and run the bridge again"
+        ) from None
+    raw = reply.get("notify-keyspace-events", reply.get(b"notify-keyspace-events", b""))
+    current: str = raw.decode() if isinstance(raw, bytes) else str(raw)
+    missing = missing_flags(current)
+    if not missing:
+        return current
+    try:
+        client.config_set("notify-keyspace-events", current + missing)
+    except ResponseError as exc:
+        raise Unsupported(
+            f"the server refused CONFIG SET notify-keyspace-events ({exc}); it has "
+            f"{current!r} and the bridge needs '{NEEDED_FLAGS}': set it in the server's "
+            "configuration (for managed services, in their parameter settings)"
+        ) from None
+    return current + missing
+
+
+class Bridge:
+    """Runs the keyspace bridge for one state: `run` in the foreground, `start` in a thread."""
+
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        lease_s: float = LEASE_S,
+        on_record: Callable[[str | None, str], None] | None = None,
+        owned: bool = False,
+    ) -> None:
+        self._backend = backend
+        self._session = backend.session()  # Unsupported where there is no feed
+        self._layout = self._session.layout
+        self._plan = self._session.plan
+        self.describe: str = backend.describe
+        self._lease_s = lease_s
+        self._token = uuid.uuid4().hex
+        self._on_record = on_record
+        self._owned = owned  # close the backend when the bridge stops
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.recorded = 0
+        self.listening = threading.Event()
+        self.standby = False
+        self.flags = ""
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str | None = None,
+        *,
+        on_record: Callable[[str | None, str], None] | None = None,
+        **options: Any,
+    ) -> Bridge:
+        """A bridge with connections of its own (what `AsyncState.track` and the CLI use);
+        ``options`` are those of `State.from_url`."""
+        backend, _ = connect.open_sync(url, options)
+        try:
+            return cls(backend, owned=True, on_record=on_record)
+        except BaseException:
+            backend.close()
+            raise
+
+    def _run(self, op: ops.Op[Any]) -> Any:
+        return self._session.run(self._plan.steps(op))
+
+    def _record(self, group: str | None, event: str) -> None:
+        self._run(ops.External(group, event))
+        self.recorded += 1
+        if self._on_record is not None:
+            self._on_record(group, event)
+
+    def run(self) -> None:
+        """Record external changes until `stop`; survives restarts and lost connections."""
+        while not self._stopped.is_set():
+            try:
+                if not self._run(ops.Lease(self._token, round(self._lease_s * 1000))):
+                    self.standby = True  # another bridge records; take over if it stops
+                    self._stopped.wait(self._lease_s / 3)
+                    continue
+                self.standby = False
+                self._listen()
+            except (redis.ConnectionError, redis.TimeoutError, BackendUnavailable) as exc:
+                self.listening.clear()
+                log.warning("keyspace bridge: %s; reconnecting in %.0f s", exc, RETRY_S)
+                self._stopped.wait(RETRY_S)
+        self._session.close()
+        if self._owned:
+            self._backend.close()
+
+    def _listen(self) -> None:
+        client: redis.Redis = self._backend.client
+        self.flags = enable_notifications(client)
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        channel_head = f"__keyspace@{db}__:".encode()
+        pubsub = client.pubsub()
+        try:
+            marker = self._layout.marker_channel()
+            pubsub.subscribe(marker)
+            pubsub.psubscribe(channel_head + escape_glob(self._layout.prefix) + b"*")
+            confirmed = 0
+            while confirmed < 2:  # events from here on reach us: only then declare the gap
+                message = pubsub.get_message(timeout=self._lease_s)
+                if message is None:
+                    raise redis.TimeoutError("no subscription confirmation from the server")
+                confirmed += message["type"] in ("subscribe", "psubscribe")
+            self._record(None, "gap")
+            self.listening.set()
+            self._pump(pubsub, marker, len(channel_head))
+        finally:
+            self.listening.clear()
+            pubsub.close()
+
+    def _pump(self, pubsub: Any, marker: bytes, head: int) -> None:
+        inside = False  # between an engine script's markers
+        renew_every = self._lease_s / 3
+        renewed = time.monotonic()
+        while not self._stopped.is_set():
+            if time.monotonic() - renewed >= renew_every:
+                if not self._run(ops.Lease(self._token, round(self._lease_s * 1000))):
+                    log.warning("keyspace bridge: lease lost to another bridge; standing by")
+                    return
+                renewed = time.monotonic()
+            message = pubsub.get_message(timeout=min(1.0, renew_every))
+            if message is None:
+                continue
+            if message["type"] == "message" and message["channel"] == marker:
+                inside = message["data"] == b"1"
+            elif message["type"] == "pmessage":
+                event = message["data"].decode()
+                if inside and event not in ALWAYS_EXTERNAL:
+                    continue
+                self._record(self._layout.group_of(message["channel"][head:]), event)
+
+    def start(self, timeout: float = 30.0) -> Bridge:
+        """Run in a daemon thread; returns once the bridge listens or stands by for another
+        one, and raises why it cannot run (notifications refused, ...)."""
+        failure: list[BaseException] = []
+
+        def main() -> None:
+            try:
+                self.run()
+            except StateError as exc:
+                failure.append(exc)
+
+        self._thread = threading.Thread(target=main, name="motia-state-bridge", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not (self.listening.is_set() or self.standby or failure):
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        if failure:
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)

@@ -1,0 +1,400 @@
+"""The change feed: watch, consumer groups, values, retention, on_change and Motia's events."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from motia_state import Change, InvalidInput, Op, State, Unsupported
+from motia_state.watch import Watch
+
+from .conftest import Opener, Target, settle
+
+pytestmark = pytest.mark.redis_only
+
+
+def drain(watch: Any) -> list[Change]:
+    """Every change up to the first quiet ``block`` (the watch must have a block)."""
+    found = []
+    for change in watch:
+        if change is None:
+            return found
+        found.append(change)
+    return found
+
+
+def summary(changes: list[Change]) -> list[tuple[Any, ...]]:
+    return [(c.op, c.group, c.key, c.version) for c in changes]
+
+
+def test_watch_sees_every_kind_of_write_in_commit_order(state: Any) -> None:
+    state.set("orders", "before", 1)  # before the watch: not seen with since='$'
+    with state.watch(block=0.3) as watch:
+        state.set("orders", "o1", {"n": 1})
+        state.update("orders", "o1", [Op.increment("n", 2)])
+        state.increment("stats", "count", 5)
+        state.set_many("orders", {"o2": 2, "o3": 3})
+        state.delete("orders", "o2")
+        state.delete_many("orders", ["o3", "missing"])
+        with state.transaction() as tx:
+            tx.set("orders", "o4", 4)
+            tx.increment("stats", "count")
+        state.clear("stats")
+        changes = drain(watch)
+    assert summary(changes) == [
+        ("set", "orders", "o1", 1),
+        ("update", "orders", "o1", 2),
+        ("increment", "stats", "count", 1),
+        ("set", "orders", "o2", 1),
+        ("set", "orders", "o3", 1),
+        ("delete", "orders", "o2", 2),
+        ("delete", "orders", "o3", 2),
+        ("set", "orders", "o4", 3),  # above the group's floor: o2, o3 were deleted at 2
+        ("increment", "stats", "count", 2),
+        ("clear", "stats", None, None),
+    ]
+    ids = [c.id for c in changes]
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+    assert [c.prev_version for c in changes[:3]] == [0, 1, 0]
+    assert all(abs(c.ts - time.time()) < 60 for c in changes)
+
+
+def test_watch_filters_groups(state: Any) -> None:
+    with state.watch(["a", "c"], block=0.3) as watch:
+        for group in "abcab":
+            state.set(group, "k", group)
+        assert [(c.group, c.version) for c in drain(watch)] == [("a", 1), ("c", 1), ("a", 2)]
+
+
+def test_block_yields_none_when_quiet_and_zero_never_waits(state: Any) -> None:
+    with state.watch(block=0) as watch:
+        started = time.monotonic()
+        assert next(watch) is None
+        assert time.monotonic() - started < 1
+        state.set("g", "k", 1)
+        assert next(watch).key == "k"
+        assert next(watch) is None
+
+
+def test_replay_from_the_start_and_resume_after_any_id(state: Any) -> None:
+    for i in range(20):
+        state.set("g", f"k{i % 3}", i)
+    with state.watch(since="0", block=0.2) as watch:
+        history = drain(watch)
+    assert len(history) == 20
+    middle = history[7]
+    with state.watch(since=middle.id, block=0.2) as watch:
+        assert drain(watch) == history[8:]
+    with state.watch(since=middle, block=0.2) as watch:  # a Change works as the position too
+        assert drain(watch) == history[8:]
+
+
+def test_versions_in_the_feed_strictly_increase_per_item(state: Any) -> None:
+    with state.watch(block=0.3) as watch:
+        state.set("g", "k", 1)
+        state.set("g", "k", 2)
+        state.delete("g", "k")
+        state.set("g", "k", 3)  # re-created: continues above the delete
+        state.set("g", "other", 1)
+        state.clear("g")
+        state.increment("g", "k")  # after a clear: above everything the group had
+        with state.transaction() as tx:
+            tx.delete("g", "k")
+            tx.set("g", "k", "again")
+        changes = drain(watch)
+    versions = [c.version for c in changes if c.key == "k"]
+    assert versions == [1, 2, 3, 4, 6, 7, 8]
+    assert all(b > a for a, b in itertools.pairwise(versions))
+    assert state.get_item("g", "k").version == versions[-1]
+
+
+def test_every_committed_change_appears_exactly_once_across_many_writers(
+    open_state: Opener, target: Target
+) -> None:
+    writers, rounds = 4, 150
+    watcher = open_state()
+    with watcher.watch(block=1.0) as watch:
+
+        def write(n: int) -> None:
+            # a State of its own per thread: separate connections, truly concurrent
+            with State.from_url(target.url, **target.options) as own:
+                for i in range(rounds):
+                    own.increment("shared", "counter")
+                    own.set("mine", f"w{n}", i)
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        changes = drain(watch)
+    assert len(changes) == 2 * writers * rounds
+    assert len({c.id for c in changes}) == len(changes)
+    counter = [c.version for c in changes if c.group == "shared"]
+    assert counter == list(range(1, writers * rounds + 1))  # commit order, no gaps, no repeats
+    per_writer = Counter(c.key for c in changes if c.group == "mine")
+    assert per_writer == {f"w{n}": rounds for n in range(writers)}
+    for n in range(writers):
+        mine = [c.version for c in changes if c.key == f"w{n}"]
+        assert mine == list(range(1, rounds + 1))
+
+
+def test_values_are_recorded_only_when_asked(open_state: Opener) -> None:
+    recording = open_state(record_values=True, ttl=None)
+    plain = open_state()
+    with recording.watch(block=0.3, with_values=True) as watch:
+        recording.set("g", "k", {"a": [1, 2]})
+        recording.update("g", "k", [Op.set("b", None)])
+        recording.increment("g", "n", 3)
+        recording.delete("g", "k")
+        plain.set("g", "p", "not recorded")
+        changes = drain(watch)
+    assert [(c.op, c.old_value, c.value, c.has_values) for c in changes] == [
+        ("set", None, {"a": [1, 2]}, True),
+        ("update", {"a": [1, 2]}, {"a": [1, 2], "b": None}, True),
+        ("increment", None, 3, True),
+        ("delete", {"a": [1, 2], "b": None}, None, True),
+        ("set", None, None, False),
+    ]
+    with recording.watch(since="0", block=0.2) as watch:  # recorded, but not asked for
+        assert all(c.value is None and not c.has_values for c in drain(watch))
+
+
+def test_expiry_is_a_change_with_the_old_value(open_state: Opener) -> None:
+    state = open_state(record_values=True, cleanup_interval=None)
+    with state.watch(block=0.3, with_values=True) as watch:
+        state.set("g", "k", "short-lived", ttl=0.05)
+        settle(state, 0.2)
+        assert state.cleanup() == 1
+        changes = drain(watch)
+    assert [(c.op, c.version, c.old_value) for c in changes] == [
+        ("set", 1, None),
+        ("expire", 2, "short-lived"),
+    ]
+    assert changes[1].motia_event() == {
+        "event_type": "state:deleted",
+        "scope": "g",
+        "key": "k",
+        "old_value": "short-lived",
+        "new_value": None,
+    }
+
+
+def test_motia_event_names(open_state: Opener) -> None:
+    state = open_state(record_values=True)
+    with state.watch(block=0.3, with_values=True) as watch:
+        state.set("orders", "o1", {"total": 1})
+        state.set("orders", "o1", {"total": 2})
+        state.delete("orders", "o1")
+        state.set("orders", "o2", 1)
+        state.clear("orders")
+        events = [c.motia_event() for c in drain(watch)]
+    assert [(e["event_type"], e["key"]) for e in events] == [
+        ("state:created", "o1"),
+        ("state:updated", "o1"),
+        ("state:deleted", "o1"),
+        ("state:created", "o2"),
+        ("state:deleted", None),
+    ]
+    assert events[1] == {
+        "event_type": "state:updated",
+        "scope": "orders",
+        "key": "o1",
+        "old_value": {"total": 1},
+        "new_value": {"total": 2},
+    }
+
+
+def test_retention_by_length_and_by_age(open_state: Opener, target: Target) -> None:
+    short = open_state(changes_maxlen=50)
+    short.set_many("g", {f"k{i}": i for i in range(1000)})
+    stream = target.layout().changes("g")
+    with target.raw() as r:
+        assert 50 <= r.xlen(stream) < 300  # MAXLEN ~ trims whole stream nodes
+    young = open_state(changes_max_age=0.2)
+    young.set_many("g", {f"k{i}": i for i in range(500)})
+    settle(young, 0.4)
+    young.set("g", "last", 1)
+    with target.raw() as r:
+        first_id = r.xrange(stream, count=1)[0][0]
+        assert r.xlen(stream) < 300
+    assert int(first_id.split(b"-")[0]) > time.time() * 1000 - 5_000
+
+
+def test_consumer_group_delivers_each_change_once_and_redelivers_unacked(
+    open_state: Opener,
+) -> None:
+    state = open_state()
+    for i in range(6):
+        state.set("orders", f"o{i}", i)
+    first = state.watch("orders", since="0", consumer=("billing", "w1"), block=0.2)
+    got = [next(first) for _ in range(6)]
+    assert [c.key for c in got] == [f"o{i}" for i in range(6)]
+    assert state.ack(*got[:2]) == 2
+    first.close()  # "crashes" with four changes unacknowledged
+
+    again = state.watch("orders", consumer=("billing", "w1"), block=0.2)
+    assert [c.key for c in drain(again)] == ["o2", "o3", "o4", "o5"]  # its own pending first
+    again.close()
+
+    # w1 never comes back: w2 claims what w1 left unacknowledged for claim_after seconds
+    settle(state, 0.3)
+    other = state.watch("orders", consumer=("billing", "w2"), claim_after=0.2, block=0.3)
+    claimed = drain(other)
+    assert [c.key for c in claimed] == ["o2", "o3", "o4", "o5"]
+    assert state.ack(*claimed) == 4
+    state.set("orders", "new", 1)
+    assert [c.key for c in drain(other)] == ["new"]
+    other.close()
+    assert state.ack(*claimed) == 0  # acknowledged once only
+
+    # another consumer group reads the same changes independently, from where it starts
+    audit = state.watch(consumer=("audit", "a1"), since="0", block=0.2)
+    assert len(drain(audit)) == 7
+    audit.close()
+
+
+def test_consumers_of_one_group_share_the_work(open_state: Opener) -> None:
+    state = open_state()
+    one = state.watch(consumer=("workers", "one"), block=0.2, batch=2)
+    two = state.watch(consumer=("workers", "two"), block=0.2, batch=2)
+    for i in range(10):
+        state.set("jobs", f"j{i}", i)
+    a = [next(one) for _ in range(4)]
+    b = drain(two)
+    rest = drain(one)
+    keys = [c.key for c in a + b + rest]
+    assert sorted(keys) == sorted(f"j{i}" for i in range(10))  # each delivered exactly once
+    assert b  # the second consumer got the entries the first had not taken
+    one.close()
+    two.close()
+
+
+def test_a_consumer_acknowledges_changes_of_groups_it_does_not_follow(
+    state: Any, target: Target
+) -> None:
+    with state.watch("orders", consumer=("billing", "w1"), block=0.2) as watch:
+        state.set("other", "x", 1)
+        state.set("orders", "o1", 1)
+        got = drain(watch)
+        state.ack(*got)
+    assert [c.key for c in got] == ["o1"]
+    with target.raw() as r:
+        pending = r.xpending(target.layout().changes("orders"), "billing")
+    assert pending["pending"] == 0
+
+
+def test_on_change_runs_a_handler_and_acknowledges_after_it(state: Any, target: Target) -> None:
+    seen: list[Change] = []
+    failed = []
+
+    def handler(change: Change) -> None:
+        if change.key == "bad" and not failed:
+            failed.append(change)
+            raise RuntimeError("handler bug")  # logged; stays pending; claimed again later
+        seen.append(change)
+
+    subscription = state.on_change("orders", handler, consumer=("mailer", "m1"), claim_after=0.3)
+    try:
+        state.set("orders", "o1", 1)
+        state.set("elsewhere", "x", 1)
+        state.set("orders", "bad", 1)
+        deadline = time.monotonic() + 10
+        while len(seen) < 2 and time.monotonic() < deadline:
+            settle(state, 0.1)
+    finally:
+        subscription.stop()
+    assert [c.key for c in seen] == ["o1", "bad"]
+    assert failed
+    with target.raw() as r:
+        assert r.xpending(target.layout().changes("orders"), "mailer")["pending"] == 0
+
+
+def test_on_change_without_consumer(state: Any) -> None:
+    seen: list[str] = []
+    subscription = state.on_change(["a", "b"], lambda change: seen.append(change.key))
+    try:
+        settle(state, 0.2)
+        for group in "abc":
+            state.set(group, group, 1)
+        deadline = time.monotonic() + 10
+        while len(seen) < 2 and time.monotonic() < deadline:
+            settle(state, 0.1)
+    finally:
+        subscription.stop()
+    assert seen == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"since": "yesterday"}, "since"),
+        ({"since": 5}, "since"),
+        ({"block": -1}, "block"),
+        ({"block": float("nan")}, "block"),
+        ({"consumer": "billing"}, "consumer"),
+        ({"consumer": ("billing", "")}, "consumer"),
+        ({"claim_after": 1}, "claim_after needs a consumer"),
+        ({"consumer": ("a", "b"), "claim_after": 0}, "claim_after"),
+        ({"groups": []}, "at least one group"),
+        ({"groups": ["ok", ""]}, "group must not be empty"),
+        ({"batch": 0}, "batch"),
+    ],
+)
+def test_bad_watch_arguments_are_refused_up_front(state: Any, kwargs: Any, match: str) -> None:
+    with pytest.raises(InvalidInput, match=match):
+        state.watch(**kwargs)
+
+
+def test_ack_refuses_what_a_consumer_group_did_not_deliver(state: Any) -> None:
+    with state.watch(since="0", block=0.2) as watch:
+        state.set("g", "k", 1)
+        plain = drain(watch)
+    with pytest.raises(InvalidInput, match="consumer"):
+        state.ack(*plain)
+    assert state.ack() == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"record_values": "yes"}, "record_values"),
+        ({"changes_max_age": 0}, "ttl|seconds"),
+        ({"changes_maxlen": 0}, "changes_maxlen"),
+    ],
+)
+def test_bad_feed_options(target: Target, options: Any, match: str) -> None:
+    with pytest.raises(InvalidInput, match=match):
+        State.from_url(target.url, **options)
+
+
+def test_the_sync_watch_is_its_own_iterator_and_releases_its_connection(
+    target: Target,
+) -> None:
+    with State.from_url(target.url, **target.options) as state:
+        watch = state.watch(block=0)
+        assert isinstance(watch, Watch)
+        with target.raw() as r:
+            before = len(r.client_list())
+            watch.close()
+            assert len(r.client_list()) == before - 1
+
+
+@pytest.mark.parametrize("scheme", ["memory", "file"])
+def test_in_process_backends_say_they_have_no_feed(scheme: str, tmp_path: Any) -> None:
+    url = "memory://" if scheme == "memory" else f"file://{tmp_path / 'state.json'}"
+    with State.from_url(url) as state:
+        state.set("g", "k", 1)
+        for call in (
+            lambda: state.watch(),
+            lambda: state.on_change("g", print),
+            lambda: state.track(),
+            lambda: state.ack(Change("1-0", "set", "g", "k", 1, 0.0, consumer_group="c")),
+        ):
+            with pytest.raises(Unsupported, match="change feed"):
+                call()
