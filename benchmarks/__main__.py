@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--quick] [--out DIR] [--url URL]``: run every workload, write results."""
+"""``python -m benchmarks [--quick] [--out DIR] [--url URL] [--only TEXT]``: run the workloads,
+write results."""
 
 from __future__ import annotations
 
@@ -58,7 +59,12 @@ def _machine() -> dict[str, object]:
     help="Benchmark an existing server instead of starting one "
     "(the memory comparison, which flushes the server, is then skipped).",
 )
-def main(quick: bool, out: Path, url: str | None) -> None:
+@click.option(
+    "--only",
+    default=None,
+    help="Run only the suites whose name contains this text; prints, writes nothing.",
+)
+def main(quick: bool, out: Path, url: str | None, only: str | None) -> None:
     """Measure motia-state against raw redis-py and Motia v0's adapter, in one run."""
     sizes = workloads.QUICK if quick else workloads.FULL
     started = time.monotonic()
@@ -85,11 +91,15 @@ def main(quick: bool, out: Path, url: str | None) -> None:
             click.echo(f"benchmarking against {server_name}, {'quick' if quick else 'full'} sizes")
             bench = workloads.Bench(url, sizes, click.echo)
             for name, suite in workloads.SUITES:
+                if only is not None and only not in name:
+                    continue
                 click.echo(f"{name}:")
                 suite(bench)
                 if time.monotonic() - started > TIME_LIMIT_S:
                     bench.notes.append(f"stopped after '{name}': over {TIME_LIMIT_S} s")
                     break
+            if only is not None:
+                return
             memory = workloads.memory(bench) if server is not None else None
         finally:
             if server is not None:

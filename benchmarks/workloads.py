@@ -100,7 +100,9 @@ class Bench:
         s = self.sizes
         for result in compare(workload, params, impls, rounds=s.rounds, warmup=s.warmup, unit=unit):
             self.results.append(result)
-            self.say(f"  {workload:<24} {result.impl:<18} {result.median:>12,.0f} {unit}/s")
+            lat = result.latency_us
+            tail = f"   p50 {lat['p50']:,.0f} us, p99 {lat['p99']:,.0f} us" if lat else ""
+            self.say(f"  {workload:<24} {result.impl:<18} {result.median:>12,.0f} {unit}/s{tail}")
 
     @contextmanager
     def state(self, url: str | None = None) -> Iterator[State]:
@@ -708,6 +710,111 @@ def ttl(b: Bench) -> None:
     )
 
 
+# -- change feed --------------------------------------------------------------------------
+
+
+def _feed_watcher(args: tuple[str, str | None, Any]) -> None:
+    """A watcher in a process of its own: reports (key, CLOCK_MONOTONIC ns) per change seen.
+
+    ``prefix`` None watches a plain stream with redis-py's XREAD (the baseline).
+    """
+    url, prefix, conn = args
+    if prefix is None:
+        r = redis.Redis.from_url(url)
+        last = "$"
+        conn.send("ready")
+        while True:
+            reply = r.xread({"bench-raw-feed": last}, block=1000, count=100)
+            for _, entries in reply or []:
+                for entry_id, fields in entries:
+                    conn.send((fields[b"key"].decode(), time.monotonic_ns()))
+                    last = entry_id
+    with State.from_url(url, prefix=prefix) as state, state.watch("feed", block=1.0) as watch:
+        conn.send("ready")
+        for change in watch:
+            if change is not None:
+                conn.send((change.key, time.monotonic_ns()))
+
+
+def feed(b: Bench) -> None:
+    """The change feed: what recording values costs a write, and set-to-watcher latency."""
+    s = b.sizes
+    n = s.serial_ops
+    params = {"items": s.small_group, "value_bytes": s.value_small, "ops_per_round": n}
+    values = values_for(s.small_group, s.value_small)
+    keys = [f"k{i % s.small_group}" for i in range(n)]
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    with (
+        State.from_url(b.url, prefix=prefix) as plain,
+        State.from_url(b.url, prefix=prefix, record_values=True) as recording,
+    ):
+
+        def writes(state: State) -> Round:
+            def one_round(lat: Latencies) -> int:
+                for k in keys:
+                    timed(lambda k=k: state.set("g", k, values[k]), lat)
+                return n
+
+            return one_round
+
+        b.compare(
+            "set, values in the feed",
+            params,
+            {"not recorded": writes(plain), "record_values": writes(recording)},
+        )
+        plain.clear("g")
+
+        # set -> watcher latency: one write per millisecond, each timed from just before the
+        # write until a watcher in another process has it (CLOCK_MONOTONIC is system-wide)
+        m = max(50, n // 4)
+        context = multiprocessing.get_context("spawn")
+        pipes = {}
+        procs = []
+        for name, watch_prefix in (("engine watch", prefix), ("raw XADD/XREAD", None)):
+            mine, theirs = context.Pipe()
+            proc = context.Process(target=_feed_watcher, args=((b.url, watch_prefix, theirs),))
+            proc.daemon = True
+            proc.start()
+            assert mine.recv() == "ready"
+            pipes[name] = mine
+            procs.append(proc)
+
+        def latency(name: str, send: Callable[[str], Any]) -> Round:
+            def one_round(lat: Latencies) -> int:
+                sent = {}
+                for i in range(m):
+                    key = f"k{i}"
+                    sent[key] = time.monotonic_ns()
+                    send(key)
+                    time.sleep(0.001)
+                for _ in range(m):
+                    key, seen = pipes[name].recv()
+                    lat.append(seen - sent[key])
+                return m
+
+            return one_round
+
+        try:
+            b.compare(
+                "set -> watcher latency",
+                {"writes_per_round": m, "spacing_ms": 1},
+                {
+                    "engine watch": latency("engine watch", lambda k: plain.set("feed", k, 1)),
+                    "raw XADD/XREAD": latency(
+                        "raw XADD/XREAD",
+                        lambda k: b.raw.xadd("bench-raw-feed", {"key": k}, maxlen=10_000),
+                    ),
+                },
+                unit="writes",
+            )
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.join(timeout=10)
+            b.raw.delete("bench-raw-feed")
+            plain.clear("feed")
+
+
 SUITES: list[tuple[str, Callable[[Bench], None]]] = [
     ("serial get/set", serial),
     ("atomic operations", atomic),
@@ -717,4 +824,5 @@ SUITES: list[tuple[str, Callable[[Bench], None]]] = [
     ("get_group / iter_items", groups),
     ("default install: file vs embedded", default_install),
     ("TTL", ttl),
+    ("change feed", feed),
 ]

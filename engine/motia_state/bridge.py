@@ -15,6 +15,12 @@ runs atomically, so every notification between a ``1`` and its ``0`` is the
 engine's own, already recorded by the script itself. ``expired`` and ``evicted``
 are the server's doing and are always reported.
 
+On start the bridge turns on the notification classes it needs (CONFIG SET
+notify-keyspace-events, adding ``Khgxe`` to what is set) and then proves they
+arrive with a probe (an HSET and DEL of its own key); where CONFIG is refused,
+the probe tells whether the server's own configuration has them, and if not,
+the bridge stops with a message saying what to set.
+
 Keyspace notifications are pub/sub: fire and forget. Whatever happens while the
 bridge is not subscribed (a restart, a dropped connection, a failover) is lost
 to it. The bridge cannot replay it, so it says so: each time it starts
@@ -47,6 +53,7 @@ RETRY_S = 1.0
 # Notification classes the bridge needs: K keyspace channels, h hash commands, g generic
 # commands (DEL, EXPIRE, RENAME, ...), x expired, e evicted. 'A' stands for all classes.
 NEEDED_FLAGS = "Khgxe"
+PROBE_S = 2.0  # how long the bridge waits for its own probe's notifications
 ALWAYS_EXTERNAL = frozenset({"expired", "evicted"})
 
 
@@ -58,33 +65,27 @@ def missing_flags(current: str) -> str:
     return "".join(flag for flag in NEEDED_FLAGS if flag not in have)
 
 
-def enable_notifications(client: redis.Redis) -> str:
-    """Turn on the keyspace notifications the bridge needs; returns the flags now set.
+def enable_notifications(client: redis.Redis) -> tuple[str, str]:
+    """Turn on the keyspace notifications the bridge needs, where CONFIG is allowed.
 
-    Raises `Unsupported` when the server refuses CONFIG (managed services, ACLs) and the
-    flags are not already on: the operator must set them in the server's configuration.
+    Returns (flags now set, '') or, when the server refuses CONFIG (managed services,
+    ACLs, a renamed command), ('', why): the flags may still be on from the server's
+    configuration, which the bridge then checks with a probe before it trusts them.
     """
     try:
         reply: Any = client.config_get("notify-keyspace-events")
+        raw = reply.get("notify-keyspace-events", reply.get(b"notify-keyspace-events", b""))
+        current: str = raw.decode() if isinstance(raw, bytes) else str(raw)
     except ResponseError as exc:
-        raise Unsupported(
-            f"cannot read notify-keyspace-events ({exc}); set it to include "
-            f"'{NEEDED_FLAGS}' in the server's configuration and run the bridge again"
-        ) from None
-    raw = reply.get("notify-keyspace-events", reply.get(b"notify-keyspace-events", b""))
-    current: str = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return "", f"CONFIG GET refused: {exc}"
     missing = missing_flags(current)
     if not missing:
-        return current
+        return current, ""
     try:
         client.config_set("notify-keyspace-events", current + missing)
     except ResponseError as exc:
-        raise Unsupported(
-            f"the server refused CONFIG SET notify-keyspace-events ({exc}); it has "
-            f"{current!r} and the bridge needs '{NEEDED_FLAGS}': set it in the server's "
-            "configuration (for managed services, in their parameter settings)"
-        ) from None
-    return current + missing
+        return "", f"CONFIG SET refused: {exc}; the server has {current!r}"
+    return current + missing, ""
 
 
 class Bridge:
@@ -160,32 +161,49 @@ class Bridge:
 
     def _listen(self) -> None:
         client: redis.Redis = self._backend.client
-        self.flags = enable_notifications(client)
+        self.flags, refused = enable_notifications(client)
         db = client.connection_pool.connection_kwargs.get("db", 0)
         channel_head = f"__keyspace@{db}__:".encode()
+        probe = self._layout.meta_root + b"probe"
         pubsub = client.pubsub()
         try:
             marker = self._layout.marker_channel()
-            pubsub.subscribe(marker)
+            pubsub.subscribe(marker, channel_head + probe)
             pubsub.psubscribe(channel_head + escape_glob(self._layout.prefix) + b"*")
             confirmed = 0
-            while confirmed < 2:  # events from here on reach us: only then declare the gap
+            while confirmed < 3:  # events from here on reach us: only then declare the gap
                 message = pubsub.get_message(timeout=self._lease_s)
                 if message is None:
                     raise redis.TimeoutError("no subscription confirmation from the server")
                 confirmed += message["type"] in ("subscribe", "psubscribe")
-            self._record(None, "gap")
-            self.listening.set()
-            self._pump(pubsub, marker, len(channel_head))
+            # A probe proves notifications arrive (hash and generic classes) before the
+            # bridge claims to track anything.
+            client.hset(probe, "token", self._token)
+            client.delete(probe)
+            self._pump(pubsub, marker, len(channel_head), probe, refused)
         finally:
             self.listening.clear()
             pubsub.close()
 
-    def _pump(self, pubsub: Any, marker: bytes, head: int) -> None:
+    def _pump(self, pubsub: Any, marker: bytes, head: int, probe: bytes, refused: str) -> None:
         inside = False  # between an engine script's markers
         renew_every = self._lease_s / 3
         renewed = time.monotonic()
+        probe_deadline = renewed + PROBE_S
+        probe_events: set[bytes] = set()
         while not self._stopped.is_set():
+            if not self.listening.is_set():
+                if probe_events >= {b"hset", b"del"}:
+                    self._record(None, "gap")
+                    self.listening.set()
+                elif time.monotonic() > probe_deadline:
+                    raise Unsupported(
+                        "keyspace notifications do not arrive"
+                        + (f" and the bridge cannot turn them on ({refused})" if refused else "")
+                        + f": set notify-keyspace-events to include '{NEEDED_FLAGS}' in the "
+                        "server's configuration (for managed services, in their parameter "
+                        "settings) and run the bridge again"
+                    )
             if time.monotonic() - renewed >= renew_every:
                 if not self._run(ops.Lease(self._token, round(self._lease_s * 1000))):
                     log.warning("keyspace bridge: lease lost to another bridge; standing by")
@@ -196,6 +214,8 @@ class Bridge:
                 continue
             if message["type"] == "message" and message["channel"] == marker:
                 inside = message["data"] == b"1"
+            elif message["type"] == "message":  # the probe's keyspace channel
+                probe_events.add(message["data"])
             elif message["type"] == "pmessage":
                 event = message["data"].decode()
                 if inside and event not in ALWAYS_EXTERNAL:

@@ -23,7 +23,6 @@ from . import validate
 from .codecs import Codec
 from .errors import InvalidInput
 
-OPS = ("set", "update", "increment", "delete", "clear", "expire", "external")
 _ID = re.compile(r"^\d+(-\d+)?$")
 
 
