@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -398,3 +401,38 @@ def test_in_process_backends_say_they_have_no_feed(scheme: str, tmp_path: Any) -
         ):
             with pytest.raises(Unsupported, match="change feed"):
                 call()
+
+
+CRASHING_CONSUMER = """
+import os, sys
+from motia_state import State
+state = State.from_url(sys.argv[1], prefix=sys.argv[2])
+changes = state.watch("orders", since="0", consumer=("billing", "w1"), block=5)
+for _ in range(3):
+    print(next(changes).key, flush=True)
+os.kill(os.getpid(), 9)  # dies mid-work: nothing acknowledged, nothing closed
+"""
+
+
+def test_changes_a_killed_consumer_held_go_to_another_consumer(
+    open_state: Opener, target: Target
+) -> None:
+    state = open_state()
+    for i in range(6):
+        state.set("orders", f"o{i}", i)
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASHING_CONSUMER, target.url, target.options["prefix"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert crashed.returncode == -signal.SIGKILL
+    assert crashed.stdout.split() == ["o0", "o1", "o2"]
+    settle(state, 0.4)
+    with state.watch("orders", consumer=("billing", "w2"), claim_after=0.3, block=0.5) as w2:
+        taken = drain(w2)
+        assert state.ack(*taken) == 6
+    # everything w1 had fetched (a whole batch), each change once, nothing lost
+    assert sorted(c.key for c in taken) == [f"o{i}" for i in range(6)]
+    with target.raw() as r:
+        assert r.xpending(target.layout().changes("orders"), "billing")["pending"] == 0

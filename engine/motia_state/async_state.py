@@ -273,6 +273,14 @@ class AsyncGroupView:
     async def get(self, key: str) -> Any:
         return await self.state.get(self.name, key)
 
+    def watch(self, **options: Any) -> AsyncWatch:
+        return self.state.watch(self.name, **options)
+
+    async def on_change(
+        self, handler: Callable[[Change], Awaitable[Any] | Any], **options: Any
+    ) -> AsyncSubscription:
+        return await self.state.on_change(self.name, handler, **options)
+
     async def get_item(self, key: str) -> Item | None:
         return await self.state.get_item(self.name, key)
 

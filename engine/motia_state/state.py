@@ -306,6 +306,13 @@ class GroupView:
     def get(self, key: str) -> Any:
         return self.state.get(self.name, key)
 
+    def watch(self, **options: Any) -> Watch:
+        """`State.watch` of this group; the same keyword arguments."""
+        return self.state.watch(self.name, **options)
+
+    def on_change(self, handler: Callable[[Change], Any], **options: Any) -> Subscription:
+        return self.state.on_change(self.name, handler, **options)
+
     def get_item(self, key: str) -> Item | None:
         return self.state.get_item(self.name, key)
 
