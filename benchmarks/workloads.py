@@ -8,6 +8,7 @@ import multiprocessing
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -781,15 +782,20 @@ def feed(b: Bench) -> None:
 
         def latency(name: str, send: Callable[[str], Any]) -> Round:
             def one_round(lat: Latencies) -> int:
+                # receipts are drained as they come: a full pipe would stall the watcher
+                got: list[tuple[str, int]] = []
+                drain = threading.Thread(
+                    target=lambda: got.extend(pipes[name].recv() for _ in range(m))
+                )
+                drain.start()
                 sent = {}
                 for i in range(m):
                     key = f"k{i}"
                     sent[key] = time.monotonic_ns()
                     send(key)
                     time.sleep(0.001)
-                for _ in range(m):
-                    key, seen = pipes[name].recv()
-                    lat.append(seen - sent[key])
+                drain.join()
+                lat.extend(seen - sent[key] for key, seen in got)
                 return m
 
             return one_round
