@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 import redis
+import redis.cluster
 
 from motia_state import AsyncGroupView, AsyncState, State
 from motia_state.backends import embedded
 from motia_state.layout import KeyLayout
-from motia_state.server import ServerProcess, standalone
+from motia_state.server import Cluster, ServerProcess, cluster, standalone
 from motia_state.subscriptions import AsyncSubscription
 from motia_state.watch import AsyncWatch
 
@@ -33,8 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 REDIS_CONF = ROOT / "docker" / "redis.conf"
 NO_PERSISTENCE = ("--appendonly", "no", "--save", "")
 
-BACKENDS = ["memory", "file", "embedded", "redis"]
-REDIS_BACKENDS = {"embedded", "redis"}
+CLUSTER_CONF = ROOT / "docker" / "cluster.conf"
+
+BACKENDS = ["memory", "file", "embedded", "redis", "cluster"]
+REDIS_BACKENDS = {"embedded", "redis", "cluster"}
 
 
 class Servers:
@@ -44,6 +47,7 @@ class Servers:
         self.workdir = workdir
         self._redis: tuple[str, str] | None = None
         self._embedded: str | None = None
+        self._cluster: Cluster | None = None
         self.started: list[ServerProcess] = []
 
     def start(self, binary: str, name: str, *extra: str, port: int | None = None) -> ServerProcess:
@@ -64,6 +68,13 @@ class Servers:
                 self._redis = (server.url, Path(binary).name)
         return self._redis
 
+    def cluster(self) -> Cluster:
+        """Three masters on loopback, from docker/cluster.conf, for the ``cluster`` backend."""
+        if self._cluster is None:
+            binary = shutil.which("redis-server") or embedded.valkey_binary()
+            self._cluster = cluster(binary, CLUSTER_CONF, self.workdir / "cluster", *NO_PERSISTENCE)
+        return self._cluster
+
     def embedded_dir(self) -> Path:
         return self.workdir / "embedded"
 
@@ -78,6 +89,8 @@ class Servers:
             embedded.release(self.embedded_dir())
         for server in self.started:
             server.stop()
+        if self._cluster is not None:
+            self._cluster.stop()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -100,14 +113,22 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     s.stop()
 
 
+def _raw(url: str) -> Any:
+    """A plain redis-py client: RedisCluster for a cluster URL."""
+    if url.startswith("redis+cluster://"):
+        host, _, port = url[len("redis+cluster://") :].split(",")[0].rpartition(":")
+        return redis.cluster.RedisCluster(host=host, port=int(port))
+    return redis.Redis.from_url(url)
+
+
 def _purge(url: str, prefix: str) -> None:
     """Remove what a test wrote under its own prefix (polite to an outside server)."""
     layout = KeyLayout(prefix)
-    with redis.Redis.from_url(url) as r:
+    with _raw(url) as r:
         for pattern in (layout.scan_pattern(), layout.meta_root + b"*"):
             keys = list(r.scan_iter(match=pattern, count=1000))
-            if keys:
-                r.unlink(*keys)
+            for key in keys:
+                r.unlink(key)
 
 
 class Target:
@@ -123,12 +144,12 @@ class Target:
     def is_redis(self) -> bool:
         return self.name in REDIS_BACKENDS
 
-    def raw(self) -> redis.Redis:
+    def raw(self) -> Any:
         assert self.raw_url is not None
-        return redis.Redis.from_url(self.raw_url)
+        return _raw(self.raw_url)
 
     def layout(self) -> KeyLayout:
-        return KeyLayout(self.options.get("prefix", "motia:state:"))
+        return KeyLayout(self.options.get("prefix", "motia:state:"), cluster=self.name == "cluster")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -144,6 +165,10 @@ def target(request: pytest.FixtureRequest, servers: Servers, tmp_path: Path) -> 
         data_dir = servers.embedded_dir()
         yield Target(name, f"embedded://{data_dir}", {"prefix": prefix}, f"unix://{socket}")
         _purge(f"unix://{socket}", prefix)
+    elif name == "cluster":
+        url = servers.cluster().url
+        yield Target(name, url, {"prefix": prefix}, url)
+        _purge(url, prefix)
     else:
         url, _ = servers.redis()
         yield Target(name, url, {"prefix": prefix}, url)

@@ -19,6 +19,19 @@ from motia_state.server import standalone
 from .conftest import REDIS_CONF, Target, settle
 
 pytestmark = pytest.mark.redis_only
+
+
+@pytest.fixture(autouse=True)
+def _standalone_only(request: pytest.FixtureRequest) -> None:
+    params = getattr(request.node, "callspec", None)
+    on_cluster = params is not None and params.params.get("target") == "cluster"
+    if (
+        on_cluster
+        and request.node.originalname != "test_the_bridge_says_it_does_not_run_on_cluster_yet"
+    ):
+        pytest.skip("the keyspace bridge runs on standalone servers (cluster: Unsupported)")
+
+
 REDIS_CLI = shutil.which("redis-cli")
 EXE = str(Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin" / "motia-state")
 
@@ -190,3 +203,10 @@ def test_motia_state_track_runs_until_stopped(target: Target) -> None:
     assert proc.returncode == 0, err
     assert "tracking external changes on" in err
     assert "2 external record(s) written" in err
+
+
+def test_the_bridge_says_it_does_not_run_on_cluster_yet(state: Any, target: Target) -> None:
+    if target.name != "cluster":
+        pytest.skip("about Redis Cluster")
+    with pytest.raises(Unsupported, match="Cluster"):
+        state.track()

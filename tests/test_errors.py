@@ -12,7 +12,6 @@ from motia_state import (
     InvalidInput,
     State,
     StateError,
-    Unsupported,
     ValueTooLarge,
 )
 
@@ -126,8 +125,8 @@ def test_bad_urls() -> None:
         State.from_url("mysql://localhost")
     with pytest.raises(InvalidInput, match="expected scheme"):
         State.from_url("localhost:6379")
-    with pytest.raises(Unsupported, match="Cluster"):
-        State.from_url("redis+cluster://127.0.0.1:7000")
+    with pytest.raises(InvalidInput, match="host:port"):
+        State.from_url("redis+cluster://127.0.0.1")
     with pytest.raises(InvalidInput, match="prefix"):
         State.from_url("memory://", prefix="x:")
     with pytest.raises(InvalidInput, match="prefix"):

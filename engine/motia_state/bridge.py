@@ -102,6 +102,13 @@ class Bridge:
         self._backend = backend
         self._session = backend.session()  # Unsupported where there is no feed
         self._layout = self._session.layout
+        if self._layout.cluster:
+            self._session.close()
+            raise Unsupported(
+                "the keyspace bridge does not run on Redis Cluster yet (it must subscribe on "
+                "every master, and cluster PUBLISH reaches every node); engine writes are in "
+                "the feed all the same"
+            )
         self._plan = self._session.plan
         self.describe: str = backend.describe
         self._lease_s = lease_s

@@ -1,8 +1,8 @@
 """From a URL and options to a backend: the one place backends are chosen.
 
-Schemes: ``redis://``, ``rediss://`` (TLS), ``unix://``, ``embedded://[dir]``,
-``file://[path]``, ``memory://[name]``. ``redis+cluster://`` is reserved for the
-cluster backend. With no URL: ``MOTIA_STATE_URL``; else ``embedded://.motia``
+Schemes: ``redis://``, ``rediss://`` (TLS), ``unix://``, ``redis+cluster://`` and
+``rediss+cluster://`` (Redis Cluster), ``embedded://[dir]``, ``file://[path]``,
+``memory://[name]``. With no URL: ``MOTIA_STATE_URL``; else ``embedded://.motia``
 when the embedded extra is installed; else ``file://.motia/motia.state.json``.
 """
 
@@ -15,17 +15,19 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import redis
 import redis.asyncio
 import redis.asyncio.retry
 import redis.backoff
+import redis.cluster
 import redis.retry
 
 from . import validate
 from .backends import embedded
 from .backends.base import AsyncBackend, AsyncOverSync, Backend
+from .backends.cluster import ClusterBackend
 from .backends.file import DEFAULT_PATH, FileBackend
 from .backends.memory import MemoryBackend
 from .backends.redis import AsyncRedisBackend, RedisBackend, RedisPlan
@@ -39,6 +41,7 @@ log = logging.getLogger("motia_state")
 _logged_default = False
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 HEALTH_CHECK_S = 1.0
 # redis-py retries only what it runs itself: connecting and the health-check PING. The
 # engine writes its commands on the connection directly, so a command is never re-sent:
@@ -55,6 +58,9 @@ class Options:
     changes_maxlen: int = 100_000  # change records kept (approximately; trimmed by XADD)
     changes_max_age: float | None = None  # seconds a change record is kept at least; None: any
     record_values: bool = False  # change records carry the new and the old value
+    durability: str = "primary"  # or "replicated": writes wait for replicas (WAIT)
+    min_replicas: int = 1  # replicated: how many replicas must confirm each write
+    replica_timeout: float = 1.0  # replicated: seconds to wait for them
     max_value_bytes: int = validate.DEFAULT_MAX_VALUE_BYTES
     socket_timeout: float | None = None
     socket_connect_timeout: float | None = 10.0
@@ -69,11 +75,25 @@ class Options:
             raise InvalidInput(f"unknown option(s) {unknown}; known options: {sorted(known)}")
         result = cls(**options)
         result.feed()
+        result.wait()
         validate.positive_int("max_value_bytes", result.max_value_bytes)
         validate.ttl(result.ttl)
         if result.cleanup_interval is not None:
             validate.ttl(result.cleanup_interval)
         return result
+
+    def wait(self) -> tuple[int, int] | None:
+        """(replicas, timeout ms) for WAIT after every write, or None."""
+        if self.durability not in ("primary", "replicated"):
+            raise InvalidInput(
+                f"durability must be 'primary' or 'replicated', not {self.durability!r}"
+            )
+        if self.durability == "primary":
+            return None
+        replicas = validate.positive_int("min_replicas", self.min_replicas)
+        ms = validate.ttl(self.replica_timeout)
+        assert ms is not None
+        return replicas, ms
 
     def feed(self) -> FeedSettings:
         return feed_settings(self.changes_maxlen, self.changes_max_age, self.record_values)
@@ -126,6 +146,10 @@ class _Target:
     def is_server(self) -> bool:
         return self.scheme in REDIS_SCHEMES or self.scheme == "embedded"
 
+    @property
+    def is_cluster(self) -> bool:
+        return self.scheme in CLUSTER_SCHEMES
+
     def server_url(self) -> str:
         """The redis-py URL to connect to; for embedded://, starts (or joins) the server first."""
         if self.scheme == "embedded":
@@ -152,8 +176,9 @@ class _Target:
 
     def plan(self) -> RedisPlan:
         return RedisPlan(
-            KeyLayout(self.opts.prefix),
+            KeyLayout(self.opts.prefix, cluster=self.is_cluster),
             feed=self.opts.feed(),
+            wait=self.opts.wait(),
             codec=get_codec(self.opts.codec).name,
         )
 
@@ -163,7 +188,7 @@ def _resolve(url: str | None, options: dict[str, Any]) -> tuple[_Target, Core]:
     opts = Options.parse(options)
     scheme, rest = _scheme(url)
     target = _Target(url, scheme, rest, opts)
-    if target.is_server:
+    if target.is_server or target.is_cluster:
         target.plan()  # checks the prefix now, before anything connects
     core = Core(
         get_codec(opts.codec),
@@ -174,8 +199,40 @@ def _resolve(url: str | None, options: dict[str, Any]) -> tuple[_Target, Core]:
     return target, core
 
 
+def _cluster(target: _Target) -> ClusterBackend:
+    """redis+cluster://[user:password@]host:port[,host:port...]: any reachable node will do."""
+    parts = urlsplit(target.url.replace("+cluster", "", 1))
+    hosts = target.rest.rsplit("@", 1)[-1].split("/", 1)[0]
+    nodes = []
+    for hostport in filter(None, hosts.split(",")):
+        host, _, port = hostport.rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidInput(
+                f"{target.describe}: expected host:port[,host:port...], got {hostport!r}"
+            )
+        nodes.append(redis.cluster.ClusterNode(host.strip("[]"), int(port)))
+    if not nodes:
+        raise InvalidInput(f"{target.describe}: name at least one node, host:port")
+    kwargs = target.client_kwargs()
+    kwargs.pop("health_check_interval")
+
+    def connect() -> redis.cluster.RedisCluster:
+        return redis.cluster.RedisCluster(
+            startup_nodes=nodes,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            ssl=parts.scheme == "rediss",
+            health_check_interval=HEALTH_CHECK_S,
+            **kwargs,
+        )
+
+    return ClusterBackend(target.plan(), connect, target.describe)
+
+
 def open_sync(url: str | None, options: dict[str, Any]) -> tuple[Backend, Core]:
     target, core = _resolve(url, options)
+    if target.is_cluster:
+        return _cluster(target), core
     if not target.is_server:
         return _local(target), core
 
@@ -188,6 +245,9 @@ def open_sync(url: str | None, options: dict[str, Any]) -> tuple[Backend, Core]:
 
 def open_async(url: str | None, options: dict[str, Any]) -> tuple[AsyncBackend, Core]:
     target, core = _resolve(url, options)
+    if target.is_cluster:
+        # The cluster seam is synchronous; AsyncState runs it in worker threads for now.
+        return AsyncOverSync(_cluster(target), threaded=True), core
     if not target.is_server:
         local = _local(target)
         return AsyncOverSync(local, threaded=isinstance(local, FileBackend)), core
@@ -207,6 +267,8 @@ def open_async(url: str | None, options: dict[str, Any]) -> tuple[AsyncBackend, 
 
 def _local(target: _Target) -> Backend:
     scheme, rest, opts = target.scheme, target.rest, target.opts
+    if scheme in ("memory", "file") and opts.wait() is not None:
+        raise Unsupported(f"{scheme}:// has no replicas: durability='replicated' needs Redis")
     if scheme in ("memory", "file") and opts.prefix != DEFAULT_PREFIX:
         raise InvalidInput(
             f"{scheme}:// keeps no Redis keys; the prefix option applies to Redis only"
@@ -217,8 +279,6 @@ def _local(target: _Target) -> Backend:
         if get_codec(opts.codec).name != "json":
             raise InvalidInput("file:// stores Motia's JSON file format; use codec='json'")
         return FileBackend(rest or DEFAULT_PATH)
-    if scheme in ("redis+cluster", "rediss+cluster"):
-        raise Unsupported(f"{scheme}:// (Redis Cluster) is not available in this version yet")
     raise InvalidInput(
         f"unknown URL scheme {scheme!r}; use redis, rediss, unix, embedded, file or memory"
     )

@@ -85,3 +85,17 @@ class NotANumber(UpdateFailed):
 
 class IntegerOverflow(UpdateFailed):
     """An integer increment would leave the signed 64-bit range; nothing changed."""
+
+
+class NotReplicated(StateError):
+    """With ``durability="replicated"``: the write was applied on the master, but fewer
+    replicas than required confirmed it in time. It stands on the master and will most
+    likely reach the replicas; if the master fails before they have it, it can be lost."""
+
+    def __init__(self, acknowledged: int, needed: int, timeout: float) -> None:
+        self.acknowledged = acknowledged
+        self.needed = needed
+        super().__init__(
+            f"written on the master, but only {acknowledged} of {needed} replica(s) confirmed "
+            f"it within {timeout:g} s; it may be lost if the master fails now"
+        )

@@ -142,3 +142,111 @@ def standalone(
     server = ServerProcess(binary, args, log_path=workdir / "server.log", port=port)
     server.start()
     return server
+
+
+class Cluster:
+    """A Redis Cluster of local nodes: ``masters`` masters, each with ``replicas`` replicas."""
+
+    def __init__(self, nodes: list[ServerProcess], masters: int) -> None:
+        self.nodes = nodes
+        self.masters = masters
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"{n.host}:{n.port}" for n in self.nodes)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def node_ids(self) -> dict[int, str]:
+        ids = {}
+        for node in self.nodes:
+            if node.proc is not None:
+                with node.client() as c:
+                    ids[node.port or 0] = c.execute_command("CLUSTER", "MYID").decode()
+        return ids
+
+    def wait_ok(self, timeout: float = 30.0, *, replicas: int = 0) -> None:
+        """Until every running node reports cluster_state:ok and agrees on who serves which
+        slot, and every slot range lists ``replicas`` replicas."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                states = []
+                for node in self.nodes:
+                    if node.proc is None:
+                        continue
+                    with node.client() as c:
+                        info = c.execute_command("CLUSTER", "INFO").decode()
+                        slots = c.execute_command("CLUSTER", "SLOTS")
+                    full = all(len(entry) - 3 >= replicas for entry in slots)
+                    states.append(("cluster_state:ok" in info and full, len(slots)))
+                if states and all(ok for ok, _ in states) and len({n for _, n in states}) == 1:
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.1)
+        raise BackendUnavailable("the cluster did not reach cluster_state:ok in time")
+
+
+def cluster(
+    binary: str,
+    config: Path,
+    workdir: Path,
+    *extra: str,
+    masters: int = 3,
+    replicas: int = 0,
+) -> Cluster:
+    """A cluster on free loopback ports from ``config`` (docker/cluster.conf, which builds on
+    the redis.conf beside it), ready to use.
+
+    Nodes meet, masters get equal slot ranges, replicas follow their masters; returns once
+    every node agrees the cluster is ok.
+    """
+    nodes: list[ServerProcess] = []
+    try:
+        for i in range(masters * (1 + replicas)):
+            port = free_port(cluster=True)
+            node_dir = workdir / f"node-{i}"
+            node_dir.mkdir(parents=True, exist_ok=True)
+            args = [str(config), "--include", str(config.parent / "redis.conf")]
+            args += ["--port", str(port), "--dir", str(node_dir), *extra]
+            node = ServerProcess(binary, args, log_path=node_dir / "server.log", port=port)
+            node.start()
+            nodes.append(node)
+        first = nodes[0]
+        with first.client() as c:
+            for node in nodes[1:]:
+                c.execute_command("CLUSTER", "MEET", node.host, node.port)
+        per = 16384 // masters
+        for i, node in enumerate(nodes[:masters]):
+            low, high = i * per, 16383 if i == masters - 1 else (i + 1) * per - 1
+            with node.client() as c:
+                c.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
+        result = Cluster(nodes, masters)
+        deadline = time.monotonic() + 30
+        while len(result.node_ids()) < len(nodes) or not _all_known(nodes):
+            if time.monotonic() > deadline:
+                raise BackendUnavailable("cluster nodes did not meet in time")
+            time.sleep(0.05)
+        ids = result.node_ids()
+        for i, node in enumerate(nodes[masters:]):
+            master = nodes[i % masters]
+            with node.client() as c:
+                c.execute_command("CLUSTER", "REPLICATE", ids[master.port or 0])
+        result.wait_ok()
+        return result
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+
+
+def _all_known(nodes: list[ServerProcess]) -> bool:
+    for node in nodes:
+        with node.client() as c:
+            known = c.execute_command("CLUSTER", "NODES").decode().strip().splitlines()
+        if len(known) < len(nodes) or any("handshake" in line for line in known):
+            return False
+    return True

@@ -27,12 +27,13 @@ from redis.exceptions import ResponseError
 from . import changes, validate
 from .changes import Change
 from .codecs import Codec
-from .errors import InvalidInput, Unsupported
-from .layout import KeyLayout
-
-Steps = Generator[tuple[Any, ...], Any, Any]
+from .errors import InvalidInput
+from .layout import KeyLayout, escape_glob
+from .steps import At, Masters, Steps
 
 MAX_BLOCK_S = 5.0
+DISCOVER_S = 1.0  # Cluster, every group: how often to look for the streams of new groups
+CLUSTER_POLL_S = 0.05  # Cluster, several groups: the wait between rounds of reads
 BATCH = 100  # entries per read, by default
 SOCKET_SLACK_S = 10.0  # a watcher's socket waits this much longer than its longest block
 
@@ -98,13 +99,15 @@ class Reader:
         self.batch = validate.positive_int("batch", batch)
         self.with_values = bool(with_values)
         self._codec = codec
-        if layout.cluster and self.groups is None:
-            raise Unsupported("watching every group of a Redis Cluster is not available yet")
-        # Standalone: one stream for every group, filtered here; Cluster: one per group.
+        # Standalone: one stream for every group, filtered here; Cluster: one per group,
+        # found by SCAN on every master when the watch follows every group.
+        self._layout = layout
+        self._discover = layout.cluster and self.groups is None
         followed = sorted(self.groups) if layout.cluster and self.groups else [""]
-        self.streams = list(dict.fromkeys(layout.changes(g) for g in followed))
+        self.streams = [] if self._discover else list(dict.fromkeys(map(layout.changes, followed)))
+        self._last_discovery = 0.0
         self._ids: dict[bytes, str] = {}
-        self._claim_cursor: dict[bytes, str] = {s: "-" for s in self.streams}
+        self._claim_cursor: dict[bytes, str] = {}
         self._last_claim = 0.0
         self._started = False
         self._quiet_since = time.monotonic()
@@ -114,28 +117,58 @@ class Reader:
         assert self.consumer is not None
         return self.consumer[0]
 
-    def start(self) -> Steps:
+    def start(self) -> Steps[Any]:
         """Fix the starting point: create the consumer group, or resolve '$' to an id."""
         if self._started:
             return
         self._started = True
+        if self._discover:
+            self.streams = yield from self._find_streams()
         for stream in self.streams:
-            if self.consumer is not None:
-                try:
-                    yield ("XGROUP", "CREATE", stream, self._cg, self.since, "MKSTREAM")
-                except ResponseError as exc:
-                    if "BUSYGROUP" not in str(exc):  # an existing group keeps its position
-                        raise
-                self._ids[stream] = "0"  # first: what was handed to this consumer before
-            elif self.since == "$":
-                last = yield ("XREVRANGE", stream, "+", "-", "COUNT", 1)
-                self._ids[stream] = last[0][0].decode() if last else "0-0"
-            else:
-                self._ids[stream] = self.since
+            yield from self._begin(stream, self.since)
 
-    def round(self) -> Steps:
+    def _begin(self, stream: bytes, since: str) -> Steps[Any]:
+        self._claim_cursor[stream] = "-"
+        if self.consumer is not None:
+            try:
+                yield ("XGROUP", "CREATE", stream, self._cg, since, "MKSTREAM")
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):  # an existing group keeps its position
+                    raise
+            self._ids[stream] = "0"  # first: what was handed to this consumer before
+        elif since == "$":
+            last = yield ("XREVRANGE", stream, "+", "-", "COUNT", 1)
+            self._ids[stream] = last[0][0].decode() if last else "0-0"
+        else:
+            self._ids[stream] = since
+
+    def _find_streams(self) -> Steps[Any]:
+        """Every group's change stream on every master (Cluster, watching every group)."""
+        self._last_discovery = time.monotonic()
+        pattern = escape_glob(self._layout.meta_root + b"changes{") + b"*"
+        found: list[bytes] = []
+        for node in (yield Masters()):
+            cursor = 0
+            while True:
+                cursor, page = yield At(node, ("SCAN", cursor, "MATCH", pattern, "TYPE", "stream"))
+                found += page
+                if int(cursor) == 0:
+                    break
+        return sorted(set(found))
+
+    def _rediscover(self) -> Steps[Any]:
+        """Streams of groups that appeared since the watch began: read from their start."""
+        if not self._discover or time.monotonic() - self._last_discovery < DISCOVER_S:
+            return
+        for stream in (yield from self._find_streams()):
+            if stream not in self._ids:
+                self.streams.append(stream)
+                yield from self._begin(stream, "0")
+
+    def round(self) -> Steps[Any]:
         """One read: the changes found, or ``[None]`` once ``block`` elapsed with none."""
         yield from self.start()
+        yield from self._rediscover()
         wait = MAX_BLOCK_S if self.block is None else min(self.block, MAX_BLOCK_S)
         if self.claim_after is not None:
             wait = min(wait, self.claim_after / 2)
@@ -145,11 +178,21 @@ class Reader:
             self._quiet_since = now
             return found
         if self.block is not None and now - self._quiet_since >= self.block:
+            if self._discover:  # quiet means quiet in groups that appeared meanwhile too
+                self._last_discovery = 0.0
+                yield from self._rediscover()
+                pending_phase = any(i != ">" for i in self._ids.values())
+                found = yield from self.poll(None)
+                if not found and pending_phase and self.consumer is not None:
+                    found = yield from self.poll(None)  # past the new streams' pending phase
+                if found:
+                    self._quiet_since = now
+                    return found
             self._quiet_since = now
             return [None]
         return []
 
-    def poll(self, block: float | None) -> Steps:
+    def poll(self, block: float | None) -> Steps[Any]:
         """Changes since the last poll, waiting up to ``block`` seconds (None: no waiting)."""
         found: list[Change] = []
         history = [s for s in self.streams if self._ids[s] != ">"]
@@ -159,13 +202,26 @@ class Reader:
             found += yield from self._claim()
             if found:
                 return found
+        if self._layout.cluster and len(self.streams) != 1:
+            # Streams in different slots cannot share a read: one read each, without waiting;
+            # when all are quiet, wait a little on a key nobody writes, then look again.
+            for stream in self.streams:
+                found += yield from self._read([stream], [])
+            if not found and block is not None:
+                ms = max(1, round(min(block, CLUSTER_POLL_S) * 1000))
+                yield ("XREAD", "BLOCK", ms, "STREAMS", self._layout.meta_root + b"idle", "$")
+            return found
         wait = [] if history or block is None else ["BLOCK", max(1, round(block * 1000))]
-        ids = [self._ids[s] for s in self.streams]
+        return (yield from self._read(self.streams, wait))
+
+    def _read(self, streams: list[bytes], wait: list[Any]) -> Steps[Any]:
+        found: list[Change] = []
+        ids = [self._ids[s] for s in streams]
         if self.consumer is None:
             head: tuple[Any, ...] = ("XREAD", "COUNT", self.batch, *wait)
         else:
             head = ("XREADGROUP", "GROUP", self._cg, self.consumer[1], "COUNT", self.batch, *wait)
-        reply = yield (*head, "STREAMS", *self.streams, *ids)
+        reply = yield (*head, "STREAMS", *streams, *ids)
         for stream, entries in _streams(reply):
             if not entries and self._ids[stream] != ">" and self.consumer is not None:
                 self._ids[stream] = ">"  # own pending entries done: new ones from now on
@@ -175,7 +231,7 @@ class Reader:
             found += yield from self._accept(stream, entries)
         return found
 
-    def _claim(self) -> Steps:
+    def _claim(self) -> Steps[Any]:
         """Take over entries other consumers of the group left unacknowledged too long.
 
         XPENDING (IDLE) finds them and XCLAIM moves them, rather than XAUTOCLAIM, which
@@ -204,7 +260,7 @@ class Reader:
                 found += yield from self._accept(stream, [e for e in entries if e is not None])
         return found
 
-    def _accept(self, stream: bytes, entries: list[Any]) -> Steps:
+    def _accept(self, stream: bytes, entries: list[Any]) -> Steps[Any]:
         """Decode entries; acknowledge at once those no caller will see (other groups, trimmed)."""
         found: list[Change] = []
         skipped: list[bytes] = []

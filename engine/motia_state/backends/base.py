@@ -54,4 +54,19 @@ class AsyncOverSync:
         self._backend.close()
 
     def session(self) -> Any:
-        return self._backend.session()
+        return _SessionInThreads(self._backend.session())
+
+
+class _SessionInThreads:
+    """A synchronous backend's watch session, driven from asyncio through worker threads."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.layout = session.layout
+        self.plan = session.plan
+
+    async def run(self, steps: Any) -> Any:
+        return await asyncio.to_thread(self._session.run, steps)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._session.close)

@@ -13,8 +13,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import hiredis
@@ -26,22 +25,19 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from .. import ops, scripts, updates, watch
 from ..changes import FeedSettings
-from ..errors import BackendUnavailable, InvalidInput, StateError, VersionConflict
+from ..errors import (
+    BackendUnavailable,
+    InvalidInput,
+    NotReplicated,
+    StateError,
+    Unsupported,
+    VersionConflict,
+)
 from ..layout import KeyLayout, key_slot
+from ..steps import At, Batch, Call, Masters, Steps
 
 T = TypeVar("T")
 
-Call = tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Commands sent in one pipeline (not MULTI); the reply holds errors in place of results."""
-
-    calls: tuple[Call, ...]
-
-
-Steps = Generator[Call | Batch, Any, T]
 
 # Items per script call in set_many/delete_many: one call stays around a few
 # milliseconds of server time, and far below Lua's unpack/stack limits.
@@ -50,6 +46,20 @@ CHUNK_BYTES = 4 * 1024 * 1024
 SCAN_COUNT = 1000
 # Expired items removed per cleanup call: about 2 ms of server time on a slow machine.
 CLEANUP_BATCH = 100
+# Scripts that write: with replicated durability each is followed by WAIT.
+WRITE_SCRIPTS = frozenset(
+    {
+        "set",
+        "set_many",
+        "delete",
+        "delete_many",
+        "clear",
+        "update",
+        "transaction",
+        "cleanup",
+        "expiry",
+    }
+)
 
 
 def _text(raw: bytes) -> str:
@@ -73,9 +83,15 @@ class RedisPlan:
     """How every operation is done on Redis, independent of how commands are sent."""
 
     def __init__(
-        self, layout: KeyLayout, *, feed: FeedSettings | None = None, codec: str = "json"
+        self,
+        layout: KeyLayout,
+        *,
+        feed: FeedSettings | None = None,
+        codec: str = "json",
+        wait: tuple[int, int] | None = None,
     ) -> None:
         self.layout = layout
+        self._wait = wait  # (replicas, timeout ms): replicated durability, WAIT after writes
         self.feed = feed or FeedSettings()
         self._feed = self.feed.spec(layout.marker_channel())
         self._codec = codec
@@ -114,6 +130,8 @@ class RedisPlan:
     def _script(self, name: str, keys: Sequence[bytes], args: Sequence[Any]) -> Steps[Any]:
         script = scripts.load(name, self._codec)
         call = self._eval(script, keys, args)
+        if self._wait is not None and name in WRITE_SCRIPTS:
+            return (yield from self._batch_with_reload(script, [call]))[0]
         try:
             return (yield call)
         except NoScriptError:
@@ -131,18 +149,37 @@ class RedisPlan:
         return (yield from self._batch_with_reload(script, calls))
 
     def _batch_with_reload(self, script: scripts.Script, calls: list[Call]) -> Steps[list[Any]]:
-        replies = list((yield Batch(tuple(calls))))
+        """Calls of one script in one pipeline; on NOSCRIPT, load it and re-send those calls.
+
+        With replicated durability, a write script's pipeline ends with WAIT, on the same
+        connection (a WAIT counts the writes of its own connection), each time it is sent.
+        """
+        wait = self._wait if script.name in WRITE_SCRIPTS else None
+        tail = (("WAIT", *wait),) if wait is not None else ()
+        sent = yield Batch((*calls, *tail))
+        replies, acked = list(sent[: len(calls)]), sent[len(calls) :]
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
             # Calls that got NOSCRIPT did nothing, so re-sending exactly those is safe.
             yield ("SCRIPT", "LOAD", script.text)
-            retried = yield Batch(tuple(calls[i] for i in missing))
-            for i, reply in zip(missing, retried, strict=True):
+            retried = yield Batch((*(calls[i] for i in missing), *tail))
+            for i, reply in zip(missing, retried, strict=False):
                 replies[i] = reply
+            acked = retried[len(missing) :]
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
+        if wait is not None:
+            self._replicated(acked[0])
         return replies
+
+    def _replicated(self, acked: Any) -> None:
+        assert self._wait is not None
+        needed, ms = self._wait
+        if isinstance(acked, Exception):
+            raise acked
+        if int(acked) < needed:
+            raise NotReplicated(int(acked), needed, ms / 1000)
 
     def _chunks(self, pairs: Sequence[tuple[str, bytes]]) -> list[list[Any]]:
         chunks: list[list[Any]] = []
@@ -220,32 +257,33 @@ class RedisPlan:
                 page = [(k, v) for k, v in page if k not in gone]
         return int(cursor), page
 
+    def _scan(self, pattern: bytes, kind: str) -> Steps[list[bytes]]:
+        """Keys matching ``pattern`` of type ``kind``, from every master."""
+        found: list[bytes] = []
+        for node in (yield Masters()):
+            cursor = 0
+            while True:
+                scan = ("SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT, "TYPE", kind)
+                cursor, page = yield At(node, scan)
+                found += page
+                if int(cursor) == 0:
+                    break
+        return found
+
     def _list_groups(self, op: ops.ListGroups) -> Steps[list[str]]:
-        pattern = self.layout.scan_pattern()
-        groups: set[str] = set()
-        cursor = 0
-        while True:
-            cursor, found = yield (
-                "SCAN",
-                cursor,
-                "MATCH",
-                pattern,
-                "COUNT",
-                SCAN_COUNT,
-                "TYPE",
-                "hash",
-            )
-            names = [self.layout.group_of(k) for k in found]
-            if names:  # a group whose items have all expired is not listed
-                script = scripts.load("alive", self._codec)
-                calls = [
-                    self._eval(script, [self.layout.data(g), self.layout.expiries(g)], [])
-                    for g in names
-                ]
-                replies = yield from self._batch_with_reload(script, calls)
-                groups.update(g for g, alive in zip(names, replies, strict=True) if alive)
-            if int(cursor) == 0:
-                return sorted(groups)
+        found = yield from self._scan(self.layout.scan_pattern(), "hash")
+        names = sorted({self.layout.group_of(k) for k in found})
+        groups: list[str] = []
+        script = scripts.load("alive", self._codec)
+        for i in range(0, len(names), SCAN_COUNT):  # a group whose items all expired is not listed
+            chunk = names[i : i + SCAN_COUNT]
+            calls = [
+                self._eval(script, [self.layout.data(g), self.layout.expiries(g)], [])
+                for g in chunk
+            ]
+            replies = yield from self._batch_with_reload(script, calls)
+            groups += [g for g, alive in zip(chunk, replies, strict=True) if alive]
+        return groups
 
     def _ttl(self, op: ops.Ttl) -> Steps[float | None]:
         keys = self.layout.group_keys(op.group)
@@ -266,21 +304,8 @@ class RedisPlan:
             members: list[bytes] = yield ("SMEMBERS", registry)
             groups = [_text(m) for m in members]
         else:  # Cluster: no registry (it would span slots); find the expiry sets instead
-            groups, cursor = [], 0
-            while True:
-                cursor, found = yield (
-                    "SCAN",
-                    cursor,
-                    "MATCH",
-                    self.layout.expiries_pattern(),
-                    "COUNT",
-                    SCAN_COUNT,
-                    "TYPE",
-                    "zset",
-                )
-                groups += [self.layout.group_of_expiries(k) for k in found]
-                if int(cursor) == 0:
-                    break
+            found = yield from self._scan(self.layout.expiries_pattern(), "zset")
+            groups = [self.layout.group_of_expiries(k) for k in found]
         removed = 0
         for group in groups:
             more = 1
@@ -421,7 +446,7 @@ class _Driver:
         self.reply: Any = None
         self.error: ResponseError | None = None
 
-    def next_call(self) -> Call | Batch:
+    def next_call(self) -> Call | Batch | Masters | At:
         """The next command to send; StopIteration carries the result."""
         error, self.error = self.error, None
         return self.gen.throw(error) if error is not None else self.gen.send(self.reply)
@@ -520,7 +545,11 @@ class RedisBackend:
             self._on_close()
 
 
-def _send(conn: redis.connection.Connection, call: Call | Batch) -> Any:
+def _send(conn: redis.connection.Connection, call: Call | Batch | Masters | At) -> Any:
+    if isinstance(call, Masters):
+        return [None]
+    if isinstance(call, At):
+        call = call.call
     try:
         if isinstance(call, Batch):
             conn.send_packed_command([_pack(call.calls)])  # a list of chunks, not bytes
@@ -679,9 +708,13 @@ class AsyncRedisBackend:
             self._pipeline = _AutoPipeline(self._client)
         return self._client
 
-    async def _send(self, call: Call | Batch) -> Any:
+    async def _send(self, call: Call | Batch | Masters | At) -> Any:
         await self.client()
         assert self._pipeline is not None
+        if isinstance(call, Masters):
+            return [None]
+        if isinstance(call, At):
+            call = call.call
         if isinstance(call, Batch):
             return await self._pipeline.send_many(call.calls)
         return await self._pipeline.send(call)
@@ -692,7 +725,9 @@ class AsyncRedisBackend:
     def session(self) -> AsyncSession:
         return AsyncSession(self)
 
-    async def run(self, steps: Steps[T], send: Callable[[Call | Batch], Awaitable[Any]]) -> T:
+    async def run(
+        self, steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Awaitable[Any]]
+    ) -> T:
         """Drive a plan to its result, sending each step with ``send``."""
         driver = _Driver(steps)
         try:
@@ -727,7 +762,9 @@ class AsyncSession:
         self._backend = backend
         self._conn: redis.asyncio.connection.AbstractConnection | None = None
 
-    async def _send(self, call: Call | Batch) -> Any:
+    async def _send(self, call: Call | Batch | Masters | At) -> Any:
+        if isinstance(call, (Masters, At)):
+            raise Unsupported("a watch session sends no per-master commands")
         if self._conn is None:
             pool = (await self._backend.client()).connection_pool
             kwargs = dict(pool.connection_kwargs)

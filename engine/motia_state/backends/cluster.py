@@ -1,0 +1,249 @@
+"""redis+cluster:// -- the same `RedisPlan`, routed to the master that owns each key's slot.
+
+redis-py's cluster client does the topology work (CLUSTER SLOTS, node clients with
+URL, TLS and auth settings); this seam only asks it which node serves a slot and
+writes the plan's commands on that node's connection, as the standalone seam does
+(raw replies, hiredis packing, a connection pinned per thread and node).
+
+What a cluster adds:
+
+* every command is routed by its key (all keys of one script share a slot by the
+  layout's design); SCAN goes to each master in turn (`Masters`/`At` steps) and
+  SCRIPT LOAD to every master, so a NOSCRIPT anywhere, also on a replica promoted
+  by a failover, is healed in one step;
+* a batch is split by node, each part pipelined to its node, the replies put back
+  in order;
+* MOVED refreshes the slot map and re-sends the command once, to the new owner
+  (the command was refused, not run); ASK re-sends it once with ASKING;
+* a connection error marks the slot map stale, so the next call asks the cluster
+  again: after a failover the engine finds the promoted replica by itself. The
+  failed call itself is not re-sent (its fate is unknown) and raises
+  `BackendUnavailable`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+import redis.cluster
+import redis.connection
+from redis.exceptions import RedisClusterException, ResponseError
+
+from .. import ops
+from ..errors import BackendUnavailable
+from ..layout import key_slot
+from ..steps import At, Batch, Call, Masters, Steps
+from . import redis as standalone
+from .redis import RedisPlan, _Pin
+
+T = TypeVar("T")
+Node = redis.cluster.ClusterNode
+
+_KEYLESS = frozenset({"SCAN", "SCRIPT", "PING", "WAIT", "ASKING", "INFO"})
+
+
+def key_of(call: Call) -> bytes | str | None:
+    """The key a command is routed by, or None for a keyless one."""
+    name = str(call[0]).upper()
+    if name in ("EVALSHA", "EVAL"):
+        return call[3] if int(call[2]) > 0 else None
+    if name in ("XREAD", "XREADGROUP"):
+        return call[[str(a).upper() for a in call].index("STREAMS") + 1]  # type: ignore[no-any-return]
+    if name == "XGROUP":
+        return call[2]  # type: ignore[no-any-return]
+    if name in _KEYLESS:
+        return None
+    return call[1]  # type: ignore[no-any-return]
+
+
+def _as_bytes(key: bytes | str) -> bytes:
+    return key if isinstance(key, bytes) else str(key).encode("utf-8")
+
+
+class ClusterBackend:
+    """Synchronous seam for Redis Cluster; `AsyncState` runs it in a worker thread."""
+
+    def __init__(
+        self,
+        plan: RedisPlan,
+        connect: Callable[[], redis.cluster.RedisCluster],
+        describe: str,
+        *,
+        dedicated_timeout: float | None = None,
+    ) -> None:
+        self.plan = plan
+        self.describe = describe
+        self._connect = connect
+        self._client: redis.cluster.RedisCluster | None = None
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._stale = False
+        self._dedicated_timeout = dedicated_timeout
+        self._own: dict[str, redis.connection.Connection] = {}
+
+    @property
+    def client(self) -> redis.cluster.RedisCluster:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = self._connect()
+                    except (redis.RedisError, RedisClusterException) as exc:
+                        raise BackendUnavailable(f"{self.describe}: {exc}") from None
+        return self._client
+
+    # -- topology ------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        with self._lock:
+            try:
+                self.client.nodes_manager.initialize()
+            except (redis.RedisError, RedisClusterException) as exc:
+                raise BackendUnavailable(f"{self.describe}: {exc}") from None
+            self._stale = False
+
+    def _node_for(self, key: bytes | str) -> Node:
+        if self._stale:
+            self._refresh()
+        return self.client.nodes_manager.get_node_from_slot(key_slot(_as_bytes(key)))
+
+    def _masters(self) -> list[Node]:
+        if self._stale:
+            self._refresh()
+        return list(self.client.get_primaries())
+
+    def _conn(self, node: Node) -> redis.connection.Connection:
+        client = node.redis_connection
+        if client is None:
+            self._refresh()
+            client = self.client.get_node(node_name=node.name).redis_connection
+        pool = client.connection_pool
+        if self._dedicated_timeout is not None:  # a session: connections of its own
+            conn = self._own.get(node.name)
+            if conn is None:
+                kwargs = dict(pool.connection_kwargs)
+                kwargs["socket_timeout"] = self._dedicated_timeout
+                conn = self._own[node.name] = pool.connection_class(**kwargs)
+            return conn
+        pins: dict[str, _Pin] = self._local.__dict__.setdefault("pins", {})
+        pin = pins.get(node.name)
+        if pin is None or pin.pool is not pool:
+            pin = pins[node.name] = _Pin(pool)
+        return pin.conn
+
+    # -- sending -------------------------------------------------------------------
+
+    def _on(self, node: Node, call: Call | Batch) -> Any:
+        try:
+            return standalone._send(self._conn(node), call)
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._stale = True  # a failover may be under way: ask the cluster next time
+            raise
+
+    def _one(self, call: Call) -> Any:
+        key = key_of(call)
+        if key is None:
+            if str(call[0]).upper() == "SCRIPT":  # load everywhere: any master may run it
+                replies = [self._on(node, call) for node in self._masters()]
+                return replies[0]
+            return self._on(self._masters()[0], call)
+        try:
+            return self._on(self._node_for(key), call)
+        except ResponseError as exc:
+            return self._redirected(exc, call)
+
+    def _redirected(self, exc: ResponseError, call: Call) -> Any:
+        """MOVED: the slot has a new owner; ASK: it is migrating. Either way, one more try."""
+        kind, _, where = str(exc).partition(" ")
+        if kind == "MOVED":
+            self._refresh()
+            return self._on(self._node_for(key_of(call) or b""), call)
+        if kind == "ASK":
+            host, _, port = where.split(" ")[-1].rpartition(":")
+            node = self.client.get_node(host=host, port=int(port))
+            if node is None:
+                self._refresh()
+                node = self.client.get_node(host=host, port=int(port))
+            replies = self._on(node, Batch((("ASKING",), call)))
+            if isinstance(replies[1], Exception):
+                raise replies[1]
+            return replies[1]
+        raise exc
+
+    def _batch(self, batch: Batch) -> list[Any]:
+        """Each node's share pipelined to it; keyless commands follow the one before them."""
+        parts: dict[str, tuple[Node, list[int]]] = {}
+        node: Node | None = None
+        for i, call in enumerate(batch.calls):
+            key = key_of(call)
+            if key is not None or node is None:
+                node = self._node_for(key) if key is not None else self._masters()[0]
+            parts.setdefault(node.name, (node, []))[1].append(i)
+        replies: list[Any] = [None] * len(batch.calls)
+        for target, indexes in parts.values():
+            got = self._on(target, Batch(tuple(batch.calls[i] for i in indexes)))
+            for i, reply in zip(indexes, got, strict=True):
+                replies[i] = reply
+        for i, reply in enumerate(replies):
+            if isinstance(reply, ResponseError) and str(reply).startswith(("MOVED", "ASK")):
+                try:
+                    replies[i] = self._redirected(reply, batch.calls[i])
+                except ResponseError as exc:
+                    replies[i] = exc
+        return replies
+
+    def _send(self, call: Call | Batch | Masters | At) -> Any:
+        if isinstance(call, Masters):
+            return self._masters()
+        if isinstance(call, At):
+            return self._on(call.node, call.call)
+        if isinstance(call, Batch):
+            return self._batch(call)
+        return self._one(call)
+
+    def run(self, steps: Steps[T]) -> T:
+        driver = standalone._Driver(steps)
+        try:
+            while True:
+                try:
+                    step = driver.next_call()
+                except StopIteration as stop:
+                    result: T = stop.value
+                    return result
+                try:
+                    driver.reply = self._send(step)
+                except ResponseError as exc:
+                    driver.error = exc
+        except redis.RedisError as exc:
+            raise standalone._translate(exc, self.describe) from None
+
+    def execute(self, op: ops.Op[T]) -> T:
+        return self.run(self.plan.steps(op))
+
+    def session(self) -> ClusterBackend:
+        """A seam with connections of its own (for a watcher), sharing this one's topology."""
+        own = ClusterBackend(
+            self.plan,
+            lambda: self.client,
+            self.describe,
+            dedicated_timeout=standalone._session_timeout({}),
+        )
+        return own
+
+    @property
+    def layout(self) -> Any:
+        return self.plan.layout
+
+    def close(self) -> None:
+        for conn in self._own.values():
+            conn.disconnect()
+        self._own.clear()
+        if self._dedicated_timeout is not None:
+            return  # a session: the topology client is its parent's
+        if self._client is not None:
+            self._local = threading.local()
+            self._client.close()
+            self._client = None

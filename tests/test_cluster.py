@@ -1,0 +1,259 @@
+"""Redis Cluster and replicated durability, on real nodes: failover, replicas, slots.
+
+The contract, atomic, TTL and change-feed suites also run on the ``cluster`` target
+(three masters, see conftest); this module covers what only a cluster with
+replicas, or a master with a replica, can show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from motia_state import (
+    AsyncState,
+    BackendUnavailable,
+    InvalidInput,
+    NotReplicated,
+    State,
+    Unsupported,
+)
+from motia_state.backends import embedded
+from motia_state.layout import KeyLayout, key_slot
+from motia_state.server import Cluster, ServerProcess, cluster, standalone
+
+from .conftest import CLUSTER_CONF, NO_PERSISTENCE, REDIS_CONF
+
+BINARY = shutil.which("redis-server") or embedded.valkey_binary()
+
+
+@pytest.fixture
+def primary_and_replica(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    primary = standalone(BINARY, REDIS_CONF, tmp_path / "primary", *NO_PERSISTENCE)
+    replica = standalone(
+        BINARY,
+        REDIS_CONF,
+        tmp_path / "replica",
+        *NO_PERSISTENCE,
+        "--replicaof",
+        "127.0.0.1",
+        str(primary.port),
+    )
+    try:
+        deadline = time.monotonic() + 20
+        with replica.client() as c:
+            while c.info("replication").get("master_link_status") != "up":
+                assert time.monotonic() < deadline, "the replica did not sync"
+                time.sleep(0.05)
+        yield primary, replica
+    finally:
+        if replica.proc is not None:
+            os.kill(replica.proc.pid, signal.SIGCONT)
+        replica.stop()
+        primary.stop()
+
+
+def test_replicated_writes_wait_for_the_replica(
+    primary_and_replica: tuple[ServerProcess, ServerProcess],
+) -> None:
+    primary, replica = primary_and_replica
+    with State.from_url(primary.url, durability="replicated", replica_timeout=0.5) as state:
+        assert state.set("orders", "o1", {"n": 1}) == 1
+        state.set_many("orders", {f"k{i}": i for i in range(2500)})  # three script calls
+        assert state.increment("orders", "n") == 1
+        with state.transaction() as tx:
+            tx.delete("orders", "k1")
+        with replica.client() as r:  # what returned is on the replica already
+            assert r.hget(b"motia:state:orders", b"o1") == b'{"n":1}'
+            assert r.hlen(b"motia:state:orders") == 2500 + 2 - 1
+        assert replica.proc is not None
+        os.kill(replica.proc.pid, signal.SIGSTOP)  # the replica stops confirming
+        started = time.monotonic()
+        with pytest.raises(NotReplicated, match="0 of 1 replica") as info:
+            state.set("orders", "o2", 2)
+        assert 0.4 < time.monotonic() - started < 5
+        assert info.value.acknowledged == 0
+        assert state.get("orders", "o2") == 2  # applied on the primary all the same
+        os.kill(replica.proc.pid, signal.SIGCONT)
+
+
+def test_replicated_writes_from_asyncstate(
+    primary_and_replica: tuple[ServerProcess, ServerProcess],
+) -> None:
+    primary, replica = primary_and_replica
+
+    async def main() -> None:
+        async with AsyncState.from_url(primary.url, durability="replicated") as state:
+            await asyncio.gather(*(state.set("g", f"k{i}", i) for i in range(200)))
+            with replica.client() as r:
+                assert r.hlen(b"motia:state:g") == 200
+            state2 = AsyncState.from_url(primary.url, durability="replicated", min_replicas=2)
+            with pytest.raises(NotReplicated, match="1 of 2"):
+                await state2.set("g", "more", 1)
+            await state2.aclose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"durability": "always"}, InvalidInput, "durability"),
+        ({"durability": "replicated", "min_replicas": 0}, InvalidInput, "min_replicas"),
+        ({"durability": "replicated", "replica_timeout": -1}, InvalidInput, "ttl|seconds"),
+    ],
+)
+def test_bad_durability_options(options: Any, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        State.from_url("redis://127.0.0.1:1", **options)
+
+
+def test_in_process_backends_have_no_replicas() -> None:
+    with pytest.raises(Unsupported, match="replicas"):
+        State.from_url("memory://", durability="replicated")
+
+
+@pytest.fixture(scope="module")
+def replicated_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    nodes = cluster(
+        BINARY,
+        CLUSTER_CONF,
+        tmp_path_factory.mktemp("replicated-cluster"),
+        *NO_PERSISTENCE,
+        masters=3,
+        replicas=1,
+    )
+    try:
+        nodes.wait_ok(replicas=1)
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+def _groups_on_every_master(layout: KeyLayout, c: Cluster) -> list[str]:
+    """One group name per master, found by the slots the masters serve."""
+    with c.nodes[0].client() as probe:
+        ranges = [(int(r[0]), int(r[1])) for r in probe.execute_command("CLUSTER", "SLOTS")]
+    names: list[str] = []
+    for low, high in sorted(ranges):
+        n = 0
+        while not low <= key_slot(layout.data(f"g{n}")) <= high:
+            n += 1
+        names.append(f"g{n}")
+    return names
+
+
+def test_groups_on_every_master_and_names_with_braces(replicated_cluster: Cluster) -> None:
+    with State.from_url(replicated_cluster.url, prefix="spread:") as state:
+        layout = KeyLayout("spread:", cluster=True)
+        names = [*_groups_on_every_master(layout, replicated_cluster), "}y", "x{y}", "{t}a"]
+        for name in names:
+            state.set(name, "k", name, ttl=0.05)
+            state.set(name, "stays", 1)
+        assert state.list_groups() == sorted(names)  # SCAN on every master
+        time.sleep(0.1)
+        assert state.cleanup() == len(names)  # expiry sets found on every master
+        with state.watch(since="0", block=0.3) as watch:  # streams found on every master
+            seen = _drain_groups(watch)
+        assert seen == set(names)
+        with pytest.raises(InvalidInput, match="hash slots"), state.transaction() as tx:
+            tx.set(names[0], "k", 1), tx.set(names[1], "k", 1)
+        for name in names:
+            state.clear(name)
+
+
+def _drain_groups(watch: Any) -> set[str]:
+    seen = set()
+    for change in watch:
+        if change is None:
+            return seen
+        seen.add(change.group)
+    return seen
+
+
+def test_failover_keeps_every_acknowledged_replicated_write(replicated_cluster: Cluster) -> None:
+    """Kill a master mid-load: its replica takes over, the engine follows, nothing acked is lost."""
+    url = replicated_cluster.url
+    layout = KeyLayout("failover:", cluster=True)
+    groups = _groups_on_every_master(layout, replicated_cluster)
+    acked: dict[tuple[str, str], int] = {}
+    failed = 0
+    with State.from_url(
+        url, prefix="failover:", durability="replicated", replica_timeout=2.0
+    ) as state:
+        victim_group = groups[0]
+        victim = _master_of(replicated_cluster, layout.data(victim_group))
+        killed_at = None
+        deadline = time.monotonic() + 60
+        i = 0
+        while time.monotonic() < deadline:
+            group = groups[i % len(groups)]
+            key = f"k{i}"
+            try:
+                state.set(group, key, i)
+                acked[(group, key)] = i
+            except (BackendUnavailable, NotReplicated):
+                failed += 1
+            i += 1
+            if killed_at is None and i == 300:
+                assert victim.proc is not None
+                victim.proc.kill()  # SIGKILL: no goodbye to the cluster
+                victim.proc.wait()
+                victim.proc = None
+                killed_at = time.monotonic()
+            if killed_at is not None and time.monotonic() - killed_at > 3:
+                try:  # the promoted replica serves the slot: the engine found it by itself
+                    state.set(victim_group, "after", 1)
+                    break
+                except NotReplicated:
+                    break  # written on the new master, which has no replica left to confirm
+                except BackendUnavailable:
+                    time.sleep(0.1)
+        assert killed_at is not None
+        assert time.monotonic() < deadline, "the engine never reached the promoted replica"
+        assert state.get(victim_group, "after") == 1
+        # every write the engine acknowledged is there, on every master including the new one
+        for (group, key), value in acked.items():
+            assert state.get(group, key) == value, (group, key)
+        assert state.items(victim_group)  # reads of the failed-over slot work too
+    assert len(acked) >= 300
+
+
+def _master_of(c: Cluster, key: bytes) -> ServerProcess:
+    slot = key_slot(key)
+    with c.nodes[0].client() as probe:
+        for low, high, master, *_ in probe.execute_command("CLUSTER", "SLOTS"):
+            if int(low) <= slot <= int(high):
+                port = int(master[1])
+                return next(n for n in c.nodes if n.port == port)
+    raise AssertionError("no master serves the slot")
+
+
+def test_a_cluster_url_names_nodes() -> None:
+    with pytest.raises(InvalidInput, match="host:port"):
+        State.from_url("redis+cluster://nohost")
+    with pytest.raises(BackendUnavailable), State.from_url("redis+cluster://127.0.0.1:1") as s:
+        s.get("g", "k")
+
+
+def test_scripts_are_loaded_again_after_a_flush(replicated_cluster: Cluster) -> None:
+    with State.from_url(replicated_cluster.url, prefix="flush:") as state:
+        state.set("g", "k", 1)
+        for node in replicated_cluster.nodes:
+            if node.proc is not None:
+                try:
+                    with node.client() as c:
+                        c.script_flush()
+                except redis.RedisError:
+                    pass
+        assert state.set("g", "k", 2) == 2  # NOSCRIPT -> SCRIPT LOAD on every master -> retry
+        state.clear("g")
