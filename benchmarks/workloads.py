@@ -21,7 +21,9 @@ import redis
 import redis.asyncio
 
 from motia_state import AsyncState, Op, State
+from motia_state.backends.embedded import valkey_binary as embedded_binary
 from motia_state.layout import KeyLayout
+from motia_state.server import cluster
 
 from .measure import Latencies, Result, Round, compare, make_value, timed
 
@@ -821,6 +823,68 @@ def feed(b: Bench) -> None:
             plain.clear("feed")
 
 
+# -- Redis Cluster -----------------------------------------------------------------------
+
+
+def _cluster_worker(args: tuple[str, str, str, int, int]) -> tuple[int, float]:
+    """One process's share: ``n`` ops spread over 64 groups (so over every master)."""
+    url, prefix, how, n, me = args
+    with State.from_url(url, prefix=prefix) as state:
+        state.get("g0", "k")  # connect (and learn the slot map) before the clock starts
+        start = time.perf_counter()
+        for i in range(n):
+            group, key = f"g{i % 64}", f"{how}-p{me}-k{i % 100}"
+            if how == "set":
+                state.set(group, key, {"i": i, "payload": "x" * 150})
+            elif how == "get":
+                state.get(group, key)
+            else:
+                state.increment(group, key)
+        return n, time.perf_counter() - start
+
+
+def cluster_scaling(b: Bench) -> None:
+    """set/get/increment from 4 processes against a 1-master and a 3-master cluster.
+
+    Both clusters run on this machine's 2 cores, with the clients: the figures show what the
+    engine costs on Cluster and that nothing serialises across masters, not how it scales
+    on real machines (see README, Performance).
+    """
+    s = b.sizes
+    n = s.serial_ops // 2
+    binary = shutil.which("redis-server") or embedded_binary()
+    config = HERE.parent / "docker" / "cluster.conf"
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    with tempfile.TemporaryDirectory() as tmp:
+        clusters = {
+            f"{m} master{'s' if m > 1 else ''}": cluster(
+                binary, config, Path(tmp) / f"c{m}", "--appendonly", "no", "--save", "", masters=m
+            )
+            for m in (1, 3)
+        }
+        ctx = multiprocessing.get_context("spawn")
+        try:
+            with ctx.Pool(4) as pool:
+                for how in ("set", "get", "increment"):
+
+                    def run_round(url: str, how: str = how) -> Round:
+                        def one_round(lat: Latencies) -> tuple[int, float]:
+                            tasks = [(url, prefix, how, n, p) for p in range(4)]
+                            done = pool.map(_cluster_worker, tasks)
+                            return sum(o for o, _ in done), max(t for _, t in done)
+
+                        return one_round
+
+                    b.compare(
+                        f"cluster {how}, 4 processes",
+                        {"processes": 4, "ops_per_round": 4 * n, "groups": 64},
+                        {name: run_round(c.url) for name, c in clusters.items()},
+                    )
+        finally:
+            for c in clusters.values():
+                c.stop()
+
+
 SUITES: list[tuple[str, Callable[[Bench], None]]] = [
     ("serial get/set", serial),
     ("atomic operations", atomic),
@@ -831,4 +895,5 @@ SUITES: list[tuple[str, Callable[[Bench], None]]] = [
     ("default install: file vs embedded", default_install),
     ("TTL", ttl),
     ("change feed", feed),
+    ("Redis Cluster: 1 vs 3 masters", cluster_scaling),
 ]

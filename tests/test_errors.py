@@ -133,3 +133,20 @@ def test_bad_urls() -> None:
         State.from_url("redis://127.0.0.1:1", prefix="a{b}:")
     with pytest.raises(InvalidInput, match="prefix"):
         State.from_url("redis://127.0.0.1:1", prefix="")
+
+
+def test_errors_survive_pickling() -> None:
+    """They cross process boundaries (multiprocessing pools, concurrent.futures)."""
+    import pickle
+
+    from motia_state import NotReplicated, UpdateFailed, VersionConflict
+
+    for error in (
+        VersionConflict([("g", "k", 1, 2)]),
+        UpdateFailed("not_number", 0, {"type": "increment"}, "detail"),
+        NotReplicated(0, 1, 0.5),
+        InvalidInput("bad"),
+    ):
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error)
+        assert str(again) == str(error)

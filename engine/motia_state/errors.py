@@ -14,6 +14,15 @@ from collections.abc import Sequence
 class StateError(Exception):
     """Base class of every error raised by motia-state."""
 
+    _args: tuple[object, ...] | None = None
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        # Errors with their own constructor arguments cross process boundaries
+        # (multiprocessing, concurrent.futures) only if pickle knows those arguments.
+        if self._args is not None:
+            return (type(self), self._args)
+        return super().__reduce__()
+
 
 class InvalidInput(StateError, ValueError):
     """A group, key, option or argument breaks a documented rule; nothing was written."""
@@ -36,6 +45,7 @@ class VersionConflict(StateError):
 
     def __init__(self, conflicts: Sequence[tuple[str, str, int | None, int]]) -> None:
         self.conflicts = list(conflicts)
+        self._args: tuple[object, ...] = (self.conflicts,)
         parts = [
             f"{group!r}/{key!r}: expected version {expected}, found {found}"
             for group, key, expected, found in self.conflicts
@@ -72,6 +82,7 @@ class UpdateFailed(StateError):
     """
 
     def __init__(self, code: str, op_index: int, op: object, detail: str = "") -> None:
+        self._args = (code, op_index, op, detail)
         self.code = code
         self.op_index = op_index
         self.op = op
@@ -93,6 +104,7 @@ class NotReplicated(StateError):
     likely reach the replicas; if the master fails before they have it, it can be lost."""
 
     def __init__(self, acknowledged: int, needed: int, timeout: float) -> None:
+        self._args = (acknowledged, needed, timeout)
         self.acknowledged = acknowledged
         self.needed = needed
         super().__init__(
