@@ -257,3 +257,28 @@ def test_scripts_are_loaded_again_after_a_flush(replicated_cluster: Cluster) -> 
                     pass
         assert state.set("g", "k", 2) == 2  # NOSCRIPT -> SCRIPT LOAD on every master -> retry
         state.clear("g")
+
+
+def test_a_valkey_cluster_works_too(tmp_path: Path) -> None:
+    """The cluster target runs on Debian's redis-server when present; Valkey 8.1 here."""
+    nodes = cluster(embedded.valkey_binary(), CLUSTER_CONF, tmp_path, *NO_PERSISTENCE, masters=3)
+    try:
+        with State.from_url(nodes.url) as state:
+            layout = KeyLayout(cluster=True)
+            groups = _groups_on_every_master(layout, nodes)
+            with state.watch(groups, since="0", block=0.3) as watch:
+                for group in groups:
+                    state.set(group, "k", {"g": group}, ttl=60)
+                    state.increment(group, "n", 2**62)
+                    state.update(group, "k", [{"type": "set", "path": "x", "value": []}])
+                with state.transaction() as tx:
+                    tx.delete(groups[0], "k")
+                    tx.set(groups[0], "k", "again")
+                assert _drain_groups(watch) == set(groups)
+            assert state.list_groups() == sorted(groups)
+            assert state.get(groups[1], "k") == {"g": groups[1], "x": []}
+            assert state.get(groups[2], "n") == 2**62
+            assert state.get_item(groups[0], "k").version == 4
+            assert state.ttl(groups[1], "k") is not None
+    finally:
+        nodes.stop()

@@ -126,6 +126,7 @@ class Reader:
             self.streams = yield from self._find_streams()
         for stream in self.streams:
             yield from self._begin(stream, self.since)
+        self._quiet_since = time.monotonic()
 
     def _begin(self, stream: bytes, since: str) -> Steps[Any]:
         self._claim_cursor[stream] = "-"
@@ -172,11 +173,14 @@ class Reader:
         wait = MAX_BLOCK_S if self.block is None else min(self.block, MAX_BLOCK_S)
         if self.claim_after is not None:
             wait = min(wait, self.claim_after / 2)
+        pending_phase = any(i != ">" for i in self._ids.values()) and self.consumer is not None
         found = yield from self.poll(wait or None)
         now = time.monotonic()
         if found:
             self._quiet_since = now
             return found
+        if pending_phase and self.block:
+            return []  # that read did not wait (own pending changes); the next one does
         if self.block is not None and now - self._quiet_since >= self.block:
             if self._discover:  # quiet means quiet in groups that appeared meanwhile too
                 self._last_discovery = 0.0
