@@ -205,20 +205,7 @@ class ClusterBackend:
         return self._one(call)
 
     def run(self, steps: Steps[T]) -> T:
-        driver = standalone._Driver(steps)
-        try:
-            while True:
-                try:
-                    step = driver.next_call()
-                except StopIteration as stop:
-                    result: T = stop.value
-                    return result
-                try:
-                    driver.reply = self._send(step)
-                except ResponseError as exc:
-                    driver.error = exc
-        except redis.RedisError as exc:
-            raise standalone._translate(exc, self.describe) from None
+        return standalone.drive(steps, self._send, self.describe)
 
     def execute(self, op: ops.Op[T]) -> T:
         return self.run(self.plan.steps(op))

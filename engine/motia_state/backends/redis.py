@@ -452,6 +452,24 @@ class _Driver:
         return self.gen.throw(error) if error is not None else self.gen.send(self.reply)
 
 
+def drive(steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Any], describe: str) -> T:
+    """Run a plan to its result, each step sent with ``send`` (the synchronous seams)."""
+    driver = _Driver(steps)
+    try:
+        while True:
+            try:
+                call = driver.next_call()
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            try:
+                driver.reply = send(call)
+            except ResponseError as exc:
+                driver.error = exc
+    except RedisError as exc:
+        raise _translate(exc, describe) from None
+
+
 ClientFactory = Callable[[], "redis.Redis"]
 AsyncClientFactory = Callable[[], Awaitable["redis.asyncio.Redis"]]
 
@@ -515,21 +533,11 @@ class RedisBackend:
 
     def run(self, steps: Steps[T], connection: Callable[[], redis.connection.Connection]) -> T:
         """Drive a plan to its result on the connection ``connection()`` gives."""
-        driver = _Driver(steps)
         try:
             conn = connection()
-            while True:
-                try:
-                    call = driver.next_call()
-                except StopIteration as stop:
-                    result: T = stop.value
-                    return result
-                try:
-                    driver.reply = _send(conn, call)
-                except ResponseError as exc:
-                    driver.error = exc
         except RedisError as exc:
             raise _translate(exc, self.describe) from None
+        return drive(steps, lambda call: _send(conn, call), self.describe)
 
     def session(self) -> Session:
         return Session(self)
