@@ -187,12 +187,12 @@ class Bridge:
             # bridge claims to track anything.
             client.hset(probe, "token", self._token)
             client.delete(probe)
-            self._pump(pubsub, marker, len(channel_head), probe, refused)
+            self._pump(pubsub, marker, len(channel_head), refused)
         finally:
             self.listening.clear()
             pubsub.close()
 
-    def _pump(self, pubsub: Any, marker: bytes, head: int, probe: bytes, refused: str) -> None:
+    def _pump(self, pubsub: Any, marker: bytes, head: int, refused: str) -> None:
         inside = False  # between an engine script's markers
         renew_every = self._lease_s / 3
         renewed = time.monotonic()

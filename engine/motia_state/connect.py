@@ -214,7 +214,6 @@ def _cluster(target: _Target) -> ClusterBackend:
     if not nodes:
         raise InvalidInput(f"{target.describe}: name at least one node, host:port")
     kwargs = target.client_kwargs()
-    kwargs.pop("health_check_interval")
 
     def connect() -> redis.cluster.RedisCluster:
         return redis.cluster.RedisCluster(
@@ -222,7 +221,6 @@ def _cluster(target: _Target) -> ClusterBackend:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             ssl=parts.scheme == "rediss",
-            health_check_interval=HEALTH_CHECK_S,
             **kwargs,
         )
 
