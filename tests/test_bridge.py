@@ -21,17 +21,6 @@ from .conftest import REDIS_CONF, Target, settle
 pytestmark = pytest.mark.redis_only
 
 
-@pytest.fixture(autouse=True)
-def _standalone_only(request: pytest.FixtureRequest) -> None:
-    params = getattr(request.node, "callspec", None)
-    on_cluster = params is not None and params.params.get("target") == "cluster"
-    if (
-        on_cluster
-        and request.node.originalname != "test_the_bridge_says_it_does_not_run_on_cluster_yet"
-    ):
-        pytest.skip("the keyspace bridge runs on standalone servers (cluster: Unsupported)")
-
-
 REDIS_CLI = shutil.which("redis-cli")
 EXE = str(Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin" / "motia-state")
 
@@ -40,7 +29,10 @@ def cli(target: Target, *command: str) -> None:
     """Run a command through the real ``redis-cli``, as an operator would."""
     assert REDIS_CLI is not None, "redis-cli comes with Debian's redis-server package"
     assert target.raw_url is not None
-    if target.raw_url.startswith("unix://"):
+    if target.name == "cluster":  # follow MOVED to the group's master
+        host, _, port = target.url[len("redis+cluster://") :].split(",")[0].rpartition(":")
+        where = ["-c", "-h", host, "-p", port]
+    elif target.raw_url.startswith("unix://"):
         where = ["-s", target.raw_url[len("unix://") :]]
     else:
         where = ["-u", target.raw_url]
@@ -48,14 +40,17 @@ def cli(target: Target, *command: str) -> None:
 
 
 def externals(watch: Any, until: int, timeout: float = 10.0) -> list[tuple[Any, ...]]:
-    """(group, event) of external records, until ``until`` of them arrived (or time ran out)."""
-    found: list[tuple[Any, ...]] = []
+    """(group, event) of external records in the order they were written, until ``until`` of
+    them arrived (or time ran out). On Cluster the gap record is in a stream of its own,
+    read in its own turn, so the records are put in id (time) order."""
+    found: list[Any] = []
     deadline = time.monotonic() + timeout
     while len(found) < until and time.monotonic() < deadline:
         change = next(watch)
         if change is not None and change.op == "external":
-            found.append((change.group, change.event))
-    return found
+            found.append(change)
+    found.sort(key=lambda c: tuple(map(int, c.id.split("-"))))
+    return [(change.group, change.event) for change in found]
 
 
 def test_edits_outside_the_engine_are_recorded_and_engine_writes_are_not(
@@ -203,10 +198,3 @@ def test_motia_state_track_runs_until_stopped(target: Target) -> None:
     assert proc.returncode == 0, err
     assert "tracking external changes on" in err
     assert "2 external record(s) written" in err
-
-
-def test_the_bridge_says_it_does_not_run_on_cluster_yet(state: Any, target: Target) -> None:
-    if target.name != "cluster":
-        pytest.skip("about Redis Cluster")
-    with pytest.raises(Unsupported, match="Cluster"):
-        state.track()

@@ -21,6 +21,14 @@ arrive with a probe (an HSET and DEL of its own key); where CONFIG is refused,
 the probe tells whether the server's own configuration has them, and if not,
 the bridge stops with a message saying what to set.
 
+On Redis Cluster notifications stay on the node that emits them, so the bridge runs
+one listener per master, each on its own connection with its own notion of "inside a
+script" (a node runs one script at a time). The markers are sharded there: a script
+may only publish to a channel of its own slot, so there is one marker channel per slot
+(``layout.marker_channel(slot)``), SPUBLISHed by the script and SSUBSCRIBEd by the
+listener of the slot's master. When the slot map changes (a failover, a reshard) the
+bridge listens again on the new masters, with a gap record.
+
 Keyspace notifications are pub/sub: fire and forget. Whatever happens while the
 bridge is not subscribed (a restart, a dropped connection, a failover) is lost
 to it. The bridge cannot replay it, so it says so: each time it starts
@@ -37,10 +45,17 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.exceptions import ResponseError
+from redis.exceptions import (
+    ClusterDownError,
+    MovedError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
 
 from . import connect, ops
 from .errors import BackendUnavailable, StateError, Unsupported
@@ -88,6 +103,35 @@ def enable_notifications(client: redis.Redis) -> tuple[str, str]:
     return current + missing, ""
 
 
+@dataclass(frozen=True)
+class _Server:
+    """One server the bridge listens on: a standalone server, or one Redis Cluster master
+    with the marker channels of the slots it serves (keyspace notifications stay on the
+    node that emits them, so every master needs a listener of its own)."""
+
+    name: str
+    client: redis.Redis
+    markers: frozenset[bytes]
+    sharded: bool  # markers are shard channels (SSUBSCRIBE, one per slot)
+    probe: bytes
+
+
+class _Restart(Exception):
+    """The cluster's slots moved: listen again on the new topology (with a gap record)."""
+
+
+RETRYABLE = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    BackendUnavailable,
+    MovedError,
+    ClusterDownError,
+    TryAgainError,
+    RedisClusterException,
+    _Restart,
+)
+
+
 class Bridge:
     """Runs the keyspace bridge for one state: `run` in the foreground, `start` in a thread."""
 
@@ -102,13 +146,6 @@ class Bridge:
         self._backend = backend
         self._session = backend.session()  # Unsupported where there is no feed
         self._layout = self._session.layout
-        if self._layout.cluster:
-            self._session.close()
-            raise Unsupported(
-                "the keyspace bridge does not run on Redis Cluster yet (it must subscribe on "
-                "every master, and cluster PUBLISH reaches every node); engine writes are in "
-                "the feed all the same"
-            )
         self._plan = self._session.plan
         self.describe: str = backend.describe
         self._lease_s = lease_s
@@ -116,6 +153,8 @@ class Bridge:
         self._on_record = on_record
         self._owned = owned  # close the backend when the bridge stops
         self._stopped = threading.Event()
+        self._wake = threading.Event()  # a stop or a listener's failure
+        self._io = threading.Lock()  # the session is one connection; listeners share it
         self._thread: threading.Thread | None = None
         self.recorded = 0
         self.listening = threading.Event()
@@ -140,7 +179,11 @@ class Bridge:
             raise
 
     def _run(self, op: ops.Op[Any]) -> Any:
-        return self._session.run(self._plan.steps(op))
+        with self._io:
+            return self._session.run(self._plan.steps(op))
+
+    def _renew(self) -> bool:
+        return bool(self._run(ops.Lease(self._token, round(self._lease_s * 1000))))
 
     def _record(self, group: str | None, event: str) -> None:
         self._run(ops.External(group, event))
@@ -149,85 +192,84 @@ class Bridge:
             self._on_record(group, event)
 
     def run(self) -> None:
-        """Record external changes until `stop`; survives restarts and lost connections."""
+        """Record external changes until `stop`; survives restarts, lost connections and,
+        on Cluster, failovers and slot moves."""
         while not self._stopped.is_set():
             try:
-                if not self._run(ops.Lease(self._token, round(self._lease_s * 1000))):
+                if not self._renew():
                     self.standby = True  # another bridge records; take over if it stops
                     self._stopped.wait(self._lease_s / 3)
                     continue
                 self.standby = False
                 self._listen()
-            except (redis.ConnectionError, redis.TimeoutError, BackendUnavailable) as exc:
-                self.listening.clear()
+            except _Restart as exc:
+                log.warning("keyspace bridge: %s; listening again", exc)
+            except RETRYABLE as exc:
                 log.warning("keyspace bridge: %s; reconnecting in %.0f s", exc, RETRY_S)
                 self._stopped.wait(RETRY_S)
         self._session.close()
         if self._owned:
             self._backend.close()
 
-    def _listen(self) -> None:
-        client: redis.Redis = self._backend.client
-        self.flags, refused = enable_notifications(client)
-        db = client.connection_pool.connection_kwargs.get("db", 0)
-        channel_head = f"__keyspace@{db}__:".encode()
-        probe = self._layout.meta_root + b"probe"
-        pubsub = client.pubsub()
-        try:
-            marker = self._layout.marker_channel()
-            pubsub.subscribe(marker, channel_head + probe)
-            pubsub.psubscribe(channel_head + escape_glob(self._layout.prefix) + b"*")
-            confirmed = 0
-            while confirmed < 3:  # events from here on reach us: only then declare the gap
-                message = pubsub.get_message(timeout=self._lease_s)
-                if message is None:
-                    raise redis.TimeoutError("no subscription confirmation from the server")
-                confirmed += message["type"] in ("subscribe", "psubscribe")
-            # A probe proves notifications arrive (hash and generic classes) before the
-            # bridge claims to track anything.
-            client.hset(probe, "token", self._token)
-            client.delete(probe)
-            self._pump(pubsub, marker, len(channel_head), refused)
-        finally:
-            self.listening.clear()
-            pubsub.close()
+    def _servers(self) -> list[_Server]:
+        layout = self._layout
+        if not layout.cluster:
+            marker = frozenset({layout.marker_channel()})
+            return [_Server(self.describe, self._backend.client, marker, False, layout.probe())]
+        return [
+            _Server(
+                shard.name,
+                shard.client(),
+                frozenset(layout.marker_channel(slot) for slot in shard.slots),
+                True,
+                layout.probe(shard.slots[0]),
+            )
+            for shard in self._backend.shards()
+        ]
 
-    def _pump(self, pubsub: Any, marker: bytes, head: int, refused: str) -> None:
-        inside = False  # between an engine script's markers
-        renew_every = self._lease_s / 3
-        renewed = time.monotonic()
-        probe_deadline = renewed + PROBE_S
-        probe_events: set[bytes] = set()
-        while not self._stopped.is_set():
-            if not self.listening.is_set():
-                if probe_events >= {b"hset", b"del"}:
-                    self._record(None, "gap")
-                    self.listening.set()
-                elif time.monotonic() > probe_deadline:
-                    raise Unsupported(
-                        "keyspace notifications do not arrive"
-                        + (f" and the bridge cannot turn them on ({refused})" if refused else "")
-                        + f": set notify-keyspace-events to include '{NEEDED_FLAGS}' in the "
-                        "server's configuration (for managed services, in their parameter "
-                        "settings) and run the bridge again"
-                    )
-            if time.monotonic() - renewed >= renew_every:
-                if not self._run(ops.Lease(self._token, round(self._lease_s * 1000))):
+    def _listen(self) -> None:
+        servers = self._servers()
+        topology = self._backend.shards() if self._layout.cluster else None
+        self._wake.clear()
+        done = threading.Event()  # ends this round's listeners
+        listeners = [_Listener(self, server, done) for server in servers]
+        for listener in listeners:
+            listener.start()
+        try:
+            while not all(listener.ready.is_set() for listener in listeners):
+                self._check(listeners)
+                if self._stopped.is_set():
+                    return
+                self._wake.wait(0.01)
+            self.flags = listeners[0].flags
+            # every server's events from here on reach us: only now declare the gap
+            self._record(None, "gap")
+            self.listening.set()
+            renew_every = self._lease_s / 3
+            while not self._stopped.is_set():
+                self._wake.wait(renew_every)
+                self._check(listeners)
+                if self._stopped.is_set():
+                    return
+                if not self._renew():
                     log.warning("keyspace bridge: lease lost to another bridge; standing by")
                     return
-                renewed = time.monotonic()
-            message = pubsub.get_message(timeout=min(1.0, renew_every))
-            if message is None:
-                continue
-            if message["type"] == "message" and message["channel"] == marker:
-                inside = message["data"] == b"1"
-            elif message["type"] == "message":  # the probe's keyspace channel
-                probe_events.add(message["data"])
-            elif message["type"] == "pmessage":
-                event = message["data"].decode()
-                if inside and event not in ALWAYS_EXTERNAL:
-                    continue
-                self._record(self._layout.group_of(message["channel"][head:]), event)
+                if topology is not None and self._backend.shards() != topology:
+                    raise _Restart("the cluster's slots moved")
+        finally:
+            self.listening.clear()
+            done.set()
+            for listener in listeners:
+                listener.join(timeout=10)
+            if topology is not None:  # the listeners' own clients
+                for server in servers:
+                    server.client.close()
+
+    @staticmethod
+    def _check(listeners: list[_Listener]) -> None:
+        for listener in listeners:
+            if listener.failure is not None:
+                raise listener.failure
 
     def start(self, timeout: float = 30.0) -> Bridge:
         """Run in a daemon thread; returns once the bridge listens or stands by for another
@@ -253,5 +295,87 @@ class Bridge:
 
     def stop(self) -> None:
         self._stopped.set()
+        self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
+
+
+class _Listener(threading.Thread):
+    """Listens on one server: its markers, its keyspace notifications, its probe."""
+
+    def __init__(self, bridge: Bridge, server: _Server, done: threading.Event) -> None:
+        super().__init__(name=f"motia-state-bridge {server.name}", daemon=True)
+        self._bridge = bridge
+        self._server = server
+        self._done = done
+        self.ready = threading.Event()  # subscribed, and the probe's notifications arrived
+        self.failure: BaseException | None = None
+        self.flags = ""
+
+    def run(self) -> None:
+        try:
+            self._listen()
+        except BaseException as exc:  # the bridge's thread raises it
+            self.failure = exc
+            self._bridge._wake.set()
+
+    def _listen(self) -> None:
+        server, layout = self._server, self._bridge._layout
+        client = server.client
+        self.flags, refused = enable_notifications(client)
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        head = f"__keyspace@{db}__:".encode()
+        pubsub = client.pubsub()
+        try:
+            subscribe = pubsub.ssubscribe if server.sharded else pubsub.subscribe
+            for channel in server.markers:  # one per command: shard channels of one slot each
+                subscribe(channel)
+            pubsub.subscribe(head + server.probe)
+            pubsub.psubscribe(head + escape_glob(layout.prefix) + b"*")
+            expected = len(server.markers) + 2
+            while expected:
+                message = pubsub.get_message(timeout=self._bridge._lease_s)
+                if message is None:
+                    raise redis.TimeoutError("no subscription confirmation from the server")
+                expected -= message["type"] in ("subscribe", "ssubscribe", "psubscribe")
+            # A probe proves notifications arrive (hash and generic classes) before the
+            # bridge claims to track anything.
+            client.hset(server.probe, "token", self._bridge._token)
+            client.delete(server.probe)
+            self._pump(pubsub, len(head), refused)
+        finally:
+            pubsub.close()
+
+    def _pump(self, pubsub: Any, head: int, refused: str) -> None:
+        inside = False  # between an engine script's markers (a server runs one at a time)
+        probe_deadline = time.monotonic() + PROBE_S
+        probe_events: set[bytes] = set()
+        markers = self._server.markers
+        while not self._done.is_set():
+            if not self.ready.is_set():
+                if probe_events >= {b"hset", b"del"}:
+                    self.ready.set()
+                elif time.monotonic() > probe_deadline:
+                    raise Unsupported(
+                        "keyspace notifications do not arrive"
+                        + (f" and the bridge cannot turn them on ({refused})" if refused else "")
+                        + f": set notify-keyspace-events to include '{NEEDED_FLAGS}' in the "
+                        "server's configuration (for managed services, in their parameter "
+                        "settings) and run the bridge again"
+                    )
+            message = pubsub.get_message(timeout=0.5)
+            if message is None:
+                continue
+            kind = message["type"]
+            if kind in ("message", "smessage") and message["channel"] in markers:
+                inside = message["data"] == b"1"
+            elif kind == "message":  # the probe's keyspace channel
+                probe_events.add(message["data"])
+            elif kind == "pmessage":
+                event = message["data"].decode()
+                if inside and event not in ALWAYS_EXTERNAL:
+                    continue
+                group = self._bridge._layout.group_of(message["channel"][head:])
+                self._bridge._record(group, event)
+            elif kind == "sunsubscribe":  # the server gave the slot away
+                raise _Restart("a slot moved to another node")

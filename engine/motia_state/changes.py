@@ -34,10 +34,12 @@ class FeedSettings:
     max_age_ms: int | None = None
     values: bool = False
 
-    def spec(self, channel: bytes) -> bytes:
-        """The feed settings ARGV of every write script (parsed by feed_open in Lua)."""
+    def spec(self, channel: bytes, *, sharded: bool = False) -> bytes:
+        """The feed settings ARGV of every write script (parsed by feed_open in Lua);
+        ``sharded``: the marker channel is a Redis Cluster shard channel (SPUBLISH)."""
         age = b"" if self.max_age_ms is None else b"%d" % self.max_age_ms
-        return b"%d:%s:%d:%s" % (self.maxlen, age, self.values, channel)
+        kind = b"s" if sharded else b"p"
+        return b"%d:%s:%d:%s:%s" % (self.maxlen, age, self.values, kind, channel)
 
 
 def feed_settings(maxlen: object, max_age: object, values: object) -> FeedSettings:

@@ -11,6 +11,8 @@ Layout, for the default prefix ``motia:state:`` and a group ``orders``::
     motia:state#changes{motia:state:orders}stream the group's change records (cluster)
     motia:state#bridge                     string lease of the one running keyspace bridge
     motia:state#writes                     pub/sub channel: the bridge's write markers
+    motia:state#writes{<tag of slot>}      sharded channel: the same, per slot (cluster)
+    motia:state#probe                      hash   the bridge's probe, written and deleted
 
 Why it looks like this:
 
@@ -51,15 +53,25 @@ def _hashed_part(key: bytes) -> bytes:
     return key
 
 
-@lru_cache(maxsize=SLOTS)
-def _synthetic_tag(slot: int) -> bytes:
-    """A short brace-free string that hashes to ``slot``: found by counting up."""
-    n = 0
-    while True:
+@lru_cache(maxsize=1)
+def _synthetic_tags() -> tuple[bytes, ...]:
+    """For every slot, the shortest decimal string that hashes to it: found by counting
+    up once (about 170,000 CRCs, some 50 ms, on first use)."""
+    tags: list[bytes | None] = [None] * SLOTS
+    missing, n = SLOTS, 0
+    while missing:
         candidate = b"%d" % n
-        if crc_hqx(candidate, 0) % SLOTS == slot:
-            return candidate
+        slot = crc_hqx(candidate, 0) % SLOTS
+        if tags[slot] is None:
+            tags[slot] = candidate
+            missing -= 1
         n += 1
+    return tuple(t for t in tags if t is not None)
+
+
+def synthetic_tag(slot: int) -> bytes:
+    """A short brace-free string that hashes to ``slot``."""
+    return _synthetic_tags()[slot]
 
 
 def slot_tag(data_key: bytes) -> bytes:
@@ -73,7 +85,7 @@ def slot_tag(data_key: bytes) -> bytes:
     hashed = _hashed_part(data_key)
     if len(hashed) != len(data_key) or b"}" not in data_key:
         return hashed
-    return _synthetic_tag(key_slot(data_key))
+    return synthetic_tag(key_slot(data_key))
 
 
 def escape_glob(text: bytes) -> bytes:
@@ -118,9 +130,22 @@ class KeyLayout:
             return self._aux(b"changes", group)
         return self.meta_root + b"changes"
 
-    def marker_channel(self) -> bytes:
-        """Where write scripts bracket their notifications for the keyspace bridge."""
-        return self.meta_root + b"writes"
+    def marker_channel(self, slot: int | None = None) -> bytes:
+        """Where write scripts bracket their notifications for the keyspace bridge.
+
+        On Cluster there is one sharded channel per hash slot, tagged into that slot: a
+        script may only publish to a channel of its own slot (SPUBLISH), and only the
+        bridge's listener on the slot's master should hear it.
+        """
+        if slot is None:
+            return self.meta_root + b"writes"
+        return self.meta_root + b"writes{" + synthetic_tag(slot) + b"}"
+
+    def probe(self, slot: int | None = None) -> bytes:
+        """The key the bridge writes to prove notifications arrive (in ``slot`` on Cluster)."""
+        if slot is None:
+            return self.meta_root + b"probe"
+        return self.meta_root + b"probe{" + synthetic_tag(slot) + b"}"
 
     def bridge_lease(self) -> bytes:
         return self.meta_root + b"bridge"

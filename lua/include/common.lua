@@ -3,12 +3,13 @@
 -- (the text stays constant; its SHA names it).
 -- KEYS: none of its own; each helper receives the key it touches from its caller's KEYS.
 -- ARGV: none of its own; a write script passes its feed settings ARGV to feed_open:
---   "<maxlen>:<max age ms or empty>:<1 to record values, else 0>:<marker channel>".
+--   "<maxlen>:<max age ms or empty>:<1 to record values, else 0>:<p or s>:<marker channel>"
+--   (s: the channel is sharded, SPUBLISH to a channel in the script's slot on Redis Cluster).
 -- Returns: nothing; defines local functions current_version, first_version, raise_floor,
 --   write, keep_version, feed_parse, feed_open, feed_close and record.
 -- Keys touched: the data hash (HEXISTS, HSET, EXISTS), the versions hash (HGET, HSET, HDEL,
 --   PERSIST, PEXPIRE),
---   the change stream (XADD, XTRIM); PUBLISH on the marker channel.
+--   the change stream (XADD, XTRIM); PUBLISH or SPUBLISH on the marker channel.
 --
 -- Versions. Version 1 is never stored: an item with no entry in the versions hash has
 -- version 1 (which is also what a value written by another tool gets). Most items are
@@ -77,17 +78,18 @@ end
 -- feed_close. Between them its keyspace notifications are bracketed by two messages on the
 -- marker channel, '1' and '0', so the keyspace bridge (motia_state/bridge.py), which
 -- receives notifications and markers on one connection in execution order, can tell the
--- engine's own writes from everyone else's. Without a subscriber the '1' reaches nobody and
+-- engine's own writes from everyone else's. On Redis Cluster the channel is sharded, one
+-- per slot (a cluster PUBLISH would travel to every node). Without a subscriber the '1' reaches nobody and
 -- the closing '0' is skipped: one PUBLISH per call is the whole cost.
 local function feed_parse(spec)
-  local maxlen, age, values, channel = string.match(spec, '^(%d+):(%d*):([01]):(.*)$')
+  local maxlen, age, values, kind, channel = string.match(spec, '^(%d+):(%d*):([01]):([ps]):(.*)$')
   return {maxlen = maxlen, age = tonumber(age), values = values == '1', channel = channel,
-    streams = {}, bridged = false}
+    publish = kind == 's' and 'SPUBLISH' or 'PUBLISH', streams = {}, bridged = false}
 end
 
 local function feed_open(spec)
   local feed = feed_parse(spec)
-  feed.bridged = redis.call('PUBLISH', feed.channel, '1') > 0
+  feed.bridged = redis.call(feed.publish, feed.channel, '1') > 0
   return feed
 end
 
@@ -102,7 +104,7 @@ local function feed_close(feed, reply)
     end
   end
   if feed.bridged then
-    redis.call('PUBLISH', feed.channel, '0')
+    redis.call(feed.publish, feed.channel, '0')
   end
   return reply
 end

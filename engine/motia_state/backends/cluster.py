@@ -14,7 +14,9 @@ What a cluster adds:
 * a batch is split by node, each part pipelined to its node, the replies put back
   in order;
 * MOVED refreshes the slot map and re-sends the command once, to the new owner
-  (the command was refused, not run); ASK re-sends it once with ASKING;
+  (the command was refused, not run); ASK re-sends it once with ASKING; TRYAGAIN
+  (a migrating slot whose keys are split between two masters) re-sends it for up
+  to `TRYAGAIN_S`;
 * a connection error marks the slot map stale, so the next call asks the cluster
   again: after a failover the engine finds the promoted replica by itself. The
   failed call itself is not re-sent (its fate is unknown) and raises
@@ -24,13 +26,21 @@ What a cluster adds:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
 import redis.cluster
 import redis.connection
-from redis.exceptions import RedisClusterException, ResponseError
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
 
 from .. import ops
 from ..errors import BackendUnavailable
@@ -42,6 +52,7 @@ from .redis import RedisPlan, _Pin
 T = TypeVar("T")
 Node = redis.cluster.ClusterNode
 
+TRYAGAIN_S = 5.0  # how long a command refused with TRYAGAIN (mid-migration) is retried
 _KEYLESS = frozenset({"SCAN", "SCRIPT", "PING", "WAIT", "ASKING", "INFO"})
 
 
@@ -61,6 +72,26 @@ def key_of(call: Call) -> bytes | str | None:
 
 def _as_bytes(key: bytes | str) -> bytes:
     return key if isinstance(key, bytes) else str(key).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One master and the slots it serves; `client` connects to it with the cluster's
+    settings (auth, TLS, timeouts)."""
+
+    host: str
+    port: int
+    slots: list[int]
+    kwargs: dict[str, Any] = field(compare=False)
+    connection_class: type[redis.connection.AbstractConnection] = field(compare=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def client(self) -> redis.Redis:
+        pool = redis.ConnectionPool(connection_class=self.connection_class, **self.kwargs)
+        return redis.Redis(connection_pool=pool)
 
 
 class ClusterBackend:
@@ -115,6 +146,38 @@ class ClusterBackend:
             self._refresh()
         return list(self.client.get_primaries())
 
+    def shards(self) -> list[Shard]:
+        """Each master with the slots it serves, as the cluster says now (for the keyspace
+        bridge, which listens on every master). Asks CLUSTER SLOTS itself rather than
+        refreshing the shared topology, which would reset every node's pooled connections."""
+        reply: Any = None
+        for node in self._masters():
+            try:
+                reply = self._on(node, ("CLUSTER", "SLOTS"))
+                break
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                failure = exc
+        if reply is None:
+            raise BackendUnavailable(f"{self.describe}: no master answers: {failure}")
+        client = node.redis_connection or self.client.get_default_node().redis_connection
+        assert client is not None
+        pool = client.connection_pool
+        kwargs = {k: v for k, v in pool.connection_kwargs.items() if k not in ("host", "port")}
+        owners: dict[tuple[str, int], list[int]] = {}
+        for low, high, master, *_ in reply:
+            host = (master[0].decode() if isinstance(master[0], bytes) else master[0]) or node.host
+            owners.setdefault((host, int(master[1])), []).extend(range(int(low), int(high) + 1))
+        return [
+            Shard(
+                host,
+                port,
+                sorted(slots),
+                {**kwargs, "host": host, "port": port},
+                pool.connection_class,
+            )
+            for (host, port), slots in sorted(owners.items())
+        ]
+
     def _conn(self, node: Node) -> redis.connection.Connection:
         client = node.redis_connection
         if client is None:
@@ -150,19 +213,31 @@ class ClusterBackend:
                 replies = [self._on(node, call) for node in self._masters()]
                 return replies[0]
             return self._on(self._masters()[0], call)
-        try:
-            return self._on(self._node_for(key), call)
-        except ResponseError as exc:
-            return self._redirected(exc, call)
+        deadline = time.monotonic() + TRYAGAIN_S
+        while True:
+            try:
+                try:
+                    return self._on(self._node_for(key), call)
+                except ResponseError as exc:
+                    return self._redirected(exc, call)
+            except TryAgainError:
+                # The slot is migrating and the script's keys are split between the two
+                # masters: refused, not run. redis-cli moves a slot's keys in batches,
+                # so this passes quickly; keep asking for a while.
+                if time.monotonic() > deadline:
+                    raise BackendUnavailable(
+                        f"{self.describe}: slot {key_slot(_as_bytes(key))} is migrating and "
+                        f"its keys stayed split between two masters for {TRYAGAIN_S:.0f} s"
+                    ) from None
+                time.sleep(0.02)
 
     def _redirected(self, exc: ResponseError, call: Call) -> Any:
         """MOVED: the slot has a new owner; ASK: it is migrating. Either way, one more try."""
-        kind, _, where = str(exc).partition(" ")
-        if kind == "MOVED":
+        if isinstance(exc, MovedError):
             self._refresh()
             return self._on(self._node_for(key_of(call) or b""), call)
-        if kind == "ASK":
-            host, _, port = where.split(" ")[-1].rpartition(":")
+        if isinstance(exc, AskError):
+            host, port = exc.host, exc.port
             node = self.client.get_node(host=host, port=int(port))
             if node is None:
                 self._refresh()
@@ -188,9 +263,9 @@ class ClusterBackend:
             for i, reply in zip(indexes, got, strict=True):
                 replies[i] = reply
         for i, reply in enumerate(replies):
-            if isinstance(reply, ResponseError) and str(reply).startswith(("MOVED", "ASK")):
+            if isinstance(reply, (AskError, TryAgainError)):  # refused, not run: send it again
                 try:
-                    replies[i] = self._redirected(reply, batch.calls[i])
+                    replies[i] = self._one(batch.calls[i])
                 except ResponseError as exc:
                     replies[i] = exc
         return replies

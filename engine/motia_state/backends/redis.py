@@ -94,6 +94,7 @@ class RedisPlan:
         self._wait = wait  # (replicas, timeout ms): replicated durability, WAIT after writes
         self.feed = feed or FeedSettings()
         self._feed = self.feed.spec(layout.marker_channel())
+        self._feeds: dict[int, bytes] = {}  # Cluster: per slot, whose marker channel is sharded
         self._codec = codec
         self._handlers: dict[type[Any], Callable[[Any], Steps[Any]]] = {
             ops.Get: self._get,
@@ -117,6 +118,19 @@ class RedisPlan:
             ops.External: self._external,
             ops.Lease: self._lease,
         }
+
+    def _feed_of(self, group: str) -> bytes:
+        """The feed settings for a script on ``group``: on Cluster its marker channel is
+        the one of the group's slot."""
+        if not self.layout.cluster:
+            return self._feed
+        slot = key_slot(self.layout.data(group))
+        spec = self._feeds.get(slot)
+        if spec is None:
+            spec = self._feeds[slot] = self.feed.spec(
+                self.layout.marker_channel(slot), sharded=True
+            )
+        return spec
 
     def steps(self, op: ops.Op[T]) -> Steps[T]:
         return self._handlers[type(op)](op)
@@ -287,7 +301,9 @@ class RedisPlan:
 
     def _ttl(self, op: ops.Ttl) -> Steps[float | None]:
         keys = self.layout.group_keys(op.group)
-        reply = yield from self._script("expiry", keys, [op.key, op.group, self._feed, "get"])
+        reply = yield from self._script(
+            "expiry", keys, [op.key, op.group, self._feed_of(op.group), "get"]
+        )
         if reply is None or not reply[0]:
             return None
         return max(0.0, (int(reply[0]) - int(reply[1])) / 1000)
@@ -295,7 +311,9 @@ class RedisPlan:
     def _set_expiry(self, op: ops.SetExpiry) -> Steps[bool]:
         how = "persist" if op.ms is None else str(op.ms)
         keys = self.layout.group_keys(op.group)
-        reply = yield from self._script("expiry", keys, [op.key, op.group, self._feed, how])
+        reply = yield from self._script(
+            "expiry", keys, [op.key, op.group, self._feed_of(op.group), how]
+        )
         return bool(reply)
 
     def _cleanup(self, op: ops.Cleanup) -> Steps[int]:
@@ -310,7 +328,7 @@ class RedisPlan:
         for group in groups:
             more = 1
             while more:
-                args = [group, self._feed, CLEANUP_BATCH]
+                args = [group, self._feed_of(group), CLEANUP_BATCH]
                 count, more = yield from self._script(
                     "cleanup", self.layout.group_keys(group), args
                 )
@@ -325,7 +343,14 @@ class RedisPlan:
 
     def _set(self, op: ops.Set) -> Steps[int]:
         keys = self.layout.group_keys(op.group)
-        args = [op.key, op.data, self._expected(op.version), op.group, self._feed, op.expire]
+        args = [
+            op.key,
+            op.data,
+            self._expected(op.version),
+            op.group,
+            self._feed_of(op.group),
+            op.expire,
+        ]
         ok, version = yield from self._script("set", keys, args)
         if not ok:
             raise VersionConflict([(op.group, op.key, op.version, int(version))])
@@ -335,7 +360,7 @@ class RedisPlan:
         if not op.items:
             return 0
         keys = self.layout.group_keys(op.group)
-        head = [op.group, self._feed, op.expire]
+        head = [op.group, self._feed_of(op.group), op.expire]
         replies = yield from self._script_batch(
             "set_many", keys, [head + chunk for chunk in self._chunks(op.items)]
         )
@@ -343,7 +368,7 @@ class RedisPlan:
 
     def _delete(self, op: ops.Delete) -> Steps[bytes | None]:
         keys = self.layout.group_keys(op.group)
-        args = [op.key, self._expected(op.version), op.group, self._feed]
+        args = [op.key, self._expected(op.version), op.group, self._feed_of(op.group)]
         reply = yield from self._script("delete", keys, args)
         if not reply[0]:
             raise VersionConflict([(op.group, op.key, op.version, int(reply[1]))])
@@ -353,7 +378,7 @@ class RedisPlan:
         if not op.keys:
             return 0
         keys = self.layout.group_keys(op.group)
-        head: list[Any] = [op.group, self._feed]
+        head: list[Any] = [op.group, self._feed_of(op.group)]
         chunks = [
             head + list(op.keys[i : i + CHUNK_ITEMS]) for i in range(0, len(op.keys), CHUNK_ITEMS)
         ]
@@ -362,7 +387,14 @@ class RedisPlan:
 
     def _update(self, op: ops.Update) -> Steps[tuple[int, bytes]]:
         keys = self.layout.group_keys(op.group)
-        head = [op.key, self._expected(op.version), op.group, self._feed, op.start, op.max_bytes]
+        head = [
+            op.key,
+            self._expected(op.version),
+            op.group,
+            self._feed_of(op.group),
+            op.start,
+            op.max_bytes,
+        ]
         reply = yield from self._script("update", keys, [*head, op.name, op.expire, *op.argv])
         if reply[0] == 0:
             raise VersionConflict([(op.group, op.key, op.version, int(reply[1]))])
@@ -379,7 +411,7 @@ class RedisPlan:
                 "one server call can only touch one slot (give the groups a common {hash tag})"
             )
         keys = [k for g in groups for k in self.layout.group_keys(g)[:4]]
-        argv: list[Any] = [self._feed, op.max_bytes, len(op.ops)]
+        argv: list[Any] = [self._feed_of(op.ops[0].group), op.max_bytes, len(op.ops)]
         registry = self.layout.registry()
         if registry is not None:
             keys.append(registry)
@@ -418,7 +450,9 @@ class RedisPlan:
 
     def _external(self, op: ops.External) -> Steps[None]:
         stream = self.layout.changes(op.group or "")
-        yield from self._script("external", [stream], [self._feed, op.group or "", op.event])
+        yield from self._script(
+            "external", [stream], [self._feed_of(op.group or ""), op.group or "", op.event]
+        )
 
     def _lease(self, op: ops.Lease) -> Steps[bool]:
         reply = yield from self._script("lease", [self.layout.bridge_lease()], [op.token, op.ms])
@@ -426,7 +460,7 @@ class RedisPlan:
 
     def _clear(self, op: ops.Clear) -> Steps[int]:
         keys = self.layout.group_keys(op.group)
-        reply = yield from self._script("clear", keys, [op.group, self._feed])
+        reply = yield from self._script("clear", keys, [op.group, self._feed_of(op.group)])
         return int(reply)
 
 
