@@ -151,6 +151,7 @@ class ClusterBackend:
         bridge, which listens on every master). Asks CLUSTER SLOTS itself rather than
         refreshing the shared topology, which would reset every node's pooled connections."""
         reply: Any = None
+        failure: Exception | None = None
         for node in self._masters():
             try:
                 reply = self._on(node, ("CLUSTER", "SLOTS"))
