@@ -161,19 +161,22 @@ def test_one_bridge_records_while_another_stands_by_and_takes_over(
     with State.from_url(target.url, **target.options) as own:
         first = Bridge(own._backend, lease_s=1.0).start()
         second = Bridge(own._backend, lease_s=1.0).start()
-        assert first.listening.is_set()
-        assert second.standby
-        assert not second.listening.is_set()
-        with state.watch(since="0", block=0.3) as watch:
-            cli(target, "HSET", data, "a", "1")
-            assert externals(watch, until=2) == [(None, "gap"), ("g", "hset")]
+        try:
+            assert first.listening.is_set()
+            assert second.standby
+            assert not second.listening.is_set()
+            with state.watch(since="0", block=0.3) as watch:
+                cli(target, "HSET", data, "a", "1")
+                assert externals(watch, until=2) == [(None, "gap"), ("g", "hset")]
+                first.stop()
+                deadline = time.monotonic() + 10
+                while not second.listening.is_set() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                cli(target, "HSET", data, "b", "1")
+                assert externals(watch, until=2) == [(None, "gap"), ("g", "hset")]
+        finally:
             first.stop()
-            deadline = time.monotonic() + 10
-            while not second.listening.is_set() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            cli(target, "HSET", data, "b", "1")
-            assert externals(watch, until=2) == [(None, "gap"), ("g", "hset")]
-        second.stop()
+            second.stop()
 
 
 def test_motia_state_track_runs_until_stopped(target: Target) -> None:

@@ -26,7 +26,7 @@ from .errors import (
     VersionConflict,
 )
 from .layout import KeyLayout
-from .ops import Item
+from .ops import GroupStats, Item
 from .state import GroupView, State
 from .updates import Op
 
@@ -38,6 +38,7 @@ __all__ = [
     "Change",
     "DecodeError",
     "EncodeError",
+    "GroupStats",
     "GroupView",
     "IntegerOverflow",
     "InvalidInput",

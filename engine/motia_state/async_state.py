@@ -15,7 +15,7 @@ from .bridge import Bridge
 from .changes import Change
 from .core import DEFAULT_SCAN_BATCH, Core, Plan, Transaction
 from .errors import Unsupported
-from .ops import Item
+from .ops import GroupStats, Item
 from .subscriptions import TICK_S, AsyncSubscription
 from .sweeper import sweep_forever
 from .watch import BATCH, AsyncWatch, Reader, group_names
@@ -201,6 +201,13 @@ class AsyncState:
 
     async def list_groups(self) -> list[str]:
         return await self._run(self._core.list_groups())
+
+    async def stats(
+        self, groups: Iterable[str] | None = None
+    ) -> tuple[list[GroupStats], int | None]:
+        """`State.stats`."""
+        names = await self.list_groups() if groups is None else list(groups)
+        return await self._run(self._core.stats(names))
 
     def watch(
         self,

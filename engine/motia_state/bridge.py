@@ -236,26 +236,23 @@ class Bridge:
         for listener in listeners:
             listener.start()
         try:
-            while not all(listener.ready.is_set() for listener in listeners):
-                self._check(listeners)
-                if self._stopped.is_set():
-                    return
-                self._wake.wait(0.01)
-            self.flags = listeners[0].flags
-            # every server's events from here on reach us: only now declare the gap
-            self._record(None, "gap")
-            self.listening.set()
             renew_every = self._lease_s / 3
+            renewed = time.monotonic()
             while not self._stopped.is_set():
-                self._wake.wait(renew_every)
                 self._check(listeners)
-                if self._stopped.is_set():
-                    return
-                if not self._renew():
-                    log.warning("keyspace bridge: lease lost to another bridge; standing by")
-                    return
-                if topology is not None and self._backend.shards() != topology:
-                    raise _Restart("the cluster's slots moved")
+                if not self.listening.is_set() and all(x.ready.is_set() for x in listeners):
+                    self.flags = listeners[0].flags
+                    # every server's events from here on reach us: only now declare the gap
+                    self._record(None, "gap")
+                    self.listening.set()
+                if time.monotonic() - renewed >= renew_every:  # also while subscribing
+                    if not self._renew():
+                        log.warning("keyspace bridge: lease lost to another bridge; standing by")
+                        return
+                    renewed = time.monotonic()
+                    if topology is not None and self._backend.shards() != topology:
+                        raise _Restart("the cluster's slots moved")
+                self._wake.wait(renew_every if self.listening.is_set() else 0.01)
         finally:
             self.listening.clear()
             done.set()

@@ -1,44 +1,460 @@
-"""The ``motia-state`` command."""
+"""The ``motia-state`` command: inspect, change, watch and migrate state from a shell.
+
+Motia's docs debug state with ``redis-cli KEYS`` and ``GET``, which neither reads a
+hash layout nor shows versions or TTLs, and blocks a big server. These commands go
+through the engine, so they see what a step sees, on every URL scheme.
+
+Every command takes ``--url`` (else ``MOTIA_STATE_URL``, else the default backend),
+``--prefix``, ``--codec`` and ``--json``. Human output uses Rich (colours only on a
+terminal); ``--json`` prints one JSON document, or one JSON object per line for the
+commands that stream (``items``, ``watch``). Exit codes: 0 ok, 1 not found (or the
+operation failed), 2 usage or invalid input, 3 version conflict, 4 backend
+unavailable, 130 interrupted (``migrate``). Errors are one line on stderr.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
+import orjson
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from . import demo as demo_module
+from . import migrate as migration
 from .bridge import Bridge
-from .errors import BackendUnavailable, StateError
+from .changes import Change
+from .errors import BackendUnavailable, InvalidInput, StateError, VersionConflict
 from .layout import DEFAULT_PREFIX
 from .state import State
 
+OK, NOT_FOUND, USAGE, CONFLICT, UNAVAILABLE, INTERRUPTED = 0, 1, 2, 3, 4, 130
 URL_HELP = "State URL (default: MOTIA_STATE_URL, else the embedded server, else the file)."
 
 
-@click.group()
+def exit_code(exc: StateError) -> int:
+    if isinstance(exc, VersionConflict):
+        return CONFLICT
+    if isinstance(exc, BackendUnavailable):
+        return UNAVAILABLE
+    if isinstance(exc, InvalidInput):
+        return USAGE
+    return NOT_FOUND
+
+
+class _Cli(click.Group):
+    """Turns the engine's errors into one line on stderr and a meaningful exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StateError as exc:
+            fail(str(exc), exit_code(exc))
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=_Cli)
+@click.version_option(package_name="motia-state")
 def main() -> None:
-    """Inspect and exercise motia-state."""
+    """Inspect, change, watch and migrate motia-state."""
+
+
+class Out:
+    """Human output through Rich, or JSON."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.console = Console(highlight=False, soft_wrap=True)
+
+    def json(self, data: Any) -> None:
+        click.echo(dumps(data))
+
+    def print(self, *parts: Any, **options: Any) -> None:
+        self.console.print(*parts, **options)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def shown(value: Any) -> str:
+    """A value as JSON text, for human output."""
+    return dumps(value)
+
+
+def with_state(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds --url/--prefix/--codec/--json and hands the command an open `State` and `Out`."""
+
+    @click.option("--url", envvar="MOTIA_STATE_URL", default=None, help=URL_HELP)
+    @click.option(
+        "--prefix",
+        default=DEFAULT_PREFIX,
+        show_default=True,
+        help="Key prefix; 'state:' shares Motia v1's hashes.",
+    )
+    @click.option(
+        "--codec", type=click.Choice(["json", "msgpack"]), default="json", show_default=True
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+    @functools.wraps(command)
+    def wrapper(url: str | None, prefix: str, codec: str, as_json: bool, **kwargs: Any) -> Any:
+        out = Out(as_json)
+        with State.from_url(url, prefix=prefix, codec=codec, cleanup_interval=None) as state:
+            return command(state, out, **kwargs)
+
+    return wrapper
+
+
+def parse_json(what: str, text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"{what} is not JSON: {exc} (quote strings: '\"text\"')") from None
+
+
+def not_found(group: str, key: str) -> NoReturn:
+    fail(f"not found: {group!r} / {key!r}", NOT_FOUND)
+
+
+def _when(expires_at: float | None) -> str:
+    if expires_at is None:
+        return "no TTL"
+    return f"expires in {max(0.0, expires_at - time.time()):.1f} s"
+
+
+# -- reading --------------------------------------------------------------------------
 
 
 @main.command()
-@click.option(
-    "--url",
-    envvar="MOTIA_STATE_URL",
-    default=None,
-    help=URL_HELP,
-)
-def demo(url: str | None) -> None:
-    """Run the order workflow from Motia's docs and print what it did."""
+@with_state
+def groups(state: State, out: Out) -> None:
+    """List the groups that hold items."""
+    names = state.list_groups()
+    if out.as_json:
+        out.json(names)
+    else:
+        for name in names:
+            click.echo(name)
+
+
+@main.command()
+@click.argument("group")
+@click.argument("key")
+@with_state
+def get(state: State, out: Out, group: str, key: str) -> None:
+    """Print one item: its value, version and TTL."""
+    item = state.get_item(group, key)
+    if item is None:
+        not_found(group, key)
+    if out.as_json:
+        out.json(asdict(item))
+    else:
+        click.echo(json.dumps(item.value, ensure_ascii=False, indent=2, default=_plain))
+        out.print(f"[dim]version {item.version}, {_when(item.expires_at)}[/dim]")
+
+
+@main.command()
+@click.argument("group")
+@with_state
+def items(state: State, out: Out, group: str) -> None:
+    """Print every item of a group, one per line, as the group is read (HSCAN pages)."""
+    count = 0
+    for key, value in state.iter_items(group):
+        count += 1
+        if out.as_json:
+            out.json({"key": key, "value": value})
+        else:
+            click.echo(click.style(key, fg="cyan", bold=True) + "\t" + shown(value))
+    if not out.as_json:
+        click.echo(f"{count} item(s)", err=True)
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", r"\[")
+
+
+@main.command()
+@click.argument("group")
+@click.argument("key")
+@with_state
+def ttl(state: State, out: Out, group: str, key: str) -> None:
+    """Print the seconds until an item expires (or that it has no TTL)."""
+    if state.get_item(group, key) is None:
+        not_found(group, key)
+    seconds = state.ttl(group, key)
+    if out.as_json:
+        out.json({"ttl": seconds})
+    else:
+        click.echo("no TTL" if seconds is None else f"{seconds:.3f}")
+
+
+@main.command()
+@with_state
+def stats(state: State, out: Out) -> None:
+    """Per group: items, items with a TTL, bytes in Redis, change records."""
+    rows, stream = state.stats()
+    if out.as_json:
+        out.json({"groups": [asdict(row) for row in rows], "changes": stream})
+        return
+    table = Table("group", "items", "with TTL", "bytes", "changes")
+    for row in rows:
+        table.add_row(
+            _escape(row.group),
+            f"{row.items:,}",
+            f"{row.with_ttl:,}",
+            "-" if row.bytes is None else f"{row.bytes:,}",
+            "-" if row.changes is None else f"{row.changes:,}",
+        )
+    out.print(table)
+    if stream is not None:
+        out.print(f"change stream: {stream:,} record(s), shared by every group")
+
+
+# -- writing --------------------------------------------------------------------------
+
+
+@main.command(name="set")
+@click.argument("group")
+@click.argument("key")
+@click.argument("value")
+@click.option("--ttl", "ttl_s", type=float, default=None, help="Expire after this many seconds.")
+@click.option("--version", type=int, default=None, help="Write only at this version (0: new).")
+@with_state
+def set_(
+    state: State,
+    out: Out,
+    group: str,
+    key: str,
+    value: str,
+    ttl_s: float | None,
+    version: int | None,
+) -> None:
+    """Store VALUE (JSON text) at GROUP / KEY."""
+    new = state.set(group, key, parse_json("VALUE", value), version=version, ttl=ttl_s)
+    if out.as_json:
+        out.json({"version": new})
+    else:
+        click.echo(f"stored {group!r} / {key!r}: version {new}")
+
+
+@main.command()
+@click.argument("group")
+@click.argument("key")
+@click.option("--version", type=int, default=None, help="Delete only at this version.")
+@with_state
+def delete(state: State, out: Out, group: str, key: str, version: int | None) -> None:
+    """Remove one item; prints the value it had."""
+    if state.get_item(group, key) is None:
+        not_found(group, key)
+    old = state.delete(group, key, version=version)
+    if out.as_json:
+        out.json({"deleted": True, "value": old})
+    else:
+        click.echo(f"deleted {group!r} / {key!r} (was {shown(old)})")
+
+
+@main.command()
+@click.argument("group")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_state
+def clear(state: State, out: Out, group: str, yes: bool) -> None:
+    """Remove every item of a group."""
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(f"clear removes every item of {group!r}: pass --yes to confirm", USAGE)
+        click.confirm(f"Remove every item of {group!r}?", abort=True)
+    removed = state.clear(group)
+    if out.as_json:
+        out.json({"removed": removed})
+    else:
+        click.echo(f"removed {removed} item(s) from {group!r}")
+
+
+@main.command()
+@click.argument("group")
+@click.argument("key")
+@click.argument("seconds", type=float, required=False)
+@click.option("--persist", is_flag=True, help="Remove the TTL instead.")
+@with_state
+def expire(
+    state: State, out: Out, group: str, key: str, seconds: float | None, persist: bool
+) -> None:
+    """Give an item a TTL of SECONDS, or remove its TTL with --persist."""
+    if (seconds is None) == (not persist):
+        fail("give SECONDS or --persist (one of them)", USAGE)
+    done = state.persist(group, key) if persist else state.expire(group, key, seconds or 0)
+    if not done:
+        not_found(group, key)
+    if out.as_json:
+        out.json({"ttl": None if persist else seconds})
+    else:
+        click.echo(f"{group!r} / {key!r}: " + ("no TTL" if persist else f"expires in {seconds} s"))
+
+
+@main.command()
+@click.argument("group")
+@click.argument("key")
+@click.argument("by", default="1")
+@click.option("--ttl", "ttl_s", type=float, default=None, help="TTL in seconds.")
+@click.option("--version", type=int, default=None, help="Only at this version.")
+@with_state
+def increment(
+    state: State,
+    out: Out,
+    group: str,
+    key: str,
+    by: str,
+    ttl_s: float | None,
+    version: int | None,
+) -> None:
+    """Add BY (default 1; an integer or a float) to a number, atomically."""
+    amount = parse_json("BY", by)
+    number = state.increment(group, key, amount, version=version, ttl=ttl_s)
+    if out.as_json:
+        out.json({"value": number})
+    else:
+        click.echo(shown(number))
+
+
+@main.command()
+@click.argument("group")
+@click.argument("key")
+@click.argument("ops")
+@click.option("--ttl", "ttl_s", type=float, default=None, help="TTL in seconds.")
+@click.option("--version", type=int, default=None, help="Only at this version.")
+@with_state
+def update(
+    state: State,
+    out: Out,
+    group: str,
+    key: str,
+    ops: str,
+    ttl_s: float | None,
+    version: int | None,
+) -> None:
+    """Apply Motia v1 update ops (a JSON list) atomically; prints the new value.
+
+    Example: '[{"type": "increment", "path": "count", "by": 1}]'
+    """
+    steps = parse_json("OPS", ops)
+    if isinstance(steps, dict):
+        steps = [steps]
+    if not isinstance(steps, list):
+        raise InvalidInput("OPS must be a JSON list of update ops")
+    value = state.update(group, key, steps, version=version, ttl=ttl_s)
+    if out.as_json:
+        out.json({"value": value})
+    else:
+        click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=_plain))
+
+
+@main.command()
+@with_state
+def cleanup(state: State, out: Out) -> None:
+    """Remove expired items now (they are already invisible to reads)."""
+    removed = state.cleanup()
+    if out.as_json:
+        out.json({"removed": removed})
+    else:
+        click.echo(f"removed {removed} expired item(s)")
+
+
+# -- following changes ----------------------------------------------------------------
+
+
+class _Signalled:
+    interrupted = False
+
+
+@contextmanager
+def _until_signalled() -> Iterator[_Signalled]:
+    """SIGTERM ends the block like Ctrl-C does: quietly; ``.interrupted`` says whether."""
+    state = _Signalled()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        with State.from_url(url) as state:
-            demo_module.run(state, click.echo)
-    except StateError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(4)
+        yield state
+    except KeyboardInterrupt:
+        state.interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@main.command()
+@click.argument("group_names", metavar="[GROUP]...", nargs=-1)
+@click.option("--since", default="$", show_default=True, help="'$' new, '0' all kept, or an id.")
+@click.option("--consumer", default=None, help="GROUP:NAME: read as a consumer group member.")
+@click.option("--values", "with_values", is_flag=True, help="Show recorded values.")
+@with_state
+def watch(
+    state: State,
+    out: Out,
+    group_names: tuple[str, ...],
+    since: str,
+    consumer: str | None,
+    with_values: bool,
+) -> None:
+    """Print changes as they happen, one per line, until interrupted."""
+    member: tuple[str, str] | None = None
+    if consumer is not None:
+        name, sep, who = consumer.partition(":")
+        if not sep or not name or not who:
+            fail("--consumer takes GROUP:NAME", USAGE)
+        member = (name, who)
+    with _until_signalled():
+        changes = state.watch(
+            list(group_names) or None, since=since, consumer=member, with_values=with_values
+        )
+        with changes:
+            for change in changes:
+                if change is None:
+                    continue
+                _print_change(out, change)
+                sys.stdout.flush()
+                if member is not None:
+                    state.ack(change)
+
+
+def _print_change(out: Out, change: Change) -> None:
+    if out.as_json:
+        record = asdict(change)
+        out.json(record)
+        return
+    stamp = (
+        time.strftime("%H:%M:%S", time.localtime(change.ts))
+        + f".{int(change.ts * 1000) % 1000:03d}"
+    )
+    what = change.event if change.op == "external" else f"v{change.version}"
+    line = f"{stamp} {change.id} {change.op} {change.group!r} {change.key!r} {what}"
+    if change.has_values and change.op != "delete":
+        line += f" {shown(change.value)}"
+    out.print(_escape(line))
 
 
 @main.command()
@@ -57,10 +473,7 @@ def track(url: str | None, prefix: str, quiet: bool) -> None:
             stamp = time.strftime("%H:%M:%S")
             click.echo(f"{stamp} external {event} " + (repr(group) if group else "(gap)"))
 
-    try:
-        bridge = Bridge.from_url(url, prefix=prefix, on_record=echo)
-    except StateError as exc:
-        _fail(exc)
+    bridge = Bridge.from_url(url, prefix=prefix, on_record=echo)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         bridge.stop()
@@ -68,13 +481,142 @@ def track(url: str | None, prefix: str, quiet: bool) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     click.echo(f"tracking external changes on {bridge.describe} (Ctrl-C stops)", err=True)
-    try:
-        bridge.run()
-    except StateError as exc:
-        _fail(exc)
+    bridge.run()
     click.echo(f"stopped; {bridge.recorded} external record(s) written", err=True)
 
 
-def _fail(exc: StateError) -> NoReturn:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(4 if isinstance(exc, BackendUnavailable) else 2)
+@main.command()
+@click.option("--url", envvar="MOTIA_STATE_URL", default=None, help=URL_HELP)
+def demo(url: str | None) -> None:
+    """Run the order workflow from Motia's docs and print what it did."""
+    with State.from_url(url) as state:
+        demo_module.run(state, click.echo)
+
+
+# -- migration --------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--from", "source_url", required=True, help="Where the state is now.")
+@click.option(
+    "--to",
+    "target_url",
+    envvar="MOTIA_STATE_URL",
+    default=None,
+    help="Where it goes (default: MOTIA_STATE_URL, else the default backend).",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["engine", "motia-v0"]),
+    default="engine",
+    show_default=True,
+    help="The source's layout: this engine's, or Motia v0's (Redis strings "
+    "<prefix><group>:<key>, or file://.motia/motia.state.json).",
+)
+@click.option("--from-prefix", default=DEFAULT_PREFIX, show_default=True)
+@click.option("--to-prefix", default=DEFAULT_PREFIX, show_default=True)
+@click.option("--from-codec", type=click.Choice(["json", "msgpack"]), default="json")
+@click.option("--to-codec", type=click.Choice(["json", "msgpack"]), default="json")
+@click.option(
+    "--groups",
+    "group_list",
+    multiple=True,
+    help="motia-v0: the group names (comma-separated or repeated); a joined name goes to the "
+    "longest that fits, names under none are reported and not copied.",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["first", "last"]),
+    default="first",
+    show_default=True,
+    help="motia-v0 without --groups: split group and key at the first or last ':'.",
+)
+@click.option("--dry-run", is_flag=True, help="Read and compare; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def migrate(
+    source_url: str,
+    target_url: str | None,
+    layout: str,
+    from_prefix: str,
+    to_prefix: str,
+    from_codec: str,
+    to_codec: str,
+    group_list: tuple[str, ...],
+    split: str,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Copy state from Motia's layouts or another backend; safe to run again.
+
+    Only items missing or different at the target are written, so a second run, or a
+    run after an interruption, finishes the job and rewrites nothing. The source is
+    only read.
+    """
+    out = Out(as_json)
+    names = [g for part in group_list for g in part.split(",") if g]
+    splitter = migration.Splitter(names or None, split)
+    report = migration.Report(dry_run=dry_run)
+    pages, source = migration.open_source(
+        source_url,
+        layout,
+        prefix=from_prefix,
+        codec=from_codec,
+        splitter=splitter,
+        report=report,
+    )
+    try:
+        with State.from_url(
+            target_url, prefix=to_prefix, codec=to_codec, cleanup_interval=None
+        ) as target:
+            show = not as_json and sys.stderr.isatty()
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                disable=not show,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("reading", total=None)
+
+                def progress(now: migration.Report) -> None:
+                    bar.update(
+                        task,
+                        description=f"{now.read:,} read, {now.written:,} "
+                        f"{'to write' if dry_run else 'written'}, {now.unchanged:,} unchanged",
+                    )
+
+                with _until_signalled() as run:
+                    migration.copy(pages, target, report, progress)
+                interrupted = run.interrupted
+    finally:
+        if source is not None:
+            source.close()
+    _print_report(out, report, interrupted)
+    if interrupted:
+        sys.exit(INTERRUPTED)
+
+
+def _print_report(out: Out, report: migration.Report, interrupted: bool) -> None:
+    if out.as_json:
+        out.json({**report.as_dict(), "interrupted": interrupted})
+        return
+    verb = "would write" if report.dry_run else "written"
+    out.print(
+        f"{report.read:,} read, {report.written:,} {verb}, {report.unchanged:,} unchanged, "
+        f"{len(report.groups):,} group(s)"
+    )
+    notes = {
+        "ambiguous": "names with more than one group/key reading (copied by the rule; "
+        "give --groups to decide)",
+        "outside": "names under none of --groups (not copied)",
+        "unreadable": "values that are not JSON, or names without a group or key (not copied)",
+        "refused": "items the target refused (not copied)",
+    }
+    for kind, what in notes.items():
+        count = getattr(report, kind)
+        if count:
+            examples = ", ".join(repr(n) for n in report.examples.get(kind, []))
+            out.print(_escape(f"{count:,} {what}: {examples}"))
+    if interrupted:
+        out.print("interrupted: run the same command again to finish")

@@ -221,6 +221,9 @@ class Core:
     def list_groups(self) -> Plan[list[str]]:
         return Plan(ops.ListGroups(), _same)
 
+    def stats(self, groups: Iterable[str]) -> Plan[tuple[list[ops.GroupStats], int | None]]:
+        return Plan(ops.Stats(tuple(validate.group(g) for g in groups)), _same)
+
     def ttl(self, group: str, key: str) -> Plan[float | None]:
         return Plan(ops.Ttl(validate.group(group), validate.key(key)), _same)
 

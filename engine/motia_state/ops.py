@@ -116,6 +116,28 @@ class ListGroups(Op[list[str]]):
 
 
 @dataclass(frozen=True, slots=True)
+class GroupStats:
+    """What a group holds: ``items``; ``with_ttl``, items given a TTL (expired ones not yet
+    swept included); ``bytes``, what its keys take in Redis (MEMORY USAGE, sampled for big
+    hashes; None off Redis); ``changes``, its change-stream entries (None where the stream is
+    shared by every group: see `Stats.changes`)."""
+
+    group: str
+    items: int
+    with_ttl: int
+    bytes: int | None
+    changes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats(Op[tuple[list[GroupStats], int | None]]):
+    """Per-group stats, and the length of the shared change stream (standalone Redis; None
+    on Cluster, where each group's count is in its row, and off Redis, where there is none)."""
+
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Update(Op[tuple[int, bytes]]):
     """Apply update steps to one item; returns (new version, new encoded value).
 

@@ -13,7 +13,7 @@ from .backends.base import Backend
 from .bridge import Bridge
 from .changes import Change
 from .core import DEFAULT_SCAN_BATCH, Core, Plan, Transaction
-from .ops import Item
+from .ops import GroupStats, Item
 from .subscriptions import TICK_S, Subscription
 from .sweeper import Sweeper
 from .watch import BATCH, Reader, Watch, group_names
@@ -216,6 +216,13 @@ class State:
     def list_groups(self) -> list[str]:
         """Names of the groups that hold at least one item, sorted."""
         return self._run(self._core.list_groups())
+
+    def stats(self, groups: Iterable[str] | None = None) -> tuple[list[GroupStats], int | None]:
+        """Per group (default: every group): items, items with a TTL, bytes in Redis and
+        change records; plus the length of the change stream where every group shares one
+        (standalone Redis). For operators (``motia-state stats``): one round trip per group."""
+        names = self.list_groups() if groups is None else list(groups)
+        return self._run(self._core.stats(names))
 
     def watch(
         self,

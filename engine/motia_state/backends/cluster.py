@@ -63,7 +63,7 @@ def key_of(call: Call) -> bytes | str | None:
         return call[3] if int(call[2]) > 0 else None
     if name in ("XREAD", "XREADGROUP"):
         return call[[str(a).upper() for a in call].index("STREAMS") + 1]  # type: ignore[no-any-return]
-    if name == "XGROUP":
+    if name in ("XGROUP", "MEMORY"):  # XGROUP CREATE <key>, MEMORY USAGE <key>
         return call[2]  # type: ignore[no-any-return]
     if name in _KEYLESS:
         return None

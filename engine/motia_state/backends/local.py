@@ -136,6 +136,17 @@ def _list_groups(groups: Groups, op: ops.ListGroups) -> list[str]:
     return sorted(g for g in groups if _live_items(groups, g, now))
 
 
+def _stats(groups: Groups, op: ops.Stats) -> tuple[list[ops.GroupStats], int | None]:
+    now, rows = now_ms(), []
+    for group in op.groups:
+        items = groups.get(group, {})
+        with_ttl = sum(1 for e in items.values() if e.expires_at is not None)
+        rows.append(
+            ops.GroupStats(group, len(_live_items(groups, group, now)), with_ttl, None, None)
+        )
+    return rows, None
+
+
 def _ttl(groups: Groups, op: ops.Ttl) -> float | None:
     now = now_ms()
     entry = _alive(groups.get(op.group, {}).get(op.key), now)
@@ -282,6 +293,7 @@ READS: dict[type[Any], Callable[[Groups, Any], Any]] = {
     ops.Keys: _keys,
     ops.ScanPage: _scan_page,
     ops.ListGroups: _list_groups,
+    ops.Stats: _stats,
     ops.Ttl: _ttl,
 }
 WRITES: dict[type[Any], Callable[[Groups, Any], Any]] = {

@@ -109,6 +109,7 @@ class RedisPlan:
             ops.DeleteMany: self._delete_many,
             ops.Clear: self._clear,
             ops.ListGroups: self._list_groups,
+            ops.Stats: self._stats,
             ops.Update: self._update,
             ops.Transaction: self._transaction,
             ops.Ttl: self._ttl,
@@ -298,6 +299,31 @@ class RedisPlan:
             replies = yield from self._batch_with_reload(script, calls)
             groups += [g for g, alive in zip(chunk, replies, strict=True) if alive]
         return groups
+
+    def _stats(self, op: ops.Stats) -> Steps[tuple[list[ops.GroupStats], int | None]]:
+        layout, rows = self.layout, []
+        for group in op.groups:
+            data, versions, changes = (
+                layout.data(group),
+                layout.versions(group),
+                layout.changes(group),
+            )
+            expiries = layout.expiries(group)
+            calls: list[Call] = [("HLEN", data), ("ZCARD", expiries)]
+            calls += [("MEMORY", "USAGE", key) for key in (data, versions, expiries)]
+            if layout.cluster:  # the group's own stream
+                calls += [("MEMORY", "USAGE", changes), ("XLEN", changes)]
+            replies = yield Batch(tuple(calls))
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+            items, with_ttl, *sizes = replies
+            length = int(sizes.pop()) if layout.cluster else None
+            used = sum(int(n or 0) for n in sizes)
+            rows.append(ops.GroupStats(group, int(items), int(with_ttl), used, length))
+        if layout.cluster:
+            return rows, None
+        return rows, int((yield ("XLEN", layout.changes(""))))
 
     def _ttl(self, op: ops.Ttl) -> Steps[float | None]:
         keys = self.layout.group_keys(op.group)
