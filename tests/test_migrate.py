@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.cluster
 from click.testing import CliRunner
 
 from motia_state import State
@@ -228,3 +229,21 @@ def test_bad_sources_are_usage_errors(tmp_path: Path) -> None:
         "--from", "redis://127.0.0.1:1", "--layout", "motia-v0", "--to", "memory://", code=4
     )
     assert "cannot read" in gone["error"]
+
+
+def test_from_motia_v0_on_a_cluster(servers: Servers) -> None:
+    """Motia v0 on Cluster: its keys spread over every master; SCAN runs on each."""
+    url = servers.cluster().url
+    host, _, port = url[len("redis+cluster://") :].split(",")[0].rpartition(":")
+    client = redis.cluster.RedisCluster(host=host, port=int(port))
+    prefix = f"v0{uuid.uuid4().hex[:8]}:"
+    try:
+        for i in range(300):
+            client.set(f"{prefix}g{i % 7}:k{i}", js({"i": i}))
+        report = migrate("--from", url, "--layout", "motia-v0", "--from-prefix", prefix,
+                         "--to", "memory://")  # fmt: skip
+        assert (report["read"], report["written"], report["groups"]) == (300, 300, 7)
+    finally:
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
+        client.close()

@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 
 import click
 import orjson
+import redis
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -61,6 +62,10 @@ class _Cli(click.Group):
             return super().invoke(ctx)
         except StateError as exc:
             fail(str(exc), exit_code(exc))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:  # a source read directly
+            fail(f"{type(exc).__name__}: {exc}", UNAVAILABLE)
+        except (redis.RedisError, OSError) as exc:
+            fail(f"{type(exc).__name__}: {exc}", NOT_FOUND)
 
 
 def fail(message: str, code: int) -> NoReturn:
