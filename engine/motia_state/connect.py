@@ -62,7 +62,10 @@ class Options:
     min_replicas: int = 1  # replicated: how many replicas must confirm each write
     replica_timeout: float = 1.0  # replicated: seconds to wait for them
     max_value_bytes: int = validate.DEFAULT_MAX_VALUE_BYTES
-    socket_timeout: float | None = None
+    # Seconds a command may take before it fails (a stalled server, a lost network): without
+    # one a call could wait forever. Blocking watch reads have their own, longer one.
+    socket_timeout: float | None = 10.0
+    retries: int = 3  # new attempts after a connection failure, where safe (see Guarantees)
     socket_connect_timeout: float | None = 10.0
     ttl: float | None = None  # a default TTL, in seconds, for every write
     cleanup_interval: float | None = 1.0  # seconds between background sweeps; None: none
@@ -77,6 +80,12 @@ class Options:
         result.feed()
         result.wait()
         validate.positive_int("max_value_bytes", result.max_value_bytes)
+        if (
+            not isinstance(result.retries, int)
+            or isinstance(result.retries, bool)
+            or result.retries < 0
+        ):
+            raise InvalidInput(f"retries must be an int >= 0, not {result.retries!r}")
         validate.ttl(result.ttl)
         if result.cleanup_interval is not None:
             validate.ttl(result.cleanup_interval)
@@ -179,6 +188,7 @@ class _Target:
             KeyLayout(self.opts.prefix, cluster=self.is_cluster),
             feed=self.opts.feed(),
             wait=self.opts.wait(),
+            retries=self.opts.retries,
             codec=get_codec(self.opts.codec).name,
         )
 

@@ -62,7 +62,25 @@ class VersionConflict(StateError):
 
 
 class BackendUnavailable(StateError):
-    """The backend cannot be reached or started (connection refused, server did not start)."""
+    """The backend cannot be reached or started (connection refused, timed out, server did
+    not start). ``sent`` is False when nothing of the call reached the server, so nothing of
+    it was applied."""
+
+    sent = False
+
+
+class OutcomeUnknown(BackendUnavailable):
+    """A write reached the server but its reply never came back (the connection broke or
+    timed out): it may or may not have been applied, whole or not at all (every write is one
+    atomic call). The engine never sends it again by itself; read the item, and its version,
+    to find out."""
+
+    sent = True
+
+
+class PermissionDenied(StateError):
+    """The server's ACL refuses a command or key the engine needs (NOPERM); nothing was
+    written by the refused call."""
 
 
 class Unsupported(StateError):

@@ -216,3 +216,11 @@ class Lease(Op[bool]):
 
     token: str
     ms: int
+
+
+# Ops that can be sent again after a lost reply: they change nothing, or nothing more the
+# second time (an ack, a sweep of expired items). Everything else is a write, never re-sent
+# once it may have reached the server.
+IDEMPOTENT: frozenset[type[Op[Any]]] = frozenset(
+    {Get, GetItem, GetMany, GetAll, Keys, ScanPage, ListGroups, Stats, Ttl, Ack, Cleanup}
+)

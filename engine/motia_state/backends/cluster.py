@@ -202,7 +202,11 @@ class ClusterBackend:
 
     def _on(self, node: Node, call: Call | Batch) -> Any:
         try:
-            return standalone._send(self._conn(node), call)
+            try:
+                conn = self._conn(node)
+            except redis.ConnectionError as exc:  # connecting: nothing was sent
+                raise standalone.NotSent(str(exc)) from exc
+            return standalone._send(conn, call)
         except (redis.ConnectionError, redis.TimeoutError):
             self._stale = True  # a failover may be under way: ask the cluster next time
             raise
@@ -284,7 +288,9 @@ class ClusterBackend:
         return standalone.drive(steps, self._send, self.describe)
 
     def execute(self, op: ops.Op[T]) -> T:
-        return self.run(self.plan.steps(op))
+        return standalone.execute_with_retries(
+            op, lambda: self.run(self.plan.steps(op)), self.plan.retries
+        )
 
     def session(self) -> ClusterBackend:
         """A seam with connections of its own (for a watcher), sharing this one's topology."""

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -29,6 +30,8 @@ from ..errors import (
     BackendUnavailable,
     InvalidInput,
     NotReplicated,
+    OutcomeUnknown,
+    PermissionDenied,
     StateError,
     Unsupported,
     VersionConflict,
@@ -89,8 +92,10 @@ class RedisPlan:
         feed: FeedSettings | None = None,
         codec: str = "json",
         wait: tuple[int, int] | None = None,
+        retries: int = 3,
     ) -> None:
         self.layout = layout
+        self.retries = retries  # new attempts after a connection failure, where safe
         self._wait = wait  # (replicas, timeout ms): replicated durability, WAIT after writes
         self.feed = feed or FeedSettings()
         self._feed = self.feed.spec(layout.marker_channel())
@@ -490,10 +495,39 @@ class RedisPlan:
         return int(reply)
 
 
-def _translate(exc: RedisError, describe: str) -> StateError:
+class NotSent(redis.ConnectionError):
+    """The connection failed before the command was written: nothing reached the server."""
+
+
+# Seconds to wait before each new attempt of a call that failed on the connection, while
+# nothing of it reached the server or it is idempotent (`ops.IDEMPOTENT`).
+RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
+
+
+def _translate(exc: RedisError, describe: str, sent: bool = True) -> StateError:
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        return BackendUnavailable(f"{describe}: {exc}")
+        error = BackendUnavailable(f"{describe}: {exc}")
+        error.sent = sent
+        return error
+    if "NOPERM" in str(exc):
+        return PermissionDenied(
+            f"{describe}: {exc} (the engine's ACL user needs the commands and key patterns "
+            "listed under Guarantees > ACL in the README)"
+        )
     return StateError(f"{describe}: server error: {exc}")
+
+
+def retry_delay(op: ops.Op[Any], exc: BackendUnavailable, attempt: int, retries: int) -> float:
+    """How long to wait before sending ``op`` again after ``exc``; raises when it must not be:
+    a write that may have reached the server becomes `OutcomeUnknown`."""
+    if exc.sent and type(op) not in ops.IDEMPOTENT:
+        raise OutcomeUnknown(
+            f"{exc}; the write was sent but no reply came: it may or may not have been "
+            "applied (read the item's version to find out)"
+        ) from None
+    if attempt >= retries:
+        raise exc
+    return RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
 
 
 class _Driver:
@@ -515,6 +549,7 @@ class _Driver:
 def drive(steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Any], describe: str) -> T:
     """Run a plan to its result, each step sent with ``send`` (the synchronous seams)."""
     driver = _Driver(steps)
+    sent = False  # whether any step reached the server
     try:
         while True:
             try:
@@ -526,8 +561,23 @@ def drive(steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Any], d
                 driver.reply = send(call)
             except ResponseError as exc:
                 driver.error = exc
+            sent = True
     except RedisError as exc:
-        raise _translate(exc, describe) from None
+        raise _translate(exc, describe, sent or not isinstance(exc, NotSent)) from None
+
+
+def execute_with_retries(op: ops.Op[T], run: Callable[[], T], retries: int) -> T:
+    """``run()`` the op, again after a connection failure while that is safe (`retry_delay`)."""
+    attempt = 0
+    while True:
+        try:
+            return run()
+        except BackendUnavailable as exc:
+            if isinstance(exc, OutcomeUnknown):
+                raise
+            delay = retry_delay(op, exc, attempt, retries)
+        time.sleep(delay)
+        attempt += 1
 
 
 ClientFactory = Callable[[], "redis.Redis"]
@@ -579,7 +629,7 @@ class RedisBackend:
                     try:
                         self._client = self._connect()
                     except RedisError as exc:
-                        raise _translate(exc, self.describe) from None
+                        raise _translate(exc, self.describe, sent=False) from None
         return self._client
 
     def _connection(self) -> redis.connection.Connection:
@@ -589,14 +639,18 @@ class RedisBackend:
         return pin.conn
 
     def execute(self, op: ops.Op[T]) -> T:
-        return self.run(self.plan.steps(op), self._connection)
+        return execute_with_retries(
+            op,
+            lambda: self.run(self.plan.steps(op), self._connection),
+            self.plan.retries,
+        )
 
     def run(self, steps: Steps[T], connection: Callable[[], redis.connection.Connection]) -> T:
         """Drive a plan to its result on the connection ``connection()`` gives."""
         try:
             conn = connection()
         except RedisError as exc:
-            raise _translate(exc, self.describe) from None
+            raise _translate(exc, self.describe, sent=False) from None
         return drive(steps, lambda call: _send(conn, call), self.describe)
 
     def session(self) -> Session:
@@ -619,10 +673,18 @@ def _send(conn: redis.connection.Connection, call: Call | Batch | Masters | At) 
     if isinstance(call, At):
         call = call.call
     try:
+        # Connect, and PING a connection idle past the health-check interval, before writing:
+        # a failure there means the command never left, which makes it safe to send again.
+        conn.connect()
+        conn.check_health()
+    except RedisError as exc:
+        conn.disconnect()
+        raise NotSent(str(exc)) from exc
+    try:
         if isinstance(call, Batch):
-            conn.send_packed_command([_pack(call.calls)])  # a list of chunks, not bytes
+            conn.send_packed_command([_pack(call.calls)], check_health=False)  # chunks
             return [_read(conn) for _ in call.calls]
-        conn.send_packed_command([hiredis.pack_command(call)])
+        conn.send_packed_command([hiredis.pack_command(call)], check_health=False)
         return conn.read_response()
     except ResponseError:
         raise
@@ -713,9 +775,17 @@ class _AutoPipeline:
 
     async def _write(self, calls: Sequence[Call]) -> list[Any]:
         """Write ``calls`` on one pool connection and read their replies, errors in place."""
-        conn = await self._pool.get_connection()
+        try:  # connected and healthy before anything is written (see the sync _send)
+            conn = await self._pool.get_connection()
+        except RedisError as exc:
+            raise NotSent(str(exc)) from exc
         try:
-            await conn.send_packed_command(_pack(calls))
+            try:
+                await conn.check_health()
+            except RedisError as exc:
+                await conn.disconnect()
+                raise NotSent(str(exc)) from exc
+            await conn.send_packed_command(_pack(calls), check_health=False)
             return [await _aread(conn) for _ in calls]
         except BaseException:
             await conn.disconnect()
@@ -772,7 +842,7 @@ class AsyncRedisBackend:
             try:
                 self._client = await self._connect()
             except RedisError as exc:
-                raise _translate(exc, self.describe) from None
+                raise _translate(exc, self.describe, sent=False) from None
             self._pipeline = _AutoPipeline(self._client)
         return self._client
 
@@ -788,7 +858,17 @@ class AsyncRedisBackend:
         return await self._pipeline.send(call)
 
     async def execute(self, op: ops.Op[T]) -> T:
-        return await self.run(self.plan.steps(op), self._send)
+        """`execute_with_retries`, awaiting."""
+        attempt = 0
+        while True:
+            try:
+                return await self.run(self.plan.steps(op), self._send)
+            except BackendUnavailable as exc:
+                if isinstance(exc, OutcomeUnknown):
+                    raise
+                delay = retry_delay(op, exc, attempt, self.plan.retries)
+            await asyncio.sleep(delay)
+            attempt += 1
 
     def session(self) -> AsyncSession:
         return AsyncSession(self)
@@ -798,6 +878,7 @@ class AsyncRedisBackend:
     ) -> T:
         """Drive a plan to its result, sending each step with ``send``."""
         driver = _Driver(steps)
+        sent = False  # whether any step reached the server
         try:
             while True:
                 try:
@@ -809,8 +890,9 @@ class AsyncRedisBackend:
                     driver.reply = await send(call)
                 except ResponseError as exc:
                     driver.error = exc
+                sent = True
         except RedisError as exc:
-            raise _translate(exc, self.describe) from None
+            raise _translate(exc, self.describe, sent or not isinstance(exc, NotSent)) from None
 
     async def aclose(self) -> None:
         if self._client is None:

@@ -1,0 +1,285 @@
+"""Faults injected for real: stalled and killed servers, restarts, dead writer processes.
+
+Every test starts servers of its own (signals would disturb the shared ones) from
+docker/redis.conf, and checks the promises of the README's Guarantees section.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+import pytest
+
+from motia_state import (
+    AsyncState,
+    BackendUnavailable,
+    OutcomeUnknown,
+    State,
+    VersionConflict,
+)
+from motia_state.backends import embedded
+
+from .conftest import Servers
+
+BINARY = shutil.which("redis-server") or embedded.valkey_binary()
+DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
+
+
+class Worker:
+    """One thread (so one pinned connection) running calls that must return or raise
+    within a bound: a call that hangs fails the test instead of hanging it."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(1)
+
+    def __call__(self, call: Callable[[], Any], seconds: float = 15) -> Any:
+        try:
+            return self._pool.submit(call).result(seconds)
+        except FutureTimeout:
+            raise AssertionError(f"still waiting after {seconds} s: the call hangs") from None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+
+def test_a_stalled_server_fails_calls_in_time_and_then_recovers(servers: Servers) -> None:
+    server = servers.start(BINARY, "stalled")
+    assert server.proc is not None
+    within = Worker()
+    with State.from_url(server.url, socket_timeout=0.3, retries=1) as state:
+        within(lambda: state.set("g", "k", 1))
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        try:
+            # a write that timed out may have been applied: it says so, and is not re-sent
+            with pytest.raises(OutcomeUnknown, match="may or may not have been applied"):
+                within(lambda: state.set("g", "k", 2))
+            # a read is tried again (retries=1), then gives up
+            with pytest.raises(BackendUnavailable):
+                within(lambda: state.get("g", "k"))
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        # the engine is usable at once; the unknown write was applied whole or not at all
+        item = within(lambda: state.get_item("g", "k"))
+        assert (item.value, item.version) in ((1, 1), (2, 2))
+        assert within(lambda: state.set("g", "k", 3)) == item.version + 1
+    within.close()
+    server.stop()
+
+
+def test_async_calls_fail_in_time_on_a_stalled_server(servers: Servers) -> None:
+    server = servers.start(BINARY, "astalled")
+    assert server.proc is not None
+
+    async def main() -> None:
+        async with AsyncState.from_url(server.url, socket_timeout=0.3, retries=1) as state:
+            await state.set("g", "k", 1)
+            os.kill(server.proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+            try:
+                with pytest.raises(OutcomeUnknown):
+                    await asyncio.wait_for(state.set("g", "k", 2), 15)
+                with pytest.raises(BackendUnavailable):
+                    await asyncio.wait_for(state.get("g", "k"), 15)
+            finally:
+                os.kill(server.proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
+            assert await asyncio.wait_for(state.get("g", "k"), 15) in (1, 2)
+
+    asyncio.run(main())
+    server.stop()
+
+
+def test_a_write_during_a_restart_waits_and_is_applied_once(servers: Servers) -> None:
+    server = servers.start(BINARY, "bounce")
+    port = server.port
+    with State.from_url(server.url, retries=5) as state:
+        assert state.set("g", "k", "before") == 1
+        server.stop()
+        # nothing reaches a stopped server (connection refused): that is safe to retry
+        with pytest.raises(BackendUnavailable) as refused:
+            State.from_url(server.url, retries=0).set("g", "k", "x")
+        assert not refused.value.sent
+        assert not isinstance(refused.value, OutcomeUnknown)
+        # idle past the health-check interval: the PING before the write finds the dead
+        # socket, so the write was never sent and is retried until the server is back
+        time.sleep(1.1)
+        restart = threading.Timer(0.3, lambda: servers.start(BINARY, "bounce2", port=port))
+        restart.start()
+        assert state.set("g", "k", "during") == 1  # a fresh server (no persistence): created once
+        restart.join()
+        assert state.get_item("g", "k").version == 1  # type: ignore[union-attr]
+
+
+def _load(url: str, stop: Any, acked: Any, kind: str) -> None:
+    """A writer process: writes until stopped, reporting what the server acknowledged."""
+    with State.from_url(url, socket_timeout=2, retries=0) as state:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                if kind == "batch":
+                    state.set_many(f"batch{n}", {f"k{i}": {"n": n, "i": i} for i in range(50)})
+                elif kind == "tx":
+                    with state.transaction() as tx:
+                        tx.set("pairs-a", f"p{n}", n)
+                        tx.set("pairs-b", f"p{n}", n)
+                        tx.increment("totals", "pairs", 1)
+                else:
+                    state.increment("counters", "c", 1)
+                acked.put((kind, n))
+            except BackendUnavailable:
+                acked.put((kind, -n))  # failed or unknown: not acknowledged
+                time.sleep(0.05)
+
+
+def _drain(queue: Any, writers: list[Any]) -> list[Any]:
+    """Everything the writers reported, read while they exit (a process does not exit
+    until what it put in a queue has been read)."""
+    found: list[Any] = []
+    deadline = time.monotonic() + 60
+    while any(w.is_alive() for w in writers) or not queue.empty():
+        assert time.monotonic() < deadline, "the writers did not stop"
+        with contextlib.suppress(Empty):
+            found.append(queue.get(timeout=0.1))
+    return found
+
+
+def test_kill_9_with_appendfsync_always_keeps_every_acknowledged_write(
+    servers: Servers, tmp_path: Path
+) -> None:
+    server = servers.start(BINARY, "durable", *DURABLE)
+    port = server.port
+    ctx = multiprocessing.get_context("spawn")
+    stop, acked = ctx.Event(), ctx.Queue()
+    writers = [
+        ctx.Process(target=_load, args=(server.url, stop, acked, k))
+        for k in ("batch", "tx", "incr")
+    ]
+    with State.from_url(server.url, cleanup_interval=0.2) as state:
+        state.set("ttl", "early", 1, ttl=600)  # starts this State's background sweeper
+        received = []
+        sub = state.on_change("pairs-a", received.append, consumer=("audit", "one"))
+        try:
+            for w in writers:
+                w.start()
+            deadline = time.monotonic() + 30
+            while state.get("counters", "c") is None or state.get("counters", "c") < 50:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert server.proc is not None
+            server.proc.kill()  # SIGKILL: no shutdown, no last fsync
+            server.proc.wait()
+            server.proc = None
+            time.sleep(0.3)
+            server = servers.start(BINARY, "durable", *DURABLE, port=port)  # same dir: its AOF
+            time.sleep(1.0)  # the writers reconnect and write on
+            stop.set()
+            reports = _drain(acked, writers)
+            done: dict[str, set[int]] = {"batch": set(), "tx": set(), "incr": set()}
+            failed: dict[str, set[int]] = {"batch": set(), "tx": set(), "incr": set()}
+            for kind, n in reports:
+                (done if n > 0 else failed)[kind].add(abs(n))
+            # the same State, never recreated: scripts are loaded again on the new process
+            for n in done["batch"]:  # every acknowledged batch is whole
+                assert len(state.items(f"batch{n}")) == 50, n
+            for n in failed["batch"]:  # an unacknowledged one is whole or absent
+                assert len(state.items(f"batch{n}")) in (0, 50), n
+            pairs_a, pairs_b = state.items("pairs-a"), state.items("pairs-b")
+            assert pairs_a == pairs_b  # every transaction whole or absent
+            assert {int(k[1:]) for k in pairs_a} >= done["tx"]
+            assert state.get("totals", "pairs") == len(pairs_a)
+            count = state.get("counters", "c")
+            assert len(done["incr"]) <= count <= len(done["incr"]) + len(failed["incr"])
+            # the consumer group survived in the AOF and its subscriber reconnected
+            state.set("pairs-a", "after-restart", 1)
+            deadline = time.monotonic() + 20
+            while not any(c.key == "after-restart" for c in received):
+                assert time.monotonic() < deadline, "the subscriber did not resume"
+                time.sleep(0.05)
+        finally:
+            sub.stop()
+        # the background sweeper resumed too
+        state.set("ttl", "brief", 1, ttl=0.05)
+        with server.client() as raw:
+            deadline = time.monotonic() + 20
+            while raw.hexists("motia:state:ttl", "brief"):
+                assert time.monotonic() < deadline, "the sweeper did not resume"
+                time.sleep(0.05)
+    server.stop()
+
+
+def _file_writer(url: str, ready: Any) -> None:
+    with State.from_url(url) as state:
+        n = 0
+        while True:
+            n += 1
+            with state.transaction() as tx:
+                tx.set("orders", f"o{n % 50}", {"n": n, "pad": "x" * 200})
+                tx.increment("stats", "writes", 1)
+            state.set_many("bulk", {f"b{i}": n for i in range(20)})
+            if n == 20:
+                ready.set()
+
+
+def test_a_killed_file_writer_leaves_a_valid_file_and_no_stale_lock(tmp_path: Path) -> None:
+    path = tmp_path / ".motia" / "motia.state.json"
+    url = f"file://{path}"
+    ctx = multiprocessing.get_context("spawn")
+    for _ in range(3):
+        ready = ctx.Event()
+        writer = ctx.Process(target=_file_writer, args=(url, ready))
+        writer.start()
+        assert ready.wait(60)
+        time.sleep(0.05)
+        assert writer.pid is not None
+        os.kill(writer.pid, signal.SIGKILL)  # mid-write, somewhere
+        writer.join()
+        content = json.loads(path.read_text())  # always whole JSON: written aside, renamed
+        bulk = {k: v for k, v in content.items() if k.startswith("bulk:")}
+        assert len(set(bulk.values())) == 1  # every set_many whole
+        with State.from_url(url) as state:  # the next writer is not blocked by a lock
+            within = Worker()
+            assert within(lambda: state.set("probe", "k", 1), 30) >= 1
+            within.close()
+            assert state.get("stats", "writes") >= 20
+            assert len(state.items("bulk")) == 20
+
+
+def test_a_killed_redis_writer_leaves_no_partial_batch(servers: Servers) -> None:
+    server = servers.start(BINARY, "writer-death")
+    ctx = multiprocessing.get_context("spawn")
+    stop, acked = ctx.Event(), ctx.Queue()
+    writers = [
+        ctx.Process(target=_load, args=(server.url, stop, acked, k)) for k in ("batch", "tx")
+    ]
+    for w in writers:
+        w.start()
+    with State.from_url(server.url) as state:
+        deadline = time.monotonic() + 30
+        while state.get("totals", "pairs") is None or state.get("totals", "pairs") < 20:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        for w in writers:
+            assert w.pid is not None
+            os.kill(w.pid, signal.SIGKILL)
+            w.join()
+        for group in state.list_groups():
+            if group.startswith("batch"):
+                assert len(state.items(group)) == 50, group
+        assert state.items("pairs-a") == state.items("pairs-b")
+        assert state.get("totals", "pairs") == len(state.items("pairs-a"))
+        with pytest.raises(VersionConflict):  # and the server is sane: conditions still hold
+            state.set("totals", "pairs", 0, version=0)
+    server.stop()
