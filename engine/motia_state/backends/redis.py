@@ -22,7 +22,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.connection
 import redis.connection
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
 
 from .. import ops, scripts, updates, watch
 from ..changes import FeedSettings
@@ -509,7 +509,7 @@ def _translate(exc: RedisError, describe: str, sent: bool = True) -> StateError:
         error = BackendUnavailable(f"{describe}: {exc}")
         error.sent = sent
         return error
-    if "NOPERM" in str(exc):
+    if isinstance(exc, NoPermissionError) or "can't run this command" in str(exc):
         return PermissionDenied(
             f"{describe}: {exc} (the engine's ACL user needs the commands and key patterns "
             "listed under Guarantees > ACL in the README)"
