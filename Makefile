@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench bench-quick clean
+.PHONY: install demo test lint typecheck unit soak bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# The long soak: 8 writer processes for 60 s and a watcher, on a server it starts itself.
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak --processes 8 --seconds 60
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m benchmarks

@@ -108,6 +108,8 @@ def amount(by: Any, where: str) -> int | float:
 def parse(ops: Iterable[Any]) -> tuple[Step, ...]:
     if isinstance(ops, (Mapping, str, bytes)):
         raise InvalidUpdate("ops must be a list of op dicts, not a single op")
+    if not isinstance(ops, Iterable):
+        raise InvalidUpdate(f"ops must be a list of op dicts, not {ops!r}")
     steps = []
     for index, op in enumerate(ops):
         if not isinstance(op, Mapping):
