@@ -71,17 +71,19 @@ def _writer(url: str, prefix: str, seconds: float, index: int, results: Any) -> 
 
 def _watcher(url: str, prefix: str, stop: Any, results: Any) -> None:
     seen: dict[str, int] = {}
-    with State.from_url(url, prefix=prefix) as state:
-        with state.watch(list(GROUPS), since="0", consumer=("soak", "w"), block=0.5) as watch:
+    with (
+        State.from_url(url, prefix=prefix) as state,
+        state.watch(list(GROUPS), since="0", consumer=("soak", "w"), block=0.5) as watch,
+    ):
+        quiet = 0
+        while quiet < 3:  # after the stop, until the feed has been quiet for a while
+            change = next(watch)
+            if change is None:
+                quiet += stop.is_set()
+                continue
             quiet = 0
-            while quiet < 3:  # after the stop, until the feed has been quiet for a while
-                change = next(watch)
-                if change is None:
-                    quiet += stop.is_set()
-                    continue
-                quiet = 0
-                seen[change.op] = seen.get(change.op, 0) + 1
-                state.ack(change)
+            seen[change.op] = seen.get(change.op, 0) + 1
+            state.ack(change)
     results.put(("watcher", seen, ""))
 
 
