@@ -29,6 +29,7 @@ import click
 import orjson
 import redis
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -103,11 +104,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     return str(value)
-
-
-def shown(value: Any) -> str:
-    """A value as JSON text, for human output."""
-    return dumps(value)
 
 
 def with_state(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -192,13 +188,9 @@ def items(state: State, out: Out, group: str) -> None:
         if out.as_json:
             out.json({"key": key, "value": value})
         else:
-            click.echo(click.style(key, fg="cyan", bold=True) + "\t" + shown(value))
+            click.echo(click.style(key, fg="cyan", bold=True) + "\t" + dumps(value))
     if not out.as_json:
         click.echo(f"{count} item(s)", err=True)
-
-
-def _escape(text: str) -> str:
-    return text.replace("[", r"\[")
 
 
 @main.command()
@@ -227,7 +219,7 @@ def stats(state: State, out: Out) -> None:
     table = Table("group", "items", "with TTL", "bytes", "changes")
     for row in rows:
         table.add_row(
-            _escape(row.group),
+            escape(row.group),
             f"{row.items:,}",
             f"{row.with_ttl:,}",
             "-" if row.bytes is None else f"{row.bytes:,}",
@@ -278,7 +270,7 @@ def delete(state: State, out: Out, group: str, key: str, version: int | None) ->
     if out.as_json:
         out.json({"deleted": True, "value": old})
     else:
-        click.echo(f"deleted {group!r} / {key!r} (was {shown(old)})")
+        click.echo(f"deleted {group!r} / {key!r} (was {dumps(old)})")
 
 
 @main.command()
@@ -341,7 +333,7 @@ def increment(
     if out.as_json:
         out.json({"value": number})
     else:
-        click.echo(shown(number))
+        click.echo(dumps(number))
 
 
 @main.command()
@@ -458,8 +450,8 @@ def _print_change(out: Out, change: Change) -> None:
     what = change.event if change.op == "external" else f"v{change.version}"
     line = f"{stamp} {change.id} {change.op} {change.group!r} {change.key!r} {what}"
     if change.has_values and change.op != "delete":
-        line += f" {shown(change.value)}"
-    out.print(_escape(line))
+        line += f" {dumps(change.value)}"
+    out.print(escape(line))
 
 
 @main.command()
@@ -622,6 +614,6 @@ def _print_report(out: Out, report: migration.Report, interrupted: bool) -> None
         count = getattr(report, kind)
         if count:
             examples = ", ".join(repr(n) for n in report.examples.get(kind, []))
-            out.print(_escape(f"{count:,} {what}: {examples}"))
+            out.print(escape(f"{count:,} {what}: {examples}"))
     if interrupted:
         out.print("interrupted: run the same command again to finish")
