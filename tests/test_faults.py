@@ -120,6 +120,15 @@ def test_a_write_during_a_restart_waits_and_is_applied_once(servers: Servers) ->
         assert state.set("g", "k", "during") == 1  # a fresh server (no persistence): created once
         restart.join()
         assert state.get_item("g", "k").version == 1  # type: ignore[union-attr]
+    # a restart between two calls, within the health-check interval: the closed connection is
+    # found before the write leaves (no OutcomeUnknown), and the write goes to the new server
+    bounce = servers.start(BINARY, "bounce3")
+    with State.from_url(bounce.url) as state:
+        assert state.set("g", "k", 1) == 1
+        bounce.stop()
+        bounce = servers.start(BINARY, "bounce4", port=bounce.port)
+        assert state.set("g", "k", 2) == 1
+    bounce.stop()
 
 
 def _load(url: str, stop: Any, acked: Any, kind: str) -> None:

@@ -502,6 +502,7 @@ class NotSent(redis.ConnectionError):
 # Seconds to wait before each new attempt of a call that failed on the connection, while
 # nothing of it reached the server or it is idempotent (`ops.IDEMPOTENT`).
 RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
+PEEK_AFTER_S = 0.005  # idle time after which a connection is checked for a close before use
 
 
 def _translate(exc: RedisError, describe: str, sent: bool = True) -> StateError:
@@ -675,8 +676,13 @@ def _send(conn: redis.connection.Connection, call: Call | Batch | Masters | At) 
     try:
         # Connect, and PING a connection idle past the health-check interval, before writing:
         # a failure there means the command never left, which makes it safe to send again.
+        # A connection idle for a moment is also peeked at (one non-blocking read): a server
+        # that restarted meanwhile has closed it, and that is found here, not after sending.
         conn.connect()
         conn.check_health()
+        idle = time.monotonic() - conn.next_health_check + conn.health_check_interval
+        if idle > PEEK_AFTER_S and conn.can_read(timeout=0):
+            raise redis.ConnectionError("unexpected data on an idle connection")
     except RedisError as exc:
         conn.disconnect()
         raise NotSent(str(exc)) from exc
