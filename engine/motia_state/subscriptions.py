@@ -20,6 +20,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .aio import raise_if_cancelled
 from .changes import Change
 from .errors import BackendUnavailable
 from .watch import AsyncWatch, Watch
@@ -115,6 +116,7 @@ class AsyncSubscription:
 
     async def _run(self) -> None:
         while not self._stopped.is_set():
+            raise_if_cancelled()
             try:
                 first, self._first = self._first, None
                 async with first or self._watch(self.last_id) as changes:
@@ -128,6 +130,7 @@ class AsyncSubscription:
         async for change in changes:
             if self._stopped.is_set():
                 return
+            raise_if_cancelled()
             if change is None:
                 continue
             try:

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 
+from .aio import raise_if_cancelled
 from .errors import StateError
 
 log = logging.getLogger("motia_state")
@@ -43,6 +44,7 @@ async def sweep_forever(cleanup: Callable[[], Awaitable[int]], interval: float) 
     """The asyncio twin of `Sweeper`: run it as a task and cancel it to stop."""
     while True:
         await asyncio.sleep(interval)
+        raise_if_cancelled()
         try:
             await cleanup()
         except StateError as exc:

@@ -129,9 +129,10 @@ class ClusterBackend:
     # -- topology ------------------------------------------------------------------
 
     def _refresh(self) -> None:
+        client = self.client  # before the lock: building a client takes it too
         with self._lock:
             try:
-                self.client.nodes_manager.initialize()
+                client.nodes_manager.initialize()
             except (redis.RedisError, RedisClusterException) as exc:
                 raise BackendUnavailable(f"{self.describe}: {exc}") from None
             self._stale = False
