@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import inspect
+import multiprocessing
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -35,6 +40,9 @@ REDIS_CONF = ROOT / "docker" / "redis.conf"
 NO_PERSISTENCE = ("--appendonly", "no", "--save", "")
 
 CLUSTER_CONF = ROOT / "docker" / "cluster.conf"
+SENTINEL_CONF = ROOT / "docker" / "sentinel.conf"
+# Debian's redis-server where installed, else the embedded extra's valkey-server.
+TEST_BINARY = shutil.which("redis-server") or embedded.valkey_binary()
 
 BACKENDS = ["memory", "file", "embedded", "redis", "cluster"]
 REDIS_BACKENDS = {"embedded", "redis", "cluster"}
@@ -63,16 +71,16 @@ class Servers:
             if outside:
                 self._redis = (outside, "outside")
             else:
-                binary = shutil.which("redis-server") or embedded.valkey_binary()
-                server = self.start(binary, "redis")
-                self._redis = (server.url, Path(binary).name)
+                server = self.start(TEST_BINARY, "redis")
+                self._redis = (server.url, Path(TEST_BINARY).name)
         return self._redis
 
     def cluster(self) -> Cluster:
         """Three masters on loopback, from docker/cluster.conf, for the ``cluster`` backend."""
         if self._cluster is None:
-            binary = shutil.which("redis-server") or embedded.valkey_binary()
-            self._cluster = cluster(binary, CLUSTER_CONF, self.workdir / "cluster", *NO_PERSISTENCE)
+            self._cluster = cluster(
+                TEST_BINARY, CLUSTER_CONF, self.workdir / "cluster", *NO_PERSISTENCE
+            )
         return self._cluster
 
     def embedded_dir(self) -> Path:
@@ -106,11 +114,74 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+LEFTOVER_GRACE_S = 15.0
+EXIT_WATCHDOG_S = 120
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_running() -> Iterator[None]:
+    """Fail a test that leaves a child process or a non-daemon thread running.
+
+    Python waits for both when it exits, so one that never ends would hang the whole
+    run after its last test has passed, with nothing saying which test left it.
+    """
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + LEFTOVER_GRACE_S
+    while True:
+        children = multiprocessing.active_children()
+        threads = [
+            t for t in threading.enumerate() if t not in before and not t.daemon and t.is_alive()
+        ]
+        if not (children or threads) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for child in children:
+        child.kill()
+        child.join(5)
+    assert not children, f"child processes still running after the test: {children}"
+    assert not threads, f"non-daemon threads still running after the test: {threads}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish() -> Iterator[None]:
+    """Once the summary is out, anything still blocking for minutes prints every thread's
+    stack and ends the run (exit status 1) instead of holding CI until its time limit."""
+    yield
+    faulthandler.dump_traceback_later(EXIT_WATCHDOG_S, exit=True, file=sys.__stderr__)
+
+
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     s = Servers(tmp_path_factory.mktemp("servers"))
     yield s
     s.stop()
+
+
+@pytest.fixture
+def primary_and_replica(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    primary = standalone(TEST_BINARY, REDIS_CONF, tmp_path / "primary", *NO_PERSISTENCE)
+    replica = standalone(
+        TEST_BINARY,
+        REDIS_CONF,
+        tmp_path / "replica",
+        *NO_PERSISTENCE,
+        "--replicaof",
+        "127.0.0.1",
+        str(primary.port),
+    )
+    try:
+        deadline = time.monotonic() + 20
+        with replica.client() as c:
+            while c.info("replication").get("master_link_status") != "up":
+                assert time.monotonic() < deadline, "the replica did not sync"
+                time.sleep(0.05)
+        yield primary, replica
+    finally:
+        if replica.proc is not None:
+            os.kill(replica.proc.pid, signal.SIGCONT)
+        replica.stop()
+        primary.stop()
 
 
 def _raw(url: str) -> Any:

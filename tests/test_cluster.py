@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,42 +25,15 @@ from motia_state import (
     BackendUnavailable,
     InvalidInput,
     NotReplicated,
+    OutcomeUnknown,
     State,
     Unsupported,
 )
 from motia_state.backends import embedded
 from motia_state.layout import KeyLayout, key_slot
-from motia_state.server import Cluster, ServerProcess, cluster, standalone
+from motia_state.server import Cluster, ServerProcess, cluster
 
-from .conftest import CLUSTER_CONF, NO_PERSISTENCE, REDIS_CONF
-
-BINARY = shutil.which("redis-server") or embedded.valkey_binary()
-
-
-@pytest.fixture
-def primary_and_replica(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    primary = standalone(BINARY, REDIS_CONF, tmp_path / "primary", *NO_PERSISTENCE)
-    replica = standalone(
-        BINARY,
-        REDIS_CONF,
-        tmp_path / "replica",
-        *NO_PERSISTENCE,
-        "--replicaof",
-        "127.0.0.1",
-        str(primary.port),
-    )
-    try:
-        deadline = time.monotonic() + 20
-        with replica.client() as c:
-            while c.info("replication").get("master_link_status") != "up":
-                assert time.monotonic() < deadline, "the replica did not sync"
-                time.sleep(0.05)
-        yield primary, replica
-    finally:
-        if replica.proc is not None:
-            os.kill(replica.proc.pid, signal.SIGCONT)
-        replica.stop()
-        primary.stop()
+from .conftest import CLUSTER_CONF, NO_PERSISTENCE, TEST_BINARY
 
 
 def test_replicated_writes_wait_for_the_replica(
@@ -126,7 +99,7 @@ def test_in_process_backends_have_no_replicas() -> None:
 @pytest.fixture(scope="module")
 def replicated_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     nodes = cluster(
-        BINARY,
+        TEST_BINARY,
         CLUSTER_CONF,
         tmp_path_factory.mktemp("replicated-cluster"),
         *NO_PERSISTENCE,
@@ -328,6 +301,31 @@ def test_commands_follow_a_slot_while_it_migrates(replicated_cluster: Cluster) -
             keys = [change.key for change in iter(lambda: next(watch), None)]
         assert keys == ["before", "before", "after"]  # each write recorded once
         state.clear(group)
+
+
+def test_a_state_closed_after_a_failed_write_reconnects(replicated_cluster: Cluster) -> None:
+    """A write that timed out marks the slot map stale; closing the `State` then drops its
+    cluster client. The next call must build a new client and ask for the slot map, not
+    wait forever on the lock that guards both (it once did, in a worker thread, and the
+    interpreter then hung at exit joining that thread)."""
+    state = State.from_url(replicated_cluster.url, prefix="closed:", socket_timeout=0.3)
+    state.set("g", "k", 1)
+    master = _master_of(replicated_cluster, KeyLayout("closed:", cluster=True).data("g"))
+    assert master.proc is not None
+    os.kill(master.proc.pid, signal.SIGSTOP)  # well below cluster-node-timeout: no failover
+    try:
+        with pytest.raises(OutcomeUnknown):
+            state.set("g", "k", 2)
+    finally:
+        os.kill(master.proc.pid, signal.SIGCONT)
+    state.close()
+    got: list[Any] = []
+    caller = threading.Thread(target=lambda: got.append(state.get("g", "k")), daemon=True)
+    caller.start()
+    caller.join(30)
+    assert got in ([1], [2]), "the call after close did not return"
+    state.clear("g")
+    state.close()
 
 
 def _master_of_slot(c: Cluster, slot: int) -> ServerProcess:

@@ -226,9 +226,12 @@ def test_bad_sources_are_usage_errors(tmp_path: Path) -> None:
     bad = migrate("--from", f"file://{tmp_path}/x.json", "--layout", "motia-v0", code=2)
     assert "not a Motia state file" in bad["error"]
     gone = migrate(
-        "--from", "redis://127.0.0.1:1", "--layout", "motia-v0", "--to", "memory://", code=4
+        "--from", "redis://:s3cret@127.0.0.1:1", "--layout", "motia-v0", "--to", "memory://", code=4
     )
-    assert "cannot read" in gone["error"]
+    assert "cannot read redis://:***@127.0.0.1:1" in gone["error"]
+    assert "s3cret" not in gone["error"]
+    bad = migrate("--from", "ftp://:s3cret@x", "--layout", "motia-v0", "--to", "memory://", code=2)
+    assert "s3cret" not in bad["error"]
 
 
 def test_from_motia_v0_on_a_cluster(servers: Servers) -> None:

@@ -1,7 +1,8 @@
 """From a URL and options to a backend: the one place backends are chosen.
 
 Schemes: ``redis://``, ``rediss://`` (TLS), ``unix://``, ``redis+cluster://`` and
-``rediss+cluster://`` (Redis Cluster), ``embedded://[dir]``, ``file://[path]``,
+``rediss+cluster://`` (Redis Cluster), ``redis+sentinel://`` and ``rediss+sentinel://``
+(a primary found through Sentinel), ``embedded://[dir]``, ``file://[path]``,
 ``memory://[name]``. With no URL: ``MOTIA_STATE_URL``; else ``embedded://.motia``
 when the embedded extra is installed; else ``file://.motia/motia.state.json``.
 """
@@ -13,16 +14,20 @@ import importlib.util
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import redis
 import redis.asyncio
 import redis.asyncio.retry
+import redis.asyncio.sentinel
 import redis.backoff
 import redis.cluster
+import redis.connection
 import redis.retry
+import redis.sentinel
 
 from . import validate
 from .backends import embedded
@@ -42,6 +47,8 @@ _logged_default = False
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+ANY_REDIS_SCHEME = (*REDIS_SCHEMES, *CLUSTER_SCHEMES, *SENTINEL_SCHEMES)
 HEALTH_CHECK_S = 1.0
 # redis-py retries only what it runs itself: connecting and the health-check PING. The
 # engine writes its commands on the connection directly, so a command is never re-sent:
@@ -153,7 +160,8 @@ class _Target:
 
     @property
     def is_server(self) -> bool:
-        return self.scheme in REDIS_SCHEMES or self.scheme == "embedded"
+        """One primary, reached directly (or, with Sentinel, through whoever is primary now)."""
+        return self.scheme in (*REDIS_SCHEMES, *SENTINEL_SCHEMES) or self.scheme == "embedded"
 
     @property
     def is_cluster(self) -> bool:
@@ -209,10 +217,14 @@ def _resolve(url: str | None, options: dict[str, Any]) -> tuple[_Target, Core]:
     return target, core
 
 
-def _cluster(target: _Target) -> ClusterBackend:
-    """redis+cluster://[user:password@]host:port[,host:port...]: any reachable node will do."""
-    parts = urlsplit(target.url.replace("+cluster", "", 1))
-    hosts = target.rest.rsplit("@", 1)[-1].split("/", 1)[0]
+def _nodes(target: _Target) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
+    """A URL naming several nodes, ``<scheme>://[user:password@]host:port[,host:port...][/path]
+    [?query]``: the nodes, the path, and redis-py's keywords for connecting to them
+    (credentials, TLS and its query options, the engine's timeouts)."""
+    scheme, rest = target.url.split("://", 1)
+    rest, _, query = rest.partition("?")
+    userinfo, at, location = rest.rpartition("@")
+    hosts, _, path = location.partition("/")
     nodes = []
     for hostport in filter(None, hosts.split(",")):
         host, _, port = hostport.rpartition(":")
@@ -220,21 +232,88 @@ def _cluster(target: _Target) -> ClusterBackend:
             raise InvalidInput(
                 f"{target.describe}: expected host:port[,host:port...], got {hostport!r}"
             )
-        nodes.append(redis.cluster.ClusterNode(host.strip("[]"), int(port)))
+        nodes.append((host.strip("[]"), int(port)))
     if not nodes:
         raise InvalidInput(f"{target.describe}: name at least one node, host:port")
-    kwargs = target.client_kwargs()
+    tls = scheme.startswith("rediss")
+    plain = f"{'rediss' if tls else 'redis'}://{userinfo}{at}{hosts.split(',')[0]}?{query}"
+    try:
+        kwargs = redis.connection.parse_url(plain)
+    except ValueError as exc:
+        raise InvalidInput(f"{target.describe}: {exc}") from None
+    for name in ("host", "port", "db", "connection_class"):
+        kwargs.pop(name, None)
+    if tls:
+        kwargs["ssl"] = True
+    return nodes, path, {**kwargs, **target.client_kwargs()}
 
-    def connect() -> redis.cluster.RedisCluster:
-        return redis.cluster.RedisCluster(
-            startup_nodes=nodes,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            ssl=parts.scheme == "rediss",
-            **kwargs,
+
+def _cluster_client(target: _Target) -> Callable[[], redis.cluster.RedisCluster]:
+    """redis+cluster://[user:password@]host:port[,host:port...]: any reachable node will do."""
+    nodes, _, kwargs = _nodes(target)
+    startup = [redis.cluster.ClusterNode(host, port) for host, port in nodes]
+    return lambda: redis.cluster.RedisCluster(startup_nodes=startup, **kwargs)
+
+
+def _cluster(target: _Target) -> ClusterBackend:
+    return ClusterBackend(target.plan(), _cluster_client(target), target.describe)
+
+
+class _Sentinel:
+    """redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]: the Sentinels
+    to ask, and the primary they know as ``service``. The credentials are the primary's;
+    the Sentinels are asked without (with the same TLS settings and timeouts).
+
+    redis-py's Sentinel client asks for the primary's address on every new connection, and
+    Sentinel drops every client of a demoted primary, so a failover is followed by
+    reconnecting. Its connections to the Sentinels are its own: `close` ends them.
+    """
+
+    def __init__(self, nodes: list[tuple[str, int]], service: str, kwargs: dict[str, Any]):
+        self.nodes = nodes
+        self.service = service
+        self.kwargs = kwargs
+        self.asking = {k: v for k, v in kwargs.items() if k.startswith(("ssl", "socket_"))}
+        self._sync: redis.sentinel.Sentinel | None = None
+        self._async: redis.asyncio.sentinel.Sentinel | None = None
+
+    @classmethod
+    def parse(cls, target: _Target) -> _Sentinel | None:
+        if target.scheme not in SENTINEL_SCHEMES:
+            return None
+        nodes, path, kwargs = _nodes(target)
+        service, _, db = path.strip("/").partition("/")
+        if not service or not (db or "0").isdigit():
+            raise InvalidInput(
+                f"{target.describe}: expected redis+sentinel://host:port[,host:port...]"
+                "/<service name>[/<db>]"
+            )
+        return cls(nodes, service, {**kwargs, "db": int(db or 0)})
+
+    def client(self, retry: redis.retry.Retry) -> redis.Redis:
+        # the engine retries calls itself: redis-py's default backoff would add seconds
+        asking = {**self.asking, "retry": retry}
+        self._sync = redis.sentinel.Sentinel(self.nodes, sentinel_kwargs=asking)
+        client: redis.Redis = self._sync.master_for(self.service, retry=retry, **self.kwargs)
+        return client
+
+    def close(self) -> None:
+        for asked in self._sync.sentinels if self._sync else []:
+            asked.close()
+        self._sync = None
+
+    def async_client(self, retry: redis.asyncio.retry.Retry) -> redis.asyncio.Redis:
+        asking = {**self.asking, "retry": retry}
+        self._async = redis.asyncio.sentinel.Sentinel(self.nodes, sentinel_kwargs=asking)
+        client: redis.asyncio.Redis = self._async.master_for(
+            self.service, retry=retry, **self.kwargs
         )
+        return client
 
-    return ClusterBackend(target.plan(), connect, target.describe)
+    async def aclose(self) -> None:
+        for asked in self._async.sentinels if self._async else []:
+            await asked.aclose()
+        self._async = None
 
 
 def open_sync(url: str | None, options: dict[str, Any]) -> tuple[Backend, Core]:
@@ -243,12 +322,16 @@ def open_sync(url: str | None, options: dict[str, Any]) -> tuple[Backend, Core]:
         return _cluster(target), core
     if not target.is_server:
         return _local(target), core
+    sentinel = _Sentinel.parse(target)
 
     def connect() -> redis.Redis:
         retry = redis.retry.Retry(redis.backoff.NoBackoff(), RETRIES)
+        if sentinel is not None:
+            return sentinel.client(retry)
         return redis.Redis.from_url(target.server_url(), retry=retry, **target.client_kwargs())
 
-    return RedisBackend(target.plan(), connect, target.describe, target.release), core
+    release = sentinel.close if sentinel is not None else target.release
+    return RedisBackend(target.plan(), connect, target.describe, release), core
 
 
 def open_async(url: str | None, options: dict[str, Any]) -> tuple[AsyncBackend, Core]:
@@ -259,18 +342,42 @@ def open_async(url: str | None, options: dict[str, Any]) -> tuple[AsyncBackend, 
     if not target.is_server:
         local = _local(target)
         return AsyncOverSync(local, threaded=isinstance(local, FileBackend)), core
+    sentinel = _Sentinel.parse(target)
 
     async def connect() -> redis.asyncio.Redis:
         # embedded:// starts its server in this thread on purpose (see ServerProcess.start).
         retry = redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), RETRIES)
+        if sentinel is not None:
+            return sentinel.async_client(retry)
         return redis.asyncio.Redis.from_url(
             target.server_url(), retry=retry, **target.client_kwargs()
         )
 
     async def release() -> None:
-        await asyncio.to_thread(target.release)
+        if sentinel is not None:
+            await sentinel.aclose()
+        else:
+            await asyncio.to_thread(target.release)
 
     return AsyncRedisBackend(target.plan(), connect, target.describe, release), core
+
+
+def raw_client(url: str) -> redis.Redis | redis.cluster.RedisCluster:
+    """A plain redis-py client for a Redis URL of any scheme the engine takes (Cluster and
+    Sentinel included), with the same credentials, TLS options and timeouts: for reading
+    keys the engine does not own (Motia v0's, in a migration)."""
+    target, _ = _resolve(url, {})
+    if target.is_cluster:
+        return _cluster_client(target)()
+    sentinel = _Sentinel.parse(target)
+    if sentinel is not None:
+        return sentinel.client(redis.retry.Retry(redis.backoff.NoBackoff(), RETRIES))
+    if target.scheme in REDIS_SCHEMES:
+        return redis.Redis.from_url(url, **target.client_kwargs())
+    raise InvalidInput(
+        f"{target.describe}: not a Redis URL (redis://, rediss://, unix://, redis+cluster://, "
+        "redis+sentinel://)"
+    )
 
 
 def _local(target: _Target) -> Backend:
@@ -288,5 +395,6 @@ def _local(target: _Target) -> Backend:
             raise InvalidInput("file:// stores Motia's JSON file format; use codec='json'")
         return FileBackend(rest or DEFAULT_PATH)
     raise InvalidInput(
-        f"unknown URL scheme {scheme!r}; use redis, rediss, unix, embedded, file or memory"
+        f"unknown URL scheme {scheme!r}; use redis, rediss, unix, redis+cluster, "
+        "redis+sentinel, embedded, file or memory"
     )

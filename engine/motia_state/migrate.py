@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import redis.cluster
 
+from . import connect
 from .codecs import get_codec
 from .errors import BackendUnavailable, DecodeError, InvalidInput, StateError
 from .layout import DEFAULT_PREFIX, escape_glob
@@ -127,12 +127,7 @@ def from_v0_redis(
     url: str, prefix: str, splitter: Splitter, report: Report
 ) -> Iterator[list[Entry]]:
     """Pages of Motia v0's string items under ``prefix`` (SCAN ... TYPE string)."""
-    client: Any
-    if "+cluster://" in url:
-        host, _, port = url.split("://", 1)[1].split(",")[0].rpartition(":")
-        client = redis.cluster.RedisCluster(host=host, port=int(port), ssl=url.startswith("rediss"))
-    else:
-        client = redis.Redis.from_url(url)
+    client = connect.raw_client(url)
     head = prefix.encode()
     try:
         names: list[bytes] = []
@@ -145,7 +140,7 @@ def from_v0_redis(
         if names:
             yield _v0_page(client, names, head, splitter, report)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise BackendUnavailable(f"cannot read {url}: {exc}") from None
+        raise BackendUnavailable(f"cannot read {connect.redact(url)}: {exc}") from None
     finally:
         client.close()
 
@@ -300,9 +295,10 @@ def open_source(
         raise InvalidInput(f"layout must be 'engine' or 'motia-v0', not {layout!r}")
     if url.startswith("file://"):
         return from_motia_file(url[len("file://") :], splitter, report), None
-    if url.split("://", 1)[0] in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
+    if url.split("://", 1)[0] in connect.ANY_REDIS_SCHEME:
         return from_v0_redis(url, prefix, splitter, report), None
     raise InvalidInput(
-        f"a Motia v0 source is a Redis URL (redis://, rediss://, unix://, redis+cluster://) "
-        f"or file://<path to .motia/motia.state.json>, not {url!r}"
+        f"a Motia v0 source is a Redis URL (redis://, rediss://, unix://, redis+cluster://, "
+        f"redis+sentinel://) or file://<path to .motia/motia.state.json>, not "
+        f"{connect.redact(url)!r}"
     )

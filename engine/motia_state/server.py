@@ -7,8 +7,9 @@ that every server this project starts is started, probed and stopped one way.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import signal
+import functools
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,9 +25,32 @@ import redis.retry
 from .errors import BackendUnavailable
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: no orphaned server if we are killed
+@functools.cache
+def _setpriv() -> str | None:
+    """util-linux's ``setpriv``, if it can set a parent-death signal (2.33 and later)."""
+    path = shutil.which("setpriv")
+    if sys.platform != "linux" or path is None:
+        return None
+    try:
+        usage = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if "--pdeathsig" in usage.stdout else None
+
+
+def _tied_to_this_thread(argv: list[str]) -> list[str]:
+    """``argv`` run so that the kernel SIGTERMs the server if this process dies (a killed
+    test run or step leaves no orphan), where ``setpriv`` can arrange it.
+
+    Not done with ``preexec_fn``: Python code between fork and exec runs after the other
+    threads' states were dropped in the child, and a lock one of them held (a connection
+    pool's, say) then deadlocks the child before it ever execs, and ``Popen`` with it.
+    Linux sends the signal when the creating *thread* exits, so only the main thread ties.
+    """
+    setpriv = _setpriv()
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return argv
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
 
 
 class ServerProcess:
@@ -68,17 +92,13 @@ class ServerProcess:
         )
 
     def start(self, timeout: float = 15.0) -> None:
-        # Tie the server's life to ours, but only from the main thread: Linux sends the
-        # signal when the creating *thread* exits, which for a worker thread is far too early.
-        tie = sys.platform == "linux" and threading.current_thread() is threading.main_thread()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [self.binary, *self.args],
+                _tied_to_this_thread([self.binary, *self.args]),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if tie else None,
             )
         self.wait_ready(timeout)
 
@@ -132,14 +152,56 @@ def free_port(host: str = "127.0.0.1", *, cluster: bool = False) -> int:
             return port
 
 
+def _own_config(workdir: Path, *configs: Path) -> Path:
+    """A config file of the server's own that includes ``configs`` (files under ``docker/``).
+
+    A server rewrites its config file when told to (CONFIG REWRITE, which Sentinel sends to
+    every server it reconfigures); this way it rewrites its own file, never the shared ones.
+    """
+    own = workdir / "server.conf"
+    own.write_text("".join(f'include "{c.resolve()}"\n' for c in configs))
+    return own
+
+
 def standalone(
     binary: str, config: Path, workdir: Path, *extra: str, port: int | None = None
 ) -> ServerProcess:
     """A server on a free loopback port from ``config`` (a file under ``docker/``), started."""
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    args = [str(config), "--port", str(port), "--dir", str(workdir), "--daemonize", "no", *extra]
+    args = [str(_own_config(workdir, config)), "--port", str(port), "--dir", str(workdir)]
+    args += ["--daemonize", "no", *extra]
     server = ServerProcess(binary, args, log_path=workdir / "server.log", port=port)
+    server.start()
+    return server
+
+
+def sentinel(
+    binary: str,
+    config: Path,
+    workdir: Path,
+    primary: ServerProcess,
+    *,
+    service: str = "motia",
+    quorum: int = 1,
+) -> ServerProcess:
+    """A Sentinel on a free loopback port watching ``primary`` as ``service``, started.
+
+    It runs from a copy of ``config`` (docker/sentinel.conf) with the monitor line pointed
+    at ``primary``: Sentinel rewrites its file as it learns the topology.
+    """
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    monitor = re.compile(rf"^sentinel monitor {re.escape(service)} .*$", re.MULTILINE)
+    text, found = monitor.subn(
+        f"sentinel monitor {service} {primary.host} {primary.port} {quorum}", config.read_text()
+    )
+    if not found:
+        raise ValueError(f"{config} has no 'sentinel monitor {service} ...' line")
+    copy = workdir / "sentinel.conf"
+    copy.write_text(text)
+    args = [str(copy), "--sentinel", "--port", str(port), "--dir", str(workdir)]
+    server = ServerProcess(binary, args, log_path=workdir / "sentinel.log", port=port)
     server.start()
     return server
 
@@ -210,8 +272,8 @@ def cluster(
             port = free_port(cluster=True)
             node_dir = workdir / f"node-{i}"
             node_dir.mkdir(parents=True, exist_ok=True)
-            args = [str(config), "--include", str(config.parent / "redis.conf")]
-            args += ["--port", str(port), "--dir", str(node_dir), *extra]
+            own = _own_config(node_dir, config, config.parent / "redis.conf")
+            args = [str(own), "--port", str(port), "--dir", str(node_dir), *extra]
             node = ServerProcess(binary, args, log_path=node_dir / "server.log", port=port)
             node.start()
             nodes.append(node)

@@ -23,6 +23,7 @@ import redis.asyncio
 import redis.asyncio.connection
 import redis.connection
 from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
+from redis.sentinel import MasterNotFoundError
 
 from .. import ops, scripts, updates, watch
 from ..changes import FeedSettings
@@ -506,6 +507,9 @@ PEEK_AFTER_S = 0.005  # idle time after which a connection is checked for a clos
 
 
 def _translate(exc: RedisError, describe: str, sent: bool = True) -> StateError:
+    if isinstance(exc, MasterNotFoundError):  # its text lists every Sentinel client's repr
+        service = str(exc).split(" : ", 1)[0]
+        exc = MasterNotFoundError(f"{service}: no Sentinel named in the URL knows it")
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         error = BackendUnavailable(f"{describe}: {exc}")
         error.sent = sent
@@ -594,6 +598,11 @@ class _Pin:
         self.conn: redis.connection.Connection = pool.get_connection()
 
     def __del__(self) -> None:
+        # In a forked child (os.fork, or the child side of a fork-then-exec) other threads'
+        # pins are dropped with their thread states: the pool's locks may be held by a
+        # thread that no longer exists there, and the connection is the parent's anyway.
+        if os.getpid() != self.pid:
+            return
         with contextlib.suppress(Exception):
             self.pool.release(self.conn)
 

@@ -1,0 +1,217 @@
+"""redis+sentinel://: a primary and its replica watched by a real Sentinel, with a failover.
+
+The Sentinel runs from docker/sentinel.conf (a copy, with the monitor line pointed at the
+harness's primary); ``SENTINEL FAILOVER`` swaps the roles the way a real outage does,
+without waiting out ``down-after-milliseconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from motia_state import AsyncState, BackendUnavailable, InvalidInput, OutcomeUnknown, State
+from motia_state.cli import main
+from motia_state.server import ServerProcess, sentinel
+
+from .conftest import SENTINEL_CONF, TEST_BINARY
+
+Servers = tuple[ServerProcess, ServerProcess, ServerProcess]
+
+
+@pytest.fixture
+def watched(
+    primary_and_replica: tuple[ServerProcess, ServerProcess], tmp_path: Path
+) -> Iterator[Servers]:
+    primary, replica = primary_and_replica
+    watcher = sentinel(TEST_BINARY, SENTINEL_CONF, tmp_path / "sentinel", primary)
+    try:
+        deadline = time.monotonic() + 20
+        with watcher.client() as s:  # until the Sentinel has found the replica
+            while not s.execute_command("SENTINEL", "REPLICAS", "motia"):
+                assert time.monotonic() < deadline, "the Sentinel did not find the replica"
+                time.sleep(0.1)
+        yield primary, replica, watcher
+    finally:
+        watcher.stop()
+
+
+def _url(watcher: ServerProcess, tail: str = "/motia") -> str:
+    return f"redis+sentinel://{watcher.host}:{watcher.port}{tail}"
+
+
+def _fail_over(watcher: ServerProcess, to: ServerProcess) -> None:
+    """SENTINEL FAILOVER, then wait until the Sentinel names ``to`` as the primary and ``to``
+    itself says it is one."""
+    with watcher.client() as s:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                s.execute_command("SENTINEL", "FAILOVER", "motia")
+                break
+            except redis.ResponseError as exc:  # NOGOODSLAVE until it has polled the replica
+                if "NOGOODSLAVE" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        while True:
+            _, port = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "motia")
+            with to.client() as c:
+                if int(port) == to.port and c.execute_command("ROLE")[0] == b"master":
+                    return
+            assert time.monotonic() < deadline, "the failover did not complete"
+            time.sleep(0.1)
+
+
+def _has_replica(primary: ServerProcess, timeout: float = 30.0) -> None:
+    """Until the old primary, turned replica by the Sentinel, is in sync with ``primary``."""
+    deadline = time.monotonic() + timeout
+    with primary.client() as c:
+        while c.info("replication").get("slave0", {}).get("state") != "online":
+            assert time.monotonic() < deadline, "the old primary did not follow the new one"
+            time.sleep(0.1)
+
+
+def _eventually(call: Any, timeout: float = 20.0) -> Any:
+    """``call()`` once it stops raising BackendUnavailable (the failover's brief gap)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except BackendUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_the_primary_is_found_and_followed_through_a_failover(watched: Servers) -> None:
+    primary, replica, watcher = watched
+    with State.from_url(_url(watcher), durability="replicated", replica_timeout=2.0) as state:
+        assert state.set("orders", "o1", {"n": 1}) == 1
+        assert state.increment("orders", "count") == 1
+        with primary.client() as p:  # written to the primary the Sentinel named
+            assert p.hget(b"motia:state:orders", b"o1") == b'{"n":1}'
+        _fail_over(watcher, to=replica)
+        _has_replica(replica)  # else a replicated write raises NotReplicated, as it should
+        # the same State, no restart: the next calls reach the promoted replica
+        assert _eventually(lambda: state.get("orders", "o1")) == {"n": 1}
+        assert _eventually(lambda: state.increment("orders", "count")) == 2
+        assert state.set("orders", "o2", 2) == 1
+        with replica.client() as r:
+            assert r.hget(b"motia:state:orders", b"o2") == b"2"
+        assert state.items("orders") == {"o1": {"n": 1}, "count": 2, "o2": 2}
+
+
+def test_asyncstate_follows_a_failover_too(watched: Servers) -> None:
+    _, replica, watcher = watched
+
+    async def scenario() -> None:
+        async with AsyncState.from_url(_url(watcher, "/motia/3")) as state:
+            assert await state.set("g", "k", 1) == 1
+            assert await asyncio.gather(*(state.increment("g", "n") for _ in range(20))) == list(
+                range(1, 21)
+            )
+            await asyncio.to_thread(_fail_over, watcher, replica)
+            # Until the Sentinel demotes the old primary, it still takes writes that the
+            # promoted replica never sees: the window `durability="replicated"` closes.
+            await asyncio.to_thread(_has_replica, replica)
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    assert await state.increment("g", "n") == 21
+                    break
+                except BackendUnavailable:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.1)
+            assert await state.get("g", "k") == 1
+
+    asyncio.run(scenario())
+    with replica.client() as r:  # db 3, as the URL said
+        r.select(3)
+        assert r.hget(b"motia:state:g", b"n") == b"21"
+
+
+def test_the_change_feed_and_a_watcher_work_through_sentinel(watched: Servers) -> None:
+    _, _, watcher = watched
+    with State.from_url(_url(watcher)) as state:
+        with state.watch("g", since="0", block=2.0) as watch:
+            state.set("g", "a", 1)
+            state.delete("g", "a")
+            changes = [next(watch), next(watch)]
+        assert [(c.op, c.key, c.version) for c in changes] == [("set", "a", 1), ("delete", "a", 2)]
+
+
+def _externals(watch: Any, until: int, timeout: float = 20.0) -> list[tuple[Any, str]]:
+    found: list[tuple[Any, str]] = []
+    deadline = time.monotonic() + timeout
+    while len(found) < until and time.monotonic() < deadline:
+        change = next(watch)
+        if change is not None and change.op == "external":
+            found.append((change.group, change.event))
+    return found
+
+
+def test_the_bridge_follows_the_primary(watched: Servers) -> None:
+    """Sentinel drops the demoted primary's subscribers too: the bridge listens again, on
+    the new primary, and says so with a second gap record."""
+    primary, replica, watcher = watched
+    with State.from_url(_url(watcher)) as state, state.watch(block=0.3) as watch:
+        bridge = state.track()
+        try:
+            with primary.client() as p:
+                p.hset(b"motia:state:g", b"by-hand", b"1")
+            assert _externals(watch, until=2) == [(None, "gap"), ("g", "hset")]
+            _fail_over(watcher, to=replica)
+            _has_replica(replica)
+            assert _externals(watch, until=1) == [(None, "gap")]
+            with replica.client() as r:
+                r.hdel(b"motia:state:g", b"by-hand")
+            assert _externals(watch, until=1) == [("g", "hdel")]
+        finally:
+            bridge.stop()
+
+
+def test_migrate_reads_motia_v0_through_sentinel(watched: Servers) -> None:
+    primary, _, watcher = watched
+    with primary.client() as p:
+        for i in range(30):
+            p.set(f"motia:state:g{i % 3}:k{i}", json.dumps({"i": i}))
+    result = CliRunner().invoke(
+        main,
+        ["migrate", "--from", _url(watcher), "--layout", "motia-v0", "--to", "memory://", "--json"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["read"], report["written"], report["groups"]) == (30, 30, 3)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    ["", "/", "/motia/x"],
+    ids=["no service", "empty service", "bad db"],
+)
+def test_a_sentinel_url_names_its_service(tail: str) -> None:
+    with pytest.raises(InvalidInput, match="service name"):
+        State.from_url(f"redis+sentinel://127.0.0.1:26379{tail}")
+
+
+def test_no_sentinel_answering_is_backend_unavailable() -> None:
+    with (
+        State.from_url("redis+sentinel://127.0.0.1:1/motia", socket_connect_timeout=1) as state,
+        pytest.raises(BackendUnavailable, match="no Sentinel named in the URL knows it"),
+    ):
+        state.get("g", "k")
+    with (  # nothing was sent: a write too fails plainly, never as OutcomeUnknown
+        State.from_url("redis+sentinel://127.0.0.1:1/motia") as state,
+        pytest.raises(BackendUnavailable) as raised,
+    ):
+        state.set("g", "k", 1)
+    assert not isinstance(raised.value, OutcomeUnknown)
