@@ -23,6 +23,7 @@ from motia_state.cli import main
 from motia_state.server import ServerProcess, sentinel
 
 from .conftest import SENTINEL_CONF, TEST_BINARY
+from .test_bridge import externals
 
 Servers = tuple[ServerProcess, ServerProcess, ServerProcess]
 
@@ -148,16 +149,6 @@ def test_the_change_feed_and_a_watcher_work_through_sentinel(watched: Servers) -
         assert [(c.op, c.key, c.version) for c in changes] == [("set", "a", 1), ("delete", "a", 2)]
 
 
-def _externals(watch: Any, until: int, timeout: float = 20.0) -> list[tuple[Any, str]]:
-    found: list[tuple[Any, str]] = []
-    deadline = time.monotonic() + timeout
-    while len(found) < until and time.monotonic() < deadline:
-        change = next(watch)
-        if change is not None and change.op == "external":
-            found.append((change.group, change.event))
-    return found
-
-
 def test_the_bridge_follows_the_primary(watched: Servers) -> None:
     """Sentinel drops the demoted primary's subscribers too: the bridge listens again, on
     the new primary, and says so with a second gap record."""
@@ -167,13 +158,13 @@ def test_the_bridge_follows_the_primary(watched: Servers) -> None:
         try:
             with primary.client() as p:
                 p.hset(b"motia:state:g", b"by-hand", b"1")
-            assert _externals(watch, until=2) == [(None, "gap"), ("g", "hset")]
+            assert externals(watch, timeout=20, until=2) == [(None, "gap"), ("g", "hset")]
             _fail_over(watcher, to=replica)
             _has_replica(replica)
-            assert _externals(watch, until=1) == [(None, "gap")]
+            assert externals(watch, timeout=20, until=1) == [(None, "gap")]
             with replica.client() as r:
                 r.hdel(b"motia:state:g", b"by-hand")
-            assert _externals(watch, until=1) == [("g", "hdel")]
+            assert externals(watch, timeout=20, until=1) == [("g", "hdel")]
         finally:
             bridge.stop()
 
