@@ -230,3 +230,27 @@ def test_prefix_state_shares_motia_v1_hashes(target: Target) -> None:
             r.delete("state:orders")
             for key in r.scan_iter(match="state#*"):
                 r.delete(key)
+
+
+def test_the_url_can_come_before_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--url`` after the command wins, then before it, then MOTIA_STATE_URL."""
+    before, after, env = (f"file://{tmp_path / name}.json" for name in ("before", "after", "env"))
+    monkeypatch.setenv("MOTIA_STATE_URL", env)
+    runner = CliRunner()
+    for args in (
+        ["--url", before, "set", "g", "k", '"before"'],
+        ["--url", before, "set", "g", "k", '"after"', "--url", after],
+        ["set", "g", "k", '"env"'],
+    ):
+        assert runner.invoke(main, args, catch_exceptions=False).exit_code == 0
+    for url, value in ((before, "before"), (after, "after"), (env, "env")):
+        with State.from_url(url) as state:
+            assert state.get("g", "k") == value
+    report = runner.invoke(
+        main, ["--url", after, "migrate", "--from", before, "--json"], catch_exceptions=False
+    )
+    assert json.loads(report.stdout)["written"] == 1  # --to defaults to the --url before it
+    with State.from_url(after) as state:
+        assert state.get("g", "k") == "before"

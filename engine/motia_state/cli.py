@@ -4,7 +4,8 @@ Motia's docs debug state with ``redis-cli KEYS`` and ``GET``, which neither read
 hash layout nor shows versions or TTLs, and blocks a big server. These commands go
 through the engine, so they see what a step sees, on every URL scheme.
 
-Every command takes ``--url`` (else ``MOTIA_STATE_URL``, else the default backend),
+Every command takes ``--url`` (else the ``--url`` before the command, else
+``MOTIA_STATE_URL``, else the default backend),
 ``--prefix``, ``--codec`` and ``--json``. Human output uses Rich (colours only on a
 terminal); ``--json`` prints one JSON document, or one JSON object per line for the
 commands that stream (``items``, ``watch``). Exit codes: 0 ok, 1 not found (or the
@@ -76,8 +77,20 @@ def fail(message: str, code: int) -> NoReturn:
 
 @click.group(cls=_Cli)
 @click.version_option(package_name="motia-state")
-def main() -> None:
+@click.option("--url", default=None, help=f"{URL_HELP} For every command; a command's own wins.")
+def main(url: str | None) -> None:
     """Inspect, change, watch and migrate motia-state."""
+
+
+def _inherit_url(ctx: click.Context, _: click.Parameter, value: str | None) -> str | None:
+    """A command's --url, else the one given before the command (``motia-state --url U get``),
+    else None: `State.from_url` then reads MOTIA_STATE_URL or picks the default backend."""
+    root = ctx.find_root()
+    return value or (root.params.get("url") if root is not ctx else None)
+
+
+def url_option(help: str = URL_HELP) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--url", default=None, callback=_inherit_url, help=help)
 
 
 class Out:
@@ -109,7 +122,7 @@ def _plain(value: Any) -> Any:
 def with_state(command: Callable[..., Any]) -> Callable[..., Any]:
     """Adds --url/--prefix/--codec/--json and hands the command an open `State` and `Out`."""
 
-    @click.option("--url", envvar="MOTIA_STATE_URL", default=None, help=URL_HELP)
+    @url_option()
     @click.option(
         "--prefix",
         default=DEFAULT_PREFIX,
@@ -455,7 +468,7 @@ def _print_change(out: Out, change: Change) -> None:
 
 
 @main.command()
-@click.option("--url", envvar="MOTIA_STATE_URL", default=None, help=URL_HELP)
+@url_option()
 @click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, help="Key prefix.")
 @click.option("--quiet", is_flag=True, help="Do not print each external change.")
 def track(url: str | None, prefix: str, quiet: bool) -> None:
@@ -483,7 +496,7 @@ def track(url: str | None, prefix: str, quiet: bool) -> None:
 
 
 @main.command()
-@click.option("--url", envvar="MOTIA_STATE_URL", default=None, help=URL_HELP)
+@url_option()
 def demo(url: str | None) -> None:
     """Run the order workflow from Motia's docs and print what it did."""
     with State.from_url(url) as state:
@@ -498,9 +511,10 @@ def demo(url: str | None) -> None:
 @click.option(
     "--to",
     "target_url",
-    envvar="MOTIA_STATE_URL",
     default=None,
-    help="Where it goes (default: MOTIA_STATE_URL, else the default backend).",
+    callback=_inherit_url,
+    help="Where it goes (default: --url before the command, else MOTIA_STATE_URL, else the "
+    "default backend).",
 )
 @click.option(
     "--layout",
