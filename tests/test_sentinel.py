@@ -201,8 +201,10 @@ def test_no_sentinel_answering_is_backend_unavailable() -> None:
     ):
         state.get("g", "k")
     with (  # nothing was sent: a write too fails plainly, never as OutcomeUnknown
-        State.from_url("redis+sentinel://127.0.0.1:1/motia") as state,
+        State.from_url("redis+sentinel://u:s3cret@127.0.0.1:1,127.0.0.1:2/motia") as state,
         pytest.raises(BackendUnavailable) as raised,
     ):
         state.set("g", "k", 1)
     assert not isinstance(raised.value, OutcomeUnknown)
+    assert "s3cret" not in str(raised.value) + repr(state)
+    assert "u:***@127.0.0.1:1,127.0.0.1:2/motia" in str(raised.value)
