@@ -260,25 +260,13 @@ def concurrent(b: Bench) -> None:
         "ops_per_round": s.async_ops,
     }
     values = values_for(s.small_group, s.value_small)
-    per_task = s.async_ops // s.concurrency
     loop = asyncio.new_event_loop()
     astate = AsyncState.from_url(b.url, prefix=f"bench-{uuid.uuid4().hex[:8]}:")
     araw = redis.asyncio.Redis.from_url(b.url, max_connections=s.concurrency)
     loop.run_until_complete(astate.set_many("g", values))
 
     def fan_out(op: Callable[[str], Any]) -> Round:
-        async def task(t: int) -> None:
-            for j in range(per_task):
-                await op(f"k{(t * per_task + j) % s.small_group}")
-
-        async def all_tasks() -> None:
-            await asyncio.gather(*(task(t) for t in range(s.concurrency)))
-
-        def one_round(lat: Latencies) -> int:
-            loop.run_until_complete(all_tasks())
-            return per_task * s.concurrency
-
-        return one_round
+        return _fan_out(loop, s, op)
 
     with b.state() as state, b.raw_hash(values) as key:
         state.set_many("g", values)
@@ -322,6 +310,59 @@ def concurrent(b: Bench) -> None:
     loop.run_until_complete(astate.aclose())
     loop.run_until_complete(araw.aclose())
     loop.close()
+
+
+def _fan_out(loop: asyncio.AbstractEventLoop, s: Sizes, op: Callable[[str], Any]) -> Round:
+    """A round of ``s.async_ops`` calls of ``op`` from ``s.concurrency`` tasks at once."""
+    per_task = s.async_ops // s.concurrency
+
+    async def task(t: int) -> None:
+        for j in range(per_task):
+            await op(f"k{(t * per_task + j) % s.small_group}")
+
+    async def all_tasks() -> None:
+        await asyncio.gather(*(task(t) for t in range(s.concurrency)))
+
+    def one_round(lat: Latencies) -> int:
+        loop.run_until_complete(all_tasks())
+        return per_task * s.concurrency
+
+    return one_round
+
+
+def _cluster_async(b: Bench, url: str) -> None:
+    """AsyncState's own cluster seam: 64 tasks against sync serial calls, same cluster."""
+    s = b.sizes
+    values = values_for(s.small_group, s.value_small)
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    loop = asyncio.new_event_loop()
+    astate = AsyncState.from_url(url, prefix=prefix)
+    params = {"tasks": s.concurrency, "ops_per_round": s.async_ops, "masters": 3, "groups": 8}
+    try:
+        with State.from_url(url, prefix=prefix) as state:
+
+            def group(k: str) -> str:  # spread over the masters, as a real workload would
+                return f"g{int(k[1:]) % 8}"
+
+            def serial_set(lat: Latencies) -> int:
+                for i in range(s.async_ops):
+                    k = f"k{i % s.small_group}"
+                    state.set(group(k), k, values[k])
+                return s.async_ops
+
+            b.compare(
+                "cluster set x64 tasks",
+                params,
+                {
+                    "engine async": _fan_out(loop, s, lambda k: astate.set(group(k), k, values[k])),
+                    "engine sync serial": serial_set,
+                },
+            )
+            for n in range(8):
+                state.clear(f"g{n}")
+    finally:
+        loop.run_until_complete(astate.aclose())
+        loop.close()
 
 
 # -- batches and whole groups ---------------------------------------------------------
@@ -880,6 +921,7 @@ def cluster_scaling(b: Bench) -> None:
                         {"processes": 4, "ops_per_round": 4 * n, "groups": 64},
                         {name: run_round(c.url) for name, c in clusters.items()},
                     )
+            _cluster_async(b, clusters["3 masters"].url)
         finally:
             for c in clusters.values():
                 c.stop()

@@ -261,26 +261,13 @@ def _end_migration(c: Cluster, slot: int, owner_id: str) -> None:
 def test_commands_follow_a_slot_while_it_migrates(replicated_cluster: Cluster) -> None:
     """During a migration the old owner answers ASK for keys it no longer has, and MOVED
     once the slot is gone; the engine follows both without losing or repeating a write."""
-    layout = KeyLayout("migrating:", cluster=True)
-    group = _groups_on_every_master(layout, replicated_cluster)[1]
-    slot = key_slot(layout.data(group))
-    source = _master_of(replicated_cluster, layout.data(group))
-    owner = next(
-        n
-        for n in replicated_cluster.nodes
-        if n is not source and n.proc is not None and _is_master(n)
-    )
-    owner_id = replicated_cluster.node_ids()[owner.port or 0]
+    group, slot, source, owner, owner_id = _migration(replicated_cluster, "migrating:")
     with State.from_url(replicated_cluster.url, prefix="migrating:") as state:
         state.set(group, "before", 1, ttl=600)  # data hash, expiries and stream exist
         _begin_migration(slot, source, owner)
         try:
             with ThreadPoolExecutor(1) as pool:
-                with source.client() as s:  # one key across: the group's keys are split
-                    keys = s.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100)
-                    s.execute_command(
-                        "MIGRATE", owner.host, owner.port, "", 0, 5000, "KEYS", keys[0]
-                    )
+                _migrate_one_key(slot, source, owner)
                 # a script on split keys is refused with TRYAGAIN; the engine keeps asking
                 # (it needs the group's versions hash too, which exists nowhere yet, so it
                 # passes only once the slot has moved)
@@ -301,6 +288,50 @@ def test_commands_follow_a_slot_while_it_migrates(replicated_cluster: Cluster) -
             keys = [change.key for change in iter(lambda: next(watch), None)]
         assert keys == ["before", "before", "after"]  # each write recorded once
         state.clear(group)
+
+
+def test_asyncstate_follows_a_slot_while_it_migrates(replicated_cluster: Cluster) -> None:
+    """The same, through AsyncState's own cluster seam (auto-pipelines per master)."""
+    group, slot, source, owner, owner_id = _migration(replicated_cluster, "amigrating:")
+
+    async def scenario() -> None:
+        async with AsyncState.from_url(replicated_cluster.url, prefix="amigrating:") as state:
+            await state.set(group, "before", 1, ttl=600)
+            _begin_migration(slot, source, owner)
+            try:
+                _migrate_one_key(slot, source, owner)
+                pending = asyncio.ensure_future(state.increment(group, "before", 1))
+                await asyncio.sleep(0.3)
+                assert not pending.done()  # TRYAGAIN, asked again and again
+                _migrate_keys(slot, source, owner)
+                assert await state.get(group, "before") == 1  # ASK
+                assert not pending.done()
+                _end_migration(replicated_cluster, slot, owner_id)
+                assert await asyncio.wait_for(pending, 10) == 2  # MOVED
+            finally:
+                _end_migration(replicated_cluster, slot, owner_id)
+            assert await state.set(group, "after", 1) == 1
+            assert await state.items(group) == {"before": 2, "after": 1}
+            await state.clear(group)
+
+    asyncio.run(scenario())
+
+
+def _migration(c: Cluster, prefix: str) -> tuple[str, int, ServerProcess, ServerProcess, str]:
+    """A group, its slot, the master that has it and another master to move it to (with
+    that master's node id)."""
+    layout = KeyLayout(prefix, cluster=True)
+    group = _groups_on_every_master(layout, c)[1]
+    source = _master_of(c, layout.data(group))
+    owner = next(n for n in c.nodes if n is not source and n.proc is not None and _is_master(n))
+    return group, key_slot(layout.data(group)), source, owner, c.node_ids()[owner.port or 0]
+
+
+def _migrate_one_key(slot: int, source: ServerProcess, owner: ServerProcess) -> None:
+    """One key across: the group's keys are split between the two masters."""
+    with source.client() as s:
+        keys = s.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100)
+        s.execute_command("MIGRATE", owner.host, owner.port, "", 0, 5000, "KEYS", keys[0])
 
 
 def test_a_state_closed_after_a_failed_write_reconnects(replicated_cluster: Cluster) -> None:
@@ -407,6 +438,62 @@ def test_failover_keeps_every_acknowledged_replicated_write(replicated_cluster: 
         bridge.stop()
         assert externals == [(None, "gap"), (None, "gap"), (victim_group, "hset")]
     assert len(acked) >= 300
+
+
+def test_asyncstate_follows_a_failover(tmp_path: Path) -> None:
+    """AsyncState's own seam, 16 writes in flight at a time, a master killed: the slot map
+    goes stale on the lost connections, the seam asks again and reaches the promoted
+    replica; every acknowledged replicated write is there. (A cluster of its own: the
+    module's cluster has lost a master to the test above.)"""
+    c = cluster(TEST_BINARY, CLUSTER_CONF, tmp_path, *NO_PERSISTENCE, masters=3, replicas=1)
+    layout = KeyLayout("afailover:", cluster=True)
+    acked: dict[tuple[str, str], int] = {}
+
+    async def scenario() -> None:
+        c.wait_ok(replicas=1)
+        groups = _groups_on_every_master(layout, c)
+        victim = _master_of(c, layout.data(groups[0]))
+        options: dict[str, Any] = {"durability": "replicated", "replica_timeout": 2.0}
+        async with AsyncState.from_url(c.url, prefix="afailover:", **options) as state:
+            killed_at = None
+            deadline = time.monotonic() + 60
+            i = 0
+            while time.monotonic() < deadline:
+                batch = [(groups[n % len(groups)], f"k{n}", n) for n in range(i, i + 16)]
+                results = await asyncio.gather(
+                    *(state.set(g, k, v) for g, k, v in batch), return_exceptions=True
+                )
+                for (group, key, value), result in zip(batch, results, strict=True):
+                    if isinstance(result, BaseException):
+                        assert isinstance(result, (BackendUnavailable, NotReplicated)), result
+                    else:
+                        acked[(group, key)] = value
+                i += 16
+                if killed_at is None and i >= 320:
+                    assert victim.proc is not None
+                    victim.proc.kill()
+                    victim.proc.wait()
+                    victim.proc = None
+                    killed_at = time.monotonic()
+                if killed_at is not None and time.monotonic() - killed_at > 3:
+                    try:
+                        await state.set(groups[0], "after", 1)
+                        break
+                    except NotReplicated:
+                        break  # on the new master, which has no replica left to confirm it
+                    except BackendUnavailable:
+                        await asyncio.sleep(0.1)
+            assert killed_at is not None
+            assert time.monotonic() < deadline, "the engine never reached the promoted replica"
+            assert await state.get(groups[0], "after") == 1
+            for (group, key), value in acked.items():
+                assert await state.get(group, key) == value, (group, key)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        c.stop()
+    assert len(acked) >= 320
 
 
 def _master_of(c: Cluster, key: bytes) -> ServerProcess:

@@ -32,7 +32,7 @@ import redis.sentinel
 from . import validate
 from .backends import embedded
 from .backends.base import AsyncBackend, AsyncOverSync, Backend
-from .backends.cluster import ClusterBackend
+from .backends.cluster import AsyncClusterBackend, ClusterBackend
 from .backends.file import DEFAULT_PATH, FileBackend
 from .backends.memory import MemoryBackend
 from .backends.redis import AsyncRedisBackend, RedisBackend, RedisPlan
@@ -337,8 +337,7 @@ def open_sync(url: str | None, options: dict[str, Any]) -> tuple[Backend, Core]:
 def open_async(url: str | None, options: dict[str, Any]) -> tuple[AsyncBackend, Core]:
     target, core = _resolve(url, options)
     if target.is_cluster:
-        # The cluster seam is synchronous; AsyncState runs it in worker threads for now.
-        return AsyncOverSync(_cluster(target), threaded=True), core
+        return AsyncClusterBackend(_cluster(target), _nodes(target)[2]), core
     if not target.is_server:
         local = _local(target)
         return AsyncOverSync(local, threaded=isinstance(local, FileBackend)), core

@@ -21,10 +21,14 @@ What a cluster adds:
   again: after a failover the engine finds the promoted replica by itself. The
   failed call itself is not re-sent (its fate is unknown) and raises
   `BackendUnavailable`.
+
+`ClusterBackend` is the synchronous seam; `AsyncClusterBackend` routes the same way
+with the same slot map, through one auto-pipeline per master.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
+import redis.asyncio
 import redis.cluster
 import redis.connection
 from redis.exceptions import (
@@ -47,12 +52,15 @@ from ..errors import BackendUnavailable
 from ..layout import key_slot
 from ..steps import At, Batch, Call, Masters, Steps
 from . import redis as standalone
-from .redis import RedisPlan, _Pin
+from .base import _SessionInThreads
+from .redis import RedisPlan, _AutoPipeline, _Pin
 
 T = TypeVar("T")
 Node = redis.cluster.ClusterNode
 
 TRYAGAIN_S = 5.0  # how long a command refused with TRYAGAIN (mid-migration) is retried
+# Replies that say a command was not run here: it is sent again, where the reply says.
+REFUSED = (MovedError, AskError, TryAgainError)
 _KEYLESS = frozenset({"SCAN", "SCRIPT", "PING", "WAIT", "ASKING", "INFO"})
 
 
@@ -136,6 +144,17 @@ class ClusterBackend:
             except (redis.RedisError, RedisClusterException) as exc:
                 raise BackendUnavailable(f"{self.describe}: {exc}") from None
             self._stale = False
+
+    def ready(self) -> bool:
+        """Whether routing needs no network: connected, and the slot map not stale."""
+        return self._client is not None and not self._stale
+
+    def prepare(self) -> None:
+        """Connect, or ask the cluster for its slot map again if it went stale (blocking)."""
+        if self._stale:
+            self._refresh()
+        else:
+            _ = self.client
 
     def _node_for(self, key: bytes | str) -> Node:
         if self._stale:
@@ -254,8 +273,9 @@ class ClusterBackend:
             return replies[1]
         raise exc
 
-    def _batch(self, batch: Batch) -> list[Any]:
-        """Each node's share pipelined to it; keyless commands follow the one before them."""
+    def split(self, batch: Batch) -> list[tuple[Node, list[int]]]:
+        """Which node gets which of ``batch``'s commands (by index, in order): each key's
+        master; a keyless command (WAIT) follows the one before it."""
         parts: dict[str, tuple[Node, list[int]]] = {}
         node: Node | None = None
         for i, call in enumerate(batch.calls):
@@ -263,13 +283,17 @@ class ClusterBackend:
             if key is not None or node is None:
                 node = self._node_for(key) if key is not None else self._masters()[0]
             parts.setdefault(node.name, (node, []))[1].append(i)
+        return list(parts.values())
+
+    def _batch(self, batch: Batch) -> list[Any]:
+        """Each node's share pipelined to it, the replies put back in order."""
         replies: list[Any] = [None] * len(batch.calls)
-        for target, indexes in parts.values():
+        for target, indexes in self.split(batch):
             got = self._on(target, Batch(tuple(batch.calls[i] for i in indexes)))
             for i, reply in zip(indexes, got, strict=True):
                 replies[i] = reply
         for i, reply in enumerate(replies):
-            if isinstance(reply, (AskError, TryAgainError)):  # refused, not run: send it again
+            if isinstance(reply, REFUSED):  # refused, not run: send it again
                 try:
                     replies[i] = self._one(batch.calls[i])
                 except ResponseError as exc:
@@ -317,3 +341,126 @@ class ClusterBackend:
             self._local = threading.local()
             self._client.close()
             self._client = None
+
+
+class AsyncClusterBackend:
+    """AsyncState's seam for Redis Cluster: the routing of `ClusterBackend` (whose slot map
+    it shares), with an auto-pipeline per master instead of a connection per thread, so
+    concurrent tasks' commands to one master travel together, as on a single server.
+
+    Looking up a slot is in memory; connecting and refreshing a stale slot map block, so
+    they run in a worker thread. Watch sessions keep the synchronous seam (in threads).
+    """
+
+    def __init__(self, sync: ClusterBackend, node_kwargs: dict[str, Any]) -> None:
+        self.plan = sync.plan
+        self.describe = sync.describe
+        self._sync = sync
+        self._kwargs = node_kwargs
+        self._pipelines: dict[str, tuple[redis.asyncio.Redis, _AutoPipeline]] = {}
+
+    async def _topology(self) -> ClusterBackend:
+        """The shared slot map, current. Use it before the next ``await``: another task may
+        mark it stale meanwhile, and a lookup would then refresh it inside the event loop."""
+        if not self._sync.ready():
+            await asyncio.to_thread(self._sync.prepare)
+        return self._sync
+
+    def _pipeline(self, node: Node) -> _AutoPipeline:
+        entry = self._pipelines.get(node.name)
+        if entry is None:
+            client = redis.asyncio.Redis(host=node.host, port=node.port, **self._kwargs)
+            entry = self._pipelines[node.name] = (client, _AutoPipeline(client))
+        return entry[1]
+
+    async def _on(self, node: Node, call: Call | Batch) -> Any:
+        try:
+            if isinstance(call, Batch):
+                replies = await self._pipeline(node).send_many(call.calls)
+                for reply in replies:
+                    if isinstance(reply, (redis.ConnectionError, redis.TimeoutError)):
+                        raise reply
+                return replies
+            return await self._pipeline(node).send(call)
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._sync._stale = True  # a failover may be under way: ask the cluster next time
+            raise
+
+    async def _one(self, call: Call) -> Any:
+        key = key_of(call)
+        if key is None:
+            masters = (await self._topology())._masters()
+            if str(call[0]).upper() == "SCRIPT":  # load everywhere: any master may run it
+                replies = [await self._on(node, call) for node in masters]
+                return replies[0]
+            return await self._on(masters[0], call)
+        deadline = time.monotonic() + TRYAGAIN_S
+        while True:
+            try:
+                try:
+                    return await self._on((await self._topology())._node_for(key), call)
+                except ResponseError as exc:
+                    return await self._redirected(exc, call)
+            except TryAgainError:  # see ClusterBackend._one
+                if time.monotonic() > deadline:
+                    raise BackendUnavailable(
+                        f"{self.describe}: slot {key_slot(_as_bytes(key))} is migrating and "
+                        f"its keys stayed split between two masters for {TRYAGAIN_S:.0f} s"
+                    ) from None
+                await asyncio.sleep(0.02)
+
+    async def _redirected(self, exc: ResponseError, call: Call) -> Any:
+        """See `ClusterBackend._redirected`; TRYAGAIN from the new owner goes up to `_one`."""
+        if isinstance(exc, MovedError):
+            self._sync._stale = True  # the slot map is out of date: `_topology` asks again
+            return await self._on((await self._topology())._node_for(key_of(call) or b""), call)
+        if isinstance(exc, AskError):
+            node = (await self._topology()).client.get_node(host=exc.host, port=int(exc.port))
+            if node is None:
+                self._sync._stale = True
+                node = (await self._topology()).client.get_node(host=exc.host, port=int(exc.port))
+            replies = await self._on(node, Batch((("ASKING",), call)))
+            if isinstance(replies[1], Exception):
+                raise replies[1]
+            return replies[1]
+        raise exc
+
+    async def _batch(self, batch: Batch) -> list[Any]:
+        """Each node's share pipelined to it, the replies put back in order."""
+        replies: list[Any] = [None] * len(batch.calls)
+        for target, indexes in (await self._topology()).split(batch):
+            got = await self._on(target, Batch(tuple(batch.calls[i] for i in indexes)))
+            for i, reply in zip(indexes, got, strict=True):
+                replies[i] = reply
+        for i, reply in enumerate(replies):
+            if isinstance(reply, REFUSED):  # refused, not run: send it again
+                try:
+                    replies[i] = await self._one(batch.calls[i])
+                except ResponseError as exc:
+                    replies[i] = exc
+        return replies
+
+    async def _send(self, call: Call | Batch | Masters | At) -> Any:
+        if isinstance(call, Masters):
+            return (await self._topology())._masters()
+        if isinstance(call, At):
+            return await self._on(call.node, call.call)
+        if isinstance(call, Batch):
+            return await self._batch(call)
+        return await self._one(call)
+
+    async def execute(self, op: ops.Op[T]) -> T:
+        return await standalone.aexecute_with_retries(
+            op,
+            lambda: standalone.adrive(self.plan.steps(op), self._send, self.describe),
+            self.plan.retries,
+        )
+
+    def session(self) -> _SessionInThreads:
+        return _SessionInThreads(self._sync.session())
+
+    async def aclose(self) -> None:
+        pipelines, self._pipelines = self._pipelines, {}
+        for client, _ in pipelines.values():
+            await client.aclose()
+        await asyncio.to_thread(self._sync.close)

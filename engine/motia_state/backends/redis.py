@@ -585,6 +585,42 @@ def execute_with_retries(op: ops.Op[T], run: Callable[[], T], retries: int) -> T
         attempt += 1
 
 
+async def adrive(
+    steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Awaitable[Any]], describe: str
+) -> T:
+    """`drive`, awaiting each step (the asyncio seams)."""
+    driver = _Driver(steps)
+    sent = False  # whether any step reached the server
+    try:
+        while True:
+            try:
+                call = driver.next_call()
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            try:
+                driver.reply = await send(call)
+            except ResponseError as exc:
+                driver.error = exc
+            sent = True
+    except RedisError as exc:
+        raise _translate(exc, describe, sent or not isinstance(exc, NotSent)) from None
+
+
+async def aexecute_with_retries(op: ops.Op[T], run: Callable[[], Awaitable[T]], retries: int) -> T:
+    """`execute_with_retries`, awaiting."""
+    attempt = 0
+    while True:
+        try:
+            return await run()
+        except BackendUnavailable as exc:
+            if isinstance(exc, OutcomeUnknown):
+                raise
+            delay = retry_delay(op, exc, attempt, retries)
+        await asyncio.sleep(delay)
+        attempt += 1
+
+
 ClientFactory = Callable[[], "redis.Redis"]
 AsyncClientFactory = Callable[[], Awaitable["redis.asyncio.Redis"]]
 
@@ -873,17 +909,9 @@ class AsyncRedisBackend:
         return await self._pipeline.send(call)
 
     async def execute(self, op: ops.Op[T]) -> T:
-        """`execute_with_retries`, awaiting."""
-        attempt = 0
-        while True:
-            try:
-                return await self.run(self.plan.steps(op), self._send)
-            except BackendUnavailable as exc:
-                if isinstance(exc, OutcomeUnknown):
-                    raise
-                delay = retry_delay(op, exc, attempt, self.plan.retries)
-            await asyncio.sleep(delay)
-            attempt += 1
+        return await aexecute_with_retries(
+            op, lambda: self.run(self.plan.steps(op), self._send), self.plan.retries
+        )
 
     def session(self) -> AsyncSession:
         return AsyncSession(self)
@@ -891,23 +919,7 @@ class AsyncRedisBackend:
     async def run(
         self, steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Awaitable[Any]]
     ) -> T:
-        """Drive a plan to its result, sending each step with ``send``."""
-        driver = _Driver(steps)
-        sent = False  # whether any step reached the server
-        try:
-            while True:
-                try:
-                    call = driver.next_call()
-                except StopIteration as stop:
-                    result: T = stop.value
-                    return result
-                try:
-                    driver.reply = await send(call)
-                except ResponseError as exc:
-                    driver.error = exc
-                sent = True
-        except RedisError as exc:
-            raise _translate(exc, self.describe, sent or not isinstance(exc, NotSent)) from None
+        return await adrive(steps, send, self.describe)
 
     async def aclose(self) -> None:
         if self._client is None:
