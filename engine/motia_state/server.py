@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import redis
@@ -259,9 +259,11 @@ def cluster(
     *extra: str,
     masters: int = 3,
     replicas: int = 0,
+    per_node: Callable[[int], Sequence[str]] = lambda port: (),
 ) -> Cluster:
     """A cluster on free loopback ports from ``config`` (docker/cluster.conf, which builds on
-    the redis.conf beside it), ready to use.
+    the redis.conf beside it), ready to use; ``per_node(port)`` adds arguments of a node's
+    own (a TLS port, say). The harness sets it up through the plain ports.
 
     Nodes meet, masters get equal slot ranges, replicas follow their masters; returns once
     every node agrees the cluster is ok.
@@ -274,6 +276,7 @@ def cluster(
             node_dir.mkdir(parents=True, exist_ok=True)
             own = _own_config(node_dir, config, config.parent / "redis.conf")
             args = [str(own), "--port", str(port), "--dir", str(node_dir), *extra]
+            args += per_node(port)
             node = ServerProcess(binary, args, log_path=node_dir / "server.log", port=port)
             node.start()
             nodes.append(node)
