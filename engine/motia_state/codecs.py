@@ -108,6 +108,8 @@ class JsonCodec:
             return json.loads(data)
         except ValueError as exc:
             raise DecodeError(f"stored value is not JSON: {exc}") from None
+        except RecursionError:  # foreign text nested past what the stdlib parser can follow
+            raise DecodeError("stored value nests too deeply to decode") from None
 
 
 class MsgpackCodec:

@@ -117,9 +117,12 @@ class Options:
 
 def redact(url: str) -> str:
     """The URL with any password replaced by ``***``: the only form that is ever logged."""
-    parts = urlsplit(url)
-    if parts.password is not None:
-        url = url.replace(f":{parts.password}@", ":***@", 1)
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # malformed (a broken IPv6 address): hide whatever precedes '@'
+        url, password = re.sub(r"//[^/@]*@", "//***@", url, count=1), None
+    if password is not None:
+        url = url.replace(f":{password}@", ":***@", 1)
     return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
 
 
@@ -206,6 +209,11 @@ def _resolve(url: str | None, options: dict[str, Any]) -> tuple[_Target, Core]:
     opts = Options.parse(options)
     scheme, rest = _scheme(url)
     target = _Target(url, scheme, rest, opts)
+    if scheme in REDIS_SCHEMES:
+        try:  # redis-py would raise ValueError only at the first command
+            redis.connection.parse_url(url)
+        except ValueError as exc:
+            raise InvalidInput(f"{target.describe}: {exc}") from None
     if target.is_server or target.is_cluster:
         target.plan()  # checks the prefix now, before anything connects
     core = Core(

@@ -111,7 +111,8 @@ class KeyLayout:
         self._cache: dict[str, list[bytes]] = {}
 
     def data(self, group: str) -> bytes:
-        return self.prefix + group.encode("utf-8")
+        # surrogateescape: the inverse of `group_of`, for a name read back that is not UTF-8
+        return self.prefix + group.encode("utf-8", errors="surrogateescape")
 
     def _aux(self, kind: bytes, group: str) -> bytes:
         data_key = self.data(group)
