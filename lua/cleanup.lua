@@ -7,6 +7,8 @@
 --   running at once never remove (or count) an item twice.
 -- Keys touched: KEYS[1..2] (HEXISTS, HGET, HSET, HDEL), KEYS[3] (XADD, XTRIM), KEYS[4]
 --   (ZRANGEBYSCORE, ZREM, ZCOUNT), KEYS[5] (SREM); PUBLISH (markers).
+acl_group(KEYS)
+acl_need('ZCOUNT', KEYS[4], '-inf', '0')
 local feed = feed_open(ARGV[2])
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))

@@ -8,6 +8,7 @@
 --   {0, current_version} on a version mismatch.
 -- Keys touched: KEYS[1] (HEXISTS, HGET, HDEL), KEYS[2] (HGET, HSET, HDEL, PERSIST, PEXPIRE),
 --   KEYS[3] (XADD, XTRIM), KEYS[4] (ZSCORE, ZREM), KEYS[5] (SREM); PUBLISH (markers).
+acl_group(KEYS)
 local feed = feed_open(ARGV[4])
 local has = redis.call('EXISTS', KEYS[4]) == 1
 purge_expired(KEYS, ARGV[1], ARGV[3], feed, now_ms(), has)

@@ -8,6 +8,7 @@
 -- Keys touched: KEYS[1] (HEXISTS, HGET, HDEL), KEYS[2] (HGET, HSET, HDEL, PERSIST, PEXPIRE),
 --   KEYS[3] (XADD, XTRIM), KEYS[4] (ZSCORE, ZREM), KEYS[5] (SREM); PUBLISH (markers).
 local n = 0
+acl_group(KEYS)
 local feed = feed_open(ARGV[2])
 local now = now_ms()
 local has = redis.call('EXISTS', KEYS[4]) == 1

@@ -10,6 +10,7 @@
 -- Keys touched: KEYS[1] (HEXISTS), KEYS[4] (ZSCORE, ZADD, ZREM), KEYS[5] (SADD, SREM); and
 --   KEYS[1..3] when purging; PUBLISH (markers).
 local field, group, how = ARGV[1], ARGV[2], ARGV[4]
+acl_group(KEYS)
 local feed = feed_open(ARGV[3])
 local now = now_ms()
 local has = redis.call('EXISTS', KEYS[4]) == 1

@@ -6,6 +6,8 @@
 --   evicted, ..., or 'gap').
 -- Returns 1.
 -- Keys touched: KEYS[1] (XADD, XTRIM). No markers: it touches no data hash.
+acl_need('XTRIM', KEYS[1], 'MAXLEN', '1')  -- after the XADD, its one write
+acl_need('TIME')
 local feed = feed_parse(ARGV[1])
 feed.streams[KEYS[1]] = true
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', feed.maxlen, '*',

@@ -10,6 +10,7 @@
 -- Keys touched: KEYS[1] (HSET, HMGET), KEYS[2] (HMGET, HGET, HSET, HDEL, PERSIST, PEXPIRE),
 --   KEYS[3] (XADD, XTRIM), KEYS[4] (ZSCORE, ZADD, ZREM), KEYS[5] (SADD, SREM); PUBLISH (markers).
 local n = (#ARGV - 3) / 2
+acl_group(KEYS)
 local feed = feed_open(ARGV[2])
 local now = now_ms()
 local has = redis.call('EXISTS', KEYS[4]) == 1

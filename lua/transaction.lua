@@ -18,8 +18,11 @@
 -- Keys touched: every KEYS entry: data hashes (HEXISTS, HGET, HSET, HDEL), versions hashes
 --   (HGET, HSET, HDEL, PERSIST, PEXPIRE), change streams (XADD, XTRIM), expiries (ZSCORE, ZADD,
 --   ZREM), registry (SADD, SREM); PUBLISH (markers).
-local feed, max_bytes = feed_open(ARGV[1]), tonumber(ARGV[2])
 local registry = (#KEYS % 4 == 1) and KEYS[#KEYS] or nil
+for base = 0, #KEYS - 4, 4 do
+  acl_group({KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], registry})
+end
+local feed, max_bytes = feed_open(ARGV[1]), tonumber(ARGV[2])
 local now = now_ms()
 local items = {}   -- id -> {g, key, exists, text, version, recorded, exp, touched}
 local floors = {}  -- group number -> its version floor as the ops leave it (loaded on need)

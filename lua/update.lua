@@ -14,6 +14,7 @@
 --   KEYS[3] (XADD, XTRIM), KEYS[4] (ZSCORE, ZADD or ZREM), KEYS[5] (SADD, SREM); PUBLISH
 --   (markers).
 local field = ARGV[1]
+acl_group(KEYS)
 local feed = feed_open(ARGV[4])
 local now = now_ms()
 local has = redis.call('EXISTS', KEYS[4]) == 1

@@ -6,8 +6,26 @@
 -- `has`: whether the group had an expiry set when the script began (most groups have none,
 -- and then no item can be expired and no expiry needs clearing).
 -- ARGV: none of its own.
--- Returns: nothing; defines local functions drop_expiry, purge_expired, apply_expiry.
+-- Returns: nothing; defines local functions acl_group, drop_expiry, purge_expired,
+--   apply_expiry.
 -- Keys touched: k[1], k[2] (HGET, HSET, HDEL), k[3] (XADD), k[4] (ZSCORE, ZADD, ZREM), k[5] (SADD, SREM).
+
+-- The commands that a write to a group can reach once it has started writing (the helpers
+-- here and in common.lua), on the group's keys `k`; for acl_require in common.lua. Its own
+-- first write may still be refused: that leaves nothing half-done.
+local function acl_group_checks(c, k)
+  return c('HSET', k[1], 'f', 'v') and c('HDEL', k[1], 'f') and c('HGET', k[1], 'f')
+    and c('HEXISTS', k[1], 'f') and c('EXISTS', k[1], k[4])
+    and c('HSET', k[2], 'f', 'v') and c('HDEL', k[2], 'f') and c('HGET', k[2], 'f')
+    and c('PERSIST', k[2]) and c('PEXPIRE', k[2], '1')
+    and c('XADD', k[3], '*', 'f', 'v') and c('XTRIM', k[3], 'MAXLEN', '1')
+    and c('ZADD', k[4], '1', 'f') and c('ZREM', k[4], 'f') and c('ZSCORE', k[4], 'f')
+    and c('TIME') and (not k[5] or (c('SADD', k[5], 'f') and c('SREM', k[5], 'f')))
+end
+
+local function acl_group(k)
+  acl_require(acl_group_checks, k)
+end
 
 local function drop_expiry(k, field, group)
   if redis.call('ZREM', k[4], field) == 1 and k[5] and redis.call('EXISTS', k[4]) == 0 then

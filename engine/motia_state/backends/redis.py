@@ -272,7 +272,8 @@ class RedisPlan:
         page = list(_pairs(flat))
         if page:  # expired items stay in the hash until cleanup: leave them out
             keys = [self.layout.expiries(op.group)]
-            expired = yield from self._script("expired_among", keys, [k for k, _ in page])
+            fields = [k.encode("utf-8", errors="surrogateescape") for k, _ in page]  # as read
+            expired = yield from self._script("expired_among", keys, fields)
             if expired:
                 gone = {_text(k) for k in expired}
                 page = [(k, v) for k, v in page if k not in gone]
@@ -506,6 +507,10 @@ RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
 PEEK_AFTER_S = 0.005  # idle time after which a connection is checked for a close before use
 
 
+# ACL refusals that a script's redis.call reports as a plain ERR, not NOPERM.
+_REFUSED = ("can't run this command", "can't publish to the channel")
+
+
 def _translate(exc: RedisError, describe: str, sent: bool = True) -> StateError:
     if isinstance(exc, MasterNotFoundError):  # its text lists every Sentinel client's repr
         service = str(exc).split(" : ", 1)[0]
@@ -514,7 +519,7 @@ def _translate(exc: RedisError, describe: str, sent: bool = True) -> StateError:
         error = BackendUnavailable(f"{describe}: {exc}")
         error.sent = sent
         return error
-    if isinstance(exc, NoPermissionError) or "can't run this command" in str(exc):
+    if isinstance(exc, NoPermissionError) or any(text in str(exc) for text in _REFUSED):
         return PermissionDenied(
             f"{describe}: {exc} (the engine's ACL user needs the commands and key patterns "
             "listed under Guarantees > ACL in the README)"
