@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,21 +20,32 @@ EXE = shutil.which("motia-state") or str(Path(sys.executable).parent / "motia-st
 def test_demo_runs_the_order_workflow(tmp_path: Path, url: str) -> None:
     env = {**os.environ, "MOTIA_STATE_URL": url}
     result = subprocess.run(
-        [EXE, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        [EXE, "demo", "--keep"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.count("created order-") == 4
     assert out.count("payment of") == 4
     assert out.count("a racing worker was refused") == 4
-    assert "'revenue': 378.97" in out
-    assert "groups now: ['orders', 'payments', 'reports', 'stats']" in out
-    assert "'paid': 4" in out
+    assert "4 order(s), 4 paid, revenue 378.97" in out
+    # the demo's own namespace: a prefix of its own on a server, groups of its own elsewhere
+    found = re.search(
+        r"writes only (?:under the prefix '(motia:demo:\w+:)'|in the groups (\S+)\*)", out
+    )
+    assert found is not None, out
+    prefix, ns = found.group(1) or "motia:state:", found.group(2) or ""
+    assert (
+        "groups now: " + ", ".join(ns + g for g in ("orders", "payments", "reports", "stats"))
+        in out
+    )
+    assert ("motia:demo:" in prefix) == (url == ""), out  # the default here: the embedded server
     if url.startswith("file://") or not url:
         state_url = url or "embedded://.motia"
-        with State.from_url(state_url.replace("://.", f"://{tmp_path}/.", 1)) as state:
-            assert len(state.get_group("orders")) == 4
-            assert all(o["status"] == "paid" for o in state.get_group("orders"))
+        options = {"prefix": prefix} if prefix != "motia:state:" else {}
+        with State.from_url(state_url.replace("://.", f"://{tmp_path}/.", 1), **options) as state:
+            orders = state.get_group(ns + "orders")
+            assert len(orders) == 4
+            assert all(o["status"] == "paid" for o in orders)
 
 
 def test_unreachable_backend_is_one_line_and_exit_4(tmp_path: Path) -> None:

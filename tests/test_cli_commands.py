@@ -158,7 +158,8 @@ def test_the_installed_command_exit_codes(tmp_path: Path) -> None:
         (("get", "g", "missing"), 1),
         (("set", "g", "k", "2", "--version", "9"), 3),
         (("set", "g", "k", "{"), 2),
-        (("set", "g:x", "k", "1"), 2),  # the file format cannot hold ':' in a group
+        (("set", "", "k", "1"), 2),  # a group name must not be empty
+        (("expire", "g", "k", "-1"), 2),  # a negative number is a value, and a bad TTL
         (("frobnicate",), 2),
     ]:
         result = cli(*args)

@@ -250,3 +250,51 @@ def test_from_motia_v0_on_a_cluster(servers: Servers) -> None:
         for key in client.scan_iter(match=f"{prefix}*"):
             client.delete(key)
         client.close()
+
+
+def test_items_the_target_cannot_store_are_reported_and_the_dry_run_foresees_them(
+    tmp_path: Path,
+) -> None:
+    """An integer beyond 64 bits in Motia's state file: named, skipped, predicted."""
+    path = tmp_path / "motia.state.json"
+    content = {
+        "orders:o1": js({"total": 3}),
+        "orders:big": js({"id": 2**64}),  # Motia (JavaScript) wrote it; the engine cannot
+        "orders:o2": js("two"),
+        "orders:broken": "{not json",
+        "stats:deep": "[" * 200 + "]" * 200,  # JSON, but nested deeper than the engine stores
+        "stats:n": js(7),
+    }
+    path.write_text(json.dumps(content))
+    to = f"file://{tmp_path / 'to.json'}"
+    source = ["--from", f"file://{path}", "--layout", "motia-v0", "--to", to]
+    dry = migrate(*source, "--dry-run")
+    done = migrate(*source)
+    assert {**dry, "dry_run": False} == done
+    assert (done["read"], done["written"], done["unreadable"], done["refused"]) == (6, 3, 1, 2)
+    assert sorted(done["examples"]["refused"]) == ["orders:big", "stats:deep"]
+    with State.from_url(to) as state:
+        assert state.items("orders") == {"o1": {"total": 3}, "o2": "two"}
+        assert state.items("stats") == {"n": 7}
+    again = migrate(*source)
+    assert (again["written"], again["unchanged"], again["refused"]) == (0, 3, 2)
+    human = CliRunner().invoke(main, ["migrate", *source], catch_exceptions=False)
+    assert "2 items the target cannot store" in human.stdout
+    assert "'orders:big'" in human.stdout
+
+
+def test_unreadable_values_of_an_engine_source_are_reported(servers: Servers) -> None:
+    url, _ = servers.redis()
+    prefix = f"s{uuid.uuid4().hex[:8]}:"
+    client = redis.Redis.from_url(url)
+    try:
+        with State.from_url(url, prefix=prefix) as state:
+            state.set_many("orders", {f"o{i}": i for i in range(10)})
+        client.hset(f"{prefix}orders", "foreign", "{not json")  # another tool's write
+        report = migrate("--from", url, "--from-prefix", prefix, "--to", "memory://")
+        assert (report["read"], report["written"], report["unreadable"]) == (11, 10, 1)
+        assert report["examples"]["unreadable"] == ["orders:foreign"]
+    finally:
+        for key in client.scan_iter(match=f"{prefix[:-1]}[:#]*"):
+            client.delete(key)
+        client.close()

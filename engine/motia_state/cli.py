@@ -10,13 +10,21 @@ Every command takes ``--url`` (else the ``--url`` before the command, else
 terminal); ``--json`` prints one JSON document, or one JSON object per line for the
 commands that stream (``items``, ``watch``). Exit codes: 0 ok, 1 not found (or the
 operation failed), 2 usage or invalid input, 3 version conflict, 4 backend
-unavailable, 130 interrupted (``migrate``). Errors are one line on stderr.
+unavailable, 130 interrupted (``migrate``), 141 stdout closed early (``| head``).
+Errors are one line on stderr.
+
+Everything printed is user data that may come from another tool: it is never read as
+Rich markup or emoji, and text that is not valid Unicode (a name that is not UTF-8, a
+lone surrogate) is escaped, never a crash. ``--json`` output is strict JSON.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
+import os
+import re
 import signal
 import sys
 import time
@@ -27,7 +35,6 @@ from types import FrameType
 from typing import Any, NoReturn
 
 import click
-import orjson
 import redis
 from rich.console import Console
 from rich.markup import escape
@@ -36,14 +43,23 @@ from rich.table import Table
 
 from . import demo as demo_module
 from . import migrate as migration
+from . import validate
 from .bridge import Bridge
 from .changes import Change
-from .errors import BackendUnavailable, InvalidInput, StateError, VersionConflict
+from .codecs import INT64_MIN, MAX_DEPTH
+from .errors import BackendUnavailable, EncodeError, InvalidInput, StateError, VersionConflict
 from .layout import DEFAULT_PREFIX
 from .state import State
 
 OK, NOT_FOUND, USAGE, CONFLICT, UNAVAILABLE, INTERRUPTED = 0, 1, 2, 3, 4, 130
+PIPE_CLOSED = 128 + signal.SIGPIPE
 URL_HELP = "State URL (default: MOTIA_STATE_URL, else the embedded server, else the file)."
+# Negative numbers are values (`expire g k -1`, `increment g k -5`), not unknown options.
+NUMBERS = {"ignore_unknown_options": True}
+
+
+class Unprintable(StateError):
+    """A value the requested output cannot carry (NaN in JSON, nesting too deep to print)."""
 
 
 def exit_code(exc: StateError) -> int:
@@ -51,7 +67,7 @@ def exit_code(exc: StateError) -> int:
         return CONFLICT
     if isinstance(exc, BackendUnavailable):
         return UNAVAILABLE
-    if isinstance(exc, InvalidInput):
+    if isinstance(exc, (InvalidInput, EncodeError)):
         return USAGE
     return NOT_FOUND
 
@@ -66,8 +82,15 @@ class _Cli(click.Group):
             fail(str(exc), exit_code(exc))
         except (redis.ConnectionError, redis.TimeoutError) as exc:  # a source read directly
             fail(f"{type(exc).__name__}: {exc}", UNAVAILABLE)
+        except BrokenPipeError:  # the reader left (`| head`): stop quietly, as cat does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(PIPE_CLOSED)
         except (redis.RedisError, OSError) as exc:
             fail(f"{type(exc).__name__}: {exc}", NOT_FOUND)
+        except (click.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except Exception as exc:  # a defect: still one line, never a traceback
+            fail(f"unexpected {type(exc).__name__}: {exc}", NOT_FOUND)
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -98,7 +121,8 @@ class Out:
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
-        self.console = Console(highlight=False, soft_wrap=True)
+        # emoji=False: ':smile:' in a group name is text; markup in user data is escaped
+        self.console = Console(highlight=False, soft_wrap=True, emoji=False)
 
     def json(self, data: Any) -> None:
         click.echo(dumps(data))
@@ -107,8 +131,59 @@ class Out:
         self.console.print(*parts, **options)
 
 
-def dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, default=_plain)
+def dumps(data: Any, *, strict: bool = True, indent: int | None = None) -> str:
+    """JSON text that stdout can always take. ``strict`` (--json): standard JSON only, so
+    NaN is refused, not printed. A lone surrogate (foreign text, a name that is not UTF-8)
+    becomes its ``\\uXXXX`` escape, which reads back as the same string."""
+    try:
+        text = json.dumps(
+            data, ensure_ascii=False, allow_nan=not strict, default=_plain, indent=indent
+        )
+    except ValueError:
+        raise Unprintable("the value holds NaN or Infinity, which JSON cannot carry") from None
+    except RecursionError:
+        raise Unprintable("the value nests too deeply to print") from None
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+def shown(value: Any) -> str:
+    """A value for human eyes; one that cannot be read or printed says why, so that the
+    rest of the output still comes."""
+    if isinstance(value, StateError):
+        return f"(cannot read: {value})"
+    try:
+        return dumps(value, strict=False)
+    except Unprintable as exc:
+        return f"({exc})"
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One record of a stream (items, watch): a value that cannot be read or carried as
+    JSON is named in ``error`` instead of ending the stream."""
+    bad = next((v for v in record.values() if isinstance(v, StateError)), None)
+    if bad is None:
+        try:
+            return dumps(record)
+        except Unprintable as exc:
+            bad = exc
+    kept = {k: v for k, v in record.items() if k not in ("value", "old_value")}
+    return dumps({**kept, "error": str(bad)})
+
+
+def name(text: str) -> str:
+    """A group or key name for a terminal: control characters (a hostile name could clear
+    the screen) as ``\\xNN``, and bytes that are not UTF-8 (which the backend hands over
+    as surrogate escapes) as ``\\xNN`` too, marked."""
+    marker = ""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", errors="surrogateescape")
+        except UnicodeEncodeError:
+            raw = text.encode("utf-8", errors="backslashreplace")
+        text, marker = raw.decode("utf-8", errors="backslashreplace"), " (not UTF-8)"
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text) + marker
 
 
 def _plain(value: Any) -> Any:
@@ -142,11 +217,71 @@ def with_state(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+INPUT_DEPTH = MAX_DEPTH + 2  # an update op's value sits two levels inside OPS
+
+
 def parse_json(what: str, text: str) -> Any:
+    """JSON from the command line, read exactly: an integer keeps every digit, so the
+    engine refuses one past 64 bits as it would from the API, instead of a float standing
+    in for it. NaN, numbers past a double's range and a key given twice in one object
+    (which would silently drop a value) are refused."""
     try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
+        value = json.loads(
+            text,
+            parse_constant=_no_constant,
+            parse_float=_finite,
+            parse_int=_integer,
+            object_pairs_hook=_object,
+        )
+    except RecursionError:
+        raise InvalidInput(f"{what} nests deeper than {INPUT_DEPTH} levels") from None
+    except ValueError as exc:
         raise InvalidInput(f"{what} is not JSON: {exc} (quote strings: '\"text\"')") from None
+    if _depth(value) > INPUT_DEPTH:
+        raise InvalidInput(f"{what} nests deeper than {INPUT_DEPTH} levels")
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a JSON number")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        found[key] = value
+    return found
+
+
+def _integer(text: str) -> int:
+    if len(text) > len(str(INT64_MIN)):  # spares int() a text of thousands of digits
+        raise EncodeError(
+            f"integer {text[:20]}... ({len(text)} characters) is outside the signed 64-bit range"
+        )
+    return int(text)
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is beyond the range of a double")
+    return number
+
+
+def _depth(value: Any) -> int:
+    """How deep containers nest (without recursion: the input may nest deep)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        node, level = todo.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            deepest = max(deepest, level)
+            todo += [(child, level + 1) for child in node]
+    return deepest
 
 
 def not_found(group: str, key: str) -> NoReturn:
@@ -169,9 +304,11 @@ def groups(state: State, out: Out) -> None:
     names = state.list_groups()
     if out.as_json:
         out.json(names)
+    elif not names:
+        click.echo("no group holds items", err=True)
     else:
-        for name in names:
-            click.echo(name)
+        for group in names:
+            click.echo(name(group))
 
 
 @main.command()
@@ -186,7 +323,7 @@ def get(state: State, out: Out, group: str, key: str) -> None:
     if out.as_json:
         out.json(asdict(item))
     else:
-        click.echo(json.dumps(item.value, ensure_ascii=False, indent=2, default=_plain))
+        click.echo(dumps(item.value, strict=False, indent=2))
         out.print(f"[dim]version {item.version}, {_when(item.expires_at)}[/dim]")
 
 
@@ -194,14 +331,17 @@ def get(state: State, out: Out, group: str, key: str) -> None:
 @click.argument("group")
 @with_state
 def items(state: State, out: Out, group: str) -> None:
-    """Print every item of a group, one per line, as the group is read (HSCAN pages)."""
+    """Print every item of a group, one per line, as the group is read (HSCAN pages).
+
+    An item whose value cannot be read is shown as such (``error`` with --json).
+    """
     count = 0
-    for key, value in state.iter_items(group):
+    for key, value in migration.lenient_items(state, group):
         count += 1
         if out.as_json:
-            out.json({"key": key, "value": value})
+            click.echo(json_line({"key": key, "value": value}))
         else:
-            click.echo(click.style(key, fg="cyan", bold=True) + "\t" + dumps(value))
+            click.echo(click.style(name(key), fg="cyan", bold=True) + "\t" + shown(value))
     if not out.as_json:
         click.echo(f"{count} item(s)", err=True)
 
@@ -224,21 +364,36 @@ def ttl(state: State, out: Out, group: str, key: str) -> None:
 @main.command()
 @with_state
 def stats(state: State, out: Out) -> None:
-    """Per group: items, items with a TTL, bytes in Redis, change records."""
-    rows, stream = state.stats()
+    """Per group: items, items with a TTL, bytes in Redis, change records.
+
+    A hash under the prefix whose name the engine cannot address (not UTF-8, say) is
+    listed with its reason instead of counts.
+    """
+    readable, refused = [], {}
+    for group in state.list_groups():
+        try:
+            readable.append(validate.group(group))
+        except InvalidInput as exc:
+            refused[group] = str(exc)
+    rows, stream = state.stats(readable)
     if out.as_json:
-        out.json({"groups": [asdict(row) for row in rows], "changes": stream})
+        unread = [{"group": g, "error": why} for g, why in refused.items()]
+        out.json({"groups": [asdict(row) for row in rows] + unread, "changes": stream})
         return
     table = Table("group", "items", "with TTL", "bytes", "changes")
     for row in rows:
         table.add_row(
-            escape(row.group),
+            escape(name(row.group)),
             f"{row.items:,}",
             f"{row.with_ttl:,}",
             "-" if row.bytes is None else f"{row.bytes:,}",
             "-" if row.changes is None else f"{row.changes:,}",
         )
+    for group in refused:
+        table.add_row(escape(name(group)), "?", "?", "?", "?")
     out.print(table)
+    for group, why in refused.items():
+        out.print(escape(f"? {name(group)}: {why}"))
     if stream is not None:
         out.print(f"change stream: {stream:,} record(s), shared by every group")
 
@@ -246,7 +401,7 @@ def stats(state: State, out: Out) -> None:
 # -- writing --------------------------------------------------------------------------
 
 
-@main.command(name="set")
+@main.command(name="set", context_settings=NUMBERS)
 @click.argument("group")
 @click.argument("key")
 @click.argument("value")
@@ -283,7 +438,7 @@ def delete(state: State, out: Out, group: str, key: str, version: int | None) ->
     if out.as_json:
         out.json({"deleted": True, "value": old})
     else:
-        click.echo(f"deleted {group!r} / {key!r} (was {dumps(old)})")
+        click.echo(f"deleted {group!r} / {key!r} (was {shown(old)})")
 
 
 @main.command()
@@ -303,7 +458,7 @@ def clear(state: State, out: Out, group: str, yes: bool) -> None:
         click.echo(f"removed {removed} item(s) from {group!r}")
 
 
-@main.command()
+@main.command(context_settings=NUMBERS)
 @click.argument("group")
 @click.argument("key")
 @click.argument("seconds", type=float, required=False)
@@ -324,7 +479,7 @@ def expire(
         click.echo(f"{group!r} / {key!r}: " + ("no TTL" if persist else f"expires in {seconds} s"))
 
 
-@main.command()
+@main.command(context_settings=NUMBERS)
 @click.argument("group")
 @click.argument("key")
 @click.argument("by", default="1")
@@ -346,7 +501,7 @@ def increment(
     if out.as_json:
         out.json({"value": number})
     else:
-        click.echo(dumps(number))
+        click.echo(dumps(number, strict=False))
 
 
 @main.command()
@@ -378,7 +533,7 @@ def update(
     if out.as_json:
         out.json({"value": value})
     else:
-        click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=_plain))
+        click.echo(dumps(value, strict=False, indent=2))
 
 
 @main.command()
@@ -453,18 +608,23 @@ def watch(
 
 def _print_change(out: Out, change: Change) -> None:
     if out.as_json:
-        record = asdict(change)
-        out.json(record)
+        click.echo(json_line(asdict(change)))
         return
     stamp = (
         time.strftime("%H:%M:%S", time.localtime(change.ts))
         + f".{int(change.ts * 1000) % 1000:03d}"
     )
-    what = change.event if change.op == "external" else f"v{change.version}"
-    line = f"{stamp} {change.id} {change.op} {change.group!r} {change.key!r} {what}"
-    if change.has_values and change.op != "delete":
-        line += f" {dumps(change.value)}"
-    out.print(escape(line))
+    parts = [stamp, change.id, change.op]
+    parts += [repr(n) for n in (change.group, change.key) if n is not None]
+    if change.op == "external":
+        parts.append(change.event or "")
+    elif change.op == "clear":
+        parts.append("(every item)")
+    elif change.version is not None:
+        parts.append(f"v{change.version}")
+    if change.has_values and change.op not in ("delete", "clear"):
+        parts.append(shown(change.value))
+    out.print(escape(" ".join(parts)))
 
 
 @main.command()
@@ -497,10 +657,14 @@ def track(url: str | None, prefix: str, quiet: bool) -> None:
 
 @main.command()
 @url_option()
-def demo(url: str | None) -> None:
-    """Run the order workflow from Motia's docs and print what it did."""
-    with State.from_url(url) as state:
-        demo_module.run(state, click.echo)
+@click.option("--keep", is_flag=True, help="Leave the demo's data in place to look at.")
+def demo(url: str | None, keep: bool) -> None:
+    """Run the order workflow from Motia's docs and print what it did.
+
+    It writes only where nothing else lives (a prefix of its own on a Redis server,
+    groups named for the run elsewhere) and removes what it wrote unless --keep.
+    """
+    demo_module.in_own_namespace(url, click.echo, keep=keep)
 
 
 # -- migration --------------------------------------------------------------------------
@@ -512,10 +676,9 @@ def demo(url: str | None) -> None:
     "--to",
     "target_url",
     default=None,
-    callback=_inherit_url,
-    help="Where it goes (default: --url before the command, else MOTIA_STATE_URL, else the "
-    "default backend).",
+    help="Where it goes (default: --url, else MOTIA_STATE_URL, else the default backend).",
 )
+@url_option("Same as --to.")
 @click.option(
     "--layout",
     type=click.Choice(["engine", "motia-v0"]),
@@ -547,6 +710,7 @@ def demo(url: str | None) -> None:
 def migrate(
     source_url: str,
     target_url: str | None,
+    url: str | None,
     layout: str,
     from_prefix: str,
     to_prefix: str,
@@ -577,7 +741,7 @@ def migrate(
     )
     try:
         with State.from_url(
-            target_url, prefix=to_prefix, codec=to_codec, cleanup_interval=None
+            target_url or url, prefix=to_prefix, codec=to_codec, cleanup_interval=None
         ) as target:
             show = not as_json and sys.stderr.isatty()
             with Progress(
@@ -622,7 +786,8 @@ def _print_report(out: Out, report: migration.Report, interrupted: bool) -> None
         "give --groups to decide)",
         "outside": "names under none of --groups (not copied)",
         "unreadable": "values that are not JSON, or names without a group or key (not copied)",
-        "refused": "items the target refused (not copied)",
+        "refused": "items the target cannot store, such as an integer beyond 64 bits or a "
+        "group name it cannot hold (not copied)",
     }
     for kind, what in notes.items():
         count = getattr(report, kind)

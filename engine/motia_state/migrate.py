@@ -34,12 +34,13 @@ import redis
 
 from . import connect
 from .codecs import get_codec
-from .errors import BackendUnavailable, DecodeError, InvalidInput, StateError
+from .errors import BackendUnavailable, DecodeError, EncodeError, InvalidInput, StateError
 from .layout import DEFAULT_PREFIX, escape_glob
 from .state import State
 
 PAGE = 500
 EXAMPLES = 20  # names kept per kind of problem in the report
+REFUSED = (InvalidInput, EncodeError)  # what a target refuses before sending anything
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,7 @@ class Report:
     ambiguous: int = 0  # names with more than one group/key reading (copied by the rule)
     outside: int = 0  # names under no group of --groups (not copied)
     unreadable: int = 0  # values that are not JSON, names with an empty group or key
-    refused: int = 0  # items the target refuses (a bad group name, a value too large, ...)
+    refused: int = 0  # items the target cannot store (a bad group name, an int past 64 bits)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
     def note(self, kind: str, name: str) -> None:
@@ -197,14 +198,50 @@ def from_motia_file(path: str, splitter: Splitter, report: Report) -> Iterator[l
         yield page
 
 
+def lenient_items(state: State, group: str, batch: int = PAGE) -> Iterator[tuple[str, Any]]:
+    """(key, value) of every item of a group; a value that cannot be read comes as its error.
+
+    The engine refuses a whole read over one value it cannot decode (text another tool
+    wrote), but a tool that shows or copies foreign data must still reach the rest. The
+    group streams in HSCAN pages until such a value; the keys not yet seen are then read
+    in pages, item by item only in a page that holds one.
+    """
+    seen: set[str] = set()
+    try:
+        for key, value in state.iter_items(group, batch):
+            seen.add(key)
+            yield key, value
+        return
+    except DecodeError:
+        pass
+    rest = [k for k in state.keys(group) if k not in seen]
+    for i in range(0, len(rest), batch):
+        keys = rest[i : i + batch]
+        try:
+            values = state.get_many(group, keys)
+        except (DecodeError, InvalidInput):  # InvalidInput: a key that is not UTF-8
+            values = [_one(state, group, key) for key in keys]
+        yield from zip(keys, values, strict=True)
+
+
+def _one(state: State, group: str, key: str) -> Any:
+    try:
+        return state.get(group, key)
+    except (DecodeError, InvalidInput) as exc:
+        return exc
+
+
 def from_engine(source: State, report: Report) -> Iterator[list[Entry]]:
     """Pages of every group of an engine backend, with each item's remaining TTL."""
     for row in source.stats()[0]:
         page: list[Entry] = []
-        for key, value in source.iter_items(row.group, batch=PAGE):
+        for key, value in lenient_items(source, row.group):
+            report.read += 1
+            if isinstance(value, StateError):
+                report.note("unreadable", f"{row.group}:{key}")
+                continue
             ttl = source.ttl(row.group, key) if row.with_ttl else None
             page.append(Entry(row.group, key, value, ttl))
-            report.read += 1
             if len(page) >= PAGE:
                 yield page
                 page = []
@@ -244,6 +281,9 @@ def _copy_group(target: State, group: str, entries: list[Entry], report: Report)
     plain: dict[str, Any] = {}
     timed: list[Entry] = []
     for entry, now in zip(entries, current, strict=True):
+        if not _storable(target, group, entry):
+            report.note("refused", f"{group}:{entry.key}")
+            continue
         if now is None and target.get_item(group, entry.key) is None:
             now = _ABSENT  # a stored None is a value too
         if now is not _ABSENT and _same(now, entry.value):
@@ -259,14 +299,31 @@ def _copy_group(target: State, group: str, entries: list[Entry], report: Report)
     try:
         if plain:
             target.set_many(group, plain)
-    except InvalidInput:  # one item refused the whole page: write one by one to find it
+    except REFUSED:  # one item refused the whole page: write one by one to find it
         timed += [Entry(group, k, v) for k, v in plain.items()]
     for entry in timed:
         try:
             target.set(group, entry.key, entry.value, ttl=entry.ttl)
-        except InvalidInput:
+        except REFUSED:
             report.written -= 1
             report.note("refused", f"{group}:{entry.key}")
+
+
+class _Checked(Exception):
+    """Leaves a transaction block after its checks, so that nothing is sent."""
+
+
+def _storable(target: State, group: str, entry: Entry) -> bool:
+    """Whether the target takes the item, checked as its write will be (validated and
+    encoded, nothing sent): a dry run then refuses exactly what a real run refuses."""
+    try:
+        with target.transaction() as tx:
+            tx.set(group, entry.key, entry.value, ttl=entry.ttl)
+            raise _Checked
+    except _Checked:
+        return True
+    except REFUSED:
+        return False
 
 
 def _same(a: Any, b: Any) -> bool:
