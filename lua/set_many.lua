@@ -11,6 +11,8 @@
 --   KEYS[3] (XADD, XTRIM), KEYS[4] (ZSCORE, ZADD, ZREM), KEYS[5] (SADD, SREM); PUBLISH (markers).
 local n = (#ARGV - 3) / 2
 acl_group(KEYS)
+acl_need('HMGET', KEYS[1], 'f')  -- after purging expired items
+acl_need('HMGET', KEYS[2], 'f')
 local feed = feed_open(ARGV[2])
 local now = now_ms()
 local has = redis.call('EXISTS', KEYS[4]) == 1

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from motia_state import InvalidInput, Item, State, VersionConflict
+from motia_state import Item, State, VersionConflict
 
 from .conftest import Target
 
@@ -115,12 +115,7 @@ def test_keys_may_hold_colons(state: Any) -> None:
     assert state.get("a", "b:c") == 1
 
 
-def test_colon_groups_do_not_collide_with_colon_keys(state: Any, target: Target) -> None:
-    if target.name == "file":
-        with pytest.raises(InvalidInput, match="contains ':'"):
-            state.set("a:b", "c", 2)
-        assert state.list_groups() == []
-        return
+def test_colon_groups_do_not_collide_with_colon_keys(state: Any) -> None:
     state.set("a", "b:c", 1)
     state.set("a:b", "c", 2)
     assert state.items("a") == {"b:c": 1}

@@ -235,3 +235,39 @@ def test_three_processes_sweep_at_once(target: Target) -> None:
             records = [f[b"op"] for _, f in r.xrange(target.layout().changes("g"))]
             assert records.count(b"expire") == n
             assert not r.exists(target.layout().data("g"), target.layout().expiries("g"))
+
+
+def _records(target: Target, group: str) -> list[tuple[bytes, bytes]]:
+    """(op, key) of every change record of ``group``, oldest first."""
+    with target.raw() as r:
+        entries = r.xrange(target.layout().changes(group))
+    return [(f[b"op"], f[b"key"]) for _, f in entries if f[b"group"] == group.encode()]
+
+
+@pytest.mark.redis_only
+def test_clear_records_every_removal_and_never_counts_below_zero(
+    quiet: Any, target: Target
+) -> None:
+    layout = target.layout()
+    quiet.set_many("all-expired", {"a": 1, "b": 2}, ttl=60)
+    quiet.set("mixed", "live", 1)
+    quiet.set("mixed", "dead", 2, ttl=60)
+    quiet.set("foreign", "live", 1)
+    quiet.set_many("foreign", {"x": 1, "y": 2}, ttl=60)
+    past = int(time.time() * 1000) - 1000  # deadlines passed, no sweeper has run yet
+    with target.raw() as r:
+        r.zadd(layout.expiries("all-expired"), {"a": past, "b": past})
+        r.zadd(layout.expiries("mixed"), {"dead": past})
+        # another tool removed two items behind the engine's back: their expiry entries stay
+        r.hdel(layout.data("foreign"), "x", "y")
+        r.zadd(layout.expiries("foreign"), {"x": past, "y": past})
+    groups = quiet.list_groups()
+    assert "foreign" in groups  # it holds a live item
+    assert "all-expired" not in groups
+    assert quiet.clear("all-expired") == 0
+    assert _records(target, "all-expired")[-2:] == [(b"expire", b"a"), (b"expire", b"b")]
+    assert quiet.clear("mixed") == 1
+    assert _records(target, "mixed")[-2:] == [(b"expire", b"dead"), (b"clear", b"")]
+    assert quiet.clear("foreign") == 1
+    assert _records(target, "foreign")[-1:] == [(b"clear", b"")]
+    assert quiet.list_groups() == []

@@ -507,8 +507,9 @@ RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
 PEEK_AFTER_S = 0.005  # idle time after which a connection is checked for a close before use
 
 
-# ACL refusals that a script's redis.call reports as a plain ERR, not NOPERM.
-_REFUSED = ("can't run this command", "can't publish to the channel")
+# ACL refusals that a script's redis.call reports as a plain ERR, not NOPERM (Redis 7.0, then
+# Valkey 8).
+_REFUSED = ("can't run this command", "can't publish to the channel", "ACL failure in script")
 
 
 def _translate(exc: RedisError, describe: str, sent: bool = True) -> StateError:
