@@ -23,6 +23,7 @@ from queue import Empty
 from typing import Any
 
 import pytest
+from redis.exceptions import BusyLoadingError
 
 from motia_state import (
     AsyncState,
@@ -37,6 +38,8 @@ from .conftest import Servers
 
 BINARY = shutil.which("redis-server") or embedded.valkey_binary()
 DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
+# 0.5 ms a key at startup, and clients answered (LOADING) while the data loads
+SLOW_LOAD = ("--key-load-delay", "500", "--loading-process-events-interval-bytes", "1024")
 
 
 class Worker:
@@ -291,4 +294,133 @@ def test_a_killed_redis_writer_leaves_no_partial_batch(servers: Servers) -> None
         assert state.get("totals", "pairs") == len(state.items("pairs-a"))
         with pytest.raises(VersionConflict):  # and the server is sane: conditions still hold
             state.set("totals", "pairs", 0, version=0)
+    server.stop()
+
+
+def _in_loop(api: str, calls: Callable[[Any], Any], url: str) -> Any:
+    """Runs ``calls(state)`` on a State (sync) or an AsyncState (each call awaited)."""
+    if api == "sync":
+        with State.from_url(url) as state:
+            return calls(state)
+
+    async def main() -> Any:
+        async with AsyncState.from_url(url) as state:
+            results = []
+            for step in calls(state):
+                results.append(await step)
+            return results
+
+    return asyncio.run(main())
+
+
+def _wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.01)
+
+
+def _answers(server: Any, refusal: Callable[[Exception], bool]) -> Callable[[], bool]:
+    """A probe: whether the server now refuses a PING so."""
+
+    def check() -> bool:
+        try:
+            with server.client(timeout=1.0) as probe:
+                probe.ping()
+        except Exception as exc:
+            return refusal(exc)
+        return False
+
+    return check
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_restart_between_two_calls_is_found_before_the_write_leaves(
+    servers: Servers, api: str
+) -> None:
+    """The write after a restart is sent to the new server, not lost as OutcomeUnknown."""
+    bounce = servers.start(BINARY, f"between-{api}")
+
+    def calls(state: Any) -> list[Any]:
+        first = state.set("g", "k", 1)
+        if api == "async":  # run the first write before the restart
+            return [first, _Restart(servers, bounce), state.set("g", "k", 2)]
+        return [first, _Restart(servers, bounce)(), state.set("g", "k", 2)]
+
+    results = _in_loop(api, calls, bounce.url)
+    assert [results[0], results[2]] == [1, 1]  # a fresh server (no persistence): created anew
+    bounce.stop()
+
+
+class _Restart:
+    """Stops and starts a server on the same port; awaitable, so AsyncState's calls run in
+    order around it (the event loop does not run while it blocks: like a busy loop)."""
+
+    def __init__(self, servers: Servers, server: Any) -> None:
+        self.servers, self.server = servers, server
+
+    def __call__(self) -> None:
+        self.server.stop()
+        self.server.start()
+
+    def __await__(self) -> Any:
+        self()
+        return asyncio.sleep(0).__await__()
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_write_refused_while_the_server_loads_waits_and_is_applied_once(
+    servers: Servers, api: str
+) -> None:
+    server = servers.start(BINARY, f"loading-{api}")
+    port = server.port
+    with State.from_url(server.url) as state:
+        state.set("g", "k", "before")
+    with server.client() as r:
+        pipe = r.pipeline(transaction=False)
+        for i in range(3000):
+            pipe.set(f"filler:{i}", i)
+        pipe.execute()
+        r.save()  # loaded again at the restart, 0.5 ms a key: 1.5 s of -LOADING replies
+    server.stop()
+    back = threading.Thread(
+        target=servers.start,
+        args=(BINARY, f"loading-{api}", *SLOW_LOAD),
+        kwargs={"port": port},
+    )
+    back.start()
+    try:
+        _wait_until(
+            _answers(server, lambda e: isinstance(e, BusyLoadingError)),
+            "the server answers LOADING",
+        )
+        # refused while loading, nothing of it ran: waited for and applied once
+        results = _in_loop(api, lambda s: [s.set("g", "k", "after")], server.url)
+        assert results == [2] or results == 2
+    finally:
+        back.join()
+    with server.client() as r:
+        records = [f[b"key"] for _, f in r.xrange("motia:state#changes")]
+    assert records == [b"k", b"k"]
+    servers.started[-1].stop()
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_write_refused_while_a_script_runs_long_waits_and_is_applied_once(
+    servers: Servers, api: str
+) -> None:
+    server = servers.start(BINARY, f"busy-{api}", "--busy-reply-threshold", "50")
+    spin = "local t = redis.call('TIME') repeat local n = redis.call('TIME') until n[1] - t[1] >= 2"
+    runner = threading.Thread(target=lambda: server.client(timeout=10).eval(spin, 0))
+    runner.start()
+    try:
+        _wait_until(
+            _answers(server, lambda e: str(e).startswith("BUSY")), "the server answers BUSY"
+        )
+        results = _in_loop(api, lambda s: [s.set("g", "k", 1)], server.url)
+        assert results == [1] or results == 1
+    finally:
+        runner.join()
+    with server.client() as r:
+        assert [f[b"op"] for _, f in r.xrange("motia:state#changes")] == [b"set"]
     server.stop()

@@ -200,6 +200,7 @@ class _Target:
             feed=self.opts.feed(),
             wait=self.opts.wait(),
             retries=self.opts.retries,
+            patience=self.opts.socket_timeout or 10.0,
             codec=get_codec(self.opts.codec).name,
         )
 

@@ -69,6 +69,13 @@ class BackendUnavailable(StateError):
     sent = False
 
 
+class ServerBusy(BackendUnavailable):
+    """The server refused the call whole, for a reason that passes (LOADING: restarting and
+    still loading its data; BUSY: running a long script; READONLY or MASTERDOWN: a replica
+    during a failover; NOREPLICAS; TRYAGAIN): nothing of it ran. The engine waits and sends it
+    again until the call's timeout (``socket_timeout``) has passed, then raises this."""
+
+
 class OutcomeUnknown(BackendUnavailable):
     """A write reached the server but its reply never came back (the connection broke or
     timed out): it may or may not have been applied, whole or not at all (every write is one

@@ -314,7 +314,7 @@ class ClusterBackend:
 
     def execute(self, op: ops.Op[T]) -> T:
         return standalone.execute_with_retries(
-            op, lambda: self.run(self.plan.steps(op)), self.plan.retries
+            op, lambda: self.run(self.plan.steps(op)), self.plan
         )
 
     def session(self) -> ClusterBackend:
@@ -453,7 +453,7 @@ class AsyncClusterBackend:
         return await standalone.aexecute_with_retries(
             op,
             lambda: standalone.adrive(self.plan.steps(op), self._send, self.describe),
-            self.plan.retries,
+            self.plan,
         )
 
     def session(self) -> _SessionInThreads:

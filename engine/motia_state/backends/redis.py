@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -22,7 +23,16 @@ import redis
 import redis.asyncio
 import redis.asyncio.connection
 import redis.connection
-from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
+from redis.exceptions import (
+    BusyLoadingError,
+    MasterDownError,
+    NoPermissionError,
+    NoScriptError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.sentinel import MasterNotFoundError
 
 from .. import ops, scripts, updates, watch
@@ -33,6 +43,7 @@ from ..errors import (
     NotReplicated,
     OutcomeUnknown,
     PermissionDenied,
+    ServerBusy,
     StateError,
     Unsupported,
     VersionConflict,
@@ -94,9 +105,11 @@ class RedisPlan:
         codec: str = "json",
         wait: tuple[int, int] | None = None,
         retries: int = 3,
+        patience: float = 10.0,
     ) -> None:
         self.layout = layout
         self.retries = retries  # new attempts after a connection failure, where safe
+        self.patience = patience  # seconds a call the server refused whole is sent again
         self._wait = wait  # (replicas, timeout ms): replicated durability, WAIT after writes
         self.feed = feed or FeedSettings()
         self._feed = self.feed.spec(layout.marker_channel())
@@ -512,10 +525,28 @@ PEEK_AFTER_S = 0.005  # idle time after which a connection is checked for a clos
 _REFUSED = ("can't run this command", "can't publish to the channel", "ACL failure in script")
 
 
+# Replies that prove the command never ran: the server refused it whole, for a reason that
+# passes (redis-py names some by class; BUSY and NOREPLICAS come as plain ResponseError).
+_PASSING = (BusyLoadingError, ReadOnlyError, MasterDownError, TryAgainError)
+_PASSING_CODES = ("BUSY ", "NOREPLICAS ")
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether ``exc`` is a reply refusing a command whole (see `ServerBusy`), or a failure
+    to connect because the server refused the handshake so (`NotSent` keeps it as its cause)."""
+    if isinstance(exc, NotSent) and exc.__cause__ is not None:
+        return refused(exc.__cause__)
+    return isinstance(exc, _PASSING) or (
+        isinstance(exc, ResponseError) and str(exc).startswith(_PASSING_CODES)
+    )
+
+
 def _translate(exc: RedisError, describe: str, sent: bool = True) -> StateError:
     if isinstance(exc, MasterNotFoundError):  # its text lists every Sentinel client's repr
         service = str(exc).split(" : ", 1)[0]
         exc = MasterNotFoundError(f"{service}: no Sentinel named in the URL knows it")
+    if refused(exc) and not sent:
+        return ServerBusy(f"{describe}: the server refused the call, nothing of it ran: {exc}")
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         error = BackendUnavailable(f"{describe}: {exc}")
         error.sent = sent
@@ -528,17 +559,26 @@ def _translate(exc: RedisError, describe: str, sent: bool = True) -> StateError:
     return StateError(f"{describe}: server error: {exc}")
 
 
-def retry_delay(op: ops.Op[Any], exc: BackendUnavailable, attempt: int, retries: int) -> float:
+def retry_delay(
+    op: ops.Op[Any], exc: BackendUnavailable, attempt: int, plan: RedisPlan, started: float
+) -> float:
     """How long to wait before sending ``op`` again after ``exc``; raises when it must not be:
-    a write that may have reached the server becomes `OutcomeUnknown`."""
+    a write that may have reached the server becomes `OutcomeUnknown`. A call the server
+    refused whole (`ServerBusy`) is sent again until ``plan.patience`` has passed since
+    ``started``, whatever the attempt: a server loading its data takes seconds, not tries."""
     if exc.sent and type(op) not in ops.IDEMPOTENT:
         raise OutcomeUnknown(
             f"{exc}; the write was sent but no reply came: it may or may not have been "
             "applied (read the item's version to find out)"
         ) from None
-    if attempt >= retries:
+    delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+    if isinstance(exc, ServerBusy):
+        if time.monotonic() - started + delay > plan.patience:
+            raise exc
+        return delay
+    if attempt >= plan.retries:
         raise exc
-    return RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+    return delay
 
 
 class _Driver:
@@ -557,6 +597,14 @@ class _Driver:
         return self.gen.throw(error) if error is not None else self.gen.send(self.reply)
 
 
+def _refused_step(exc: RedisError, call: Any, sent: bool, describe: str) -> None:
+    """Raises `ServerBusy` when the server refused the plan's first step whole: then nothing
+    of the call ran, and it may be sent again. A refusal after an earlier step ran proves
+    nothing about that step, so it takes the ordinary way."""
+    if not sent and refused(exc):
+        raise _translate(exc, describe, sent=False) from None
+
+
 def drive(steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Any], describe: str) -> T:
     """Run a plan to its result, each step sent with ``send`` (the synchronous seams)."""
     driver = _Driver(steps)
@@ -570,23 +618,26 @@ def drive(steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Any], d
                 return result
             try:
                 driver.reply = send(call)
-            except ResponseError as exc:
+            except RedisError as exc:
+                _refused_step(exc, call, sent, describe)
+                if not isinstance(exc, ResponseError):
+                    raise
                 driver.error = exc
             sent = True
     except RedisError as exc:
         raise _translate(exc, describe, sent or not isinstance(exc, NotSent)) from None
 
 
-def execute_with_retries(op: ops.Op[T], run: Callable[[], T], retries: int) -> T:
+def execute_with_retries(op: ops.Op[T], run: Callable[[], T], plan: RedisPlan) -> T:
     """``run()`` the op, again after a connection failure while that is safe (`retry_delay`)."""
-    attempt = 0
+    attempt, started = 0, time.monotonic()
     while True:
         try:
             return run()
         except BackendUnavailable as exc:
             if isinstance(exc, OutcomeUnknown):
                 raise
-            delay = retry_delay(op, exc, attempt, retries)
+            delay = retry_delay(op, exc, attempt, plan, started)
         time.sleep(delay)
         attempt += 1
 
@@ -606,23 +657,28 @@ async def adrive(
                 return result
             try:
                 driver.reply = await send(call)
-            except ResponseError as exc:
+            except RedisError as exc:
+                _refused_step(exc, call, sent, describe)
+                if not isinstance(exc, ResponseError):
+                    raise
                 driver.error = exc
             sent = True
     except RedisError as exc:
         raise _translate(exc, describe, sent or not isinstance(exc, NotSent)) from None
 
 
-async def aexecute_with_retries(op: ops.Op[T], run: Callable[[], Awaitable[T]], retries: int) -> T:
+async def aexecute_with_retries(
+    op: ops.Op[T], run: Callable[[], Awaitable[T]], plan: RedisPlan
+) -> T:
     """`execute_with_retries`, awaiting."""
-    attempt = 0
+    attempt, started = 0, time.monotonic()
     while True:
         try:
             return await run()
         except BackendUnavailable as exc:
             if isinstance(exc, OutcomeUnknown):
                 raise
-            delay = retry_delay(op, exc, attempt, retries)
+            delay = retry_delay(op, exc, attempt, plan, started)
         await asyncio.sleep(delay)
         attempt += 1
 
@@ -694,7 +750,7 @@ class RedisBackend:
         return execute_with_retries(
             op,
             lambda: self.run(self.plan.steps(op), self._connection),
-            self.plan.retries,
+            self.plan,
         )
 
     def run(self, steps: Steps[T], connection: Callable[[], redis.connection.Connection]) -> T:
@@ -839,6 +895,8 @@ class _AutoPipeline:
         try:
             try:
                 await conn.check_health()
+                if _closed_while_idle(conn):
+                    raise redis.ConnectionError("unexpected data on an idle connection")
             except RedisError as exc:
                 await conn.disconnect()
                 raise NotSent(str(exc)) from exc
@@ -868,6 +926,21 @@ class _AutoPipeline:
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
+
+
+def _closed_while_idle(conn: redis.asyncio.connection.AbstractConnection) -> bool:
+    """The asyncio twin of the sync seam's peek (see `_send`): whether a connection idle for a
+    moment has something to read, which on an idle connection means the server closed it (a
+    restart). The socket itself is asked (select, nothing is consumed): the stream learns of
+    the close only once the event loop has run its reader, which a busy loop may not have.
+    """
+    loop_time = asyncio.get_running_loop().time()
+    idle = loop_time - conn.next_health_check + conn.health_check_interval
+    writer = getattr(conn, "_writer", None)
+    if idle <= PEEK_AFTER_S or writer is None:
+        return False
+    sock = writer.transport.get_extra_info("socket")
+    return sock is not None and bool(select.select([sock.fileno()], [], [], 0)[0])
 
 
 async def _aread(conn: redis.asyncio.connection.AbstractConnection) -> Any:
@@ -916,7 +989,7 @@ class AsyncRedisBackend:
 
     async def execute(self, op: ops.Op[T]) -> T:
         return await aexecute_with_retries(
-            op, lambda: self.run(self.plan.steps(op), self._send), self.plan.retries
+            op, lambda: self.run(self.plan.steps(op), self._send), self.plan
         )
 
     def session(self) -> AsyncSession:
