@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -447,3 +448,60 @@ def test_changes_a_killed_consumer_held_go_to_another_consumer(
     assert sorted(c.key for c in taken) == [f"o{i}" for i in range(6)]
     with target.raw() as r:
         assert r.xpending(target.layout().changes("orders"), "billing")["pending"] == 0
+
+
+def _xread_calls(target: Target) -> int | None:
+    """XREAD calls the server has served (None on Cluster, whose stats are per node)."""
+    if target.name == "cluster":
+        return None
+    with target.raw() as r:
+        stats = r.info("commandstats")
+    return int(stats.get("cmdstat_xread", {}).get("calls", 0))
+
+
+def _idle_cost(state: Any, target: Target, wait: Callable[[], None]) -> tuple[float, int | None]:
+    """(process CPU seconds per wall second, XREAD calls) while ``wait()`` waits for nothing."""
+    before = _xread_calls(target)
+    cpu, wall = time.process_time(), time.monotonic()
+    wait()
+    used, elapsed = time.process_time() - cpu, time.monotonic() - wall
+    after = _xread_calls(target)
+    return used / elapsed, None if before is None or after is None else after - before
+
+
+@pytest.mark.redis_only
+def test_an_idle_watcher_waits_in_the_server(state: Any, target: Target) -> None:
+    with state.watch(block=1) as watch:
+        assert next(watch) is None  # open, and quiet
+
+        def wait() -> None:
+            for _ in range(2):
+                assert next(watch) is None
+
+        share, xreads = _idle_cost(state, target, wait)
+    assert share < 0.1  # a busy poll used 50 % to 100 % of a core
+    assert xreads is None or xreads <= 10  # a busy poll sent about 40,000 a second
+
+
+@pytest.mark.redis_only
+def test_an_idle_on_change_waits_in_the_server(state: Any, target: Target) -> None:
+    subscription = state.on_change(["a"], lambda change: None)
+    try:
+        settle(state, 0.3)
+        share, xreads = _idle_cost(state, target, lambda: settle(state, 2.0))
+    finally:
+        subscription.stop()
+    assert share < 0.1
+    assert xreads is None or xreads <= 20
+
+
+def test_a_consumer_with_block_zero_reads_new_changes_before_saying_none(state: Any) -> None:
+    for i in range(3):
+        state.set("orders", f"o{i}", i)
+    with state.watch("orders", since="0", consumer=("billing", "w1"), block=0) as watch:
+        # the README's idiom: stop at the first None
+        keys = [change.key for change in iter(lambda: next(watch), None)]
+        assert keys == ["o0", "o1", "o2"]
+        state.set("orders", "o3", 3)
+        assert next(watch).key == "o3"
+        assert next(watch) is None

@@ -175,12 +175,12 @@ class Reader:
             wait = min(wait, self.claim_after / 2)
         pending_phase = any(i != ">" for i in self._ids.values()) and self.consumer is not None
         found = yield from self.poll(wait or None)
+        if not found and pending_phase:  # that read did not wait (own pending changes) and
+            found = yield from self.poll(wait or None)  # found none: now new ones, waiting
         now = time.monotonic()
         if found:
             self._quiet_since = now
             return found
-        if pending_phase and self.block:
-            return []  # that read did not wait (own pending changes); the next one does
         if self.block is not None and now - self._quiet_since >= self.block:
             if self._discover:  # quiet means quiet in groups that appeared meanwhile too
                 self._last_discovery = 0.0
@@ -199,7 +199,8 @@ class Reader:
     def poll(self, block: float | None) -> Steps[Any]:
         """Changes since the last poll, waiting up to ``block`` seconds (None: no waiting)."""
         found: list[Change] = []
-        history = [s for s in self.streams if self._ids[s] != ">"]
+        # a consumer reads its own pending changes first (ids other than '>'), without waiting
+        history = [s for s in self.streams if self._ids[s] != ">"] if self.consumer else []
         if self.claim_after is not None and not history:
             # only once this consumer's own pending entries are delivered: claimed entries
             # become its own pending entries too, and must not come twice
