@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -12,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from motia_state import Bridge, State, Unsupported
+from motia_state import AsyncState, Bridge, PermissionDenied, State, Unsupported
 from motia_state.backends import embedded
 from motia_state.server import standalone
 
-from .conftest import REDIS_CONF, Target, settle
+from .conftest import REDIS_CONF, Servers, Target, settle
 
 pytestmark = pytest.mark.redis_only
 
@@ -201,3 +202,24 @@ def test_motia_state_track_runs_until_stopped(target: Target) -> None:
     assert proc.returncode == 0, err
     assert "tracking external changes on" in err
     assert "2 external record(s) written" in err
+
+
+def test_a_wrong_password_fails_at_once_with_a_typed_error(servers: Servers) -> None:
+    """Before: track() retried the refused login for 30 s and then returned as if it ran."""
+    url, _ = servers.redis()
+    wrong = url.replace("redis://", "redis://ghost:not-the-password@")
+    with State.from_url(wrong) as state:
+        with pytest.raises(PermissionDenied, match="credentials") as refused:
+            state.set("g", "k", 1)
+        assert "not-the-password" not in str(refused.value)
+        with pytest.raises(PermissionDenied, match="credentials"):
+            state.track()
+
+    async def main() -> None:
+        async with AsyncState.from_url(wrong) as state:
+            with pytest.raises(PermissionDenied, match="credentials"):
+                await state.set("g", "k", 1)
+            with pytest.raises(PermissionDenied, match="credentials"):
+                await state.track()
+
+    asyncio.run(main())

@@ -160,6 +160,7 @@ class Bridge:
         self.listening = threading.Event()
         self.standby = False
         self.flags = ""
+        self.last_error = ""  # why the last attempt to listen failed (retried)
 
     @classmethod
     def from_url(
@@ -205,6 +206,7 @@ class Bridge:
             except _Restart as exc:
                 log.warning("keyspace bridge: %s; listening again", exc)
             except RETRYABLE as exc:
+                self.last_error = str(exc)
                 log.warning("keyspace bridge: %s; reconnecting in %.0f s", exc, RETRY_S)
                 self._stopped.wait(RETRY_S)
         self._session.close()
@@ -288,6 +290,12 @@ class Bridge:
             time.sleep(0.01)
         if failure:
             raise failure[0]
+        if not (self.listening.is_set() or self.standby):
+            self.stop()
+            raise BackendUnavailable(
+                f"{self.describe}: the keyspace bridge did not start listening within "
+                f"{timeout:g} s" + (f" ({self.last_error})" if self.last_error else "")
+            )
         return self
 
     def stop(self) -> None:

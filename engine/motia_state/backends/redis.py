@@ -24,6 +24,7 @@ import redis.asyncio
 import redis.asyncio.connection
 import redis.connection
 from redis.exceptions import (
+    AuthenticationError,
     BusyLoadingError,
     MasterDownError,
     NoPermissionError,
@@ -545,6 +546,9 @@ def _translate(exc: RedisError, describe: str, sent: bool = True) -> StateError:
     if isinstance(exc, MasterNotFoundError):  # its text lists every Sentinel client's repr
         service = str(exc).split(" : ", 1)[0]
         exc = MasterNotFoundError(f"{service}: no Sentinel named in the URL knows it")
+    cause = exc.__cause__ if isinstance(exc, NotSent) else exc
+    if isinstance(cause, AuthenticationError):  # trying again cannot help
+        return PermissionDenied(f"{describe}: the server refused the credentials: {cause}")
     if refused(exc) and not sent:
         return ServerBusy(f"{describe}: the server refused the call, nothing of it ran: {exc}")
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
