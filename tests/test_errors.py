@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from motia_state import (
+    AsyncState,
+    BackendUnavailable,
     EncodeError,
     InvalidInput,
     State,
@@ -15,7 +19,7 @@ from motia_state import (
     ValueTooLarge,
 )
 
-from .conftest import Target
+from .conftest import Servers, Target
 
 BAD_NAMES = [
     ("", "must not be empty"),
@@ -150,3 +154,159 @@ def test_errors_survive_pickling() -> None:
         again = pickle.loads(pickle.dumps(error))
         assert type(again) is type(error)
         assert str(again) == str(error)
+
+
+def nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"socket_timeout": "10"}, "socket_timeout"),
+        ({"socket_timeout": -1}, "socket_timeout"),
+        ({"socket_timeout": math.nan}, "socket_timeout"),
+        ({"socket_connect_timeout": math.inf}, "socket_connect_timeout"),
+        ({"codec": 123}, "codec"),
+        ({"codec": None}, "codec"),
+        ({"min_replicas": "x"}, "min_replicas"),
+        ({"replica_timeout": -1}, "replica_timeout"),
+        ({"cleanup_interval": "1"}, "cleanup_interval"),
+        ({"changes_max_age": 0}, "changes_max_age"),
+        ({"retries": -1}, "retries"),
+        ({"retries": 1.0}, "retries"),
+        ({"ttl": 10**5000}, "ttl"),  # past the digits Python prints
+        ({"durability": nested(2000)}, "durability"),  # past the recursion limit, in a repr
+        ({"record_values": nested(2000)}, "record_values"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+@pytest.mark.parametrize("url", ["memory://", "redis://127.0.0.1:1/0"])
+@pytest.mark.parametrize("api", [State, AsyncState])
+def test_every_option_is_checked_up_front(
+    api: Any, url: str, options: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(InvalidInput, match=named):
+        api.from_url(url, **options)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://127.0.0.1:notaport/0", "Port"),
+        ("redis://127.0.0.1:99999/0", "Port"),
+        ("redis://[::1:7601/0", "IPv6"),
+        ("redis://127.0.0.1:1/abc", "database number"),
+        ("redis://127.0.0.1:1/1/2", "database number"),
+        ("redis://127.0.0.1:1/-1", "database"),
+        ("redis://127.0.0.1:1/0?db=-1", "no database -1"),
+        ("redis://127.0.0.1:1/0?foo=bar", "'foo'"),
+        ("redis://127.0.0.1:1/0?decode_responses=yes", "decode_responses"),  # breaks replies
+        ("redis://127.0.0.1:1/0?protocol=4", "protocol"),
+        ("redis://127.0.0.1:1/0?ssl_certfile=c.crt", "ssl_certfile"),  # TLS option, no TLS
+        ("redis://127.0.0.1:1/0?socket_timeout=abc", "socket_timeout"),
+        ("redis://127.0.0.1:1/0?socket_timeout=-1", "socket_timeout"),
+        ("rediss://127.0.0.1:1/0?ssl_cert_reqs=bogus", "Certificate Requirements"),
+        ("unix:///tmp/x.sock?bar=1", "'bar'"),
+        ("redis+cluster://127.0.0.1:99999", "host:port"),
+        ("redis+cluster://127.0.0.1:1/3", "database 0 only"),
+        ("redis+cluster://127.0.0.1:1?db=3", "'db'"),
+        ("redis+cluster://127.0.0.1:1?foo=bar", "'foo'"),
+        ("rediss+cluster://[::1:1", "IPv6"),
+        ("redis+sentinel://127.0.0.1:1/service?foo=bar", "'foo'"),
+        ("redis+sentinel://127.0.0.1:1/service/x", "service name"),
+        ("memory://x?y=1", "no query options"),
+        ("file://state.json?y=1", "no query options"),
+        ("embedded://.motia?y=1", "no query options"),
+        (b"redis://127.0.0.1:1/0", "str, not bytes"),
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("api", [State, AsyncState])
+def test_every_url_is_checked_up_front(api: Any, url: Any, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        api.from_url(url)
+
+
+def first_call(api: str, url: str, **options: Any) -> None:
+    """A write through a fresh State or AsyncState of ``url``, closed after."""
+    if api == "sync":
+        with State.from_url(url, **options) as state:
+            state.set("g", "k", 1)
+        return
+
+    async def write() -> None:
+        async with AsyncState.from_url(url, **options) as state:
+            await state.set("g", "k", 1)
+
+    asyncio.run(write())
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_an_embedded_folder_that_cannot_be_made_is_backend_unavailable(api: str) -> None:
+    with pytest.raises(BackendUnavailable, match="/proc/nope"):
+        first_call(api, "embedded:///proc/nope")
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_database_out_of_range_says_so(servers: Servers, api: str) -> None:
+    url = f"redis://{urlsplit(servers.redis()[0]).netloc}/99"
+    with pytest.raises(StateError, match="DB index is out of range"):
+        first_call(api, url, retries=0)
+
+
+def test_lists_of_names_must_be_lists(state: Any) -> None:
+    for call in (
+        lambda: state.get_many("g", None),
+        lambda: state.get_many("g", 5),
+        lambda: state.delete_many("g", 5),
+        lambda: state.delete_many("g", b"k"),
+        lambda: state.stats(5),
+        lambda: state.stats("g"),  # one name, not a list of one-letter groups
+    ):
+        with pytest.raises(InvalidInput):
+            call()
+    assert_nothing_written(state)
+
+
+def test_update_of_a_value_too_deep_is_an_encode_error(state: Any) -> None:
+    deep = nested(1000)
+    for ops in (
+        [{"type": "set", "path": "a", "value": deep}],
+        [{"type": "merge", "path": "a", "value": {"x": deep}}],
+        [{"type": "append", "path": "a", "value": deep}],
+    ):
+        with pytest.raises(EncodeError, match="deeper"):
+            state.update("g", "k", ops)
+        with pytest.raises(EncodeError, match="deeper"), state.transaction() as tx:
+            tx.update("g", "k", ops)
+        with pytest.raises(EncodeError, match="deeper"):
+            state.group("g").update("k", ops)
+    assert_nothing_written(state)
+
+
+def test_hostile_arguments_are_typed_errors_with_short_messages(state: Any) -> None:
+    deep, huge = nested(2000), 10**5000
+    for call in (
+        lambda: state.update("g", "k", [{"type": deep, "path": "a"}]),
+        lambda: state.update("g", "k", [{"type": "set", "path": deep, "value": 1}]),
+        lambda: state.update("g", "k", [{"type": "increment", "path": "a", "by": deep}]),
+        lambda: state.update("g", "k", [{"type": "set", "path": ["a"] * 10_000, "value": 1}]),
+        lambda: state.update("g", "k", deep),
+        lambda: state.increment("g", "k", deep),
+        lambda: state.increment("g", "k", huge),
+        lambda: state.set("g", "k", 1, version=huge),
+        lambda: state.set("g", "k", huge),
+        lambda: state.set("g", "k", {"a": deep}),
+        lambda: state.set("g", "k", 1, ttl=huge),
+        lambda: state.set("g", "\ud800" * 100_000, 1),
+        lambda: list(state.iter_items("g", batch=deep)),
+        lambda: list(state.iter_items("g", batch=2**64)),
+    ):
+        with pytest.raises(StateError) as info:
+            call()
+        assert len(str(info.value)) < 1000
+    assert_nothing_written(state)

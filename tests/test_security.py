@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from motia_state import AsyncState, BackendUnavailable, PermissionDenied, State
+from motia_state import AsyncState, BackendUnavailable, PermissionDenied, State, StateError
 from motia_state.server import ServerProcess, cluster, free_port
 
 from .conftest import CLUSTER_CONF, NO_PERSISTENCE, REDIS_CONF, Servers
@@ -236,3 +236,66 @@ def test_passwords_stay_out_of_messages_and_reprs(servers: Servers) -> None:
             state.get("g", "k")
         assert "hunter2" not in str(refused.value)
         assert "***" in str(refused.value)
+
+
+SECRET = "hunter2-Zq9"
+SECRET_URLS = [
+    f"redis://user:{SECRET}@127.0.0.1:1/0",
+    f"redis://:{SECRET}@[::1]:1/0",
+    f"REDIS://user:{SECRET}@127.0.0.1:1/0",
+    f"redis://user%3A{SECRET}@127.0.0.1:1/0",  # a colon percent-encoded
+    f"redis://user:pa?{SECRET}@127.0.0.1:1/0",  # a '?' in the password, unencoded
+    f"redis:/:{SECRET}@127.0.0.1:1/0",  # malformed: one slash
+    f"redis://user:{SECRET}@127.0.0.1:notaport/0",
+    f"redis://:{SECRET}@[::1:7601/0",  # broken IPv6 address
+    f"redis://user:{SECRET}@127.0.0.1:1/abc",
+    f"redis://127.0.0.1:1/0?password={SECRET}",
+    f"redis://127.0.0.1:1/0?ssl_password={SECRET}",  # a TLS option without TLS
+    f"rediss://127.0.0.1:1/0?ssl_password={SECRET}&ssl_keyfile=/nonexistent",
+    f"rediss://127.0.0.1:1/0?ssl_keyfile_password={SECRET}",
+    f"redis://127.0.0.1:1/0?token={SECRET}",
+    f"redis://127.0.0.1:1/0?passwrd={SECRET}",  # misspelt
+    f"redis://127.0.0.1:1/0?p%61ssword={SECRET}",
+    f"redis://127.0.0.1:1/0?socket_timeout=abc&password={SECRET}",
+    f"unix://user:{SECRET}@/nonexistent.sock",
+    f"unix:///nonexistent.sock?password={SECRET}",
+    f"redis+cluster://user:{SECRET}@127.0.0.1:1",
+    f"redis+cluster://user:{SECRET}@127.0.0.1:x",
+    f"rediss+cluster://127.0.0.1:1?ssl_password={SECRET}",
+    f"rediss+cluster://user:{SECRET}@[::1:1",
+    f"redis+sentinel://user:{SECRET}@127.0.0.1:1/service",
+    f"redis+sentinel://user:{SECRET}@127.0.0.1:1/",
+    f"rediss+sentinel://127.0.0.1:1/service?ssl_password={SECRET}",
+    f"redis+sentinel://127.0.0.1:1/service?sentinel_password={SECRET}",
+    f"embedded:///proc/nope?password={SECRET}",
+    f"embedded:///proc/user:{SECRET}@nope",
+    f"memory://x?password={SECRET}",
+]
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+@pytest.mark.parametrize("url", SECRET_URLS)
+def test_no_credential_in_any_message_or_repr(url: str, api: str) -> None:
+    """Valid or not, whatever the scheme and wherever the credential sits: a URL is only ever
+    shown redacted, in the State's repr and in every error, typed (a `StateError`)."""
+    options = {"retries": 0, "socket_timeout": 2, "socket_connect_timeout": 2}
+    shown: list[str] = []
+    state: Any = None
+    try:
+        try:
+            state = (State if api == "sync" else AsyncState).from_url(url, **options)
+            shown.append(repr(state))
+            if api == "sync":
+                state.get("g", "k")
+            else:
+                asyncio.run(state.get("g", "k"))
+        except StateError as exc:
+            shown += [str(exc), repr(exc)]
+        else:
+            pytest.fail("a call on a closed port, a bad URL or a missing folder succeeded")
+    finally:
+        if state is not None:
+            state.close() if api == "sync" else asyncio.run(state.aclose())
+    for text in shown:
+        assert SECRET not in text
+        assert "***" in text

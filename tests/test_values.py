@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from motia_state import EncodeError, InvalidInput, JsonCodec, MsgpackCodec
+from motia_state import DecodeError, EncodeError, InvalidInput, JsonCodec, MsgpackCodec
 
 from .conftest import Target
 
@@ -169,3 +169,49 @@ def test_json_reads_foreign_text_exactly(text: bytes, expected: Any) -> None:
     else:
         assert got == expected
         assert type(got) is type(expected)
+
+
+FOREIGN = {
+    "json": {
+        "deep-list": b"[" * 1500 + b"]" * 1500,
+        "deep-object": b'{"a":' * 1500 + b"1" + b"}" * 1500,
+        "deep-with-long-digits": b"[" * 1500 + b"12345678901234567890" + b"]" * 1500,
+        "not-utf8": b'"\xff\xfe"',
+        "utf8-surrogate": b'"\xed\xa0\x80"',
+    },
+    "msgpack": {
+        "deep-list": b"\x91" * 1500 + b"\xc0",
+        "not-utf8": b"\xa2\xff\xfe",
+        "utf8-surrogate": b"\xa3\xed\xa0\x80",
+    },
+}
+
+
+@pytest.mark.redis_only
+@pytest.mark.parametrize("codec", ["json", "msgpack"])
+def test_foreign_values_that_cannot_be_read_are_decode_errors(
+    open_state: Any, target: Target, codec: str
+) -> None:
+    """Written by another tool straight into the group's hash: every read path raises a
+    DecodeError naming the group and the key, never a RecursionError or UnicodeDecodeError."""
+    state = open_state(codec=codec)
+    state.set("fine", "k", [1])
+    with target.raw() as raw:
+        for key, data in FOREIGN[codec].items():
+            raw.hset(target.layout().data(key), key, data)
+    reads = (
+        lambda key: state.get(key, key),
+        lambda key: state.get_item(key, key),
+        lambda key: state.get_many(key, [key]),
+        lambda key: state.get_group(key),
+        lambda key: state.items(key),
+        lambda key: list(state.iter_items(key)),
+        lambda key: state.group(key).get(key),
+        lambda key: state.delete(key, key),
+    )
+    for key in FOREIGN[codec]:  # the group is named like the key
+        for read in reads:
+            with pytest.raises(DecodeError) as info:
+                read(key)
+            assert f"{key!r}/{key!r}" in str(info.value)
+    assert state.items("fine") == {"k": [1]}

@@ -206,7 +206,7 @@ class AsyncState:
         self, groups: Iterable[str] | None = None
     ) -> tuple[list[GroupStats], int | None]:
         """`State.stats`."""
-        names = await self.list_groups() if groups is None else list(groups)
+        names = await self.list_groups() if groups is None else groups
         return await self._run(self._core.stats(names))
 
     def watch(
@@ -333,11 +333,16 @@ class AsyncGroupView:
         return await self.state.clear(self.name)
 
     async def increment(
-        self, key: str, by: int | float = 1, *, version: int | None = None
+        self, key: str, by: int | float = 1, *, version: int | None = None, ttl: float | None = None
     ) -> int | float:
-        return await self.state.increment(self.name, key, by, version=version)
+        return await self.state.increment(self.name, key, by, version=version, ttl=ttl)
 
     async def update(
-        self, key: str, ops: Iterable[Mapping[str, Any]], *, version: int | None = None
+        self,
+        key: str,
+        ops: Iterable[Mapping[str, Any]],
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
     ) -> Any:
-        return await self.state.update(self.name, key, ops, version=version)
+        return await self.state.update(self.name, key, ops, version=version, ttl=ttl)

@@ -21,7 +21,7 @@ from typing import Any
 
 from . import validate
 from .codecs import Codec
-from .errors import InvalidInput
+from .errors import InvalidInput, brief
 
 _ID = re.compile(r"^\d+(-\d+)?$")
 
@@ -45,8 +45,8 @@ class FeedSettings:
 def feed_settings(maxlen: object, max_age: object, values: object) -> FeedSettings:
     validate.positive_int("changes_maxlen", maxlen)
     if not isinstance(values, bool):
-        raise InvalidInput(f"record_values must be True or False, not {values!r}")
-    age = None if max_age is None else validate.ttl(max_age)
+        raise InvalidInput(f"record_values must be True or False, not {brief(values)}")
+    age = validate.ttl(max_age, "changes_max_age")
     assert isinstance(maxlen, int)
     return FeedSettings(maxlen, age, values)
 
@@ -58,7 +58,7 @@ def stream_id(since: object) -> str:
     if not isinstance(since, str) or not (since == "$" or _ID.match(since)):
         raise InvalidInput(
             f"since must be '$' (new changes), '0' (every retained change) or a change id "
-            f"like '1700000000000-0', not {since!r}"
+            f"like '1700000000000-0', not {brief(since)}"
         )
     return since
 

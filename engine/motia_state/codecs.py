@@ -17,11 +17,12 @@ from typing import Any, Protocol
 import msgpack
 import orjson
 
-from .errors import DecodeError, EncodeError, InvalidInput
+from .errors import DecodeError, EncodeError, InvalidInput, brief
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 MAX_DEPTH = 128  # below orjson's own limit, so the check, not the encoder, explains a refusal
+TOO_DEEP = "stored value nests too deeply to decode"
 
 
 class Codec(Protocol):
@@ -43,7 +44,7 @@ def _check(value: Any, *, allow_bytes: bool, allow_nan: bool, depth: int = 0) ->
         for k, item in value.items():
             if type(k) is not str:
                 raise EncodeError(
-                    f"dict key {k!r} is not a str; it would not come back as it went in"
+                    f"dict key {brief(k)} is not a str; it would not come back as it went in"
                 )
             _check(item, allow_bytes=allow_bytes, allow_nan=allow_nan, depth=depth + 1)
         return
@@ -57,11 +58,11 @@ def _check(value: Any, *, allow_bytes: bool, allow_nan: bool, depth: int = 0) ->
         return
     if isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
-            raise EncodeError(f"integer {value} is outside the signed 64-bit range")
+            raise EncodeError(f"integer {brief(value)} is outside the signed 64-bit range")
         return
     if isinstance(value, float):
         if not allow_nan and not math.isfinite(value):
-            raise EncodeError(f"{value!r} cannot be stored as JSON (use codec='msgpack')")
+            raise EncodeError(f"{brief(value)} cannot be stored as JSON (use codec='msgpack')")
         return
     if allow_bytes and isinstance(value, bytes):
         return
@@ -104,12 +105,12 @@ class JsonCodec:
                 return orjson.loads(data)
             except orjson.JSONDecodeError:
                 pass  # the stdlib reads a little more (NaN, lone surrogates); let it decide
-        try:
-            return json.loads(data)
+        try:  # strict UTF-8: json.loads would take UTF-16 and encoded lone surrogates
+            return json.loads(data.decode())
         except ValueError as exc:
             raise DecodeError(f"stored value is not JSON: {exc}") from None
         except RecursionError:  # foreign text nested past what the stdlib parser can follow
-            raise DecodeError("stored value nests too deeply to decode") from None
+            raise DecodeError(TOO_DEEP) from None
 
 
 class MsgpackCodec:
@@ -129,6 +130,8 @@ class MsgpackCodec:
     def decode(self, data: bytes) -> Any:
         try:
             return msgpack.unpackb(data, raw=False)
+        except msgpack.StackError:
+            raise DecodeError(TOO_DEEP) from None
         except (ValueError, msgpack.UnpackException) as exc:
             raise DecodeError(f"stored value is not msgpack: {exc}") from None
 
@@ -144,5 +147,12 @@ def get_codec(codec: str | Codec) -> Codec:
         try:
             return CODECS[codec]()
         except KeyError:
-            raise InvalidInput(f"unknown codec {codec!r}; choose one of {sorted(CODECS)}") from None
-    return codec
+            pass
+    elif isinstance(getattr(codec, "name", None), str) and all(
+        callable(getattr(codec, method, None)) for method in ("encode", "decode")
+    ):
+        return codec
+    raise InvalidInput(
+        f"unknown codec {brief(codec)}; use one of {sorted(CODECS)} or an object with a name, "
+        "encode and decode"
+    )

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import inspect
 import logging
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.connection
 import redis.asyncio.retry
 import redis.asyncio.sentinel
 import redis.backoff
@@ -39,7 +41,7 @@ from .backends.redis import AsyncRedisBackend, RedisBackend, RedisPlan
 from .changes import FeedSettings, feed_settings
 from .codecs import Codec, get_codec
 from .core import Core
-from .errors import InvalidInput, Unsupported
+from .errors import BackendUnavailable, InvalidInput, Unsupported, brief
 from .layout import DEFAULT_PREFIX, KeyLayout
 
 log = logging.getLogger("motia_state")
@@ -54,6 +56,20 @@ HEALTH_CHECK_S = 1.0
 # engine writes its commands on the connection directly, so a command is never re-sent:
 # a write whose reply was lost must not be applied twice behind the caller's back.
 RETRIES = 1
+# Query options passed on to redis-py, and (on rediss) the TLS ones both its clients take. Any
+# other it would take too (decode_responses, retry_on_timeout, parser and connection classes)
+# changes how replies are read or calls retried behind the engine's back: refused.
+QUERY_OPTIONS = frozenset(
+    {"db", "username", "password", "client_name", "protocol", "socket_timeout",
+     "socket_connect_timeout", "socket_keepalive", "health_check_interval"}
+)  # fmt: skip
+TLS_OPTIONS = frozenset.intersection(
+    *(
+        frozenset(p for p in inspect.signature(kind.__init__).parameters if p.startswith("ssl_"))
+        for kind in (redis.connection.SSLConnection, redis.asyncio.connection.SSLConnection)
+    )
+)
+MAX_DB = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -86,28 +102,25 @@ class Options:
         result = cls(**options)
         result.feed()
         result.wait()
+        get_codec(result.codec)
         validate.positive_int("max_value_bytes", result.max_value_bytes)
-        if (
-            not isinstance(result.retries, int)
-            or isinstance(result.retries, bool)
-            or result.retries < 0
-        ):
-            raise InvalidInput(f"retries must be an int >= 0, not {result.retries!r}")
-        validate.ttl(result.ttl)
-        if result.cleanup_interval is not None:
-            validate.ttl(result.cleanup_interval)
+        validate.positive_int("min_replicas", result.min_replicas)
+        validate.positive_int("retries", result.retries, minimum=0)
+        for name in ("ttl", "cleanup_interval", "socket_timeout", "socket_connect_timeout"):
+            validate.seconds(name, getattr(result, name))
+        validate.seconds("replica_timeout", result.replica_timeout)
         return result
 
     def wait(self) -> tuple[int, int] | None:
         """(replicas, timeout ms) for WAIT after every write, or None."""
         if self.durability not in ("primary", "replicated"):
             raise InvalidInput(
-                f"durability must be 'primary' or 'replicated', not {self.durability!r}"
+                f"durability must be 'primary' or 'replicated', not {brief(self.durability)}"
             )
         if self.durability == "primary":
             return None
         replicas = validate.positive_int("min_replicas", self.min_replicas)
-        ms = validate.ttl(self.replica_timeout)
+        ms = validate.ttl(self.replica_timeout, "replica_timeout")
         assert ms is not None
         return replicas, ms
 
@@ -115,15 +128,41 @@ class Options:
         return feed_settings(self.changes_maxlen, self.changes_max_age, self.record_values)
 
 
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*:(//)?", re.IGNORECASE)
+_OPTION = re.compile(r"[?&]([^=&#]*)=([^&]*)")
+_CREDENTIAL = re.compile(r"pass|pwd|secret|token|auth|cred|key$", re.IGNORECASE)
+_COLON = re.compile(r":|%3a", re.IGNORECASE)
+
+
+def _shown(option: str) -> bool:
+    return option in QUERY_OPTIONS | TLS_OPTIONS and not _CREDENTIAL.search(option)
+
+
 def redact(url: str) -> str:
-    """The URL with any password replaced by ``***``: the only form that is ever logged."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:  # malformed (a broken IPv6 address): hide whatever precedes '@'
-        url, password = re.sub(r"//[^/@]*@", "//***@", url, count=1), None
-    if password is not None:
-        url = url.replace(f":{password}@", ":***@", 1)
-    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
+    """The URL with every credential replaced by ``***``: the only form of a URL that goes
+    into a message, a repr or a log. It reads the text, not a parse, so that a URL no parser
+    accepts is redacted too, and hides rather too much than too little: the userinfo's
+    password (up to the last ``@``, however malformed what precedes it), and the value of
+    every query option but the engine's own that are not credentials (a misspelt
+    ``passwrd=`` is hidden too)."""
+    spans = [m.span(2) for m in _OPTION.finditer(url) if not _shown(unquote(m[1]))]
+    before_query = url.split("?", 1)[0]
+    at = before_query.rfind("@") if "@" in before_query else url.rfind("@")
+    if at >= 0:
+        scheme = _SCHEME.match(url)
+        start = scheme.end() if scheme else 0
+        if scheme and scheme[1]:  # scheme://user[:password]@: the user name stays
+            colon = _COLON.search(url, start, at)
+            if colon:
+                spans.append((colon.end(), at))
+        else:  # no scheme://: anything before the '@' may be the secret
+            spans.append((start, at))
+    redacted, end = "", 0
+    for span_start, span_end in sorted(spans):
+        if span_start > end or not redacted:
+            redacted += url[end:span_start] + "***"
+        end = max(end, span_end)
+    return redacted + url[end:]
 
 
 def default_url() -> str:
@@ -141,18 +180,23 @@ def default_url() -> str:
     return url
 
 
-def _scheme(url: str) -> tuple[str, str]:
-    if not isinstance(url, str) or "://" not in url:
-        raise InvalidInput(f"not a state URL: {redact(str(url))!r} (expected scheme://...)")
+def _scheme(url: object) -> tuple[str, str, str]:
+    """The URL with its scheme in lower case (as redis-py wants it), the scheme, and the rest
+    up to the query."""
+    if not isinstance(url, str):
+        raise InvalidInput(f"a state URL is a str, not {type(url).__name__}")
+    if "://" not in url:
+        raise InvalidInput(f"not a state URL: {redact(url)!r} (expected scheme://...)")
     scheme, rest = url.split("://", 1)
-    return scheme.lower(), rest.split("?", 1)[0]
+    scheme = scheme.lower()
+    return f"{scheme}://{rest}", scheme, rest.split("?", 1)[0]
 
 
 @dataclass(frozen=True)
 class _Target:
     """A parsed URL: where the state lives and how to reach it."""
 
-    url: str
+    url: str = field(repr=False)  # may hold a password: `describe` is the form to show
     scheme: str
     rest: str
     opts: Options
@@ -172,9 +216,12 @@ class _Target:
 
     def server_url(self) -> str:
         """The redis-py URL to connect to; for embedded://, starts (or joins) the server first."""
-        if self.scheme == "embedded":
+        if self.scheme != "embedded":
+            return self.url
+        try:
             return "unix://" + quote(embedded.acquire(self.embedded_dir))
-        return self.url
+        except OSError as exc:  # the folder cannot be made or locked (a path under /proc)
+            raise BackendUnavailable(f"{self.describe}: {exc.strerror or exc}") from None
 
     @property
     def embedded_dir(self) -> str:
@@ -206,15 +253,14 @@ class _Target:
 
 
 def _resolve(url: str | None, options: dict[str, Any]) -> tuple[_Target, Core]:
-    url = url or default_url()
     opts = Options.parse(options)
-    scheme, rest = _scheme(url)
-    target = _Target(url, scheme, rest, opts)
-    if scheme in REDIS_SCHEMES:
-        try:  # redis-py would raise ValueError only at the first command
-            redis.connection.parse_url(url)
-        except ValueError as exc:
-            raise InvalidInput(f"{target.describe}: {exc}") from None
+    target = _Target(*_scheme(default_url() if url is None or url == "" else url), opts)
+    if target.scheme in REDIS_SCHEMES:
+        _connection_kwargs(target, target.url)
+        if target.scheme != "unix" and not re.fullmatch("(/[0-9]*)?", urlsplit(target.url).path):
+            raise InvalidInput(f"{target.describe}: the path must be a database number, as in /0")
+    elif "?" in target.url and target.scheme in ("embedded", "file", "memory"):
+        raise InvalidInput(f"{target.describe}: {target.scheme}:// takes no query options")
     if target.is_server or target.is_cluster:
         target.plan()  # checks the prefix now, before anything connects
     core = Core(
@@ -237,29 +283,56 @@ def _nodes(target: _Target) -> tuple[list[tuple[str, int]], str, dict[str, Any]]
     nodes = []
     for hostport in filter(None, hosts.split(",")):
         host, _, port = hostport.rpartition(":")
-        if not host or not port.isdigit():
-            raise InvalidInput(
-                f"{target.describe}: expected host:port[,host:port...], got {hostport!r}"
-            )
+        if not host or not re.fullmatch("[0-9]{1,5}", port) or not 0 < int(port) < 65536:
+            raise InvalidInput(f"{target.describe}: expected host:port[,host:port...]")
         nodes.append((host.strip("[]"), int(port)))
     if not nodes:
         raise InvalidInput(f"{target.describe}: name at least one node, host:port")
     tls = scheme.startswith("rediss")
     plain = f"{'rediss' if tls else 'redis'}://{userinfo}{at}{hosts.split(',')[0]}?{query}"
-    try:
-        kwargs = redis.connection.parse_url(plain)
-    except ValueError as exc:
-        raise InvalidInput(f"{target.describe}: {exc}") from None
-    for name in ("host", "port", "db", "connection_class"):
+    kwargs = _connection_kwargs(target, plain, nodes=True)
+    for name in ("host", "port"):
         kwargs.pop(name, None)
     if tls:
         kwargs["ssl"] = True
-    return nodes, path, {**kwargs, **target.client_kwargs()}
+    return nodes, path, kwargs
+
+
+def _connection_kwargs(target: _Target, url: str, *, nodes: bool = False) -> dict[str, Any]:
+    """redis-py's keywords for a redis://, rediss:// or unix:// URL, checked now: redis-py
+    itself takes any query option and fails only at the first command. The engine's options
+    come first and the URL's query options win over them, as in redis-py. ``nodes``: the URL
+    stands for a Cluster's or Sentinel's nodes, which choose no database by query."""
+    try:
+        kwargs = {**target.client_kwargs(), **redis.connection.parse_url(url)}
+    except ValueError as exc:
+        raise InvalidInput(f"{target.describe}: {exc}") from None
+    known = QUERY_OPTIONS - {"db"} if nodes else QUERY_OPTIONS
+    if target.scheme.startswith("rediss"):
+        known |= TLS_OPTIONS
+    unknown = sorted(set(parse_qs(urlsplit(url).query)) - known)
+    if unknown:
+        raise InvalidInput(
+            f"{target.describe}: the engine does not take the query option(s) {unknown}; "
+            f"it takes {sorted(known)}"
+        )
+    if not 0 <= kwargs.get("db", 0) <= MAX_DB:
+        raise InvalidInput(f"{target.describe}: no database {kwargs['db']}")
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        validate.seconds(name, kwargs.get(name))
+    connection = kwargs.pop("connection_class", redis.connection.Connection)
+    try:  # builds a connection object, without connecting: its own checks run now
+        connection(**kwargs)
+    except (TypeError, ValueError, redis.RedisError) as exc:
+        raise InvalidInput(f"{target.describe}: {exc}") from None
+    return kwargs
 
 
 def _cluster_client(target: _Target) -> Callable[[], redis.cluster.RedisCluster]:
     """redis+cluster://[user:password@]host:port[,host:port...]: any reachable node will do."""
-    nodes, _, kwargs = _nodes(target)
+    nodes, path, kwargs = _nodes(target)
+    if path not in ("", "0"):
+        raise InvalidInput(f"{target.describe}: a cluster has database 0 only")
     startup = [redis.cluster.ClusterNode(host, port) for host, port in nodes]
     return lambda: redis.cluster.RedisCluster(startup_nodes=startup, **kwargs)
 
@@ -381,7 +454,7 @@ def raw_client(url: str) -> redis.Redis | redis.cluster.RedisCluster:
     if sentinel is not None:
         return sentinel.client(redis.retry.Retry(redis.backoff.NoBackoff(), RETRIES))
     if target.scheme in REDIS_SCHEMES:
-        return redis.Redis.from_url(url, **target.client_kwargs())
+        return redis.Redis.from_url(target.url, **target.client_kwargs())
     raise InvalidInput(
         f"{target.describe}: not a Redis URL (redis://, rediss://, unix://, redis+cluster://, "
         "redis+sentinel://)"

@@ -222,7 +222,7 @@ class Core:
         return Plan(ops.ListGroups(), _same)
 
     def stats(self, groups: Iterable[str]) -> Plan[tuple[list[ops.GroupStats], int | None]]:
-        return Plan(ops.Stats(tuple(validate.group(g) for g in groups)), _same)
+        return Plan(ops.Stats(validate.groups(groups)), _same)
 
     def ttl(self, group: str, key: str) -> Plan[float | None]:
         return Plan(ops.Ttl(validate.group(group), validate.key(key)), _same)

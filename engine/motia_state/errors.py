@@ -8,7 +8,20 @@ code written against plain dicts keeps working.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
+
+_brief = reprlib.Repr()
+_brief.maxlevel, _brief.maxstring, _brief.maxother = 4, 80, 80
+
+
+def brief(value: object) -> str:
+    """``repr(value)`` cut short: a caller's value in a message may be huge or nested past
+    the interpreter's recursion limit, and must neither flood the message nor raise."""
+    try:
+        return _brief.repr(value)
+    except Exception:  # an int past the 4300 digits Python prints, a __repr__ that raises
+        return f"<{type(value).__name__}>"
 
 
 class StateError(Exception):
@@ -111,7 +124,7 @@ class UpdateFailed(StateError):
         self.code = code
         self.op_index = op_index
         self.op = op
-        where = f"ops[{op_index}] {op!r}" if op_index >= 0 else "the stored value"
+        where = f"ops[{op_index}] {brief(op)}" if op_index >= 0 else "the stored value"
         super().__init__(f"update failed at {where}: {code}" + (f" ({detail})" if detail else ""))
 
 

@@ -221,7 +221,7 @@ class State:
         """Per group (default: every group): items, items with a TTL, bytes in Redis and
         change records; plus the length of the change stream where every group shares one
         (standalone Redis). For operators (``motia-state stats``): one round trip per group."""
-        names = self.list_groups() if groups is None else list(groups)
+        names = self.list_groups() if groups is None else groups
         return self._run(self._core.stats(names))
 
     def watch(
@@ -365,11 +365,16 @@ class GroupView:
         return self.state.clear(self.name)
 
     def increment(
-        self, key: str, by: int | float = 1, *, version: int | None = None
+        self, key: str, by: int | float = 1, *, version: int | None = None, ttl: float | None = None
     ) -> int | float:
-        return self.state.increment(self.name, key, by, version=version)
+        return self.state.increment(self.name, key, by, version=version, ttl=ttl)
 
     def update(
-        self, key: str, ops: Iterable[Mapping[str, Any]], *, version: int | None = None
+        self,
+        key: str,
+        ops: Iterable[Mapping[str, Any]],
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
     ) -> Any:
-        return self.state.update(self.name, key, ops, version=version)
+        return self.state.update(self.name, key, ops, version=version, ttl=ttl)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .codecs import INT64_MAX, INT64_MIN
-from .errors import IntegerOverflow, InvalidUpdate, NotANumber, UpdateFailed
+from .errors import IntegerOverflow, InvalidUpdate, NotANumber, UpdateFailed, brief
 
 MAX_PATH_DEPTH = 32
 MAX_SEGMENT_BYTES = 256
@@ -77,27 +77,31 @@ def _path(raw: Any, index: int, op: Any) -> tuple[str, ...]:
     elif isinstance(raw, (list, tuple)):
         segments = tuple(raw)
     else:
-        raise InvalidUpdate(f"ops[{index}] {op!r}: path must be a str or a list of str")
+        raise InvalidUpdate(f"ops[{index}] {brief(op)}: path must be a str or a list of str")
     if len(segments) > MAX_PATH_DEPTH:
-        raise InvalidUpdate(f"ops[{index}] {op!r}: path is deeper than {MAX_PATH_DEPTH}")
+        raise InvalidUpdate(f"ops[{index}] {brief(op)}: path is deeper than {MAX_PATH_DEPTH}")
     for seg in segments:
         if not isinstance(seg, str) or not seg:
-            raise InvalidUpdate(f"ops[{index}] {op!r}: path segments must be non-empty str")
+            raise InvalidUpdate(f"ops[{index}] {brief(op)}: path segments must be non-empty str")
         try:
             size = len(seg.encode("utf-8"))
         except UnicodeEncodeError:
-            raise InvalidUpdate(f"ops[{index}] {op!r}: path segment is not valid unicode") from None
+            raise InvalidUpdate(
+                f"ops[{index}] {brief(op)}: path segment is not valid unicode"
+            ) from None
         if size > MAX_SEGMENT_BYTES:
-            raise InvalidUpdate(f"ops[{index}] {op!r}: path segment over {MAX_SEGMENT_BYTES} bytes")
+            raise InvalidUpdate(
+                f"ops[{index}] {brief(op)}: path segment over {MAX_SEGMENT_BYTES} bytes"
+            )
         if seg in FORBIDDEN_SEGMENTS:
-            raise InvalidUpdate(f"ops[{index}] {op!r}: path segment {seg!r} is not allowed")
+            raise InvalidUpdate(f"ops[{index}] {brief(op)}: path segment {seg!r} is not allowed")
     return segments
 
 
 def amount(by: Any, where: str) -> int | float:
     """An increment amount: an int within 64 bits or a finite float (bool is not a number)."""
     if isinstance(by, bool) or not isinstance(by, (int, float)):
-        raise InvalidUpdate(f"{where}: the amount must be an int or a float, not {by!r}")
+        raise InvalidUpdate(f"{where}: the amount must be an int or a float, not {brief(by)}")
     if isinstance(by, float) and not math.isfinite(by):
         raise InvalidUpdate(f"{where}: the amount must be finite")
     if isinstance(by, int) and not INT64_MIN <= by <= INT64_MAX:
@@ -109,28 +113,32 @@ def parse(ops: Iterable[Any]) -> tuple[Step, ...]:
     if isinstance(ops, (Mapping, str, bytes)):
         raise InvalidUpdate("ops must be a list of op dicts, not a single op")
     if not isinstance(ops, Iterable):
-        raise InvalidUpdate(f"ops must be a list of op dicts, not {ops!r}")
+        raise InvalidUpdate(f"ops must be a list of op dicts, not {brief(ops)}")
     steps = []
     for index, op in enumerate(ops):
         if not isinstance(op, Mapping):
-            raise InvalidUpdate(f"ops[{index}] {op!r}: an op is a dict with a 'type'")
+            raise InvalidUpdate(f"ops[{index}] {brief(op)}: an op is a dict with a 'type'")
         kind = op.get("type")
         if kind not in TYPES:
-            raise InvalidUpdate(f"ops[{index}] {op!r}: unknown type {kind!r}; use one of {TYPES}")
+            raise InvalidUpdate(
+                f"ops[{index}] {brief(op)}: unknown type {brief(kind)}; use one of {TYPES}"
+            )
         path = _path(op.get("path", ""), index, op)
-        where = f"ops[{index}] {op!r}"
+        where = f"ops[{index}]"
         if kind in ("increment", "decrement"):
             by = amount(op.get("by", 1), where)
             steps.append(Step("increment", path, -by if kind == "decrement" else by, index, op))
         elif kind == "remove":
             if not path:
-                raise InvalidUpdate(f"{where}: remove needs a path (the whole value cannot go)")
+                raise InvalidUpdate(
+                    f"{where} {brief(op)}: remove needs a path (the whole value cannot go)"
+                )
             steps.append(Step("remove", path, None, index, op))
         else:
             if "value" not in op:
-                raise InvalidUpdate(f"{where}: {kind} needs a 'value'")
+                raise InvalidUpdate(f"{where} {brief(op)}: {kind} needs a 'value'")
             if kind == "merge" and not isinstance(op["value"], Mapping):
-                raise InvalidUpdate(f"{where}: merge takes an object value")
+                raise InvalidUpdate(f"{where} {brief(op)}: merge takes an object value")
             steps.append(Step(kind, path, op["value"], index, op))
     if not steps:
         raise InvalidUpdate("ops must hold at least one op")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from .errors import InvalidInput
+from .errors import InvalidInput, brief
 
 MAX_GROUP_BYTES = 1024
 MAX_KEY_BYTES = 8192
 MAX_VERSION = 2**53  # versions are Lua numbers (doubles) on the server
 DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024
 MAX_TTL_S = 100 * 365 * 24 * 3600
+MAX_INT = 2**63 - 1  # what the server takes as a count
 
 
 def _name(kind: str, value: object, limit: int) -> str:
@@ -21,7 +22,7 @@ def _name(kind: str, value: object, limit: int) -> str:
     try:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
-        raise InvalidInput(f"{kind} {value!r} is not valid unicode (lone surrogate)") from None
+        raise InvalidInput(f"{kind} {brief(value)} is not valid unicode (lone surrogate)") from None
     if size > limit:
         raise InvalidInput(f"{kind} is {size} bytes in UTF-8; the limit is {limit}")
     return value
@@ -35,10 +36,20 @@ def key(value: object) -> str:
     return _name("key", value, MAX_KEY_BYTES)
 
 
-def keys(values: Iterable[object]) -> tuple[str, ...]:
+def _names(kind: str, values: object, one: Callable[[object], str]) -> tuple[str, ...]:
     if isinstance(values, (str, bytes)):
-        raise InvalidInput("keys must be a list of str, not a single string")
-    return tuple(key(k) for k in values)
+        raise InvalidInput(f"{kind} must be a list of str, not a single string")
+    if not isinstance(values, Iterable):
+        raise InvalidInput(f"{kind} must be a list of str, not {type(values).__name__}")
+    return tuple(one(v) for v in values)
+
+
+def keys(values: object) -> tuple[str, ...]:
+    return _names("keys", values, key)
+
+
+def groups(values: object) -> tuple[str, ...]:
+    return _names("groups", values, group)
 
 
 def version(value: object) -> int | None:
@@ -47,22 +58,30 @@ def version(value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(f"version must be an int or None, not {type(value).__name__}")
     if not 0 <= value <= MAX_VERSION:
-        raise InvalidInput(f"version must be between 0 and 2**53, got {value}")
+        raise InvalidInput(f"version must be between 0 and 2**53, got {brief(value)}")
     return value
 
 
-def positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInput(f"{name} must be a positive int, got {value!r}")
+def positive_int(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_INT:
+        raise InvalidInput(f"{name} must be an int from {minimum} to 2**63-1, got {brief(value)}")
     return value
 
 
-def ttl(value: object) -> int | None:
-    """A TTL in seconds (int or float) as whole milliseconds, at least 1; None stays None."""
+def seconds(name: str, value: object) -> float | None:
+    """A duration: a positive, finite number of seconds up to 100 years; None stays None."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInput(f"ttl must be a number of seconds, not {type(value).__name__}")
-    if not value > 0 or value != value or value > MAX_TTL_S:
-        raise InvalidInput(f"ttl must be a positive, finite number of seconds, got {value!r}")
-    return max(1, round(value * 1000))
+        raise InvalidInput(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not 0 < value <= MAX_TTL_S:  # NaN fails the comparison too
+        raise InvalidInput(
+            f"{name} must be a positive, finite number of seconds, got {brief(value)}"
+        )
+    return value
+
+
+def ttl(value: object, name: str = "ttl") -> int | None:
+    """A TTL in seconds (int or float) as whole milliseconds, at least 1; None stays None."""
+    s = seconds(name, value)
+    return None if s is None else max(1, round(s * 1000))
