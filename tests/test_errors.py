@@ -14,6 +14,7 @@ from motia_state import (
     BackendUnavailable,
     EncodeError,
     InvalidInput,
+    JsonCodec,
     State,
     StateError,
     ValueTooLarge,
@@ -172,6 +173,10 @@ def nested(depth: int) -> Any:
         ({"socket_connect_timeout": math.inf}, "socket_connect_timeout"),
         ({"codec": 123}, "codec"),
         ({"codec": None}, "codec"),
+        ({"codec": JsonCodec}, "codec"),  # the class, not an instance
+        ({"prefix": "a\ud800:"}, "prefix"),
+        ({"prefix": "p" * 2000 + ":"}, "prefix"),
+        ({"prefix": nested(2000)}, "prefix"),
         ({"min_replicas": "x"}, "min_replicas"),
         ({"replica_timeout": -1}, "replica_timeout"),
         ({"cleanup_interval": "1"}, "cleanup_interval"),
@@ -310,3 +315,9 @@ def test_hostile_arguments_are_typed_errors_with_short_messages(state: Any) -> N
             call()
         assert len(str(info.value)) < 1000
     assert_nothing_written(state)
+
+
+def test_a_group_view_checks_its_name_at_once(state: Any) -> None:
+    for name in (None, "", nested(2000), "g" * 1025):
+        with pytest.raises(InvalidInput):
+            state.group(name)

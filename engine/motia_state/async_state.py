@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
-from . import connect, ops
+from . import connect, ops, validate
 from .backends.base import AsyncBackend
 from .bridge import Bridge
 from .changes import Change
@@ -79,7 +79,7 @@ class AsyncState:
         return result
 
     def group(self, name: str) -> AsyncGroupView:
-        return AsyncGroupView(self, name)
+        return AsyncGroupView(self, validate.group(name))
 
     async def get(self, group: str, key: str) -> Any:
         return await self._run(self._core.get(group, key))

@@ -148,8 +148,10 @@ def get_codec(codec: str | Codec) -> Codec:
             return CODECS[codec]()
         except KeyError:
             pass
-    elif isinstance(getattr(codec, "name", None), str) and all(
-        callable(getattr(codec, method, None)) for method in ("encode", "decode")
+    elif (
+        not isinstance(codec, type)  # the class, not an instance
+        and isinstance(getattr(codec, "name", None), str)
+        and all(callable(getattr(codec, method, None)) for method in ("encode", "decode"))
     ):
         return codec
     raise InvalidInput(

@@ -103,6 +103,7 @@ class Options:
         result.feed()
         result.wait()
         get_codec(result.codec)
+        validate.prefix(result.prefix)
         validate.positive_int("max_value_bytes", result.max_value_bytes)
         validate.positive_int("min_replicas", result.min_replicas)
         validate.positive_int("retries", result.retries, minimum=0)

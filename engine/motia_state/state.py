@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
-from . import connect, ops
+from . import connect, ops, validate
 from .backends.base import Backend
 from .bridge import Bridge
 from .changes import Change
@@ -76,7 +76,7 @@ class State:
 
     def group(self, name: str) -> GroupView:
         """A view bound to one group: the same methods without the group argument."""
-        return GroupView(self, name)
+        return GroupView(self, validate.group(name))
 
     def get(self, group: str, key: str) -> Any:
         """The value, or None when absent (use `get_item` to tell a stored None apart)."""

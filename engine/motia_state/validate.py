@@ -44,6 +44,10 @@ def _names(kind: str, values: object, one: Callable[[object], str]) -> tuple[str
     return tuple(one(v) for v in values)
 
 
+def prefix(value: object) -> str:
+    return _name("prefix", value, MAX_GROUP_BYTES)
+
+
 def keys(values: object) -> tuple[str, ...]:
     return _names("keys", values, key)
 
@@ -83,5 +87,8 @@ def seconds(name: str, value: object) -> float | None:
 
 def ttl(value: object, name: str = "ttl") -> int | None:
     """A TTL in seconds (int or float) as whole milliseconds, at least 1; None stays None."""
+    if value is None:  # every write without a TTL: no call
+        return None
     s = seconds(name, value)
-    return None if s is None else max(1, round(s * 1000))
+    assert s is not None
+    return max(1, round(s * 1000))
