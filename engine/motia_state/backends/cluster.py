@@ -313,9 +313,7 @@ class ClusterBackend:
         return standalone.drive(steps, self._send, self.describe)
 
     def execute(self, op: ops.Op[T]) -> T:
-        return standalone.execute_with_retries(
-            op, lambda: self.run(self.plan.steps(op)), self.plan
-        )
+        return standalone.execute_with_retries(op, lambda: self.run(self.plan.steps(op)), self.plan)
 
     def session(self) -> ClusterBackend:
         """A seam with connections of its own (for a watcher), sharing this one's topology."""
