@@ -357,6 +357,8 @@ def test_on_change_without_consumer(state: Any) -> None:
         ({"claim_after": 1}, "claim_after needs a consumer"),
         ({"consumer": ("a", "b"), "claim_after": 0}, "claim_after"),
         ({"groups": []}, "at least one group"),
+        ({"groups": 5}, "groups must be a group name or a list"),
+        ({"groups": b"orders"}, "groups must be a group name or a list"),
         ({"groups": ["ok", ""]}, "group must not be empty"),
         ({"batch": 0}, "batch"),
     ],

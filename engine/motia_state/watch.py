@@ -19,7 +19,7 @@ not follow are acknowledged for it, so they never sit pending.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -27,7 +27,7 @@ from redis.exceptions import ResponseError
 from . import changes, validate
 from .changes import Change
 from .codecs import Codec
-from .errors import InvalidInput
+from .errors import InvalidInput, brief
 from .layout import KeyLayout, escape_glob
 from .steps import At, Masters, Steps
 
@@ -57,7 +57,11 @@ def group_names(groups: str | Iterable[str] | None) -> list[str] | None:
     """``groups`` as a list (a str is one group name; None: every group)."""
     if groups is None:
         return None
-    return [groups] if isinstance(groups, str) else list(groups)
+    if isinstance(groups, str):
+        return [groups]
+    if isinstance(groups, (bytes, bytearray, Mapping)) or not isinstance(groups, Iterable):
+        raise InvalidInput(f"groups must be a group name or a list of them, not {brief(groups)}")
+    return list(groups)
 
 
 def seconds(name: str, value: object, *, zero: bool = False) -> float | None:
