@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import multiprocessing
 import os
@@ -297,17 +298,19 @@ def test_a_killed_redis_writer_leaves_no_partial_batch(servers: Servers) -> None
     server.stop()
 
 
-def _in_loop(api: str, calls: Callable[[Any], Any], url: str) -> Any:
-    """Runs ``calls(state)`` on a State (sync) or an AsyncState (each call awaited)."""
+def _in_loop(api: str, steps: list[Callable[[Any], Any]], url: str) -> list[Any]:
+    """Each step called with one State (sync) or AsyncState (what it returns awaited), in order.
+    A step that blocks (a server restart) blocks the event loop too, as a busy loop would."""
     if api == "sync":
         with State.from_url(url) as state:
-            return calls(state)
+            return [step(state) for step in steps]
 
-    async def main() -> Any:
+    async def main() -> list[Any]:
         async with AsyncState.from_url(url) as state:
             results = []
-            for step in calls(state):
-                results.append(await step)
+            for step in steps:
+                result = step(state)
+                results.append(await result if inspect.isawaitable(result) else result)
             return results
 
     return asyncio.run(main())
@@ -341,31 +344,16 @@ def test_a_restart_between_two_calls_is_found_before_the_write_leaves(
     """The write after a restart is sent to the new server, not lost as OutcomeUnknown."""
     bounce = servers.start(BINARY, f"between-{api}")
 
-    def calls(state: Any) -> list[Any]:
-        first = state.set("g", "k", 1)
-        if api == "async":  # run the first write before the restart
-            return [first, _Restart(servers, bounce), state.set("g", "k", 2)]
-        return [first, _Restart(servers, bounce)(), state.set("g", "k", 2)]
+    def restart(state: Any) -> None:
+        bounce.stop()
+        bounce.start()
 
-    results = _in_loop(api, calls, bounce.url)
-    assert [results[0], results[2]] == [1, 1]  # a fresh server (no persistence): created anew
-    bounce.stop()
-
-
-class _Restart:
-    """Stops and starts a server on the same port; awaitable, so AsyncState's calls run in
-    order around it (the event loop does not run while it blocks: like a busy loop)."""
-
-    def __init__(self, servers: Servers, server: Any) -> None:
-        self.servers, self.server = servers, server
-
-    def __call__(self) -> None:
-        self.server.stop()
-        self.server.start()
-
-    def __await__(self) -> Any:
-        self()
-        return asyncio.sleep(0).__await__()
+    try:
+        steps = [lambda s: s.set("g", "k", 1), restart, lambda s: s.set("g", "k", 2)]
+        results = _in_loop(api, steps, bounce.url)
+    finally:
+        bounce.stop()
+    assert results == [1, None, 1]  # a fresh server (no persistence): created anew
 
 
 @pytest.mark.parametrize("api", ["sync", "async"])
@@ -395,14 +383,13 @@ def test_a_write_refused_while_the_server_loads_waits_and_is_applied_once(
             "the server answers LOADING",
         )
         # refused while loading, nothing of it ran: waited for and applied once
-        results = _in_loop(api, lambda s: [s.set("g", "k", "after")], server.url)
-        assert results == [2] or results == 2
+        assert _in_loop(api, [lambda s: s.set("g", "k", "after")], server.url) == [2]
+        with server.client() as r:
+            records = [f[b"key"] for _, f in r.xrange("motia:state#changes")]
+        assert records == [b"k", b"k"]
     finally:
         back.join()
-    with server.client() as r:
-        records = [f[b"key"] for _, f in r.xrange("motia:state#changes")]
-    assert records == [b"k", b"k"]
-    servers.started[-1].stop()
+        servers.started[-1].stop()
 
 
 @pytest.mark.parametrize("api", ["sync", "async"])
@@ -417,10 +404,12 @@ def test_a_write_refused_while_a_script_runs_long_waits_and_is_applied_once(
         _wait_until(
             _answers(server, lambda e: str(e).startswith("BUSY")), "the server answers BUSY"
         )
-        results = _in_loop(api, lambda s: [s.set("g", "k", 1)], server.url)
-        assert results == [1] or results == 1
+        # a batch of two script calls first (both refused), then a single write
+        batch = {f"b{i}": i for i in range(1500)}
+        steps = [lambda s: s.set_many("g", batch), lambda s: s.set("g", "k", 1)]
+        assert _in_loop(api, steps, server.url) == [1500, 1]
+        with server.client() as r:
+            assert [f[b"op"] for _, f in r.xrange("motia:state#changes")] == [b"set"] * 1501
     finally:
         runner.join()
-    with server.client() as r:
-        assert [f[b"op"] for _, f in r.xrange("motia:state#changes")] == [b"set"]
-    server.stop()
+        server.stop()

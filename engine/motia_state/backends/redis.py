@@ -601,12 +601,16 @@ class _Driver:
         return self.gen.throw(error) if error is not None else self.gen.send(self.reply)
 
 
-def _refused_step(exc: RedisError, call: Any, sent: bool, describe: str) -> None:
-    """Raises `ServerBusy` when the server refused the plan's first step whole: then nothing
-    of the call ran, and it may be sent again. A refusal after an earlier step ran proves
-    nothing about that step, so it takes the ordinary way."""
-    if not sent and refused(exc):
-        raise _translate(exc, describe, sent=False) from None
+def _refused_first(outcome: Any, sent: bool, describe: str) -> None:
+    """Raises `ServerBusy` when the server refused the plan's first step whole: ``outcome`` is
+    the error it raised, or its replies (a batch's errors come in place) all refusals. Then
+    nothing of the call ran, and it may be sent again. A refusal after an earlier step ran
+    proves nothing about that step, so it takes the ordinary way."""
+    if sent:
+        return
+    first = outcome[0] if isinstance(outcome, list) and outcome else outcome
+    if refused(first) and (first is outcome or all(refused(r) for r in outcome)):
+        raise _translate(first, describe, sent=False) from None
 
 
 def drive(steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Any], describe: str) -> T:
@@ -623,10 +627,12 @@ def drive(steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Any], d
             try:
                 driver.reply = send(call)
             except RedisError as exc:
-                _refused_step(exc, call, sent, describe)
+                _refused_first(exc, sent, describe)
                 if not isinstance(exc, ResponseError):
                     raise
                 driver.error = exc
+            else:
+                _refused_first(driver.reply, sent, describe)
             sent = True
     except RedisError as exc:
         raise _translate(exc, describe, sent or not isinstance(exc, NotSent)) from None
@@ -662,10 +668,12 @@ async def adrive(
             try:
                 driver.reply = await send(call)
             except RedisError as exc:
-                _refused_step(exc, call, sent, describe)
+                _refused_first(exc, sent, describe)
                 if not isinstance(exc, ResponseError):
                     raise
                 driver.error = exc
+            else:
+                _refused_first(driver.reply, sent, describe)
             sent = True
     except RedisError as exc:
         raise _translate(exc, describe, sent or not isinstance(exc, NotSent)) from None
