@@ -413,3 +413,28 @@ def test_a_write_refused_while_a_script_runs_long_waits_and_is_applied_once(
     finally:
         runner.join()
         server.stop()
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_write_refused_for_want_of_replicas_waits_and_is_applied_once(
+    servers: Servers, api: str
+) -> None:
+    """NOREPLICAS (min-replicas-to-write unmet) refuses a script whole; once the server takes
+    writes again, the waiting write is applied once."""
+    server = servers.start(BINARY, f"noreplicas-{api}", "--min-replicas-to-write", "1")
+    relent = threading.Thread(target=_relent_after_refusal, args=(server,))
+    relent.start()
+    try:
+        assert _in_loop(api, [lambda s: s.set("g", "k", 1)], server.url) == [1]
+        with server.client() as r:
+            assert [f[b"op"] for _, f in r.xrange("motia:state#changes")] == [b"set"]
+    finally:
+        relent.join()
+        server.stop()
+
+
+def _relent_after_refusal(server: Any) -> None:
+    """Once the server has refused a write for want of replicas, let it take writes."""
+    with server.client() as r:
+        _wait_until(lambda: "errorstat_NOREPLICAS" in r.info("errorstats"), "a write was refused")
+        r.config_set("min-replicas-to-write", 0)

@@ -601,11 +601,21 @@ class _Driver:
         return self.gen.throw(error) if error is not None else self.gen.send(self.reply)
 
 
+def _may_have_run(call: Any, error: ResponseError | None) -> bool:
+    """Whether a step that reached the server may have changed anything: not when its reply
+    refused it whole (NOSCRIPT before a script is loaded, or a refusal that passes), nor a
+    SCRIPT LOAD. So a write refused after its script had to be loaded is still known unsent."""
+    if error is not None and (isinstance(error, NoScriptError) or refused(error)):
+        return False
+    return not (isinstance(call, tuple) and call[:2] == ("SCRIPT", "LOAD"))
+
+
 def _refused_first(outcome: Any, sent: bool, describe: str) -> None:
-    """Raises `ServerBusy` when the server refused the plan's first step whole: ``outcome`` is
-    the error it raised, or its replies (a batch's errors come in place) all refusals. Then
-    nothing of the call ran, and it may be sent again. A refusal after an earlier step ran
-    proves nothing about that step, so it takes the ordinary way."""
+    """Raises `ServerBusy` when the server refused a step whole before anything of the call
+    may have run (``sent``, see `_may_have_run`): ``outcome`` is the error the step raised, or
+    its replies (a batch's errors come in place) all refusals. Then nothing of the call ran,
+    and it may be sent again. A refusal after an earlier step ran proves nothing about that
+    step, so it takes the ordinary way."""
     if sent:
         return
     first = outcome[0] if isinstance(outcome, list) and outcome else outcome
@@ -616,7 +626,7 @@ def _refused_first(outcome: Any, sent: bool, describe: str) -> None:
 def drive(steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Any], describe: str) -> T:
     """Run a plan to its result, each step sent with ``send`` (the synchronous seams)."""
     driver = _Driver(steps)
-    sent = False  # whether any step reached the server
+    sent = False  # whether any step reached the server and may have run
     try:
         while True:
             try:
@@ -633,7 +643,7 @@ def drive(steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Any], d
                 driver.error = exc
             else:
                 _refused_first(driver.reply, sent, describe)
-            sent = True
+            sent = sent or _may_have_run(call, driver.error)
     except RedisError as exc:
         raise _translate(exc, describe, sent or not isinstance(exc, NotSent)) from None
 
@@ -657,7 +667,7 @@ async def adrive(
 ) -> T:
     """`drive`, awaiting each step (the asyncio seams)."""
     driver = _Driver(steps)
-    sent = False  # whether any step reached the server
+    sent = False  # whether any step reached the server and may have run
     try:
         while True:
             try:
@@ -674,7 +684,7 @@ async def adrive(
                 driver.error = exc
             else:
                 _refused_first(driver.reply, sent, describe)
-            sent = True
+            sent = sent or _may_have_run(call, driver.error)
     except RedisError as exc:
         raise _translate(exc, describe, sent or not isinstance(exc, NotSent)) from None
 
