@@ -544,3 +544,33 @@ def test_a_valkey_cluster_works_too(tmp_path: Path) -> None:
             assert state.ttl(groups[1], "k") is not None
     finally:
         nodes.stop()
+
+
+def test_a_master_restarted_between_two_calls_gets_the_next_write(tmp_path: Path) -> None:
+    """The closed connection to the restarted master is found before the write leaves (the
+    seams' idle peek), so the write goes to the restarted master instead of OutcomeUnknown;
+    State and AsyncState."""
+    c = cluster(TEST_BINARY, CLUSTER_CONF, tmp_path, *NO_PERSISTENCE, masters=3)
+    layout = KeyLayout()
+    try:
+        master = _master_of(c, layout.data("g"))
+
+        def restart() -> None:
+            master.stop()
+            master.start()  # its slots are in its nodes.conf; its data is gone (no persistence)
+            c.wait_ok()
+
+        with State.from_url(c.url) as state:
+            assert state.set("g", "k", 1) == 1
+            restart()
+            assert state.set("g", "k", 2) == 1
+
+        async def main() -> None:
+            async with AsyncState.from_url(c.url) as state:
+                assert await state.set("g", "a", 1) == 1
+                restart()  # blocks the event loop, as a busy loop would
+                assert await state.set("g", "a", 2) == 1
+
+        asyncio.run(main())
+    finally:
+        c.stop()
