@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import redis
+from redis.exceptions import BusyLoadingError
 
 from motia_state import (
     AsyncState,
@@ -34,6 +35,7 @@ from motia_state.layout import KeyLayout, key_slot
 from motia_state.server import Cluster, ServerProcess, cluster
 
 from .conftest import CLUSTER_CONF, NO_PERSISTENCE, TEST_BINARY
+from .test_faults import SLOW_LOAD, _answers, _wait_until
 
 
 def test_replicated_writes_wait_for_the_replica(
@@ -572,5 +574,53 @@ def test_a_master_restarted_between_two_calls_gets_the_next_write(tmp_path: Path
                 assert await state.set("g", "a", 2) == 1
 
         asyncio.run(main())
+    finally:
+        c.stop()
+
+
+def test_a_write_to_a_master_still_loading_waits_and_is_applied_once(tmp_path: Path) -> None:
+    """A master restarting loads its data for a while (LOADING): the write it refuses never
+    ran, so it waits and is applied once; State and AsyncState, one restart each."""
+    c = cluster(TEST_BINARY, CLUSTER_CONF, tmp_path, *NO_PERSISTENCE, masters=3)
+    layout = KeyLayout(cluster=True)
+    try:
+        master = _master_of(c, layout.data("g"))
+        with master.client() as m:  # 3,000 keys in the group's slot, loaded again at restarts
+            pipe = m.pipeline(transaction=False)
+            for i in range(3000):
+                pipe.set(b"{" + layout.data("g") + b"}:filler:%d" % i, i)
+            pipe.execute()
+        master.args += SLOW_LOAD
+
+        def slow_restart() -> threading.Thread:
+            with master.client() as m:
+                m.save()
+            master.stop()
+            back = threading.Thread(target=master.start)
+            back.start()
+            _wait_until(_answers(master, lambda e: isinstance(e, BusyLoadingError)), "LOADING")
+            return back
+
+        with State.from_url(c.url) as state:
+            assert state.set("g", "k", 1) == 1
+            back = slow_restart()
+            try:
+                assert state.set("g", "k", 2) == 2
+            finally:
+                back.join()
+
+        async def main() -> None:
+            async with AsyncState.from_url(c.url) as state:
+                assert await state.set("g", "a", 1) == 1
+                back = slow_restart()
+                try:
+                    assert await state.set("g", "a", 2) == 2
+                finally:
+                    await asyncio.to_thread(back.join)
+
+        asyncio.run(main())
+        with master.client() as m:
+            records = [(f[b"key"], f[b"version"]) for _, f in m.xrange(layout.changes("g"))]
+        assert records == [(b"k", b"1"), (b"k", b"2"), (b"a", b"1"), (b"a", b"2")]
     finally:
         c.stop()

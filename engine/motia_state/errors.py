@@ -85,8 +85,9 @@ class BackendUnavailable(StateError):
 class ServerBusy(BackendUnavailable):
     """The server refused the call whole, for a reason that passes (LOADING: restarting and
     still loading its data; BUSY: running a long script; READONLY or MASTERDOWN: a replica
-    during a failover; NOREPLICAS; TRYAGAIN): nothing of it ran. The engine waits and sends it
-    again until the call's timeout (``socket_timeout``) has passed, then raises this."""
+    during a failover; CLUSTERDOWN while a cluster node rejoins; NOREPLICAS; TRYAGAIN):
+    nothing of it ran. The engine waits and sends it again until the call's timeout
+    (``socket_timeout``) has passed, then raises this."""
 
 
 class OutcomeUnknown(BackendUnavailable):

@@ -26,6 +26,7 @@ import redis.connection
 from redis.exceptions import (
     AuthenticationError,
     BusyLoadingError,
+    ClusterDownError,
     MasterDownError,
     NoPermissionError,
     NoScriptError,
@@ -528,7 +529,7 @@ _REFUSED = ("can't run this command", "can't publish to the channel", "ACL failu
 
 # Replies that prove the command never ran: the server refused it whole, for a reason that
 # passes (redis-py names some by class; BUSY and NOREPLICAS come as plain ResponseError).
-_PASSING = (BusyLoadingError, ReadOnlyError, MasterDownError, TryAgainError)
+_PASSING = (BusyLoadingError, ClusterDownError, ReadOnlyError, MasterDownError, TryAgainError)
 _PASSING_CODES = ("BUSY ", "NOREPLICAS ")
 
 
