@@ -208,3 +208,29 @@ def test_no_sentinel_answering_is_backend_unavailable() -> None:
     assert not isinstance(raised.value, OutcomeUnknown)
     assert "s3cret" not in str(raised.value) + repr(state)
     assert "u:***@127.0.0.1:1,127.0.0.1:2/motia" in str(raised.value)
+
+
+def test_a_primary_restarted_between_two_calls_gets_the_next_write(watched: Servers) -> None:
+    """Through Sentinel too, the connection the restart closed is found before the write leaves:
+    the write is applied once (on the restarted primary, or on the replica if the Sentinel
+    promoted it meanwhile), never OutcomeUnknown; State and AsyncState."""
+    primary, _, watcher = watched
+
+    def restart() -> None:
+        primary.stop()
+        primary.start()
+
+    with State.from_url(_url(watcher, "/motia/6")) as state:
+        state.set("g", "k", 1)
+        restart()
+        state.set("g", "k", 2)
+        assert _eventually(lambda: state.get("g", "k")) == 2
+
+    async def main() -> None:
+        async with AsyncState.from_url(_url(watcher, "/motia/6")) as state:
+            await state.set("g", "a", 1)
+            restart()  # blocks the event loop, as a busy loop would
+            await state.set("g", "a", 2)
+            assert await state.get("g", "a") == 2
+
+    asyncio.run(main())
