@@ -20,8 +20,9 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from motia_state import AsyncState, Op, State
+from motia_state import AsyncState, Op, State, scripts
 from motia_state.backends.embedded import valkey_binary as embedded_binary
+from motia_state.changes import FeedSettings
 from motia_state.layout import KeyLayout
 from motia_state.server import cluster
 
@@ -246,6 +247,55 @@ def _serial(b: Bench, size: int) -> None:
             b.compare("get", params, {"engine": engine_get, "redis-py": raw_get, **v0})
         with motia_v0(b, "set", items, n, size) as v0:
             b.compare("set", params, {"engine": engine_set, "redis-py": raw_set, **v0})
+
+
+# -- the write scripts' ACL checks ------------------------------------------------------
+
+
+def acl_checks(b: Bench) -> None:
+    """What the permission checks every write script makes before writing cost: set.lua as
+    shipped against the same text with its one ``acl_group(KEYS)`` call taken out, and a raw
+    HSET, interleaved on one server; then the server's own microseconds per EVALSHA."""
+    s = b.sizes
+    n = s.serial_ops
+    shipped = scripts.load("set")
+    unchecked = shipped.text.replace(b"\nacl_group(KEYS)\n", b"\n", 1)
+    assert unchecked != shipped.text, "set.lua no longer calls acl_group(KEYS)"
+    r = b.raw
+    shas = {"set.lua": r.script_load(shipped.text), "no ACL checks": r.script_load(unchecked)}
+    layout = KeyLayout(f"bench-{uuid.uuid4().hex[:8]}:")
+    feed = FeedSettings().spec(layout.marker_channel())
+    value = dumps(make_value(0, s.value_small))
+
+    def script_round(sha: str, group: str, count: int = n) -> Round:
+        keys = layout.group_keys(group)
+
+        def one_round(lat: Latencies) -> int:
+            for i in range(count):
+                call = (sha, len(keys), *keys, f"k{i}", value, "", group, feed, "")
+                timed(lambda call=call: r.evalsha(*call), lat)
+            return count
+
+        return one_round
+
+    def raw_round(lat: Latencies) -> int:
+        for i in range(n):
+            timed(lambda i=i: r.hset(layout.data("raw"), f"k{i}", value), lat)
+        return n
+
+    params = {"ops_per_round": n, "value_bytes": s.value_small}
+    impls = {name: script_round(sha, name) for name, sha in shas.items()}
+    b.compare("set script", params, {**impls, "redis-py HSET": raw_round})
+    for name, sha in shas.items():
+        r.config_resetstat()
+        script_round(sha, name, 1000)([])
+        usec = r.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
+        b.notes.append(f"set script, {name}: {usec} us of server time per EVALSHA")
+        b.say(f"  server time per EVALSHA, {name}: {usec} us")
+    for key in r.scan_iter(match=layout.meta_root + b"*"):
+        r.unlink(key)
+    for key in r.scan_iter(match=layout.scan_pattern()):
+        r.unlink(key)
 
 
 # -- AsyncState with many concurrent tasks --------------------------------------------
@@ -929,6 +979,7 @@ def cluster_scaling(b: Bench) -> None:
 
 SUITES: list[tuple[str, Callable[[Bench], None]]] = [
     ("serial get/set", serial),
+    ("ACL checks in the write scripts", acl_checks),
     ("atomic operations", atomic),
     ("hot key, 4 processes", hot_key),
     ("AsyncState, 64 tasks", concurrent),
