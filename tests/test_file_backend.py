@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from motia_state import DecodeError, State, VersionConflict
+from motia_state import DecodeError, State, Undecodable, VersionConflict
 from motia_state.backends.file import entry_group, group_of
 from motia_state.errors import BackendUnavailable, PermissionDenied
 
@@ -547,3 +547,14 @@ def test_a_file_shared_by_a_group_stays_shared_after_a_member_writes(folder: Pat
     st_ = path.stat()
     assert (st_.st_uid, st_.st_gid, stat.S_IMODE(st_.st_mode)) == (NOBODY, SHARED_GROUP, 0o660)
     assert json.loads(path.read_text())["g:k"] == "2"
+
+
+def test_a_delete_of_an_undecodable_value_goes_through_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"g:bad": "legacy:not-json", "g:ok": "1"}))
+    with State.from_url(f"file://{path}") as state:
+        removed = state.delete("g", "bad")
+        assert isinstance(removed, Undecodable)
+        assert removed.raw == b"legacy:not-json"
+        assert state.items("g") == {"ok": 1}
+    assert "g:bad" not in json.loads(path.read_text())

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from motia_state import InvalidInput, NotANumber, Op, State, VersionConflict
+from motia_state import InvalidInput, NotANumber, Op, State, Undecodable, VersionConflict
 from motia_state import ops as ops_module
 from motia_state.backends.redis import RedisPlan
 from motia_state.codecs import JsonCodec
@@ -154,3 +154,27 @@ def test_a_large_transaction(state: Any) -> None:
             tx.set("big", f"k{i % 3000}", i, version=0)
     assert len(info.value.conflicts) == 9000
     assert state.get("big", "k2999") == 2999
+
+
+@pytest.mark.redis_only
+def test_a_delete_of_an_undecodable_value_goes_through_and_says_so(
+    state: Any, target: Target
+) -> None:
+    """Raising DecodeError after the delete committed would report a write that happened as
+    failed (and a transaction retried on it would apply twice)."""
+    layout = target.layout()
+    with target.raw() as r:  # written by another tool: not JSON, not UTF-8
+        r.hset(layout.data("holds"), mapping={"h1": b"legacy:not-json", "h2": b"\xff"})
+    removed = state.delete("holds", "h1")
+    assert isinstance(removed, Undecodable)
+    assert removed.raw == b"legacy:not-json"
+    assert "'holds'/'h1'" in removed.reason
+    assert state.get("holds", "h1") is None
+    state.set("holds", "balance", 100)
+    with state.transaction() as tx:
+        tx.increment("holds", "balance", -30)
+        tx.delete("holds", "h2")
+    assert state.get("holds", "balance") == 70
+    assert tx.results[0] == 70
+    assert tx.results[1] == Undecodable(b"\xff", tx.results[1].reason)
+    assert state.keys("holds") == ["balance"]

@@ -29,7 +29,7 @@ from .errors import (
     VersionConflict,
 )
 from .layout import KeyLayout
-from .ops import GroupStats, Item
+from .ops import GroupStats, Item, Undecodable
 from .state import GroupView, State
 from .updates import Op
 
@@ -59,6 +59,7 @@ __all__ = [
     "State",
     "StateError",
     "Transaction",
+    "Undecodable",
     "Unsupported",
     "UpdateFailed",
     "ValueTooLarge",

@@ -143,6 +143,14 @@ class Core:
         except DecodeError as exc:
             raise DecodeError(f"{group!r}/{key!r}: {exc}") from None
 
+    def decode_removed(self, group: str, key: str, data: bytes | None) -> Any:
+        """The value a delete removed; `ops.Undecodable` when it does not decode (see there)."""
+        try:
+            return self.decode(group, key, data)
+        except DecodeError as exc:
+            assert data is not None
+            return ops.Undecodable(data, str(exc))
+
     # -- plans -----------------------------------------------------------------
 
     def get(self, group: str, key: str) -> Plan[Any]:
@@ -209,7 +217,7 @@ class Core:
     def delete(self, group: str, key: str, version: int | None) -> Plan[Any]:
         g, k = validate.group(group), validate.key(key)
         v = validate.version(version)
-        return Plan(ops.Delete(g, k, v), lambda raw: self.decode(g, k, raw))
+        return Plan(ops.Delete(g, k, v), lambda raw: self.decode_removed(g, k, raw))
 
     def delete_many(self, group: str, keys: Iterable[str]) -> Plan[int]:
         g = validate.group(group)

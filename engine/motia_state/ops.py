@@ -29,6 +29,17 @@ class RawItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Undecodable:
+    """What a delete returns for the value it removed when that value cannot be decoded (text
+    another tool wrote, say): the delete went through, so raising would report a write that
+    happened as failed, and a transaction retried on that error would apply twice. ``raw`` is
+    the stored bytes, ``reason`` why they do not decode."""
+
+    raw: bytes
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Item:
     """One stored item with its metadata. A stored ``None`` is an item whose value is None."""
 
