@@ -26,9 +26,12 @@ from motia_state import (
     BackendUnavailable,
     InvalidInput,
     NotReplicated,
+    Op,
     OutcomeUnknown,
     State,
     Unsupported,
+    UpdateFailed,
+    VersionConflict,
 )
 from motia_state.backends import embedded
 from motia_state.layout import KeyLayout, key_slot
@@ -624,3 +627,40 @@ def test_a_write_to_a_master_still_loading_waits_and_is_applied_once(tmp_path: P
         assert records == [(b"k", b"1"), (b"k", b"2"), (b"a", b"1"), (b"a", b"2")]
     finally:
         c.stop()
+
+
+def test_a_write_its_condition_refused_is_not_reported_unreplicated(
+    primary_and_replica: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """Two replicas asked for, one there: a compare-and-set that lost, or an update op that
+    cannot apply, wrote nothing, and says so, not NotReplicated ("written on the master"); a
+    ttl() read waits for no replica."""
+    primary, _ = primary_and_replica
+    with State.from_url(primary.url) as plain:
+        plain.set("g", "k", "text")
+    options = {"durability": "replicated", "min_replicas": 2, "replica_timeout": 0.2}
+    refused = [
+        lambda s: s.set("g", "k", 1, version=99),
+        lambda s: s.set("g", "k", 1, version=0),
+        lambda s: s.delete("g", "k", version=99),
+        lambda s: s.increment("g", "k"),
+        lambda s: s.update("g", "k", [Op.increment("n", 1)]),
+    ]
+    with State.from_url(primary.url, **options) as state:
+        for write in refused:
+            with pytest.raises((VersionConflict, UpdateFailed)):
+                write(state)
+        with pytest.raises(VersionConflict), state.transaction() as tx:
+            tx.set("g", "k", 1, version=99)
+        assert state.ttl("g", "k") is None
+        with pytest.raises(NotReplicated, match="1 of 2"):
+            state.set("g", "other", 1)  # a write that was applied still says so
+
+    async def main() -> None:
+        async with AsyncState.from_url(primary.url, **options) as state:
+            with pytest.raises(VersionConflict):
+                await state.set("g", "k", 1, version=99)
+
+    asyncio.run(main())
+    with State.from_url(primary.url) as plain:
+        assert plain.get_item("g", "k").version == 1  # type: ignore[union-attr]

@@ -29,6 +29,7 @@ from redis.exceptions import BusyLoadingError
 from motia_state import (
     AsyncState,
     BackendUnavailable,
+    NotReplicated,
     OutcomeUnknown,
     State,
     VersionConflict,
@@ -425,7 +426,30 @@ def test_a_write_refused_for_want_of_replicas_waits_and_is_applied_once(
     relent = threading.Thread(target=_relent_after_refusal, args=(server,))
     relent.start()
     try:
-        assert _in_loop(api, [lambda s: s.set("g", "k", 1)], server.url) == [1]
+        # a batch of two script calls, refused whole right after its script was loaded
+        batch = {f"b{i}": i for i in range(1500)}
+        steps = [lambda s: s.set_many("g", batch), lambda s: s.set("g", "k", 1)]
+        assert _in_loop(api, steps, server.url) == [1500, 1]
+        with server.client() as r:
+            assert [f[b"op"] for _, f in r.xrange("motia:state#changes")] == [b"set"] * 1501
+    finally:
+        relent.join()
+        server.stop()
+
+
+def test_a_replicated_write_refused_for_want_of_replicas_waits_too(servers: Servers) -> None:
+    """With durability="replicated" the write's pipeline ends with WAIT, which answers even
+    when the write was refused: the refusal is still waited out, then the write is applied
+    (and, with no replica to confirm it, says so with NotReplicated)."""
+    server = servers.start(BINARY, "noreplicas-wait", "--min-replicas-to-write", "1")
+    relent = threading.Thread(target=_relent_after_refusal, args=(server,))
+    relent.start()
+    options = {"durability": "replicated", "min_replicas": 1, "replica_timeout": 0.1}
+    try:
+        with State.from_url(server.url, **options) as state:
+            with pytest.raises(NotReplicated, match="0 of 1"):
+                state.set("g", "k", 1)
+            assert state.get("g", "k") == 1
         with server.client() as r:
             assert [f[b"op"] for _, f in r.xrange("motia:state#changes")] == [b"set"]
     finally:

@@ -79,6 +79,12 @@ WRITE_SCRIPTS = frozenset(
 )
 
 
+# Write scripts whose reply can say the op's own condition refused it ({0, ...}: a version
+# conflict; {2, ...}: an update op that cannot apply): the op wrote nothing for replicas to
+# confirm, and that outcome, not NotReplicated, is the answer.
+CONDITIONAL = frozenset({"set", "delete", "update", "transaction"})
+
+
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="surrogateescape")
 
@@ -163,10 +169,13 @@ class RedisPlan:
     def _eval(script: scripts.Script, keys: Sequence[bytes], args: Sequence[Any]) -> Call:
         return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
-    def _script(self, name: str, keys: Sequence[bytes], args: Sequence[Any]) -> Steps[Any]:
+    def _script(
+        self, name: str, keys: Sequence[bytes], args: Sequence[Any], *, confirm: bool = True
+    ) -> Steps[Any]:
+        """One script call; ``confirm=False`` for a write script's read form (no WAIT)."""
         script = scripts.load(name, self._codec)
         call = self._eval(script, keys, args)
-        if self._wait is not None and name in WRITE_SCRIPTS:
+        if self._wait is not None and name in WRITE_SCRIPTS and confirm:
             return (yield from self._batch_with_reload(script, [call]))[0]
         try:
             return (yield call)
@@ -205,7 +214,7 @@ class RedisPlan:
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-        if wait is not None:
+        if wait is not None and not (script.name in CONDITIONAL and replies[0][0] != 1):
             self._replicated(acked[0])
         return replies
 
@@ -350,7 +359,7 @@ class RedisPlan:
     def _ttl(self, op: ops.Ttl) -> Steps[float | None]:
         keys = self.layout.group_keys(op.group)
         reply = yield from self._script(
-            "expiry", keys, [op.key, op.group, self._feed_of(op.group), "get"]
+            "expiry", keys, [op.key, op.group, self._feed_of(op.group), "get"], confirm=False
         )
         if reply is None or not reply[0]:
             return None
@@ -602,26 +611,33 @@ class _Driver:
         return self.gen.throw(error) if error is not None else self.gen.send(self.reply)
 
 
-def _may_have_run(call: Any, error: ResponseError | None) -> bool:
-    """Whether a step that reached the server may have changed anything: not when its reply
-    refused it whole (NOSCRIPT before a script is loaded, or a refusal that passes), nor a
-    SCRIPT LOAD. So a write refused after its script had to be loaded is still known unsent."""
-    if error is not None and (isinstance(error, NoScriptError) or refused(error)):
-        return False
-    return not (isinstance(call, tuple) and call[:2] == ("SCRIPT", "LOAD"))
+def _step_outcome(call: Any, outcome: Any) -> tuple[bool, RedisError | None]:
+    """What a step's outcome (the error it raised, or its reply: a batch's errors come in
+    place) says: whether anything of it may have run, and, when nothing did because the
+    server refused it whole for a reason that passes, that refusal. NOSCRIPT replies and
+    SCRIPT LOAD run nothing; a WAIT that a write's batch ends with is no part of the write."""
+    if isinstance(call, tuple) and call[:2] == ("SCRIPT", "LOAD"):
+        return False, None
+    if isinstance(outcome, NotSent) and not refused(outcome):
+        return False, None  # never reached the server
+    if isinstance(call, Batch) and isinstance(outcome, list):
+        replies = [r for c, r in zip(call.calls, outcome, strict=True) if c[0] != "WAIT"]
+    else:
+        replies = [outcome]
+    if not all(isinstance(r, NoScriptError) or refused(r) for r in replies):
+        return True, None
+    return False, next((r for r in replies if isinstance(r, RedisError) and refused(r)), None)
 
 
-def _refused_first(outcome: Any, sent: bool, describe: str) -> None:
-    """Raises `ServerBusy` when the server refused a step whole before anything of the call
-    may have run (``sent``, see `_may_have_run`): ``outcome`` is the error the step raised, or
-    its replies (a batch's errors come in place) all refusals. Then nothing of the call ran,
-    and it may be sent again. A refusal after an earlier step ran proves nothing about that
-    step, so it takes the ordinary way."""
-    if sent:
-        return
-    first = outcome[0] if isinstance(outcome, list) and outcome else outcome
-    if refused(first) and (first is outcome or all(refused(r) for r in outcome)):
-        raise _translate(first, describe, sent=False) from None
+def _account(call: Any, outcome: Any, sent: bool, describe: str) -> bool:
+    """Whether anything of the call may have run once this step is done (``sent``: before
+    it). A step refused whole before anything ran raises `ServerBusy`: the call may be sent
+    again. A refusal after an earlier step ran proves nothing about that step, so it takes
+    the ordinary way."""
+    ran, refusal = _step_outcome(call, outcome)
+    if refusal is not None and not sent:
+        raise _translate(refusal, describe, sent=False) from None
+    return sent or ran
 
 
 def drive(steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Any], describe: str) -> T:
@@ -638,13 +654,12 @@ def drive(steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Any], d
             try:
                 driver.reply = send(call)
             except RedisError as exc:
-                _refused_first(exc, sent, describe)
+                sent = _account(call, exc, sent, describe)
                 if not isinstance(exc, ResponseError):
                     raise
                 driver.error = exc
             else:
-                _refused_first(driver.reply, sent, describe)
-            sent = sent or _may_have_run(call, driver.error)
+                sent = _account(call, driver.reply, sent, describe)
     except RedisError as exc:
         raise _translate(exc, describe, sent or not isinstance(exc, NotSent)) from None
 
@@ -679,13 +694,12 @@ async def adrive(
             try:
                 driver.reply = await send(call)
             except RedisError as exc:
-                _refused_first(exc, sent, describe)
+                sent = _account(call, exc, sent, describe)
                 if not isinstance(exc, ResponseError):
                     raise
                 driver.error = exc
             else:
-                _refused_first(driver.reply, sent, describe)
-            sent = sent or _may_have_run(call, driver.error)
+                sent = _account(call, driver.reply, sent, describe)
     except RedisError as exc:
         raise _translate(exc, describe, sent or not isinstance(exc, NotSent)) from None
 
