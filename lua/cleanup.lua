@@ -10,17 +10,19 @@
 acl_group(KEYS)
 acl_need('ZCOUNT', KEYS[4], '-inf', '0')
 local feed = feed_open(ARGV[2])
-local now = now_ms()
-local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
-local removed = 0
-for _, field in ipairs(due) do
-  if redis.call('HEXISTS', KEYS[1], field) == 1 then
-    removed = removed + 1
+return feed_guard(feed, function()
+  local now = now_ms()
+  local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+  local removed = 0
+  for _, field in ipairs(due) do
+    if redis.call('HEXISTS', KEYS[1], field) == 1 then
+      removed = removed + 1
+    end
+    purge_expired(KEYS, field, ARGV[1], feed, now, true)
   end
-  purge_expired(KEYS, field, ARGV[1], feed, now, true)
-end
-if KEYS[5] and redis.call('EXISTS', KEYS[4]) == 0 then
-  redis.call('SREM', KEYS[5], ARGV[1])
-end
-local more = redis.call('ZCOUNT', KEYS[4], '-inf', now) > 0 and 1 or 0
-return feed_close(feed, {removed, more})
+  if KEYS[5] and redis.call('EXISTS', KEYS[4]) == 0 then
+    redis.call('SREM', KEYS[5], ARGV[1])
+  end
+  local more = redis.call('ZCOUNT', KEYS[4], '-inf', now) > 0 and 1 or 0
+  return feed_close(feed, {removed, more})
+end)

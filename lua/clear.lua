@@ -18,29 +18,31 @@ acl_need('HLEN', KEYS[1])
 acl_need('HVALS', KEYS[2])
 acl_need('UNLINK', KEYS[1], KEYS[2], KEYS[4])
 local feed = feed_open(ARGV[2])
-local now = now_ms()
-if redis.call('EXISTS', KEYS[4]) == 1 then
-  for _, field in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
-    purge_expired(KEYS, field, ARGV[1], feed, now, true)
+return feed_guard(feed, function()
+  local now = now_ms()
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    for _, field in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
+      purge_expired(KEYS, field, ARGV[1], feed, now, true)
+    end
   end
-end
-local n = redis.call('HLEN', KEYS[1])
-local floor = 0
-for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
-  floor = math.max(floor, tonumber(v) or 0)
-end
-if n > 0 then
-  floor = math.max(floor, 1) + 1
-end
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[4])
-if floor > 0 then
-  redis.call('HSET', KEYS[2], '', string.format('%d', floor))
-  redis.call('PEXPIRE', KEYS[2], FLOOR_TTL_MS)
-end
-if KEYS[5] then
-  redis.call('SREM', KEYS[5], ARGV[1])
-end
-if n > 0 then
-  record(feed, KEYS[3], 'clear', ARGV[1], '', floor, 0, false, false)
-end
-return feed_close(feed, n)
+  local n = redis.call('HLEN', KEYS[1])
+  local floor = 0
+  for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
+    floor = math.max(floor, tonumber(v) or 0)
+  end
+  if n > 0 then
+    floor = math.max(floor, 1) + 1
+  end
+  redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[4])
+  if floor > 0 then
+    redis.call('HSET', KEYS[2], '', string.format('%d', floor))
+    redis.call('PEXPIRE', KEYS[2], FLOOR_TTL_MS)
+  end
+  if KEYS[5] then
+    redis.call('SREM', KEYS[5], ARGV[1])
+  end
+  if n > 0 then
+    record(feed, KEYS[3], 'clear', ARGV[1], '', floor, 0, false, false)
+  end
+  return feed_close(feed, n)
+end)

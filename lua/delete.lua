@@ -10,21 +10,23 @@
 --   KEYS[3] (XADD, XTRIM), KEYS[4] (ZSCORE, ZREM), KEYS[5] (SREM); PUBLISH (markers).
 acl_group(KEYS)
 local feed = feed_open(ARGV[4])
-local has = redis.call('EXISTS', KEYS[4]) == 1
-purge_expired(KEYS, ARGV[1], ARGV[3], feed, now_ms(), has)
-local current = current_version(KEYS[1], ARGV[1], redis.call('HGET', KEYS[2], ARGV[1]))
-if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
-  return feed_close(feed, {0, current})
-end
-if current == 0 then
-  return feed_close(feed, {1})
-end
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-raise_floor(KEYS[1], KEYS[2], current + 1)
-if has then
-  drop_expiry(KEYS, ARGV[1], ARGV[3])
-end
-record(feed, KEYS[3], 'delete', ARGV[3], ARGV[1], current + 1, current, false, old)
-return feed_close(feed, {1, old})
+return feed_guard(feed, function()
+  local has = redis.call('EXISTS', KEYS[4]) == 1
+  purge_expired(KEYS, ARGV[1], ARGV[3], feed, now_ms(), has)
+  local current = current_version(KEYS[1], ARGV[1], redis.call('HGET', KEYS[2], ARGV[1]))
+  if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
+    return feed_close(feed, {0, current})
+  end
+  if current == 0 then
+    return feed_close(feed, {1})
+  end
+  local old = redis.call('HGET', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  raise_floor(KEYS[1], KEYS[2], current + 1)
+  if has then
+    drop_expiry(KEYS, ARGV[1], ARGV[3])
+  end
+  record(feed, KEYS[3], 'delete', ARGV[3], ARGV[1], current + 1, current, false, old)
+  return feed_close(feed, {1, old})
+end)

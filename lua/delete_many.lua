@@ -10,22 +10,24 @@
 local n = 0
 acl_group(KEYS)
 local feed = feed_open(ARGV[2])
-local now = now_ms()
-local has = redis.call('EXISTS', KEYS[4]) == 1
-for i = 3, #ARGV do
-  local field = ARGV[i]
-  purge_expired(KEYS, field, ARGV[1], feed, now, has)
-  local current = current_version(KEYS[1], field, redis.call('HGET', KEYS[2], field))
-  if current > 0 then
-    local old = feed.values and redis.call('HGET', KEYS[1], field)
-    redis.call('HDEL', KEYS[1], field)
-    redis.call('HDEL', KEYS[2], field)
-    raise_floor(KEYS[1], KEYS[2], current + 1)
-    if has then
-      drop_expiry(KEYS, field, ARGV[1])
+return feed_guard(feed, function()
+  local now = now_ms()
+  local has = redis.call('EXISTS', KEYS[4]) == 1
+  for i = 3, #ARGV do
+    local field = ARGV[i]
+    purge_expired(KEYS, field, ARGV[1], feed, now, has)
+    local current = current_version(KEYS[1], field, redis.call('HGET', KEYS[2], field))
+    if current > 0 then
+      local old = feed.values and redis.call('HGET', KEYS[1], field)
+      redis.call('HDEL', KEYS[1], field)
+      redis.call('HDEL', KEYS[2], field)
+      raise_floor(KEYS[1], KEYS[2], current + 1)
+      if has then
+        drop_expiry(KEYS, field, ARGV[1])
+      end
+      record(feed, KEYS[3], 'delete', ARGV[1], field, current + 1, current, false, old)
+      n = n + 1
     end
-    record(feed, KEYS[3], 'delete', ARGV[1], field, current + 1, current, false, old)
-    n = n + 1
   end
-end
-return feed_close(feed, n)
+  return feed_close(feed, n)
+end)

@@ -12,18 +12,20 @@
 local field, group, how = ARGV[1], ARGV[2], ARGV[4]
 acl_group(KEYS)
 local feed = feed_open(ARGV[3])
-local now = now_ms()
-local has = redis.call('EXISTS', KEYS[4]) == 1
-purge_expired(KEYS, field, group, feed, now, has)
-if redis.call('HEXISTS', KEYS[1], field) == 0 then
-  return feed_close(feed, how ~= 'get' and 0 or nil)
-end
-if how == 'get' then
-  return feed_close(feed, {tonumber(redis.call('ZSCORE', KEYS[4], field)) or false, now})
-elseif how == 'persist' then
-  local had = redis.call('ZSCORE', KEYS[4], field)
-  drop_expiry(KEYS, field, group)
-  return feed_close(feed, had and 1 or 0)
-end
-apply_expiry(KEYS, field, group, how, false, now, has)
-return feed_close(feed, 1)
+return feed_guard(feed, function()
+  local now = now_ms()
+  local has = redis.call('EXISTS', KEYS[4]) == 1
+  purge_expired(KEYS, field, group, feed, now, has)
+  if redis.call('HEXISTS', KEYS[1], field) == 0 then
+    return feed_close(feed, how ~= 'get' and 0 or nil)
+  end
+  if how == 'get' then
+    return feed_close(feed, {tonumber(redis.call('ZSCORE', KEYS[4], field)) or false, now})
+  elseif how == 'persist' then
+    local had = redis.call('ZSCORE', KEYS[4], field)
+    drop_expiry(KEYS, field, group)
+    return feed_close(feed, had and 1 or 0)
+  end
+  apply_expiry(KEYS, field, group, how, false, now, has)
+  return feed_close(feed, 1)
+end)

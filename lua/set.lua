@@ -13,23 +13,25 @@
 local field = ARGV[1]
 acl_group(KEYS)
 local feed = feed_open(ARGV[5])
-local now = now_ms()
-local has = redis.call('EXISTS', KEYS[4]) == 1
-purge_expired(KEYS, field, ARGV[4], feed, now, has)
-local recorded = redis.call('HGET', KEYS[2], field)
-local old = feed.values and redis.call('HGET', KEYS[1], field)
-local version, prev
-if ARGV[3] == '' then
-  version, prev = write(KEYS[1], KEYS[2], field, ARGV[2], recorded)
-else
-  prev = current_version(KEYS[1], field, recorded)
-  if tonumber(ARGV[3]) ~= prev then
-    return feed_close(feed, {0, prev})
+return feed_guard(feed, function()
+  local now = now_ms()
+  local has = redis.call('EXISTS', KEYS[4]) == 1
+  purge_expired(KEYS, field, ARGV[4], feed, now, has)
+  local recorded = redis.call('HGET', KEYS[2], field)
+  local old = feed.values and redis.call('HGET', KEYS[1], field)
+  local version, prev
+  if ARGV[3] == '' then
+    version, prev = write(KEYS[1], KEYS[2], field, ARGV[2], recorded)
+  else
+    prev = current_version(KEYS[1], field, recorded)
+    if tonumber(ARGV[3]) ~= prev then
+      return feed_close(feed, {0, prev})
+    end
+    redis.call('HSET', KEYS[1], field, ARGV[2])
+    version = prev > 0 and prev + 1 or first_version(KEYS[2], recorded)
   end
-  redis.call('HSET', KEYS[1], field, ARGV[2])
-  version = prev > 0 and prev + 1 or first_version(KEYS[2], recorded)
-end
-keep_version(KEYS[2], field, version, recorded)
-apply_expiry(KEYS, field, ARGV[4], ARGV[6], prev == 0, now, has)
-record(feed, KEYS[3], 'set', ARGV[4], field, version, prev, ARGV[2], old)
-return feed_close(feed, {1, version})
+  keep_version(KEYS[2], field, version, recorded)
+  apply_expiry(KEYS, field, ARGV[4], ARGV[6], prev == 0, now, has)
+  record(feed, KEYS[3], 'set', ARGV[4], field, version, prev, ARGV[2], old)
+  return feed_close(feed, {1, version})
+end)

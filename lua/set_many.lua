@@ -14,19 +14,21 @@ acl_group(KEYS)
 acl_need('HMGET', KEYS[1], 'f')  -- after purging expired items
 acl_need('HMGET', KEYS[2], 'f')
 local feed = feed_open(ARGV[2])
-local now = now_ms()
-local has = redis.call('EXISTS', KEYS[4]) == 1
-local fields = {}
-for i = 1, n do
-  fields[i] = ARGV[2 * i + 2]
-  purge_expired(KEYS, fields[i], ARGV[1], feed, now, has)
-end
-local recorded = redis.call('HMGET', KEYS[2], unpack(fields))
-local olds = feed.values and redis.call('HMGET', KEYS[1], unpack(fields)) or {}
-for i = 1, n do
-  local version, prev = write(KEYS[1], KEYS[2], fields[i], ARGV[2 * i + 3], recorded[i])
-  keep_version(KEYS[2], fields[i], version, recorded[i])
-  apply_expiry(KEYS, fields[i], ARGV[1], ARGV[3], prev == 0, now, has)
-  record(feed, KEYS[3], 'set', ARGV[1], fields[i], version, prev, ARGV[2 * i + 3], olds[i])
-end
-return feed_close(feed, n)
+return feed_guard(feed, function()
+  local now = now_ms()
+  local has = redis.call('EXISTS', KEYS[4]) == 1
+  local fields = {}
+  for i = 1, n do
+    fields[i] = ARGV[2 * i + 2]
+    purge_expired(KEYS, fields[i], ARGV[1], feed, now, has)
+  end
+  local recorded = redis.call('HMGET', KEYS[2], unpack(fields))
+  local olds = feed.values and redis.call('HMGET', KEYS[1], unpack(fields)) or {}
+  for i = 1, n do
+    local version, prev = write(KEYS[1], KEYS[2], fields[i], ARGV[2 * i + 3], recorded[i])
+    keep_version(KEYS[2], fields[i], version, recorded[i])
+    apply_expiry(KEYS, fields[i], ARGV[1], ARGV[3], prev == 0, now, has)
+    record(feed, KEYS[3], 'set', ARGV[1], fields[i], version, prev, ARGV[2 * i + 3], olds[i])
+  end
+  return feed_close(feed, n)
+end)

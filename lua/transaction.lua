@@ -23,168 +23,170 @@ for base = 0, #KEYS - 4, 4 do
   acl_group({KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], registry})
 end
 local feed, max_bytes = feed_open(ARGV[1]), tonumber(ARGV[2])
-local now = now_ms()
-local items = {}   -- id -> {g, key, exists, text, version, recorded, exp, touched}
-local floors = {}  -- group number -> its version floor as the ops leave it (loaded on need)
-local has = {}     -- group number -> whether it had expiries when the call began
-local order = {}   -- ids in first-touch order
-local records = {} -- {g, op name, group, key, version, prev, value, old}, in op order
-local results = {}
-local conflicts = {}
+return feed_guard(feed, function()
+  local now = now_ms()
+  local items = {}   -- id -> {g, key, exists, text, version, recorded, exp, touched}
+  local floors = {}  -- group number -> its version floor as the ops leave it (loaded on need)
+  local has = {}     -- group number -> whether it had expiries when the call began
+  local order = {}   -- ids in first-touch order
+  local records = {} -- {g, op name, group, key, version, prev, value, old}, in op order
+  local results = {}
+  local conflicts = {}
 
-local function group_keys(g)
-  local base = (g - 1) * 4
-  return {KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], registry}
-end
-
--- The expiry an op leaves on an item: nil keeps what it has (see apply_expiry).
-local function resolve(how, existed)
-  if how == 'keep' then
-    return nil
-  elseif string.sub(how, 1, 5) == 'keep:' then
-    return (not existed) and string.sub(how, 6) or nil
-  end
-  return how
-end
-
-local function load(g, group, key)
-  local id = g .. ':' .. key
-  local item = items[id]
-  if item == nil then
+  local function group_keys(g)
     local base = (g - 1) * 4
-    if has[g] == nil then
-      has[g] = redis.call('EXISTS', KEYS[base + 4]) == 1
-    end
-    purge_expired(group_keys(g), key, group, feed, now, has[g])
-    local recorded = redis.call('HGET', KEYS[base + 2], key)
-    local current = current_version(KEYS[base + 1], key, recorded)
-    item = {g = g, group = group, key = key, exists = current > 0, version = current,
-      recorded = recorded, exp = 'keep'}
-    if current > 0 then
-      item.text = redis.call('HGET', KEYS[base + 1], key)
-    end
-    items[id] = item
-    order[#order + 1] = id
+    return {KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], registry}
   end
-  return item
-end
 
-local function floor_of(g)
-  if floors[g] == nil then
-    floors[g] = tonumber(redis.call('HGET', KEYS[(g - 1) * 4 + 2], '')) or 0
-  end
-  return floors[g]
-end
-
--- The version an op gives an item: one more, or for a new item above the group's floor.
-local function next_version(item, existed)
-  if existed then
-    return item.version + 1
-  end
-  return math.max(floor_of(item.g), tonumber(item.recorded) or 0) + 1
-end
-
-local at = 4
-for op = 1, tonumber(ARGV[3]) do
-  local kind, g, group, key, expected, how = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2],
-    ARGV[at + 3], ARGV[at + 4], ARGV[at + 5]
-  at = at + 6
-  local item = load(g, group, key)
-  local existed = item.exists
-  local ok = expected == '' or tonumber(expected) == item.version
-  if not ok then
-    conflicts[#conflicts + 1] = op
-    conflicts[#conflicts + 1] = item.version
-  end
-  local prev, old = item.version, item.text
-  if kind == 'set' then
-    if ok then
-      item.version = next_version(item, existed)
-      item.exists, item.text = true, ARGV[at]
-      item.exp = resolve(how, existed) or item.exp
-      results[op] = item.version
-      records[#records + 1] = {g, 'set', group, key, item.version, prev, item.text, old}
+  -- The expiry an op leaves on an item: nil keeps what it has (see apply_expiry).
+  local function resolve(how, existed)
+    if how == 'keep' then
+      return nil
+    elseif string.sub(how, 1, 5) == 'keep:' then
+      return (not existed) and string.sub(how, 6) or nil
     end
-    at = at + 1
-  elseif kind == 'delete' then
-    if ok then
-      if item.exists then
-        results[op] = item.text
-        floors[g] = math.max(floor_of(g), prev + 1)
-        records[#records + 1] = {g, 'delete', group, key, prev + 1, prev, false, old}
-        item.exists, item.text, item.version, item.exp = false, nil, 0, ''
-      else
-        results[op] = false
+    return how
+  end
+
+  local function load(g, group, key)
+    local id = g .. ':' .. key
+    local item = items[id]
+    if item == nil then
+      local base = (g - 1) * 4
+      if has[g] == nil then
+        has[g] = redis.call('EXISTS', KEYS[base + 4]) == 1
       end
-    end
-  elseif not ok then
-    at = update_skip(ARGV, at + 2)
-  else
-    local start, name = ARGV[at], ARGV[at + 1]
-    local applied, result, next_at = pcall(function()
-      local parsed_ok, root = pcall(codec_parse, item.exists and item.text or start)
-      if not parsed_ok then
-        error({code = 'not_decodable', op = 0}, 0)
+      purge_expired(group_keys(g), key, group, feed, now, has[g])
+      local recorded = redis.call('HGET', KEYS[base + 2], key)
+      local current = current_version(KEYS[base + 1], key, recorded)
+      item = {g = g, group = group, key = key, exists = current > 0, version = current,
+        recorded = recorded, exp = 'keep'}
+      if current > 0 then
+        item.text = redis.call('HGET', KEYS[base + 1], key)
       end
-      local new_root, after = update_apply(root, ARGV, at + 2)
-      return codec_emit(new_root), after
-    end)
-    if not applied then
-      if type(result) == 'table' then
-        return feed_close(feed, {2, result.code, op, result.op})
+      items[id] = item
+      order[#order + 1] = id
+    end
+    return item
+  end
+
+  local function floor_of(g)
+    if floors[g] == nil then
+      floors[g] = tonumber(redis.call('HGET', KEYS[(g - 1) * 4 + 2], '')) or 0
+    end
+    return floors[g]
+  end
+
+  -- The version an op gives an item: one more, or for a new item above the group's floor.
+  local function next_version(item, existed)
+    if existed then
+      return item.version + 1
+    end
+    return math.max(floor_of(item.g), tonumber(item.recorded) or 0) + 1
+  end
+
+  local at = 4
+  for op = 1, tonumber(ARGV[3]) do
+    local kind, g, group, key, expected, how = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2],
+      ARGV[at + 3], ARGV[at + 4], ARGV[at + 5]
+    at = at + 6
+    local item = load(g, group, key)
+    local existed = item.exists
+    local ok = expected == '' or tonumber(expected) == item.version
+    if not ok then
+      conflicts[#conflicts + 1] = op
+      conflicts[#conflicts + 1] = item.version
+    end
+    local prev, old = item.version, item.text
+    if kind == 'set' then
+      if ok then
+        item.version = next_version(item, existed)
+        item.exists, item.text = true, ARGV[at]
+        item.exp = resolve(how, existed) or item.exp
+        results[op] = item.version
+        records[#records + 1] = {g, 'set', group, key, item.version, prev, item.text, old}
       end
-      error(result)
-    end
-    if #result > max_bytes then
-      return feed_close(feed, {2, 'too_large', op, 0})
-    end
-    item.version = next_version(item, existed)
-    item.exists, item.text = true, result
-    item.exp = resolve(how, existed) or item.exp
-    results[op] = {item.version, result}
-    records[#records + 1] = {g, name, group, key, item.version, prev, result, old}
-    at = next_at
-  end
-  if ok then
-    item.touched = true
-  end
-end
-
-if #conflicts > 0 then
-  return feed_close(feed, {0, conflicts})
-end
-
-for _, id in ipairs(order) do
-  local item = items[id]
-  if item.touched then
-    local k = group_keys(item.g)
-    if item.exists then
-      redis.call('HSET', k[1], item.key, item.text)
-      keep_version(k[2], item.key, item.version, item.recorded)
-      apply_expiry(k, item.key, item.group, item.exp, false, now, has[item.g])
+      at = at + 1
+    elseif kind == 'delete' then
+      if ok then
+        if item.exists then
+          results[op] = item.text
+          floors[g] = math.max(floor_of(g), prev + 1)
+          records[#records + 1] = {g, 'delete', group, key, prev + 1, prev, false, old}
+          item.exists, item.text, item.version, item.exp = false, nil, 0, ''
+        else
+          results[op] = false
+        end
+      end
+    elseif not ok then
+      at = update_skip(ARGV, at + 2)
     else
-      redis.call('HDEL', k[1], item.key)
-      if item.recorded then
-        redis.call('HDEL', k[2], item.key)
+      local start, name = ARGV[at], ARGV[at + 1]
+      local applied, result, next_at = pcall(function()
+        local parsed_ok, root = pcall(codec_parse, item.exists and item.text or start)
+        if not parsed_ok then
+          error({code = 'not_decodable', op = 0}, 0)
+        end
+        local new_root, after = update_apply(root, ARGV, at + 2)
+        return codec_emit(new_root), after
+      end)
+      if not applied then
+        if type(result) == 'table' then
+          return feed_close(feed, {2, result.code, op, result.op})
+        end
+        error(result)
       end
-      if has[item.g] then
-        drop_expiry(k, item.key, item.group)
+      if #result > max_bytes then
+        return feed_close(feed, {2, 'too_large', op, 0})
+      end
+      item.version = next_version(item, existed)
+      item.exists, item.text = true, result
+      item.exp = resolve(how, existed) or item.exp
+      results[op] = {item.version, result}
+      records[#records + 1] = {g, name, group, key, item.version, prev, result, old}
+      at = next_at
+    end
+    if ok then
+      item.touched = true
+    end
+  end
+
+  if #conflicts > 0 then
+    return feed_close(feed, {0, conflicts})
+  end
+
+  for _, id in ipairs(order) do
+    local item = items[id]
+    if item.touched then
+      local k = group_keys(item.g)
+      if item.exists then
+        redis.call('HSET', k[1], item.key, item.text)
+        keep_version(k[2], item.key, item.version, item.recorded)
+        apply_expiry(k, item.key, item.group, item.exp, false, now, has[item.g])
+      else
+        redis.call('HDEL', k[1], item.key)
+        if item.recorded then
+          redis.call('HDEL', k[2], item.key)
+        end
+        if has[item.g] then
+          drop_expiry(k, item.key, item.group)
+        end
       end
     end
   end
-end
-for g, floor in pairs(floors) do
-  local k = group_keys(g)
-  raise_floor(k[1], k[2], floor)
-  if floor > 0 and redis.call('EXISTS', k[1]) == 1 then
-    redis.call('PERSIST', k[2])  -- the group has items: its floor must not expire
+  for g, floor in pairs(floors) do
+    local k = group_keys(g)
+    raise_floor(k[1], k[2], floor)
+    if floor > 0 and redis.call('EXISTS', k[1]) == 1 then
+      redis.call('PERSIST', k[2])  -- the group has items: its floor must not expire
+    end
   end
-end
-for _, r in ipairs(records) do
-  record(feed, KEYS[(r[1] - 1) * 4 + 3], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
-end
-local reply = {1}
-for op = 1, tonumber(ARGV[3]) do
-  reply[op + 1] = results[op]
-end
-return feed_close(feed, reply)
+  for _, r in ipairs(records) do
+    record(feed, KEYS[(r[1] - 1) * 4 + 3], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+  end
+  local reply = {1}
+  for op = 1, tonumber(ARGV[3]) do
+    reply[op + 1] = results[op]
+  end
+  return feed_close(feed, reply)
+end)

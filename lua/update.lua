@@ -16,38 +16,40 @@
 local field = ARGV[1]
 acl_group(KEYS)
 local feed = feed_open(ARGV[4])
-local now = now_ms()
-local has = redis.call('EXISTS', KEYS[4]) == 1
-purge_expired(KEYS, field, ARGV[3], feed, now, has)
-local recorded = redis.call('HGET', KEYS[2], field)
-local current = current_version(KEYS[1], field, recorded)
-if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
-  return feed_close(feed, {0, current})
-end
-local text = ARGV[5]
-if current > 0 then
-  text = redis.call('HGET', KEYS[1], field)
-end
-local ok, result = pcall(function()
-  local ok_parse, root = pcall(codec_parse, text)
-  if not ok_parse then
-    error({code = 'not_decodable', op = 0}, 0)
+return feed_guard(feed, function()
+  local now = now_ms()
+  local has = redis.call('EXISTS', KEYS[4]) == 1
+  purge_expired(KEYS, field, ARGV[3], feed, now, has)
+  local recorded = redis.call('HGET', KEYS[2], field)
+  local current = current_version(KEYS[1], field, recorded)
+  if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
+    return feed_close(feed, {0, current})
   end
-  return codec_emit((update_apply(root, ARGV, 9)))
+  local text = ARGV[5]
+  if current > 0 then
+    text = redis.call('HGET', KEYS[1], field)
+  end
+  local ok, result = pcall(function()
+    local ok_parse, root = pcall(codec_parse, text)
+    if not ok_parse then
+      error({code = 'not_decodable', op = 0}, 0)
+    end
+    return codec_emit((update_apply(root, ARGV, 9)))
+  end)
+  if not ok then
+    if type(result) == 'table' then
+      return feed_close(feed, {2, result.code, result.op})
+    end
+    error(result)
+  end
+  if #result > tonumber(ARGV[6]) then
+    return feed_close(feed, {2, 'too_large', 0})
+  end
+  redis.call('HSET', KEYS[1], field, result)
+  local version = current > 0 and current + 1 or first_version(KEYS[2], recorded)
+  keep_version(KEYS[2], field, version, recorded)
+  apply_expiry(KEYS, field, ARGV[3], ARGV[8], current == 0, now, has)
+  record(feed, KEYS[3], ARGV[7], ARGV[3], field, version, current, result,
+    current > 0 and text)
+  return feed_close(feed, {1, version, result})
 end)
-if not ok then
-  if type(result) == 'table' then
-    return feed_close(feed, {2, result.code, result.op})
-  end
-  error(result)
-end
-if #result > tonumber(ARGV[6]) then
-  return feed_close(feed, {2, 'too_large', 0})
-end
-redis.call('HSET', KEYS[1], field, result)
-local version = current > 0 and current + 1 or first_version(KEYS[2], recorded)
-keep_version(KEYS[2], field, version, recorded)
-apply_expiry(KEYS, field, ARGV[3], ARGV[8], current == 0, now, has)
-record(feed, KEYS[3], ARGV[7], ARGV[3], field, version, current, result,
-  current > 0 and text)
-return feed_close(feed, {1, version, result})

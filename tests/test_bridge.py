@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from motia_state import AsyncState, Bridge, PermissionDenied, State, Unsupported
+from motia_state import AsyncState, Bridge, PermissionDenied, State, StateError, Unsupported
 from motia_state.backends import embedded
 from motia_state.server import standalone
 
@@ -223,3 +223,24 @@ def test_a_wrong_password_fails_at_once_with_a_typed_error(servers: Servers) -> 
                 await state.track()
 
     asyncio.run(main())
+
+
+def test_an_engine_write_failing_midway_does_not_blind_the_bridge(
+    state: Any, target: Target
+) -> None:
+    """The failed script's marker bracket is closed all the same, so the next edit by someone
+    else is recorded (before: every external edit was dropped until the next engine write)."""
+    layout = target.layout()
+    with target.raw() as r:  # Motia v0 left a string where the engine keeps a group's hash
+        r.set(layout.data("legacy"), b'"a v0 string"')
+    with state.watch(block=0.2) as watch:
+        bridge = state.track()
+        try:
+            with pytest.raises(StateError, match="WRONGTYPE"):
+                state.set("legacy", "k", 1)  # fails inside its script, after its first marker
+            data = layout.data("orders").decode()
+            cli(target, "HSET", data, "manual", '"by hand"')
+            found = externals(watch, until=2)
+        finally:
+            bridge.stop()
+    assert found == [(None, "gap"), ("orders", "hset")]

@@ -6,7 +6,8 @@
 --   "<maxlen>:<max age ms or empty>:<1 to record values, else 0>:<p or s>:<marker channel>"
 --   (s: the channel is sharded, SPUBLISH to a channel in the script's slot on Redis Cluster).
 -- Returns: nothing; defines local functions acl_require, acl_need, current_version, first_version,
---   raise_floor, write, keep_version, feed_parse, feed_open, feed_close and record.
+--   raise_floor, write, keep_version, feed_parse, feed_open, feed_guard, feed_close and
+--   record.
 -- Keys touched: the data hash (HEXISTS, HSET, EXISTS), the versions hash (HGET, HSET, HDEL,
 --   PERSIST, PEXPIRE),
 --   the change stream (XADD, XTRIM); PUBLISH or SPUBLISH on the marker channel.
@@ -124,6 +125,20 @@ local function feed_open(spec)
   local feed = feed_parse(spec)
   feed.bridged = redis.call(feed.publish, feed.channel, '1') > 0
   return feed
+end
+
+-- Runs a write script's body, `main`, after feed_open: should a command fail midway (a
+-- WRONGTYPE key another tool wrote, say), the marker bracket is closed before the error goes
+-- on, or the bridge would take every later edit by anyone else for the engine's own.
+local function feed_guard(feed, main)
+  local ok, reply = pcall(main)
+  if ok then
+    return reply
+  end
+  if feed.bridged then
+    redis.call(feed.publish, feed.channel, '0')
+  end
+  error(reply, 0)
 end
 
 -- Ends a write script: trims the streams it wrote by age, closes the marker
