@@ -354,6 +354,8 @@ def test_on_change_without_consumer(state: Any) -> None:
         ({"block": float("nan")}, "block"),
         ({"consumer": "billing"}, "consumer"),
         ({"consumer": ("billing", "")}, "consumer"),
+        ({"consumer": ("a\ud800", "b")}, "lone surrogate"),
+        ({"consumer": ("a", "b\ud800")}, "lone surrogate"),
         ({"claim_after": 1}, "claim_after needs a consumer"),
         ({"consumer": ("a", "b"), "claim_after": 0}, "claim_after"),
         ({"groups": []}, "at least one group"),

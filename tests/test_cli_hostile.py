@@ -265,3 +265,11 @@ def test_demo_on_a_state_file_keeps_to_its_own_groups(tmp_path: Path) -> None:
     after = json.loads((tmp_path / "motia.state.json").read_text())
     assert {name: after.get(name) for name in before} == before
     assert not [name for name in after if name.startswith("demo-")]
+
+
+@pytest.mark.parametrize("consumer", ["a\udcff:b", "a:b\udcff"])
+def test_a_consumer_name_that_is_not_unicode_is_invalid_input(
+    server: Server, consumer: str
+) -> None:
+    result = cli(server, "watch", "--consumer", consumer, code=2)
+    assert "not valid unicode" in result.stderr

@@ -36,6 +36,11 @@ def key(value: object) -> str:
     return _name("key", value, MAX_KEY_BYTES)
 
 
+def name(kind: str, value: object) -> str:
+    """Another name the server keeps (a consumer group, a consumer): a group name's rules."""
+    return _name(kind, value, MAX_GROUP_BYTES)
+
+
 def _names(kind: str, values: object, one: Callable[[object], str]) -> tuple[str, ...]:
     if isinstance(values, (str, bytes)):
         raise InvalidInput(f"{kind} must be a list of str, not a single string")

@@ -48,9 +48,10 @@ def consumer_of(consumer: object) -> tuple[str, str] | None:
     ):
         raise InvalidInput(
             f"consumer must be a (group name, consumer name) pair of non-empty str, "
-            f"like ('billing', 'worker-1'), not {consumer!r}"
+            f"like ('billing', 'worker-1'), not {brief(consumer)}"
         )
-    return consumer
+    # names the server keeps: the same rules as a group name (valid unicode, bounded)
+    return validate.name("consumer group", consumer[0]), validate.name("consumer", consumer[1])
 
 
 def group_names(groups: str | Iterable[str] | None) -> list[str] | None:
