@@ -509,3 +509,33 @@ def test_a_consumer_with_block_zero_reads_new_changes_before_saying_none(state: 
         state.set("orders", "o3", 3)
         assert next(watch).key == "o3"
         assert next(watch) is None
+
+
+@pytest.mark.redis_only
+def test_a_consumer_carries_on_when_its_stream_is_removed(state: Any, target: Target) -> None:
+    """A DEL (or FLUSHALL) of the feed under a blocked consumer-group read: Redis answers
+    UNBLOCKED, Valkey NOGROUP. The subscription begins again and later changes arrive (before:
+    its thread died and nothing more came)."""
+    seen: list[str] = []
+    subscription = state.on_change(
+        "g", lambda change: seen.append(change.key), consumer=("cg", "w")
+    )
+
+    def wait_for(key: str) -> None:
+        deadline = time.monotonic() + 15
+        while key not in seen:
+            assert time.monotonic() < deadline, f"{key} never arrived: {seen}"
+            settle(state, 0.05)
+
+    try:
+        state.set("g", "before", 1)
+        wait_for("before")
+        settle(state, 0.3)  # the subscription is back in its blocking read
+        with target.raw() as r:
+            assert r.delete(target.layout().changes("g")) == 1
+        settle(state, 0.3)
+        state.set("g", "after", 1)
+        wait_for("after")
+    finally:
+        subscription.stop()
+    assert seen == ["before", "after"]

@@ -35,6 +35,9 @@ MAX_BLOCK_S = 5.0
 DISCOVER_S = 1.0  # Cluster, every group: how often to look for the streams of new groups
 CLUSTER_POLL_S = 0.05  # Cluster, several groups: the wait between rounds of reads
 BATCH = 100  # entries per read, by default
+# Replies to a consumer group's reads once its stream is gone: Redis unblocks the read with
+# UNBLOCKED, Valkey answers NOGROUP.
+GROUP_GONE = ("NOGROUP", "UNBLOCKED")
 SOCKET_SLACK_S = 10.0  # a watcher's socket waits this much longer than its longest block
 
 
@@ -173,6 +176,19 @@ class Reader:
 
     def round(self) -> Steps[Any]:
         """One read: the changes found, or ``[None]`` once ``block`` elapsed with none."""
+        try:
+            return (yield from self._round())
+        except ResponseError as exc:
+            if self.consumer is None or not str(exc).startswith(GROUP_GONE):
+                raise
+        # The stream, and its consumer group with it, was removed under the read (a DEL or
+        # FLUSHALL by another tool): begin again on what comes next, as after the restart of
+        # a server without persistence; the next round reads on.
+        for stream in self.streams:
+            yield from self._begin(stream, "0")
+        return []
+
+    def _round(self) -> Steps[Any]:
         yield from self.start()
         yield from self._rediscover()
         wait = MAX_BLOCK_S if self.block is None else min(self.block, MAX_BLOCK_S)
