@@ -559,6 +559,8 @@ def _translate(exc: RedisError, describe: str, sent: bool = True) -> StateError:
     cause = exc.__cause__ if isinstance(exc, NotSent) else exc
     if isinstance(cause, AuthenticationError):  # trying again cannot help
         return PermissionDenied(f"{describe}: the server refused the credentials: {cause}")
+    if isinstance(cause, ResponseError) and "DB index is out of range" in str(cause):
+        return InvalidInput(f"{describe}: the server has no such database ({cause})")
     if refused(exc) and not sent:
         return ServerBusy(f"{describe}: the server refused the call, nothing of it ran: {exc}")
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
