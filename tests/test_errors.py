@@ -260,7 +260,7 @@ def test_an_embedded_folder_that_cannot_be_made_is_backend_unavailable(api: str)
 def test_a_database_out_of_range_says_so(servers: Servers, api: str) -> None:
     """Sync and async alike: invalid input, at once (the async seam used to retry it)."""
     url = f"redis://{urlsplit(servers.redis()[0]).netloc}/99"
-    with pytest.raises(InvalidInput, match="no such database .*DB index is out of range"):
+    with pytest.raises(InvalidInput, match=r"no such database .*DB index is out of range"):
         first_call(api, url)
 
 
