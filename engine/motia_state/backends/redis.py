@@ -27,7 +27,6 @@ from redis.exceptions import (
     AuthenticationError,
     BusyLoadingError,
     ClusterDownError,
-    MasterDownError,
     NoPermissionError,
     NoScriptError,
     ReadOnlyError,
@@ -538,7 +537,7 @@ _REFUSED = ("can't run this command", "can't publish to the channel", "ACL failu
 
 # Replies that prove the command never ran: the server refused it whole, for a reason that
 # passes (redis-py names some by class; BUSY and NOREPLICAS come as plain ResponseError).
-_PASSING = (BusyLoadingError, ClusterDownError, ReadOnlyError, MasterDownError, TryAgainError)
+_PASSING = (BusyLoadingError, ClusterDownError, ReadOnlyError, TryAgainError)  # MASTERDOWN too
 _PASSING_CODES = ("BUSY ", "NOREPLICAS ")
 
 
@@ -561,8 +560,10 @@ def _translate(exc: RedisError, describe: str, sent: bool = True) -> StateError:
         return PermissionDenied(f"{describe}: the server refused the credentials: {cause}")
     if isinstance(cause, ResponseError) and "DB index is out of range" in str(cause):
         return InvalidInput(f"{describe}: the server has no such database ({cause})")
-    if refused(exc) and not sent:
-        return ServerBusy(f"{describe}: the server refused the call, nothing of it ran: {exc}")
+    if refused(exc):  # after an earlier step ran (sent), retried only if the op is idempotent
+        busy = ServerBusy(f"{describe}: the server refused the call, nothing of it ran: {exc}")
+        busy.sent = sent
+        return busy
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         error = BackendUnavailable(f"{describe}: {exc}")
         error.sent = sent
@@ -618,7 +619,9 @@ def _step_outcome(call: Any, outcome: Any) -> tuple[bool, RedisError | None]:
     place) says: whether anything of it may have run, and, when nothing did because the
     server refused it whole for a reason that passes, that refusal. NOSCRIPT replies and
     SCRIPT LOAD run nothing; a WAIT that a write's batch ends with is no part of the write."""
-    if isinstance(call, tuple) and call[:2] == ("SCRIPT", "LOAD"):
+    if isinstance(call, tuple) and not isinstance(outcome, RedisError):  # a reply: it ran,
+        return call[:2] != ("SCRIPT", "LOAD"), None  # unless it only loaded a script
+    if isinstance(call, Masters):
         return False, None
     if isinstance(outcome, NotSent) and not refused(outcome):
         return False, None  # never reached the server
@@ -636,10 +639,12 @@ def _account(call: Any, outcome: Any, sent: bool, describe: str) -> bool:
     it). A step refused whole before anything ran raises `ServerBusy`: the call may be sent
     again. A refusal after an earlier step ran proves nothing about that step, so it takes
     the ordinary way."""
+    if sent:  # the common case, and the hot path: only a first step can be refused whole
+        return True
     ran, refusal = _step_outcome(call, outcome)
-    if refusal is not None and not sent:
+    if refusal is not None:
         raise _translate(refusal, describe, sent=False) from None
-    return sent or ran
+    return ran
 
 
 def drive(steps: Steps[T], send: Callable[[Call | Batch | Masters | At], Any], describe: str) -> T:
@@ -880,11 +885,16 @@ class Session:
             self._conn = None
 
 
+# Error replies of a pipeline, returned in place so that each call is judged on its own reply
+# (redis-py raises LOADING as a connection error, but it is a whole reply like any other).
+_IN_PLACE = (ResponseError, BusyLoadingError)
+
+
 def _read(conn: redis.connection.Connection) -> Any:
     """One reply of a pipeline; an error reply is returned in place, not raised."""
     try:
         return conn.read_response()
-    except ResponseError as exc:
+    except _IN_PLACE as exc:
         return exc
 
 
@@ -978,14 +988,19 @@ def _closed_while_idle(conn: redis.asyncio.connection.AbstractConnection) -> boo
     writer = getattr(conn, "_writer", None)
     if idle <= PEEK_AFTER_S or writer is None:
         return False
+    reader = getattr(conn, "_reader", None)
+    if writer.is_closing() or (reader is not None and reader.at_eof()):
+        return True  # the loop has already seen the close (and, for TLS, let the socket go)
     sock = writer.transport.get_extra_info("socket")
-    return sock is not None and bool(select.select([sock.fileno()], [], [], 0)[0])
+    if sock is None or sock.fileno() < 0:
+        return True
+    return bool(select.select([sock.fileno()], [], [], 0)[0])
 
 
 async def _aread(conn: redis.asyncio.connection.AbstractConnection) -> Any:
     try:
         return await conn.read_response()
-    except ResponseError as exc:
+    except _IN_PLACE as exc:
         return exc
 
 
