@@ -296,6 +296,21 @@ def test_bytes_that_are_not_utf8_are_a_clear_error(tmp_path: Path) -> None:
     assert path.read_bytes() == b'{"g:k": "\xff"}'
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"g:k": "1"}'.encode("utf-16"),  # json.loads would guess UTF-16 from bytes
+        b'{"g:k": "\xed\xa0\x80"}',  # a lone surrogate encoded (CESU-8), not UTF-8
+    ],
+)
+def test_text_in_another_encoding_is_refused_not_rewritten(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "s.json"
+    path.write_bytes(raw)
+    with State.from_url(f"file://{path}") as state, pytest.raises(DecodeError, match="utf-8"):
+        state.set("g", "k", 2)
+    assert path.read_bytes() == raw
+
+
 # -- the file system refusing ------------------------------------------------------------
 
 

@@ -255,6 +255,7 @@ SECRET_URLS = [
     f"rediss://127.0.0.1:1/0?ssl_keyfile_password={SECRET}",
     f"redis://127.0.0.1:1/0?token={SECRET}",
     f"redis://127.0.0.1:1/0?passwrd={SECRET}",  # misspelt
+    f"redis://127.0.0.1:1/0?db=0;password={SECRET}",  # smuggled into an allowed option's value
     f"redis://127.0.0.1:1/0?p%61ssword={SECRET}",
     f"redis://127.0.0.1:1/0?socket_timeout=abc&password={SECRET}",
     f"unix://user:{SECRET}@/nonexistent.sock",

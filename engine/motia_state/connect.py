@@ -133,6 +133,8 @@ _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*:(//)?", re.IGNORECASE)
 _OPTION = re.compile(r"[?&]([^=&#]*)=([^&]*)")
 _CREDENTIAL = re.compile(r"pass|pwd|secret|token|auth|cred|key$", re.IGNORECASE)
 _COLON = re.compile(r":|%3a", re.IGNORECASE)
+# A value shown as it is: plain text only (a ';' or '=' could smuggle a second option along).
+_PLAIN_VALUE = re.compile(r"[\w.\-/~]*")
 
 
 def _shown(option: str) -> bool:
@@ -146,7 +148,11 @@ def redact(url: str) -> str:
     password (up to the last ``@``, however malformed what precedes it), and the value of
     every query option but the engine's own that are not credentials (a misspelt
     ``passwrd=`` is hidden too)."""
-    spans = [m.span(2) for m in _OPTION.finditer(url) if not _shown(unquote(m[1]))]
+    spans = [
+        m.span(2)
+        for m in _OPTION.finditer(url)
+        if not (_shown(unquote(m[1])) and _PLAIN_VALUE.fullmatch(m[2]))
+    ]
     before_query = url.split("?", 1)[0]
     at = before_query.rfind("@") if "@" in before_query else url.rfind("@")
     if at >= 0:

@@ -227,8 +227,8 @@ def _parse(raw: bytes, path: Path) -> tuple[local.Groups, dict[str, Any]]:
     if not raw.strip():
         return local.Groups(), {}
     try:
-        doc = json.loads(raw)
-    except ValueError as exc:
+        doc = json.loads(raw.decode("utf-8"))  # bytes would let json guess UTF-16 or pass
+    except ValueError as exc:  # lone surrogates encoded (CESU): the file must be UTF-8
         raise DecodeError(f"{path} is not valid JSON: {exc}") from None
     except RecursionError:
         raise DecodeError(f"{path} nests deeper than this engine can read") from None
