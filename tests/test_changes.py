@@ -539,3 +539,22 @@ def test_a_consumer_carries_on_when_its_stream_is_removed(state: Any, target: Ta
     finally:
         subscription.stop()
     assert seen == ["before", "after"]
+
+
+@pytest.mark.redis_only
+def test_a_consumer_whose_group_is_destroyed_resumes_after_what_it_saw(
+    state: Any, target: Target
+) -> None:
+    """XGROUP DESTROY leaves the stream and its history: the consumer begins again after the
+    last change it read, replaying none of it."""
+    stream = target.layout().changes("g")
+    with state.watch("g", since="0", consumer=("cg", "w"), block=0.2) as watch:
+        state.set("g", "a", 1)
+        first = next(watch)
+        assert first.key == "a"
+        state.ack(first)
+        with target.raw() as r:
+            assert r.xgroup_destroy(stream, "cg") == 1
+        state.set("g", "b", 1)
+        keys = [change.key for change in iter(lambda: next(watch), None)]
+    assert keys == ["b"]

@@ -116,6 +116,7 @@ class Reader:
         self._last_discovery = 0.0
         self._ids: dict[bytes, str] = {}
         self._claim_cursor: dict[bytes, str] = {}
+        self._seen: dict[bytes, str] = {}  # per stream, the last entry id read
         self._last_claim = 0.0
         self._started = False
         self._quiet_since = time.monotonic()
@@ -181,11 +182,12 @@ class Reader:
         except ResponseError as exc:
             if self.consumer is None or not str(exc).startswith(GROUP_GONE):
                 raise
-        # The stream, and its consumer group with it, was removed under the read (a DEL or
-        # FLUSHALL by another tool): begin again on what comes next, as after the restart of
-        # a server without persistence; the next round reads on.
+        # The consumer group is gone, with its stream (a DEL or FLUSHALL by another tool) or
+        # alone (XGROUP DESTROY): begin again after the last change this reader saw, so
+        # nothing is replayed and nothing written since is missed (a new stream's ids are
+        # later ones); the next round reads on.
         for stream in self.streams:
-            yield from self._begin(stream, "0")
+            yield from self._begin(stream, self._seen.get(stream, "0"))
         return []
 
     def _round(self) -> Steps[Any]:
@@ -291,6 +293,11 @@ class Reader:
         found: list[Change] = []
         skipped: list[bytes] = []
         cg = None if self.consumer is None else self._cg
+        if entries:  # pending and claimed entries come again: keep the latest id
+            last = entries[-1][0].decode()
+            seen = self._seen.get(stream)
+            if seen is None or _id_order(last) > _id_order(seen):
+                self._seen[stream] = last
         for entry_id, raw in entries:
             fields = changes.entry_fields(raw)
             if fields is None:  # pending, but trimmed from the stream meanwhile
@@ -306,6 +313,10 @@ class Reader:
         if skipped and cg is not None:
             yield ("XACK", stream, cg, *skipped)
         return found
+
+
+def _id_order(entry_id: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in entry_id.split("-"))
 
 
 def _streams(reply: Any) -> list[tuple[bytes, list[Any]]]:
