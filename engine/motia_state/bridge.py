@@ -58,7 +58,7 @@ from redis.exceptions import (
 )
 
 from . import connect, ops
-from .errors import BackendUnavailable, StateError, Unsupported
+from .errors import BackendUnavailable, Unsupported
 from .layout import escape_glob
 
 log = logging.getLogger("motia_state")
@@ -247,6 +247,7 @@ class Bridge:
                     # every server's events from here on reach us: only now declare the gap
                     self._record(None, "gap")
                     self.listening.set()
+                    self.last_error = ""
                 if time.monotonic() - renewed >= renew_every:  # also while subscribing
                     if not self._renew():
                         log.warning("keyspace bridge: lease lost to another bridge; standing by")
@@ -278,8 +279,9 @@ class Bridge:
         def main() -> None:
             try:
                 self.run()
-            except StateError as exc:
+            except Exception as exc:  # raised by start() while it waits, else logged
                 failure.append(exc)
+                log.error("keyspace bridge stopped: %s", exc)
 
         self._thread = threading.Thread(target=main, name="motia-state-bridge", daemon=True)
         self._thread.start()

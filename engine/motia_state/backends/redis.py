@@ -79,8 +79,9 @@ WRITE_SCRIPTS = frozenset(
 
 
 # Write scripts whose reply can say the op's own condition refused it ({0, ...}: a version
-# conflict; {2, ...}: an update op that cannot apply): the op wrote nothing for replicas to
-# confirm, and that outcome, not NotReplicated, is the answer.
+# conflict; {2, ...}: an update op that cannot apply): the op itself wrote nothing, so that
+# outcome, not NotReplicated, is the answer (an expired item the call found may have been
+# purged on the way, which replicas confirm or not like any other write).
 CONDITIONAL = frozenset({"set", "delete", "update", "transaction"})
 
 
