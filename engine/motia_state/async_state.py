@@ -206,8 +206,9 @@ class AsyncState:
         self, groups: Iterable[str] | None = None
     ) -> tuple[list[GroupStats], int | None]:
         """`State.stats`."""
-        names = await self.list_groups() if groups is None else groups
-        return await self._run(self._core.stats(names))
+        if groups is None:
+            return await self._run(self._core.stats(await self.list_groups(), listed=True))
+        return await self._run(self._core.stats(groups))
 
     def watch(
         self,

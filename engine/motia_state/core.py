@@ -229,8 +229,13 @@ class Core:
     def list_groups(self) -> Plan[list[str]]:
         return Plan(ops.ListGroups(), _same)
 
-    def stats(self, groups: Iterable[str]) -> Plan[tuple[list[ops.GroupStats], int | None]]:
-        return Plan(ops.Stats(validate.groups(groups)), _same)
+    def stats(
+        self, groups: Iterable[str], *, listed: bool = False
+    ) -> Plan[tuple[list[ops.GroupStats], int | None]]:
+        """``listed``: the names come from `list_groups`, as the server holds them, so they
+        are addressable as they are (one another tool wrote that is not UTF-8 included)."""
+        names = tuple(groups) if listed else validate.groups(groups)
+        return Plan(ops.Stats(names), _same)
 
     def ttl(self, group: str, key: str) -> Plan[float | None]:
         return Plan(ops.Ttl(validate.group(group), validate.key(key)), _same)

@@ -221,8 +221,9 @@ class State:
         """Per group (default: every group): items, items with a TTL, bytes in Redis and
         change records; plus the length of the change stream where every group shares one
         (standalone Redis). For operators (``motia-state stats``): one round trip per group."""
-        names = self.list_groups() if groups is None else groups
-        return self._run(self._core.stats(names))
+        if groups is None:
+            return self._run(self._core.stats(self.list_groups(), listed=True))
+        return self._run(self._core.stats(groups))
 
     def watch(
         self,
