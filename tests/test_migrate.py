@@ -291,9 +291,13 @@ def test_unreadable_values_of_an_engine_source_are_reported(servers: Servers) ->
         with State.from_url(url, prefix=prefix) as state:
             state.set_many("orders", {f"o{i}": i for i in range(10)})
         client.hset(f"{prefix}orders", "foreign", "{not json")  # another tool's write
+        client.hset(f"{prefix}gr".encode() + b"\xff", "k", "1")  # a group name not UTF-8
         report = migrate("--from", url, "--from-prefix", prefix, "--to", "memory://")
-        assert (report["read"], report["written"], report["unreadable"]) == (11, 10, 1)
-        assert report["examples"]["unreadable"] == ["orders:foreign"]
+        assert (report["read"], report["written"], report["unreadable"]) == (12, 10, 2)
+        assert report["examples"]["unreadable"] == [
+            "gr\udcff (the whole group: 1 item(s))",
+            "orders:foreign",
+        ]
     finally:
         for key in client.scan_iter(match=f"{prefix[:-1]}[:#]*"):
             client.delete(key)

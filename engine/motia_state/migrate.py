@@ -32,7 +32,7 @@ from typing import Any
 
 import redis
 
-from . import connect
+from . import connect, validate
 from .codecs import get_codec
 from .errors import BackendUnavailable, DecodeError, EncodeError, InvalidInput, StateError
 from .layout import DEFAULT_PREFIX, escape_glob
@@ -234,6 +234,12 @@ def _one(state: State, group: str, key: str) -> Any:
 def from_engine(source: State, report: Report) -> Iterator[list[Entry]]:
     """Pages of every group of an engine backend, with each item's remaining TTL."""
     for row in source.stats()[0]:
+        try:
+            validate.group(row.group)
+        except InvalidInput:  # a name another tool wrote (not UTF-8): no call can address it
+            report.read += row.items
+            report.note("unreadable", f"{row.group} (the whole group: {row.items} item(s))")
+            continue
         page: list[Entry] = []
         for key, value in lenient_items(source, row.group):
             report.read += 1
