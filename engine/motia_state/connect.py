@@ -59,9 +59,10 @@ RETRIES = 1
 # Query options passed on to redis-py, and (on rediss) the TLS ones both its clients take. Any
 # other it would take too (decode_responses, retry_on_timeout, parser and connection classes)
 # changes how replies are read or calls retried behind the engine's back: refused.
+# Not health_check_interval: the seams' checks before a write rely on the engine's own.
 QUERY_OPTIONS = frozenset(
     {"db", "username", "password", "client_name", "protocol", "socket_timeout",
-     "socket_connect_timeout", "socket_keepalive", "health_check_interval"}
+     "socket_connect_timeout", "socket_keepalive"}
 )  # fmt: skip
 TLS_OPTIONS = frozenset.intersection(
     *(
