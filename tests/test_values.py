@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from motia_state import DecodeError, EncodeError, InvalidInput, JsonCodec, MsgpackCodec
+from motia_state import (
+    DecodeError,
+    EncodeError,
+    InvalidInput,
+    JsonCodec,
+    MsgpackCodec,
+    Undecodable,
+)
 
 from .conftest import Target
 
@@ -207,11 +214,15 @@ def test_foreign_values_that_cannot_be_read_are_decode_errors(
         lambda key: state.items(key),
         lambda key: list(state.iter_items(key)),
         lambda key: state.group(key).get(key),
-        lambda key: state.delete(key, key),
     )
     for key in FOREIGN[codec]:  # the group is named like the key
         for read in reads:
             with pytest.raises(DecodeError) as info:
                 read(key)
             assert f"{key!r}/{key!r}" in str(info.value)
+        # a delete goes through (raising after it committed would call it failed)
+        removed = state.delete(key, key)
+        assert isinstance(removed, Undecodable)
+        assert f"{key!r}/{key!r}" in removed.reason
+        assert state.keys(key) == []
     assert state.items("fine") == {"k": [1]}

@@ -537,9 +537,13 @@ _REFUSED = ("can't run this command", "can't publish to the channel", "ACL failu
 
 
 # Replies that prove the command never ran: the server refused it whole, for a reason that
-# passes (redis-py names some by class; BUSY and NOREPLICAS come as plain ResponseError).
+# passes. redis-py names some by class, but not always: an error reply read in a pipeline,
+# or raised inside a script, can come as a plain ResponseError holding the code.
 _PASSING = (BusyLoadingError, ClusterDownError, ReadOnlyError, TryAgainError)  # MASTERDOWN too
-_PASSING_CODES = ("BUSY ", "NOREPLICAS ")
+_PASSING_CODES = tuple(
+    f"{code} " for code in ("BUSY", "NOREPLICAS", "LOADING", "READONLY", "MASTERDOWN",
+                            "CLUSTERDOWN", "TRYAGAIN")
+)  # fmt: skip
 
 
 def refused(exc: BaseException) -> bool:
@@ -547,6 +551,8 @@ def refused(exc: BaseException) -> bool:
     to connect because the server refused the handshake so (`NotSent` keeps it as its cause)."""
     if isinstance(exc, NotSent) and exc.__cause__ is not None:
         return refused(exc.__cause__)
+    if isinstance(exc, redis.ConnectionError) and isinstance(exc.__context__, ReadOnlyError):
+        return True  # redis-py's Sentinel client reports a demoted primary's READONLY so
     return isinstance(exc, _PASSING) or (
         isinstance(exc, ResponseError) and str(exc).startswith(_PASSING_CODES)
     )
@@ -820,6 +826,15 @@ class RedisBackend:
             self._on_close()
 
 
+def _demoted(reply: Any) -> bool:
+    """Whether a reply says the server is a replica now (READONLY): its connection is then
+    dropped, so that the call's next attempt connects anew, and through Sentinel to the
+    promoted primary (redis-py's Sentinel client does so only for replies it parses itself)."""
+    return isinstance(reply, ReadOnlyError) or (
+        isinstance(reply, ResponseError) and str(reply).startswith("READONLY ")
+    )
+
+
 def _send(conn: redis.connection.Connection, call: Call | Batch | Masters | At) -> Any:
     if isinstance(call, Masters):
         return [None]
@@ -841,10 +856,15 @@ def _send(conn: redis.connection.Connection, call: Call | Batch | Masters | At) 
     try:
         if isinstance(call, Batch):
             conn.send_packed_command([_pack(call.calls)], check_health=False)  # chunks
-            return [_read(conn) for _ in call.calls]
+            replies = [_read(conn) for _ in call.calls]
+            if any(map(_demoted, replies)):
+                conn.disconnect()
+            return replies
         conn.send_packed_command([hiredis.pack_command(call)], check_health=False)
         return conn.read_response()
-    except ResponseError:
+    except ResponseError as exc:
+        if _demoted(exc):
+            conn.disconnect()
         raise
     except BaseException:
         conn.disconnect()  # whatever was in flight, this socket's state is unknown
@@ -951,7 +971,10 @@ class _AutoPipeline:
                 await conn.disconnect()
                 raise NotSent(str(exc)) from exc
             await conn.send_packed_command(_pack(calls), check_health=False)
-            return [await _aread(conn) for _ in calls]
+            replies = [await _aread(conn) for _ in calls]
+            if any(map(_demoted, replies)):
+                await conn.disconnect()
+            return replies
         except BaseException:
             await conn.disconnect()
             raise
