@@ -393,6 +393,16 @@ def test_a_write_refused_while_the_server_loads_waits_and_is_applied_once(
         servers.started[-1].stop()
 
 
+def _a_batch_then_a_write(api: str, server: Any) -> None:
+    """A set_many of two script calls (both refused whole, right after the script had to be
+    loaded), then a single write: each waits, and is applied once with one record an item."""
+    batch = {f"b{i}": i for i in range(1500)}
+    steps = [lambda s: s.set_many("g", batch), lambda s: s.set("g", "k", 1)]
+    assert _in_loop(api, steps, server.url) == [1500, 1]
+    with server.client() as r:
+        assert [f[b"op"] for _, f in r.xrange("motia:state#changes")] == [b"set"] * 1501
+
+
 @pytest.mark.parametrize("api", ["sync", "async"])
 def test_a_write_refused_while_a_script_runs_long_waits_and_is_applied_once(
     servers: Servers, api: str
@@ -405,12 +415,7 @@ def test_a_write_refused_while_a_script_runs_long_waits_and_is_applied_once(
         _wait_until(
             _answers(server, lambda e: str(e).startswith("BUSY")), "the server answers BUSY"
         )
-        # a batch of two script calls first (both refused), then a single write
-        batch = {f"b{i}": i for i in range(1500)}
-        steps = [lambda s: s.set_many("g", batch), lambda s: s.set("g", "k", 1)]
-        assert _in_loop(api, steps, server.url) == [1500, 1]
-        with server.client() as r:
-            assert [f[b"op"] for _, f in r.xrange("motia:state#changes")] == [b"set"] * 1501
+        _a_batch_then_a_write(api, server)
     finally:
         runner.join()
         server.stop()
@@ -426,12 +431,7 @@ def test_a_write_refused_for_want_of_replicas_waits_and_is_applied_once(
     relent = threading.Thread(target=_relent_after_refusal, args=(server,))
     relent.start()
     try:
-        # a batch of two script calls, refused whole right after its script was loaded
-        batch = {f"b{i}": i for i in range(1500)}
-        steps = [lambda s: s.set_many("g", batch), lambda s: s.set("g", "k", 1)]
-        assert _in_loop(api, steps, server.url) == [1500, 1]
-        with server.client() as r:
-            assert [f[b"op"] for _, f in r.xrange("motia:state#changes")] == [b"set"] * 1501
+        _a_batch_then_a_write(api, server)
     finally:
         relent.join()
         server.stop()
