@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any
 
@@ -231,3 +232,20 @@ def test_threads_share_one_state(target: Target) -> None:
             t.join()
         assert not errors
         assert len(state.keys("threads")) == 400
+
+
+def test_update_never_changes_the_callers_ops(state: Any) -> None:
+    """The in-process backends apply ops to Python objects: the caller's operands must come
+    out as they went in (a set of {} then an increment inside it once changed the {})."""
+    ops = [
+        {"type": "set", "path": "", "value": {"n": {}}},
+        {"type": "increment", "path": "n.c", "by": 1},
+        {"type": "append", "path": "l", "value": {"x": []}},
+        {"type": "merge", "path": "", "value": {"m": {"k": 1}}},
+        {"type": "increment", "path": "m.k", "by": 1},
+    ]
+    before = copy.deepcopy(ops)
+    first = state.update("g", "a", ops)
+    assert ops == before
+    assert first == {"n": {"c": 1}, "l": [{"x": []}], "m": {"k": 2}}
+    assert state.update("g", "b", ops) == first

@@ -16,6 +16,7 @@ Integers stay integers within the signed 64-bit range; any float makes a float.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -166,6 +167,8 @@ def add(current: Any, by: int | float, step: Step) -> int | float:
 
 def _target(step: Step, current: Any, absent: bool) -> Any:
     kind, operand = step.kind, step.operand
+    if isinstance(operand, (dict, list)):  # later ops change the value in place: never the
+        operand = copy.deepcopy(operand)  # caller's own object (nor another backend's)
     if kind == "set":
         return operand
     if kind == "increment":
