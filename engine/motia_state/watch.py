@@ -117,6 +117,7 @@ class Reader:
         self._ids: dict[bytes, str] = {}
         self._claim_cursor: dict[bytes, str] = {}
         self._seen: dict[bytes, str] = {}  # per stream, the last entry id read
+        self._behind = False  # whether a read of this round came back full
         self._last_claim = 0.0
         self._started = False
         self._quiet_since = time.monotonic()
@@ -191,6 +192,7 @@ class Reader:
         return []
 
     def _round(self) -> Steps[Any]:
+        self._behind = False
         yield from self.start()
         yield from self._rediscover()
         wait = MAX_BLOCK_S if self.block is None else min(self.block, MAX_BLOCK_S)
@@ -204,6 +206,8 @@ class Reader:
         if found:
             self._quiet_since = now
             return found
+        if self._behind:  # a full batch, all for other groups: more may wait, read on
+            return []
         if self.block is not None and now - self._quiet_since >= self.block:
             if self._discover:  # quiet means quiet in groups that appeared meanwhile too
                 self._last_discovery = 0.0
@@ -251,6 +255,7 @@ class Reader:
             head = ("XREADGROUP", "GROUP", self._cg, self.consumer[1], "COUNT", self.batch, *wait)
         reply = yield (*head, "STREAMS", *streams, *ids)
         for stream, entries in _streams(reply):
+            self._behind = self._behind or len(entries) >= self.batch
             if not entries and self._ids[stream] != ">" and self.consumer is not None:
                 self._ids[stream] = ">"  # own pending entries done: new ones from now on
                 continue

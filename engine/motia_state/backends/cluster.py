@@ -459,6 +459,7 @@ class AsyncClusterBackend:
 
     async def aclose(self) -> None:
         pipelines, self._pipelines = self._pipelines, {}
-        for client, _ in pipelines.values():
+        for client, pipeline in pipelines.values():
+            await pipeline.aclose()
             await client.aclose()
         await asyncio.to_thread(self._sync.close)

@@ -987,11 +987,23 @@ class _AutoPipeline:
         self._tasks.add(task)  # keep a reference until done
         task.add_done_callback(self._tasks.discard)
 
+    async def aclose(self) -> None:
+        """Ends flushes still under way (their callers are gone or get CancelledError) before
+        the client closes: a flush left pending would be destroyed with its event loop."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _flush(self, batch: list[tuple[Call, asyncio.Future[Any]]]) -> None:
         try:
             replies = await self._write([call for call, _ in batch])
         except Exception as exc:  # the connection failed: every waiting task gets the error
             replies = [exc] * len(batch)
+        except asyncio.CancelledError:  # closed under it (aclose): no caller waits forever
+            for _, future in batch:
+                future.cancel()
+            raise
         for (_, future), reply in zip(batch, replies, strict=True):
             if future.done():  # its task was cancelled meanwhile
                 continue
@@ -1081,6 +1093,8 @@ class AsyncRedisBackend:
     async def aclose(self) -> None:
         if self._client is None:
             return
+        if self._pipeline is not None:
+            await self._pipeline.aclose()
         await self._client.aclose()
         self._client = self._pipeline = None
         if self._on_close is not None:
