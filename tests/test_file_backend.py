@@ -321,12 +321,17 @@ def test_a_folder_or_a_fifo_at_the_path_is_a_clear_error(tmp_path: Path) -> None
     fifo = tmp_path / "fifo.json"
     os.mkfifo(fifo)
     for path in (tmp_path, fifo):  # a FIFO with no writer would block every read
-        with State.from_url(f"file://{path}") as state:
-            for call in (lambda: state.get("g", "k"), lambda: state.set("g", "k", 2)):
-                with pytest.raises(
-                    BackendUnavailable, match=f"{re.escape(str(path))} is not a regular file"
-                ):
-                    call()
+        _reads_and_writes_raise(
+            path, BackendUnavailable, f"{re.escape(str(path))} is not a regular file"
+        )
+
+
+def _reads_and_writes_raise(path: Path, error: type[Exception], match: str) -> None:
+    """A read and a write of the state file at ``path`` each raise ``error``."""
+    with State.from_url(f"file://{path}") as state:
+        for call in (lambda: state.get("g", "k"), lambda: state.set("g", "k", 2)):
+            with pytest.raises(error, match=match):
+                call()
 
 
 def test_a_file_as_parent_folder_is_a_clear_error(tmp_path: Path) -> None:
@@ -463,12 +468,7 @@ def _in_child(check: Callable[[Path], None], folder: Path, groups: list[int] | N
 
 def _check_unreadable(folder: Path) -> None:
     path = folder / "s.json"
-    with State.from_url(f"file://{path}") as state:
-        for call in (lambda: state.get("g", "k"), lambda: state.set("g", "k", 2)):
-            with pytest.raises(
-                PermissionDenied, match=f"^{re.escape(str(path))}: Permission denied"
-            ):
-                call()
+    _reads_and_writes_raise(path, PermissionDenied, f"^{re.escape(str(path))}: Permission denied")
 
 
 def test_an_unreadable_file_is_a_clear_error(folder: Path) -> None:
