@@ -179,7 +179,7 @@ class Bridge:
             backend.close()
             raise
 
-    def _run(self, op: ops.Op[Any]) -> Any:
+    def _run(self, op: ops.Request[Any]) -> Any:
         with self._io:
             return self._session.run(self._plan.steps(op))
 

@@ -477,12 +477,13 @@ def _local(target: _Target) -> Backend:
         raise InvalidInput(
             f"{scheme}:// keeps no Redis keys; the prefix option applies to Redis only"
         )
+    codec = get_codec(opts.codec)
     if scheme == "memory":
-        return MemoryBackend(rest)
+        return MemoryBackend(rest, codec)
     if scheme == "file":
-        if get_codec(opts.codec).name != "json":
+        if codec.name != "json":
             raise InvalidInput("file:// stores Motia's JSON file format; use codec='json'")
-        return FileBackend(rest or DEFAULT_PATH)
+        return FileBackend(rest or DEFAULT_PATH, codec)
     raise InvalidInput(
         f"unknown URL scheme {scheme!r}; use redis, rediss, unix, redis+cluster, "
         "redis+sentinel, embedded, file or memory"

@@ -9,7 +9,7 @@ call's meaning is written twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar, cast
 
 from . import ops, updates, validate
@@ -22,7 +22,7 @@ DEFAULT_SCAN_BATCH = 1000
 
 @dataclass(frozen=True, slots=True)
 class Plan(Generic[R]):
-    op: ops.Op[Any]
+    op: ops.Request[Any]
     finish: Callable[[Any], R]
     expiring: bool = False  # gives an item a TTL: the State starts its background cleanup
 
@@ -282,27 +282,9 @@ class Core:
         expire = self._expire_for_update(ttl)
         if self.codec.name not in ("json", "msgpack"):
             raise Unsupported(f"{name} needs the json or msgpack codec, not {self.codec.name!r}")
-        op = ops.Update(
-            g,
-            k,
-            steps,
-            self._encode_steps(g, k, steps),
-            start,
-            name,
-            v,
-            self.max_value_bytes,
-            self.codec,
-            expire,
+        steps = tuple(
+            replace(step, data=b"" if step.kind == "remove" else self.encode(g, k, step.operand))
+            for step in steps
         )
+        op = ops.Update(g, k, steps, start, name, v, self.max_value_bytes, expire)
         return Plan(op, lambda raw: self.decode(g, k, raw[1]), not expire.startswith("keep"))
-
-    def _encode_steps(
-        self, group: str, key: str, steps: tuple[updates.Step, ...]
-    ) -> tuple[bytes, ...]:
-        """The ops as lua/include/update.lua reads them from ARGV."""
-        argv = [b"%d" % len(steps)]
-        for step in steps:
-            argv += [step.kind.encode(), b"%d" % len(step.path)]
-            argv += [self.codec.encode(segment) for segment in step.path]
-            argv.append(b"" if step.kind == "remove" else self.encode(group, key, step.operand))
-        return tuple(argv)

@@ -1,24 +1,113 @@
-"""Backend-neutral operations: what the facade asks every backend to do.
+"""Backend-neutral requests: what the facade asks every backend to do, declared once.
 
 `State` and `AsyncState` validate and encode the caller's arguments into one of
 these records and hand it to a backend's ``execute``; each backend (Redis,
 memory, file) decides how to carry it out. Values travel encoded, so every
 backend stores exactly the bytes the codec produced and the facades own all
 encoding and decoding. The type parameter is what ``execute`` returns.
+
+Each request class is declared with `declare`, which records its `Traits` in
+`REGISTRY`: whether it writes, whether it may be sent again after a lost reply,
+the Lua script it runs, whether a transaction may hold it, whether it needs the
+change feed. Every backend decision that depends on the kind of request reads
+these traits (WAIT under replicated durability, file:// taking its lock, retries),
+and every backend registers one handler per request with `Handlers`, so a request
+declared here and forgotten in a backend fails `Handlers.check` (and the suite),
+not a user.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .codecs import Codec
-
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=type)
 
 
-class Op(Generic[T]):
+class Request(Generic[T]):
     __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Traits:
+    """What a kind of request is, as every backend needs to know it.
+
+    ``writes``: changes state (file:// takes its lock; Redis confirms it with WAIT under
+    ``durability="replicated"``). ``resend``: may be sent again after a lost reply: it
+    changes nothing, or nothing more the second time (an ack, a sweep of expired items);
+    any other request is never re-sent once it may have reached the server. ``script``:
+    the Lua script (``lua/<script>.lua``) that carries it out on Redis. ``conditional``:
+    its own condition can refuse it (``version=``, an update op that cannot apply), and
+    that refusal, which wrote nothing, is the answer rather than a replication check.
+    ``in_transaction``: a `Transaction` may hold it. ``feed``: it needs the change feed,
+    which only Redis keeps.
+    """
+
+    writes: bool
+    resend: bool
+    script: str | None = None
+    conditional: bool = False
+    in_transaction: bool = False
+    feed: bool = False
+
+
+REGISTRY: dict[type[Request[Any]], Traits] = {}
+
+
+def declare(
+    *,
+    writes: bool,
+    resend: bool | None = None,
+    script: str | None = None,
+    conditional: bool = False,
+    in_transaction: bool = False,
+    feed: bool = False,
+) -> Callable[[C], C]:
+    """Register a request class with its traits; reads may be re-sent unless told otherwise."""
+    traits = Traits(
+        writes, not writes if resend is None else resend, script, conditional, in_transaction, feed
+    )
+
+    def register(cls: C) -> C:
+        REGISTRY[cls] = traits
+        return cls
+
+    return register
+
+
+def traits(request: Request[Any]) -> Traits:
+    return REGISTRY[type(request)]
+
+
+class Handlers(Generic[F]):
+    """One backend's handler per request kind, registered with ``@handlers.on(Kind)``."""
+
+    def __init__(
+        self, backend: str, needed: Callable[[Traits], bool] = lambda traits: True
+    ) -> None:
+        self.backend = backend
+        self.needed = needed  # which declared requests need a handler here
+        self.table: dict[type[Request[Any]], F] = {}
+
+    def on(self, kind: type[Request[Any]]) -> Callable[[F], F]:
+        def register(handler: F) -> F:
+            if kind in self.table:
+                raise TypeError(f"{self.backend}: a second handler for {kind.__name__}")
+            self.table[kind] = handler
+            return handler
+
+        return register
+
+    def missing(self) -> list[str]:
+        """Declared requests this backend has no handler for (see the registry test)."""
+        return sorted(
+            kind.__name__
+            for kind, traits in REGISTRY.items()
+            if self.needed(traits) and kind not in self.table
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,36 +139,42 @@ class Item:
     expires_at: float | None = None
 
 
+@declare(writes=False, script="get")
 @dataclass(frozen=True, slots=True)
-class Get(Op[bytes | None]):
+class Get(Request[bytes | None]):
     group: str
     key: str
 
 
+@declare(writes=False, script="get_item")
 @dataclass(frozen=True, slots=True)
-class GetItem(Op[RawItem | None]):
+class GetItem(Request[RawItem | None]):
     group: str
     key: str
 
 
+@declare(writes=False)
 @dataclass(frozen=True, slots=True)
-class GetMany(Op[list[bytes | None]]):
+class GetMany(Request[list[bytes | None]]):
     group: str
     keys: tuple[str, ...]
 
 
+@declare(writes=False)
 @dataclass(frozen=True, slots=True)
-class GetAll(Op[dict[str, bytes]]):
+class GetAll(Request[dict[str, bytes]]):
     group: str
 
 
+@declare(writes=False)
 @dataclass(frozen=True, slots=True)
-class Keys(Op[list[str]]):
+class Keys(Request[list[str]]):
     group: str
 
 
+@declare(writes=False)
 @dataclass(frozen=True, slots=True)
-class ScanPage(Op[tuple[int, list[tuple[str, bytes]]]]):
+class ScanPage(Request[tuple[int, list[tuple[str, bytes]]]]):
     """One page of a group; cursor 0 starts, a returned cursor of 0 means done."""
 
     group: str
@@ -87,8 +182,9 @@ class ScanPage(Op[tuple[int, list[tuple[str, bytes]]]]):
     count: int
 
 
+@declare(writes=True, script="set", conditional=True, in_transaction=True)
 @dataclass(frozen=True, slots=True)
-class Set(Op[int]):
+class Set(Request[int]):
     group: str
     key: str
     data: bytes
@@ -96,33 +192,38 @@ class Set(Op[int]):
     expire: str = ""  # the expiry instruction: "" clears, "<ms>" sets (see lua/include/ttl.lua)
 
 
+@declare(writes=True, script="set_many")
 @dataclass(frozen=True, slots=True)
-class SetMany(Op[int]):
+class SetMany(Request[int]):
     group: str
     items: tuple[tuple[str, bytes], ...]
     expire: str = ""
 
 
+@declare(writes=True, script="delete", conditional=True, in_transaction=True)
 @dataclass(frozen=True, slots=True)
-class Delete(Op[bytes | None]):
+class Delete(Request[bytes | None]):
     group: str
     key: str
     version: int | None
 
 
+@declare(writes=True, script="delete_many")
 @dataclass(frozen=True, slots=True)
-class DeleteMany(Op[int]):
+class DeleteMany(Request[int]):
     group: str
     keys: tuple[str, ...]
 
 
+@declare(writes=True, script="clear")
 @dataclass(frozen=True, slots=True)
-class Clear(Op[int]):
+class Clear(Request[int]):
     group: str
 
 
+@declare(writes=False)
 @dataclass(frozen=True, slots=True)
-class ListGroups(Op[list[str]]):
+class ListGroups(Request[list[str]]):
     pass
 
 
@@ -140,36 +241,37 @@ class GroupStats:
     changes: int | None
 
 
+@declare(writes=False)
 @dataclass(frozen=True, slots=True)
-class Stats(Op[tuple[list[GroupStats], int | None]]):
+class Stats(Request[tuple[list[GroupStats], int | None]]):
     """Per-group stats, and the length of the shared change stream (standalone Redis; None
     on Cluster, where each group's count is in its row, and off Redis, where there is none)."""
 
     groups: tuple[str, ...]
 
 
+@declare(writes=True, script="update", conditional=True, in_transaction=True)
 @dataclass(frozen=True, slots=True)
-class Update(Op[tuple[int, bytes]]):
+class Update(Request[tuple[int, bytes]]):
     """Apply update steps to one item; returns (new version, new encoded value).
 
-    ``argv`` is the ops already encoded for the server script (see lua/update.lua);
-    the in-process backends apply ``steps`` with ``codec`` instead.
+    Each step carries its operand encoded (``Step.data``), checked against the size limit
+    when the call was made; a backend applies the steps in the State's codec.
     """
 
     group: str
     key: str
     steps: tuple[Any, ...]  # updates.Step
-    argv: tuple[bytes, ...]
     start: bytes  # what a missing item starts as, encoded: {} (update) or 0 (increment)
     name: str  # the change record's op: "update" or "increment"
     version: int | None
     max_bytes: int
-    codec: Codec
     expire: str = "keep"  # "keep", "keep:<ms>" (a default TTL for a new item) or "<ms>"
 
 
+@declare(writes=True, script="transaction", conditional=True)
 @dataclass(frozen=True, slots=True)
-class Transaction(Op[list[Any]]):
+class Transaction(Request[list[Any]]):
     """Set, Delete and Update ops across keys and groups, applied in order, all or nothing.
 
     Returns each op's own raw result. Every failed version condition is reported
@@ -180,16 +282,18 @@ class Transaction(Op[list[Any]]):
     max_bytes: int
 
 
+@declare(writes=False, script="expiry")
 @dataclass(frozen=True, slots=True)
-class Ttl(Op[float | None]):
+class Ttl(Request[float | None]):
     """Seconds until the item expires; None when it has no expiry or does not exist."""
 
     group: str
     key: str
 
 
+@declare(writes=True, script="expiry")
 @dataclass(frozen=True, slots=True)
-class SetExpiry(Op[bool]):
+class SetExpiry(Request[bool]):
     """Give an existing item a TTL of ``ms`` (True if it exists), or remove it when None
     (True if it had one)."""
 
@@ -198,20 +302,23 @@ class SetExpiry(Op[bool]):
     ms: int | None
 
 
+@declare(writes=True, resend=True, script="cleanup")
 @dataclass(frozen=True, slots=True)
-class Cleanup(Op[int]):
+class Cleanup(Request[int]):
     """Remove every expired item now; returns how many."""
 
 
+@declare(writes=True, resend=True, feed=True)
 @dataclass(frozen=True, slots=True)
-class Ack(Op[int]):
+class Ack(Request[int]):
     """Acknowledge changes read through a consumer group (`Change` records)."""
 
     changes: tuple[Any, ...]
 
 
+@declare(writes=True, script="external", feed=True)
 @dataclass(frozen=True, slots=True)
-class External(Op[None]):
+class External(Request[None]):
     """Record a change made outside the engine (the keyspace bridge): a Redis event on a group.
 
     ``group`` None records a gap: a time when the bridge may have missed events.
@@ -221,17 +328,10 @@ class External(Op[None]):
     event: str
 
 
+@declare(writes=True, script="lease", feed=True)
 @dataclass(frozen=True, slots=True)
-class Lease(Op[bool]):
+class Lease(Request[bool]):
     """Take or renew the keyspace bridge's lease for ``ms``; False while another holds it."""
 
     token: str
     ms: int
-
-
-# Ops that can be sent again after a lost reply: they change nothing, or nothing more the
-# second time (an ack, a sweep of expired items). Everything else is a write, never re-sent
-# once it may have reached the server.
-IDEMPOTENT: frozenset[type[Op[Any]]] = frozenset(
-    {Get, GetItem, GetMany, GetAll, Keys, ScanPage, ListGroups, Stats, Ttl, Ack, Cleanup}
-)

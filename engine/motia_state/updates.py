@@ -70,6 +70,7 @@ class Step:
     operand: Any  # the value, the amount, or None for remove
     index: int  # where the op stood in the caller's list
     source: Any  # the op as the caller gave it, for error messages
+    data: bytes = b""  # the operand encoded (Core fills it in: the size limit is checked there)
 
 
 def _path(raw: Any, index: int, op: Any) -> tuple[str, ...]:

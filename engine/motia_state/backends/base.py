@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol, TypeVar
 
-from ..ops import Op
+from ..ops import Request
 
 T = TypeVar("T")
 
@@ -15,7 +15,7 @@ class Backend(Protocol):
 
     describe: str
 
-    def execute(self, op: Op[T]) -> T: ...
+    def execute(self, op: Request[T]) -> T: ...
 
     def close(self) -> None: ...
 
@@ -26,7 +26,7 @@ class Backend(Protocol):
 class AsyncBackend(Protocol):
     describe: str
 
-    async def execute(self, op: Op[T]) -> T: ...
+    async def execute(self, op: Request[T]) -> T: ...
 
     async def aclose(self) -> None: ...
 
@@ -45,7 +45,7 @@ class AsyncOverSync:
         self._threaded = threaded
         self.describe = backend.describe
 
-    async def execute(self, op: Op[T]) -> T:
+    async def execute(self, op: Request[T]) -> T:
         if self._threaded:
             return await asyncio.to_thread(self._backend.execute, op)
         return self._backend.execute(op)

@@ -51,9 +51,10 @@ from .. import ops
 from ..errors import BackendUnavailable
 from ..layout import key_slot
 from ..steps import At, Batch, Call, Masters, Steps
-from . import redis as standalone
 from .base import _SessionInThreads
-from .redis import RedisPlan, _AutoPipeline, _Pin
+from .redis import seams as standalone
+from .redis.plan import RedisPlan
+from .redis.seams import _AutoPipeline, _Pin
 
 T = TypeVar("T")
 Node = redis.cluster.ClusterNode
@@ -312,7 +313,7 @@ class ClusterBackend:
     def run(self, steps: Steps[T]) -> T:
         return standalone.drive(steps, self._send, self.describe)
 
-    def execute(self, op: ops.Op[T]) -> T:
+    def execute(self, op: ops.Request[T]) -> T:
         return standalone.execute_with_retries(op, lambda: self.run(self.plan.steps(op)), self.plan)
 
     def session(self) -> ClusterBackend:
@@ -447,7 +448,7 @@ class AsyncClusterBackend:
             return await self._batch(call)
         return await self._one(call)
 
-    async def execute(self, op: ops.Op[T]) -> T:
+    async def execute(self, op: ops.Request[T]) -> T:
         return await standalone.aexecute_with_retries(
             op,
             lambda: standalone.adrive(self.plan.steps(op), self._send, self.describe),

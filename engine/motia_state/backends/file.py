@@ -58,8 +58,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from ..codecs import Codec, JsonCodec
 from ..errors import BackendUnavailable, DecodeError, OutcomeUnknown, PermissionDenied
-from ..ops import Op
+from ..ops import Request
 from . import local
 
 T = TypeVar("T")
@@ -71,8 +72,11 @@ REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 class FileBackend:
-    def __init__(self, path: str | os.PathLike[str] = DEFAULT_PATH) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] = DEFAULT_PATH, codec: Codec | None = None
+    ) -> None:
         self.path = Path(path)
+        self._codec = codec or JsonCodec()
         self.describe = f"file://{self.path}"
         self._mutex = threading.Lock()
         self._raw: bytes | None = None
@@ -80,16 +84,16 @@ class FileBackend:
         self._groups = local.Groups()
         self._extra: dict[str, Any] = {}
 
-    def execute(self, op: Op[T]) -> T:
+    def execute(self, op: Request[T]) -> T:
         with self._mutex, _typed_os_errors(self.path):
             if not local.is_write(op):
                 self._refresh()
-                return local.apply(self._groups, op)
+                return local.apply(self._groups, op, self._codec)
             target = Path(os.path.realpath(self.path))  # write through a symlink
             with _file_lock(target):
                 self._refresh()
                 try:
-                    result = local.apply(self._groups, op)
+                    result = local.apply(self._groups, op, self._codec)
                     self._save(target)
                 except BaseException:
                     self._raw = None  # the cached model may be ahead of the file

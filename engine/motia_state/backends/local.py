@@ -13,9 +13,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .. import ops, updates
+from ..codecs import Codec
 from ..errors import DecodeError, Unsupported, VersionConflict
 
 T = TypeVar("T")
+
+Handler = Callable[["Groups", Any, Codec], Any]
+HANDLERS: ops.Handlers[Handler] = ops.Handlers("memory:// and file://")
 
 
 @dataclass(slots=True)
@@ -100,12 +104,14 @@ def _check(group: str, key: str, expected: int | None, current: int) -> None:
         raise VersionConflict([(group, key, expected, current)])
 
 
-def _get(groups: Groups, op: ops.Get) -> bytes | None:
+@HANDLERS.on(ops.Get)
+def _get(groups: Groups, op: ops.Get, codec: Codec) -> bytes | None:
     entry = _alive(groups.get(op.group, {}).get(op.key), now_ms())
     return entry.data if entry else None
 
 
-def _get_item(groups: Groups, op: ops.GetItem) -> ops.RawItem | None:
+@HANDLERS.on(ops.GetItem)
+def _get_item(groups: Groups, op: ops.GetItem, codec: Codec) -> ops.RawItem | None:
     entry = _alive(groups.get(op.group, {}).get(op.key), now_ms())
     if entry is None:
         return None
@@ -113,30 +119,38 @@ def _get_item(groups: Groups, op: ops.GetItem) -> ops.RawItem | None:
     return ops.RawItem(entry.data, entry.version, expires)
 
 
-def _get_many(groups: Groups, op: ops.GetMany) -> list[bytes | None]:
+@HANDLERS.on(ops.GetMany)
+def _get_many(groups: Groups, op: ops.GetMany, codec: Codec) -> list[bytes | None]:
     items, now = groups.get(op.group, {}), now_ms()
     return [e.data if (e := _alive(items.get(k), now)) else None for k in op.keys]
 
 
-def _get_all(groups: Groups, op: ops.GetAll) -> dict[str, bytes]:
+@HANDLERS.on(ops.GetAll)
+def _get_all(groups: Groups, op: ops.GetAll, codec: Codec) -> dict[str, bytes]:
     return {k: e.data for k, e in _live_items(groups, op.group, now_ms()).items()}
 
 
-def _keys(groups: Groups, op: ops.Keys) -> list[str]:
+@HANDLERS.on(ops.Keys)
+def _keys(groups: Groups, op: ops.Keys, codec: Codec) -> list[str]:
     return list(_live_items(groups, op.group, now_ms()))
 
 
-def _scan_page(groups: Groups, op: ops.ScanPage) -> tuple[int, list[tuple[str, bytes]]]:
+@HANDLERS.on(ops.ScanPage)
+def _scan_page(
+    groups: Groups, op: ops.ScanPage, codec: Codec
+) -> tuple[int, list[tuple[str, bytes]]]:
     # The whole group is already in this process: one page, decoded lazily by the caller.
     return 0, [(k, e.data) for k, e in _live_items(groups, op.group, now_ms()).items()]
 
 
-def _list_groups(groups: Groups, op: ops.ListGroups) -> list[str]:
+@HANDLERS.on(ops.ListGroups)
+def _list_groups(groups: Groups, op: ops.ListGroups, codec: Codec) -> list[str]:
     now = now_ms()
     return sorted(g for g in groups if _live_items(groups, g, now))
 
 
-def _stats(groups: Groups, op: ops.Stats) -> tuple[list[ops.GroupStats], int | None]:
+@HANDLERS.on(ops.Stats)
+def _stats(groups: Groups, op: ops.Stats, codec: Codec) -> tuple[list[ops.GroupStats], int | None]:
     now, rows = now_ms(), []
     for group in op.groups:
         items = groups.get(group, {})
@@ -147,7 +161,8 @@ def _stats(groups: Groups, op: ops.Stats) -> tuple[list[ops.GroupStats], int | N
     return rows, None
 
 
-def _ttl(groups: Groups, op: ops.Ttl) -> float | None:
+@HANDLERS.on(ops.Ttl)
+def _ttl(groups: Groups, op: ops.Ttl, codec: Codec) -> float | None:
     now = now_ms()
     entry = _alive(groups.get(op.group, {}).get(op.key), now)
     if entry is None or entry.expires_at is None:
@@ -155,7 +170,8 @@ def _ttl(groups: Groups, op: ops.Ttl) -> float | None:
     return max(0.0, (entry.expires_at - now) / 1000)
 
 
-def _set(groups: Groups, op: ops.Set) -> int:
+@HANDLERS.on(ops.Set)
+def _set(groups: Groups, op: ops.Set, codec: Codec) -> int:
     now = now_ms()
     _purge(groups, op.group, op.key, now)
     items = groups.get(op.group)
@@ -167,7 +183,8 @@ def _set(groups: Groups, op: ops.Set) -> int:
     return version
 
 
-def _set_many(groups: Groups, op: ops.SetMany) -> int:
+@HANDLERS.on(ops.SetMany)
+def _set_many(groups: Groups, op: ops.SetMany, codec: Codec) -> int:
     if not op.items:
         return 0
     now = now_ms()
@@ -191,21 +208,24 @@ def _pop(groups: Groups, group: str, key: str) -> Entry | None:
     return entry
 
 
-def _delete(groups: Groups, op: ops.Delete) -> bytes | None:
+@HANDLERS.on(ops.Delete)
+def _delete(groups: Groups, op: ops.Delete, codec: Codec) -> bytes | None:
     _purge(groups, op.group, op.key, now_ms())
     _check(op.group, op.key, op.version, _current(groups.get(op.group), op.key))
     entry = _pop(groups, op.group, op.key)
     return entry.data if entry else None
 
 
-def _delete_many(groups: Groups, op: ops.DeleteMany) -> int:
+@HANDLERS.on(ops.DeleteMany)
+def _delete_many(groups: Groups, op: ops.DeleteMany, codec: Codec) -> int:
     now = now_ms()
     for key in op.keys:
         _purge(groups, op.group, key, now)
     return sum(_pop(groups, op.group, k) is not None for k in op.keys)
 
 
-def _clear(groups: Groups, op: ops.Clear) -> int:
+@HANDLERS.on(ops.Clear)
+def _clear(groups: Groups, op: ops.Clear, codec: Codec) -> int:
     live = len(_live_items(groups, op.group, now_ms()))
     items = groups.pop(op.group, None)
     if items:
@@ -214,7 +234,8 @@ def _clear(groups: Groups, op: ops.Clear) -> int:
     return live
 
 
-def _update(groups: Groups, op: ops.Update) -> tuple[int, bytes]:
+@HANDLERS.on(ops.Update)
+def _update(groups: Groups, op: ops.Update, codec: Codec) -> tuple[int, bytes]:
     now = now_ms()
     _purge(groups, op.group, op.key, now)
     items = groups.get(op.group)
@@ -223,10 +244,10 @@ def _update(groups: Groups, op: ops.Update) -> tuple[int, bytes]:
     previous = items[op.key] if items and current else None
     data = previous.data if previous else op.start
     try:
-        value = op.codec.decode(data)
+        value = codec.decode(data)
     except DecodeError:
         raise updates.fail("not_decodable", None) from None
-    new = op.codec.encode(updates.apply(value, op.steps))
+    new = codec.encode(updates.apply(value, op.steps))
     if len(new) > op.max_bytes:
         raise updates.fail("too_large", None)
     expires = _expiry(op.expire, previous.expires_at if previous else None, current == 0, now)
@@ -235,7 +256,8 @@ def _update(groups: Groups, op: ops.Update) -> tuple[int, bytes]:
     return version, new
 
 
-def _set_expiry(groups: Groups, op: ops.SetExpiry) -> bool:
+@HANDLERS.on(ops.SetExpiry)
+def _set_expiry(groups: Groups, op: ops.SetExpiry, codec: Codec) -> bool:
     now = now_ms()
     _purge(groups, op.group, op.key, now)
     entry = groups.get(op.group, {}).get(op.key)
@@ -249,7 +271,8 @@ def _set_expiry(groups: Groups, op: ops.SetExpiry) -> bool:
     return True
 
 
-def _cleanup(groups: Groups, op: ops.Cleanup) -> int:
+@HANDLERS.on(ops.Cleanup)
+def _cleanup(groups: Groups, op: ops.Cleanup, codec: Codec) -> int:
     now = now_ms()
     expired = [
         (g, k) for g, items in groups.items() for k, e in items.items() if not _alive(e, now)
@@ -260,7 +283,8 @@ def _cleanup(groups: Groups, op: ops.Cleanup) -> int:
     return len(expired)
 
 
-def _transaction(groups: Groups, op: ops.Transaction) -> list[Any]:
+@HANDLERS.on(ops.Transaction)
+def _transaction(groups: Groups, op: ops.Transaction, codec: Codec) -> list[Any]:
     # Work on copies of the touched groups; they replace the originals only if every op
     # applied. Entries are never changed in place here, so shallow copies are enough.
     touched = {sub.group for sub in op.ops}
@@ -270,7 +294,7 @@ def _transaction(groups: Groups, op: ops.Transaction) -> list[Any]:
     results = []
     for sub in op.ops:
         try:
-            results.append(WRITES[type(sub)](scratch, sub))
+            results.append(HANDLERS.table[type(sub)](scratch, sub, codec))
         except VersionConflict as exc:
             conflicts += exc.conflicts
             results.append(None)
@@ -285,30 +309,6 @@ def _transaction(groups: Groups, op: ops.Transaction) -> list[Any]:
     return results
 
 
-READS: dict[type[Any], Callable[[Groups, Any], Any]] = {
-    ops.Get: _get,
-    ops.GetItem: _get_item,
-    ops.GetMany: _get_many,
-    ops.GetAll: _get_all,
-    ops.Keys: _keys,
-    ops.ScanPage: _scan_page,
-    ops.ListGroups: _list_groups,
-    ops.Stats: _stats,
-    ops.Ttl: _ttl,
-}
-WRITES: dict[type[Any], Callable[[Groups, Any], Any]] = {
-    ops.Set: _set,
-    ops.SetMany: _set_many,
-    ops.Delete: _delete,
-    ops.DeleteMany: _delete_many,
-    ops.Clear: _clear,
-    ops.Update: _update,
-    ops.Transaction: _transaction,
-    ops.SetExpiry: _set_expiry,
-    ops.Cleanup: _cleanup,
-}
-
-
 def no_feed(describe: str) -> Unsupported:
     return Unsupported(
         f"{describe} keeps no change feed: watch, ack and the keyspace bridge need a Redis "
@@ -316,13 +316,19 @@ def no_feed(describe: str) -> Unsupported:
     )
 
 
-def apply(groups: Groups, op: ops.Op[T]) -> T:
-    if isinstance(op, (ops.Ack, ops.External, ops.Lease)):
-        raise no_feed("this backend")
-    handler = READS.get(type(op)) or WRITES[type(op)]
-    result: T = handler(groups, op)
+def _without_feed(groups: Groups, op: ops.Request[Any], codec: Codec) -> None:
+    raise no_feed("this backend")
+
+
+for _kind in [kind for kind, traits in ops.REGISTRY.items() if traits.feed]:
+    HANDLERS.on(_kind)(_without_feed)
+
+
+def apply(groups: Groups, op: ops.Request[T], codec: Codec) -> T:
+    """Carry out ``op`` on ``groups``; ``codec`` is the State's, for update ops."""
+    result: T = HANDLERS.table[type(op)](groups, op, codec)
     return result
 
 
-def is_write(op: ops.Op[Any]) -> bool:
-    return type(op) in WRITES
+def is_write(op: ops.Request[Any]) -> bool:
+    return ops.traits(op).writes

@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 from typing import NoReturn, TypeVar
 
-from ..ops import Op
+from ..codecs import Codec
+from ..ops import Request
 from . import local
 
 T = TypeVar("T")
@@ -19,8 +20,9 @@ _named_lock = threading.Lock()
 
 
 class MemoryBackend:
-    def __init__(self, name: str = "") -> None:
+    def __init__(self, name: str, codec: Codec) -> None:
         self.describe = f"memory://{name}"
+        self._codec = codec
         self._lock: threading.Lock
         self._groups: local.Groups
         if not name:
@@ -29,9 +31,9 @@ class MemoryBackend:
         with _named_lock:
             self._lock, self._groups = _named.setdefault(name, (threading.Lock(), local.Groups()))
 
-    def execute(self, op: Op[T]) -> T:
+    def execute(self, op: Request[T]) -> T:
         with self._lock:
-            return local.apply(self._groups, op)
+            return local.apply(self._groups, op, self._codec)
 
     def close(self) -> None:
         pass

@@ -1,0 +1,86 @@
+"""Every request is declared once (`ops.REGISTRY`) and every backend handles every one of them:
+a request declared and forgotten in a backend fails here, not in a user's call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from motia_state import ops, scripts
+from motia_state.backends import local
+from motia_state.backends.redis import plan
+from motia_state.codecs import JsonCodec
+from motia_state.errors import Unsupported
+
+# Each table of handlers a backend keeps, with the declared requests it must cover. Redis
+# Cluster runs the standalone plan (routed per slot), so the plan's tables serve both.
+TABLES = {
+    "Redis and Redis Cluster": plan.HANDLERS,
+    "Redis transactions": plan.TRANSACTION_PARTS,
+    "memory:// and file://": local.HANDLERS,
+}
+
+
+@contextmanager
+def declared(**traits: Any) -> Iterator[type[ops.Request[Any]]]:
+    """A request declared for the length of a test, as a new operation would be."""
+
+    @ops.declare(**traits)
+    @dataclass(frozen=True, slots=True)
+    class Brand_New(ops.Request[int]):
+        group: str
+
+    try:
+        yield Brand_New
+    finally:
+        del ops.REGISTRY[Brand_New]
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_every_declared_request_has_a_handler(name: str) -> None:
+    assert TABLES[name].missing() == []
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_a_request_left_out_of_a_backend_is_reported(name: str) -> None:
+    with declared(writes=True, script="set", in_transaction=True) as kind:
+        assert TABLES[name].missing() == [kind.__name__]
+    assert TABLES[name].missing() == []
+
+
+def test_a_backend_cannot_handle_one_request_twice() -> None:
+    handlers: ops.Handlers[Any] = ops.Handlers("test")
+    handlers.on(ops.Get)(lambda op: op)
+    with pytest.raises(TypeError, match="second handler for Get"):
+        handlers.on(ops.Get)(lambda op: op)
+
+
+def test_the_in_process_backends_refuse_feed_requests_clearly() -> None:
+    """A backend that cannot do something says so (derived from the ``feed`` trait)."""
+    feed = [kind for kind, traits in ops.REGISTRY.items() if traits.feed]
+    assert {kind.__name__ for kind in feed} == {"Ack", "External", "Lease"}
+    for kind in feed:
+        with pytest.raises(Unsupported, match="keeps no change feed"):
+            local.HANDLERS.table[kind](local.Groups(), None, JsonCodec())
+
+
+def test_declared_traits_are_consistent() -> None:
+    for kind, traits in ops.REGISTRY.items():
+        name = kind.__name__
+        if traits.script is not None:  # the script exists and loads
+            assert scripts.load(traits.script).text, name
+        if traits.in_transaction or traits.conditional:
+            assert traits.writes, name
+        if not traits.writes:
+            assert traits.resend, f"{name}: a read may always be sent again"
+
+
+def test_writes_are_never_resent_unless_declared_so() -> None:
+    """What a lost reply may re-send: reads, and the writes that change nothing the second
+    time. Any other write becomes `OutcomeUnknown` (see backends/redis retry_delay)."""
+    resent_writes = {k.__name__ for k, t in ops.REGISTRY.items() if t.writes and t.resend}
+    assert resent_writes == {"Ack", "Cleanup"}
