@@ -15,9 +15,9 @@ from pathlib import Path
 
 import click
 import redis
+from tests.servers import standalone
 
 from motia_state.backends.embedded import valkey_binary
-from motia_state.server import standalone
 
 from . import report, workloads
 

@@ -19,12 +19,12 @@ from typing import Any
 
 import redis
 import redis.asyncio
+from tests.servers import cluster
 
 from motia_state import AsyncState, Op, State, scripts
 from motia_state.backends.embedded import valkey_binary as embedded_binary
 from motia_state.changes import FeedSettings
 from motia_state.layout import KeyLayout
-from motia_state.server import cluster
 
 from .measure import Latencies, Result, Round, compare, make_value, timed
 

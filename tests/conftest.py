@@ -31,9 +31,11 @@ import redis.cluster
 from motia_state import AsyncGroupView, AsyncState, State
 from motia_state.backends import embedded
 from motia_state.layout import KeyLayout
-from motia_state.server import Cluster, ServerProcess, cluster, standalone
+from motia_state.server import ServerProcess
 from motia_state.subscriptions import AsyncSubscription
 from motia_state.watch import AsyncWatch
+
+from .servers import Cluster, cluster, standalone
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_CONF = ROOT / "docker" / "redis.conf"

@@ -25,7 +25,8 @@ from typing import Any
 
 from motia_state import State
 from motia_state.backends import embedded
-from motia_state.server import standalone
+
+from .servers import standalone
 
 GROUPS = ("soak-counters", "soak-docs", "soak-accounts", "soak-ttl")
 ACCOUNTS = 10

@@ -15,9 +15,9 @@ import pytest
 
 from motia_state import AsyncState, Bridge, PermissionDenied, State, StateError, Unsupported
 from motia_state.backends import embedded
-from motia_state.server import standalone
 
 from .conftest import REDIS_CONF, Servers, Target, settle
+from .servers import standalone
 
 pytestmark = pytest.mark.redis_only
 

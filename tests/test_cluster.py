@@ -35,9 +35,10 @@ from motia_state import (
 )
 from motia_state.backends import embedded
 from motia_state.layout import KeyLayout, key_slot
-from motia_state.server import Cluster, ServerProcess, cluster
+from motia_state.server import ServerProcess
 
 from .conftest import CLUSTER_CONF, NO_PERSISTENCE, TEST_BINARY
+from .servers import Cluster, cluster
 from .test_faults import SLOW_LOAD, _answers, _wait_until
 
 

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from motia_state.backends import embedded
 from motia_state.layout import KeyLayout, escape_glob, key_slot, slot_tag
-from motia_state.server import free_port, standalone
 
 from .conftest import REDIS_CONF
+from .servers import free_port, standalone
 
 braces_heavy = st.text(alphabet="{}:*?[]\\ab", min_size=1, max_size=12)
 

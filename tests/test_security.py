@@ -15,9 +15,10 @@ import pytest
 import redis
 
 from motia_state import AsyncState, BackendUnavailable, PermissionDenied, State, StateError
-from motia_state.server import ServerProcess, cluster, free_port
+from motia_state.server import ServerProcess
 
 from .conftest import CLUSTER_CONF, NO_PERSISTENCE, REDIS_CONF, Servers
+from .servers import cluster, free_port
 
 OPENSSL = shutil.which("openssl")
 REDIS_SERVER = shutil.which("redis-server")  # Debian's is built with TLS

@@ -20,9 +20,10 @@ from click.testing import CliRunner
 
 from motia_state import AsyncState, BackendUnavailable, InvalidInput, OutcomeUnknown, State
 from motia_state.cli import main
-from motia_state.server import ServerProcess, sentinel
+from motia_state.server import ServerProcess
 
 from .conftest import SENTINEL_CONF, TEST_BINARY
+from .servers import sentinel
 from .test_bridge import externals
 
 Servers = tuple[ServerProcess, ServerProcess, ServerProcess]
