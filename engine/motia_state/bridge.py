@@ -58,6 +58,7 @@ from redis.exceptions import (
 )
 
 from . import connect, ops
+from .backends.redis import wire
 from .errors import BackendUnavailable, Unsupported
 from .layout import escape_glob
 
@@ -332,7 +333,7 @@ class _Listener(threading.Thread):
         self.flags, refused = enable_notifications(client)
         db = client.connection_pool.connection_kwargs.get("db", 0)
         head = f"__keyspace@{db}__:".encode()
-        pubsub = client.pubsub()
+        pubsub = wire.pubsub(client)
         try:
             subscribe = pubsub.ssubscribe if server.sharded else pubsub.subscribe
             for channel in server.markers:  # one per command: shard channels of one slot each

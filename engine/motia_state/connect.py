@@ -34,10 +34,16 @@ import redis.sentinel
 from . import validate
 from .backends import embedded
 from .backends.base import AsyncBackend, AsyncOverSync, Backend
-from .backends.cluster import AsyncClusterBackend, ClusterBackend
 from .backends.file import DEFAULT_PATH, FileBackend
 from .backends.memory import MemoryBackend
-from .backends.redis import AsyncRedisBackend, RedisBackend, RedisPlan
+from .backends.redis import (
+    AsyncClusterBackend,
+    AsyncRedisBackend,
+    ClusterBackend,
+    RedisBackend,
+    RedisPlan,
+    wire,
+)
 from .changes import FeedSettings, feed_settings
 from .codecs import Codec, get_codec
 from .core import Core
@@ -312,7 +318,7 @@ def _connection_kwargs(target: _Target, url: str, *, nodes: bool = False) -> dic
     come first and the URL's query options win over them, as in redis-py. ``nodes``: the URL
     stands for a Cluster's or Sentinel's nodes, which choose no database by query."""
     try:
-        kwargs = {**target.client_kwargs(), **redis.connection.parse_url(url)}
+        kwargs = {**target.client_kwargs(), **wire.parse_url(url)}
     except ValueError as exc:
         raise InvalidInput(f"{target.describe}: {exc}") from None
     known = QUERY_OPTIONS - {"db"} if nodes else QUERY_OPTIONS
@@ -341,7 +347,7 @@ def _cluster_client(target: _Target) -> Callable[[], redis.cluster.RedisCluster]
     nodes, path, kwargs = _nodes(target)
     if path not in ("", "0"):
         raise InvalidInput(f"{target.describe}: a cluster has database 0 only")
-    startup = [redis.cluster.ClusterNode(host, port) for host, port in nodes]
+    startup = [wire.cluster_node(host, port) for host, port in nodes]
     return lambda: redis.cluster.RedisCluster(startup_nodes=startup, **kwargs)
 
 
@@ -383,9 +389,8 @@ class _Sentinel:
     def client(self, retry: redis.retry.Retry) -> redis.Redis:
         # the engine retries calls itself: redis-py's default backoff would add seconds
         asking = {**self.asking, "retry": retry}
-        self._sync = redis.sentinel.Sentinel(self.nodes, sentinel_kwargs=asking)
-        client: redis.Redis = self._sync.master_for(self.service, retry=retry, **self.kwargs)
-        return client
+        self._sync = wire.sentinel(self.nodes, asking)
+        return wire.master_for(self._sync, self.service, retry=retry, **self.kwargs)
 
     def close(self) -> None:
         for asked in self._sync.sentinels if self._sync else []:
@@ -394,10 +399,8 @@ class _Sentinel:
 
     def async_client(self, retry: redis.asyncio.retry.Retry) -> redis.asyncio.Redis:
         asking = {**self.asking, "retry": retry}
-        self._async = redis.asyncio.sentinel.Sentinel(self.nodes, sentinel_kwargs=asking)
-        client: redis.asyncio.Redis = self._async.master_for(
-            self.service, retry=retry, **self.kwargs
-        )
+        self._async = wire.async_sentinel(self.nodes, asking)
+        client = wire.async_master_for(self._async, self.service, retry=retry, **self.kwargs)
         return client
 
     async def aclose(self) -> None:

@@ -54,10 +54,10 @@ class AsyncOverSync:
         self._backend.close()
 
     def session(self) -> Any:
-        return _SessionInThreads(self._backend.session())
+        return SessionInThreads(self._backend.session())
 
 
-class _SessionInThreads:
+class SessionInThreads:
     """A synchronous backend's watch session, driven from asyncio through worker threads."""
 
     def __init__(self, session: Any) -> None:
