@@ -58,6 +58,7 @@ from redis.exceptions import (
 )
 
 from . import connect, ops
+from .backends.base import Backend, Servers, Shard
 from .backends.redis import wire
 from .errors import BackendUnavailable, Unsupported
 from .layout import escape_glob
@@ -115,6 +116,7 @@ class _Server:
     markers: frozenset[bytes]
     sharded: bool  # markers are shard channels (SSUBSCRIBE, one per slot)
     probe: bytes
+    owned: bool  # the bridge made the client: it closes it
 
 
 class _Restart(Exception):
@@ -138,7 +140,7 @@ class Bridge:
 
     def __init__(
         self,
-        backend: Any,
+        backend: Backend,
         *,
         lease_s: float = LEASE_S,
         on_record: Callable[[str | None, str], None] | None = None,
@@ -146,6 +148,9 @@ class Bridge:
     ) -> None:
         self._backend = backend
         self._session = backend.session()  # Unsupported where there is no feed
+        if not isinstance(backend, Servers):
+            raise Unsupported(f"{backend.describe} names no servers to listen on")
+        self._shards = backend.shards
         self._layout = self._session.layout
         self._plan = self._session.plan
         self.describe: str = backend.describe
@@ -214,25 +219,27 @@ class Bridge:
         if self._owned:
             self._backend.close()
 
-    def _servers(self) -> list[_Server]:
+    def _servers(self, shards: list[Shard]) -> list[_Server]:
         layout = self._layout
-        if not layout.cluster:
-            marker = frozenset({layout.marker_channel()})
-            return [_Server(self.describe, self._backend.client, marker, False, layout.probe())]
         return [
             _Server(
                 shard.name,
-                shard.client(),
-                frozenset(layout.marker_channel(slot) for slot in shard.slots),
-                True,
-                layout.probe(shard.slots[0]),
+                shard.connect(),
+                frozenset(
+                    {layout.marker_channel()}
+                    if shard.slots is None
+                    else {layout.marker_channel(slot) for slot in shard.slots}
+                ),
+                shard.slots is not None,
+                layout.probe() if shard.slots is None else layout.probe(shard.slots[0]),
+                shard.owned,
             )
-            for shard in self._backend.shards()
+            for shard in shards
         ]
 
     def _listen(self) -> None:
-        servers = self._servers()
-        topology = self._backend.shards() if self._layout.cluster else None
+        topology = self._shards()
+        servers = self._servers(topology)
         self._wake.clear()
         done = threading.Event()  # ends this round's listeners
         listeners = [_Listener(self, server, done) for server in servers]
@@ -254,7 +261,7 @@ class Bridge:
                         log.warning("keyspace bridge: lease lost to another bridge; standing by")
                         return
                     renewed = time.monotonic()
-                    if topology is not None and self._backend.shards() != topology:
+                    if self._layout.cluster and self._shards() != topology:
                         raise _Restart("the cluster's slots moved")
                 self._wake.wait(renew_every if self.listening.is_set() else 0.01)
         finally:
@@ -262,8 +269,8 @@ class Bridge:
             done.set()
             for listener in listeners:
                 listener.join(timeout=10)
-            if topology is not None:  # the listeners' own clients
-                for server in servers:
+            for server in servers:  # the listeners' own clients
+                if server.owned:
                     server.client.close()
 
     @staticmethod

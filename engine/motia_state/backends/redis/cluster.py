@@ -15,9 +15,9 @@ with the same slot map, through one auto-pipeline per master.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
@@ -29,7 +29,7 @@ from redis.exceptions import RedisClusterException
 from ... import ops
 from ...errors import BackendUnavailable
 from ...steps import At, Call, Steps
-from ..base import SessionInThreads
+from ..base import SessionInThreads, Shard
 from . import wire
 from .aio import AutoPipeline, run_async, through
 from .outcome import NotSent
@@ -39,26 +39,6 @@ from .sync import SESSION_TIMEOUT_S, run
 
 T = TypeVar("T")
 Node = redis.cluster.ClusterNode
-
-
-@dataclass(frozen=True)
-class Shard:
-    """One master and the slots it serves; `client` connects to it with the cluster's
-    settings (auth, TLS, timeouts)."""
-
-    host: str
-    port: int
-    slots: list[int]
-    kwargs: dict[str, Any] = field(compare=False)
-    connection_class: type[redis.connection.AbstractConnection] = field(compare=False)
-
-    @property
-    def name(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def client(self) -> redis.Redis:
-        pool = redis.ConnectionPool(connection_class=self.connection_class, **self.kwargs)
-        return redis.Redis(connection_pool=pool)
 
 
 class ClusterBackend:
@@ -154,11 +134,11 @@ class ClusterBackend:
             owners.setdefault((host, int(master[1])), []).extend(range(int(low), int(high) + 1))
         return [
             Shard(
-                host,
-                port,
-                sorted(slots),
-                {**kwargs, "host": host, "port": port},
-                pool.connection_class,
+                f"{host}:{port}",
+                tuple(sorted(slots)),
+                functools.partial(
+                    wire.client, pool.connection_class, {**kwargs, "host": host, "port": port}
+                ),
             )
             for (host, port), slots in sorted(owners.items())
         ]

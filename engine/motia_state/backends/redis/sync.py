@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from ... import ops, watch
 from ...steps import Call, Steps
+from ..base import Shard
 from . import wire
 from .outcome import NotSent, translate
 from .plan import RedisPlan
@@ -97,6 +98,10 @@ class RedisBackend:
 
     def session(self) -> Session:
         return Session(self)
+
+    def shards(self) -> list[Shard]:
+        """The one server, for the keyspace bridge; the client is this backend's own."""
+        return [Shard(self.describe, None, lambda: self.client, owned=False)]
 
     def close(self) -> None:
         if self._client is None:

@@ -107,6 +107,12 @@ class Pin:
             self.pool.release(self.conn)
 
 
+def client(connection_class: type[Connection], kwargs: dict[str, Any]) -> redis.Redis:
+    """A client of its own for one server (a Cluster master the keyspace bridge listens on)."""
+    pool = redis.ConnectionPool(connection_class=connection_class, **kwargs)
+    return redis.Redis(connection_pool=pool)
+
+
 def release_pool(client: redis.Redis) -> None:
     client.connection_pool.disconnect()
     client.close()
