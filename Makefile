@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit soak bench bench-quick clean
+.PHONY: install demo test lint typecheck unit soak bench bench-quick bench-compare clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ bench: $(STAMP) $(NODE_STAMP)
 
 bench-quick: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m benchmarks --quick --out benchmarks/results/quick
+
+# The engine at $(BASE) against the working tree, alternating on one server (a refactor must
+# not slow any workload by more than 5 %): benchmarks/results/compare.md and compare.json.
+BASE ?= $(shell git rev-parse --verify --quiet origin/main >/dev/null && echo origin/main || echo HEAD~1)
+bench-compare: $(STAMP)
+	$(BIN)/python -m benchmarks.compare --base $(BASE)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
