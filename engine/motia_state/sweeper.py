@@ -10,12 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 from .aio import raise_if_cancelled
 from .errors import StateError
 
 log = logging.getLogger("motia_state")
+
+
+@contextmanager
+def sweeping() -> Iterator[None]:
+    """One background sweep: a failure is logged, and the next interval tries again."""
+    try:
+        yield
+    except StateError as exc:
+        log.warning("background cleanup failed, will retry: %s", exc)
 
 
 class Sweeper(threading.Thread):
@@ -29,10 +39,8 @@ class Sweeper(threading.Thread):
 
     def run(self) -> None:
         while not self._stopped.wait(self._interval):
-            try:
+            with sweeping():
                 self._cleanup()
-            except StateError as exc:
-                log.warning("background cleanup failed, will retry: %s", exc)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -45,7 +53,5 @@ async def sweep_forever(cleanup: Callable[[], Awaitable[int]], interval: float) 
     while True:
         await asyncio.sleep(interval)
         raise_if_cancelled()
-        try:
+        with sweeping():
             await cleanup()
-        except StateError as exc:
-            log.warning("background cleanup failed, will retry: %s", exc)

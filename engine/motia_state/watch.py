@@ -345,14 +345,29 @@ def ack_calls(pending: Sequence[Change]) -> list[tuple[Any, ...]]:
     return [("XACK", s, cg, *ids) for (s, cg), ids in by_target.items()]
 
 
-class Watch:
-    """`State.watch`'s iterator: started (its position fixed) when created; `close` it, or
-    leave the loop, to release its connection."""
+class Changes:
+    """What `Watch` and `AsyncWatch` share: a reader on a session, and the changes its
+    last round found, handed out one at a time (`_pop`; `_round` finds more)."""
 
     def __init__(self, session: Any, reader: Reader) -> None:
         self._session = session
         self._reader = reader
         self._buffer: list[Change | None] = []
+
+    def _round(self) -> Steps[Any] | None:
+        """The next round's steps while no change is buffered; None once one is."""
+        return None if self._buffer else self._reader.round()
+
+    def _pop(self) -> Change | None:
+        return self._buffer.pop(0)
+
+
+class Watch(Changes):
+    """`State.watch`'s iterator: started (its position fixed) when created; `close` it, or
+    leave the loop, to release its connection."""
+
+    def __init__(self, session: Any, reader: Reader) -> None:
+        super().__init__(session, reader)
         try:
             session.run(reader.start())
         except BaseException:
@@ -363,9 +378,9 @@ class Watch:
         return self
 
     def __next__(self) -> Change | None:
-        while not self._buffer:
-            self._buffer = self._session.run(self._reader.round())
-        return self._buffer.pop(0)
+        while (steps := self._round()) is not None:
+            self._buffer = self._session.run(steps)
+        return self._pop()
 
     def close(self) -> None:
         self._session.close()
@@ -380,14 +395,9 @@ class Watch:
         self._session.close()
 
 
-class AsyncWatch:
+class AsyncWatch(Changes):
     """`AsyncState.watch`'s async iterator. ``await`` it to fix its position at once (else
     the first ``__anext__`` does); `aclose` it to release its connection."""
-
-    def __init__(self, session: Any, reader: Reader) -> None:
-        self._session = session
-        self._reader = reader
-        self._buffer: list[Change | None] = []
 
     def __await__(self) -> Generator[Any, None, AsyncWatch]:
         return self._start().__await__()
@@ -404,9 +414,9 @@ class AsyncWatch:
         return self
 
     async def __anext__(self) -> Change | None:
-        while not self._buffer:
-            self._buffer = await self._session.run(self._reader.round())
-        return self._buffer.pop(0)
+        while (steps := self._round()) is not None:
+            self._buffer = await self._session.run(steps)
+        return self._pop()
 
     async def aclose(self) -> None:
         await self._session.aclose()
