@@ -128,11 +128,11 @@ def test_every_change_gets_its_record(state: Any) -> None:
 def test_cluster_refuses_transactions_across_slots() -> None:
     plan = RedisPlan(KeyLayout(cluster=True))
     core = Core(JsonCodec(), max_value_bytes=1000)
-    tx_ops = (core.set("a", "k", 1, None).op, core.set("b", "k", 1, None).op)
+    tx_ops = (core.set("a", "k", 1).op, core.set("b", "k", 1).op)
     steps = plan.steps(ops_module.Transaction(tx_ops, 1000))  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="hash slots"):
         next(steps)
-    same_slot = (core.set("{t}a", "k", 1, None).op, core.set("{t}b", "k", 1, None).op)
+    same_slot = (core.set("{t}a", "k", 1).op, core.set("{t}b", "k", 1).op)
     call = next(plan.steps(ops_module.Transaction(same_slot, 1000)))  # type: ignore[arg-type]
     assert call[0] == "EVALSHA"
 

@@ -9,7 +9,6 @@ from .async_state import AsyncGroupView, AsyncState
 from .bridge import Bridge
 from .changes import Change
 from .codecs import JsonCodec, MsgpackCodec
-from .core import Transaction
 from .errors import (
     BackendUnavailable,
     DecodeError,
@@ -28,6 +27,7 @@ from .errors import (
     ValueTooLarge,
     VersionConflict,
 )
+from .facade import Transaction
 from .layout import KeyLayout
 from .ops import GroupStats, Item, Undecodable
 from .state import GroupView, State

@@ -1,14 +1,15 @@
 """What `State` and `AsyncState` share: argument checks, encoding and decoding.
 
-Each public method of the two facades is one line: it asks `Core` for a `Plan`
-(a validated, encoded `Op` plus the function that decodes its raw result) and
-runs it through its backend, synchronously or with ``await``. Nothing about a
-call's meaning is written twice.
+Each operation that is one server call is declared once, here, as a `Core` method with
+its public signature and docstring that returns a `Plan` (a validated, encoded request
+plus the function that decodes its raw result); `facade` makes it a method of `State`,
+`AsyncState` and their group views, which run the plan through their backend,
+synchronously or with ``await``. Nothing about a call's meaning is written twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar, cast
 
@@ -31,68 +32,35 @@ def _same(raw: R) -> R:
     return raw
 
 
-class Transaction:
-    """Ops collected inside ``with state.transaction() as tx:``, sent as one call at the end.
+class Scan:
+    """`iter_items` without I/O: run each plan `next_page` gives until it gives None.
 
-    Each op is checked and encoded when it is added, so a bad op raises inside the
-    block, before anything is sent. After the block, ``results`` holds each op's
-    result in order: the new version (set), the old value (delete), the new number
-    (increment), the new value (update).
+    A plan's result is its page's items not given before, so each item present for the
+    whole iteration comes exactly once; items written or deleted meanwhile may or may not.
     """
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, group: str, batch: int) -> None:
         self._core = core
-        self._plans: list[Plan[Any]] = []
-        self.results: list[Any] | None = None
+        self._group = group
+        self._batch = batch
+        self._cursor: int | None = 0  # None: the last page was read
+        self._seen: set[str] = set()
 
-    def set(
-        self,
-        group: str,
-        key: str,
-        value: Any,
-        *,
-        version: int | None = None,
-        ttl: float | None = None,
-    ) -> None:
-        self._plans.append(self._core.set(group, key, value, version, ttl))
+    def next_page(self) -> Plan[list[tuple[str, Any]]] | None:
+        if self._cursor is None:
+            return None
+        page = self._core.scan_page(self._group, self._cursor, self._batch)
+        return Plan(page.op, lambda raw: self._fresh(page.finish(raw)))
 
-    def delete(self, group: str, key: str, *, version: int | None = None) -> None:
-        self._plans.append(self._core.delete(group, key, version))
-
-    def increment(
-        self,
-        group: str,
-        key: str,
-        by: int | float = 1,
-        *,
-        version: int | None = None,
-        ttl: float | None = None,
-    ) -> None:
-        self._plans.append(self._core.increment(group, key, by, version, ttl))
-
-    def update(
-        self,
-        group: str,
-        key: str,
-        ops_: Any,
-        *,
-        version: int | None = None,
-        ttl: float | None = None,
-    ) -> None:
-        self._plans.append(self._core.update(group, key, ops_, version, ttl))
-
-    def __len__(self) -> int:
-        return len(self._plans)
-
-    def plan(self) -> Plan[list[Any]]:
-        plans = list(self._plans)
-        subs = tuple(cast("ops.Set | ops.Delete | ops.Update", p.op) for p in plans)
-        op = ops.Transaction(subs, self._core.max_value_bytes)
-        return Plan(
-            op,
-            lambda raw: [p.finish(r) for p, r in zip(plans, raw, strict=True)],
-            any(p.expiring for p in plans),
-        )
+    def _fresh(self, page: tuple[int, list[tuple[str, Any]]]) -> list[tuple[str, Any]]:
+        cursor, items = page
+        self._cursor = cursor or None
+        fresh = []
+        for key, value in items:
+            if key not in self._seen:
+                self._seen.add(key)
+                fresh.append((key, value))
+        return fresh
 
 
 class Core:
@@ -154,6 +122,7 @@ class Core:
     # -- plans -----------------------------------------------------------------
 
     def get(self, group: str, key: str) -> Plan[Any]:
+        """The value, or None when absent (use `get_item` to tell a stored None apart)."""
         g, k = validate.group(group), validate.key(key)
         return Plan(ops.Get(g, k), lambda raw: self.decode(g, k, raw))
 
@@ -179,6 +148,7 @@ class Core:
         return Plan(ops.GetAll(g), lambda raw: {k: self.decode(g, k, d) for k, d in raw.items()})
 
     def get_group(self, group: str) -> Plan[list[Any]]:
+        """All values of a group (Motia's getGroup)."""
         g = validate.group(group)
         return Plan(ops.GetAll(g), lambda raw: [self.decode(g, k, d) for k, d in raw.items()])
 
@@ -196,15 +166,33 @@ class Core:
 
         return Plan(ops.ScanPage(g, cursor, batch), finish)
 
+    def scan(self, group: str, batch: int) -> Scan:
+        """`iter_items`' pages; the arguments are checked with the first page's plan."""
+        return Scan(self, group, batch)
+
     def set(
-        self, group: str, key: str, value: Any, version: int | None, ttl: Any = None
+        self,
+        group: str,
+        key: str,
+        value: Any,
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
     ) -> Plan[int]:
+        """Store ``value``; returns the item's new version (1 on create).
+
+        ``version=N`` writes only if the current version is N, ``version=0`` only
+        if the item is absent; otherwise `VersionConflict` and nothing changes.
+        """
         g, k = validate.group(group), validate.key(key)
         v = validate.version(version)
         expire = self._expire_for_set(ttl)
         return Plan(ops.Set(g, k, self.encode(g, k, value), v, expire), _same, expire != "")
 
-    def set_many(self, group: str, mapping: Mapping[str, Any], ttl: Any = None) -> Plan[int]:
+    def set_many(
+        self, group: str, mapping: Mapping[str, Any], *, ttl: float | None = None
+    ) -> Plan[int]:
+        """Store many items; atomic per server call (up to 1000 items or 4 MiB each)."""
         g = validate.group(group)
         if not isinstance(mapping, Mapping):
             raise InvalidInput(
@@ -214,7 +202,8 @@ class Core:
         expire = self._expire_for_set(ttl)
         return Plan(ops.SetMany(g, items, expire), _same, expire != "")
 
-    def delete(self, group: str, key: str, version: int | None) -> Plan[Any]:
+    def delete(self, group: str, key: str, *, version: int | None = None) -> Plan[Any]:
+        """Remove an item and return its value (None when absent), atomically."""
         g, k = validate.group(group), validate.key(key)
         v = validate.version(version)
         return Plan(ops.Delete(g, k, v), lambda raw: self.decode_removed(g, k, raw))
@@ -224,9 +213,11 @@ class Core:
         return Plan(ops.DeleteMany(g, tuple(dict.fromkeys(validate.keys(keys)))), _same)
 
     def clear(self, group: str) -> Plan[int]:
+        """Remove every item of a group; returns how many there were."""
         return Plan(ops.Clear(validate.group(group)), _same)
 
     def list_groups(self) -> Plan[list[str]]:
+        """Names of the groups that hold at least one item, sorted."""
         return Plan(ops.ListGroups(), _same)
 
     def stats(
@@ -238,9 +229,11 @@ class Core:
         return Plan(ops.Stats(names), _same)
 
     def ttl(self, group: str, key: str) -> Plan[float | None]:
+        """Seconds until the item expires; None when it has no expiry or does not exist."""
         return Plan(ops.Ttl(validate.group(group), validate.key(key)), _same)
 
-    def expire(self, group: str, key: str, ttl: Any) -> Plan[bool]:
+    def expire(self, group: str, key: str, ttl: float) -> Plan[bool]:
+        """Give an existing item a TTL of ``ttl`` seconds; False when it does not exist."""
         ms = validate.ttl(ttl)
         if ms is None:
             raise InvalidInput("expire needs a ttl in seconds; use persist() to remove one")
@@ -248,23 +241,63 @@ class Core:
         return Plan(op, _same, True)
 
     def persist(self, group: str, key: str) -> Plan[bool]:
+        """Remove an item's expiry; True when it had one."""
         return Plan(ops.SetExpiry(validate.group(group), validate.key(key), None), _same)
 
+    def transaction(self, plans: Sequence[Plan[Any]]) -> Plan[list[Any]]:
+        """One call applying the writes ``plans`` (set, delete, increment, update) in order."""
+        plans = list(plans)
+        subs = tuple(cast("ops.Set | ops.Delete | ops.Update", p.op) for p in plans)
+        op = ops.Transaction(subs, self.max_value_bytes)
+        return Plan(
+            op,
+            lambda raw: [p.finish(r) for p, r in zip(plans, raw, strict=True)],
+            any(p.expiring for p in plans),
+        )
+
     def cleanup(self) -> Plan[int]:
+        """Remove expired items now (they are already invisible); returns how many.
+
+        Runs in bounded server-side batches; many processes may sweep at once and
+        each item is removed, and counted, once. A background sweep also runs every
+        ``cleanup_interval`` seconds once this State has given an item a TTL.
+        """
         return Plan(ops.Cleanup(), _same)
 
     def increment(
-        self, group: str, key: str, by: Any, version: int | None, ttl: Any = None
+        self,
+        group: str,
+        key: str,
+        by: int | float = 1,
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
     ) -> Plan[int | float]:
+        """Add ``by`` atomically on the server; a missing item starts at 0. Returns the new number.
+
+        Integers stay exact across the signed 64-bit range (`IntegerOverflow` past it);
+        a float makes a float. A stored value that is not a number raises `NotANumber`.
+        """
         by = updates.amount(by, "increment")
         op = {"type": "increment", "path": "", "by": by}
         steps = (updates.Step("increment", (), by, 0, op),)
         return self._update(group, key, steps, self.codec.encode(0), "increment", version, ttl)
 
     def update(
-        self, group: str, key: str, ops_: Any, version: int | None, ttl: Any = None
+        self,
+        group: str,
+        key: str,
+        ops: Iterable[Mapping[str, Any]],
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
     ) -> Plan[Any]:
-        steps = updates.parse(ops_)
+        """Apply Motia v1 UpdateOps atomically on the server; returns the new value.
+
+        All ops apply or none does; every part of the value no op touches stays exactly
+        as it was. A missing item starts as ``{}``.
+        """
+        steps = updates.parse(ops)
         return self._update(group, key, steps, self.codec.encode({}), "update", version, ttl)
 
     def _update(

@@ -1,0 +1,339 @@
+"""`State`, `AsyncState` and their group views from one declaration of each operation.
+
+An operation that is one server call is a `Core` method returning a `Plan`, with its public
+signature and docstring (see `core`). `Operations` lists each of them once, as a `Call`;
+the four facades derive it. When a facade class is defined, each `Call` it inherits becomes
+a plain method carrying the `Core` method's name, docstring and signature (a group view's
+without the ``group`` argument, which the view supplies): on `State`, one that runs the plan
+and returns its result; on `AsyncState`, a coroutine function. mypy sees the same: `Call`'s
+``__get__`` gives each facade the signature it has at runtime.
+
+What is not one server call (`watch`, `on_change`'s arguments) is shared by `Facade`; what
+really differs between the two, starting the sweeper, closing and `track`, are hooks of
+`State` and `AsyncState`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Coroutine, Iterable
+from typing import (
+    Any,
+    ClassVar,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    Protocol,
+    Self,
+    TypeVar,
+    get_args,
+    overload,
+)
+
+from .changes import Change
+from .core import Core, Plan
+from .subscriptions import TICK_S
+from .watch import BATCH, Reader, group_names
+
+P = ParamSpec("P")
+Q = ParamSpec("Q")
+R = TypeVar("R")
+S = TypeVar("S")
+W = TypeVar("W")
+
+
+class Call(Generic[P, R]):
+    """One operation of the facades, declared by the `Core` method that plans it."""
+
+    def __init__(self, plan: Callable[Concatenate[Core, P], Plan[R]]) -> None:
+        self.plan = plan
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, obj: Sync, owner: type[Any]) -> Callable[P, R]: ...
+    @overload
+    def __get__(self, obj: Async, owner: type[Any]) -> Callable[P, Coroutine[Any, Any, R]]: ...
+    @overload
+    def __get__(self, obj: Collects, owner: type[Any]) -> Callable[P, None]: ...
+    @overload
+    def __get__(
+        self: Call[Concatenate[str, Q], R], obj: SyncView[Any], owner: type[Any]
+    ) -> Callable[Q, R]: ...
+    @overload
+    def __get__(
+        self: Call[Concatenate[str, Q], R], obj: AsyncView[Any], owner: type[Any]
+    ) -> Callable[Q, Coroutine[Any, Any, R]]: ...
+    def __get__(self, obj: object, owner: type[Any]) -> Any:
+        # Only a class that declares operations without running them gets here.
+        if obj is None:
+            return self
+        raise TypeError(f"{type(obj).__name__} does not run operations")
+
+
+class GroupOperations:
+    """The operations on one group: a method each of `State`, `AsyncState` and the views."""
+
+    get = Call(Core.get)
+    get_item = Call(Core.get_item)
+    get_many = Call(Core.get_many)
+    get_group = Call(Core.get_group)
+    items = Call(Core.items)
+    keys = Call(Core.keys)
+    set = Call(Core.set)
+    set_many = Call(Core.set_many)
+    delete = Call(Core.delete)
+    delete_many = Call(Core.delete_many)
+    clear = Call(Core.clear)
+    increment = Call(Core.increment)
+    update = Call(Core.update)
+    ttl = Call(Core.ttl)
+    expire = Call(Core.expire)
+    persist = Call(Core.persist)
+
+
+class Operations(GroupOperations):
+    """Every operation of `State` and `AsyncState`: those of a group and these."""
+
+    cleanup = Call(Core.cleanup)
+    list_groups = Call(Core.list_groups)
+
+
+class Runs:
+    """A class whose `Call` declarations become methods when it is defined.
+
+    ``_method`` makes the method that runs a plan; ``_scoped``: the first argument of
+    each plan (``group``) comes from the instance, so the method takes the rest;
+    ``_collects``: the method only collects the plan (a transaction's), returning None.
+    """
+
+    _scoped: ClassVar[bool] = False
+    _collects: ClassVar[bool] = False
+
+    @staticmethod
+    def _method(plan: Callable[..., Plan[Any]]) -> Callable[..., Any]:
+        raise NotImplementedError
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in dir(cls):
+            call = inspect.getattr_static(cls, name)
+            if isinstance(call, Call):
+                method = cls._method(call.plan)
+                cls._describe(method, name, call.plan)
+                setattr(cls, name, method)
+
+    @classmethod
+    def _describe(cls, method: Callable[..., Any], name: str, plan: Callable[..., Any]) -> None:
+        """Give ``method`` the name, docstring and signature of ``plan``, the `Core` method."""
+        signature = inspect.signature(plan, eval_str=True)
+        parameters = list(signature.parameters.values())
+        parameters[0] = parameters[0].replace(name="self", annotation=inspect.Parameter.empty)
+        if cls._scoped:
+            assert parameters[1].name == "group", f"{name} does not take a group first"
+            del parameters[1]
+        (returns,) = get_args(signature.return_annotation)  # Plan[R]: R
+        doc = plan.__doc__
+        if cls._collects:
+            returns = None
+            doc = f"`State.{name}` as part of the transaction: its result comes in ``results``."
+        method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=parameters, return_annotation=returns
+        )
+        method.__annotations__ = {
+            p.name: p.annotation for p in parameters if p.annotation is not p.empty
+        } | {"return": returns}
+        method.__name__ = name
+        method.__qualname__ = f"{cls.__qualname__}.{name}"
+        method.__module__ = cls.__module__
+        method.__doc__ = doc
+
+
+class Sync(Runs):
+    """`State`: a method runs its plan (``self._run``) and returns the result."""
+
+    @staticmethod
+    def _method(plan: Callable[..., Plan[Any]]) -> Callable[..., Any]:
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return self._run(plan(self._core, *args, **kwargs))
+
+        return method
+
+
+class Async(Runs):
+    """`AsyncState`: a method is a coroutine function awaiting ``self._run``."""
+
+    @staticmethod
+    def _method(plan: Callable[..., Plan[Any]]) -> Callable[..., Any]:
+        async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return await self._run(plan(self._core, *args, **kwargs))
+
+        return method
+
+
+class Collects(Runs):
+    """`Transaction`: a method checks and encodes its op, and adds it to ``self._plans``."""
+
+    _collects = True
+    _core: Core
+    _plans: list[Plan[Any]]
+
+    @staticmethod
+    def _method(plan: Callable[..., Plan[Any]]) -> Callable[..., Any]:
+        def method(self: Any, *args: Any, **kwargs: Any) -> None:
+            self._plans.append(plan(self._core, *args, **kwargs))
+
+        return method
+
+
+class Transaction(Collects):
+    """Ops collected inside ``with state.transaction() as tx:``, sent as one call at the end.
+
+    Each op is checked and encoded when it is added, so a bad op raises inside the
+    block, before anything is sent. After the block, ``results`` holds each op's
+    result in order: the new version (set), the old value (delete), the new number
+    (increment), the new value (update).
+    """
+
+    set = Call(Core.set)
+    delete = Call(Core.delete)
+    increment = Call(Core.increment)
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        self._plans = []
+        self.results: list[Any] | None = None
+
+    def update(
+        self,
+        group: str,
+        key: str,
+        ops_: Any,
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        """`State.update` as part of the transaction: its result comes in ``results``.
+        (Its operand is named ``ops_`` here, as it always was.)"""
+        self._plans.append(self._core.update(group, key, ops_, version=version, ttl=ttl))
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def plan(self) -> Plan[list[Any]]:
+        return self._core.transaction(self._plans)
+
+
+class View(Runs, Generic[S]):
+    """A group view: its State's operations on the group ``name``."""
+
+    _scoped = True
+
+    def __init__(self, state: S, group: str) -> None:
+        self.state = state
+        self.name = group
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.state!r}, {self.name!r})"
+
+
+class SyncView(View[S]):
+    @staticmethod
+    def _method(plan: Callable[..., Plan[Any]]) -> Callable[..., Any]:
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            state = self.state
+            return state._run(plan(state._core, self.name, *args, **kwargs))
+
+        return method
+
+
+class AsyncView(View[S]):
+    @staticmethod
+    def _method(plan: Callable[..., Plan[Any]]) -> Callable[..., Any]:
+        async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            state = self.state
+            return await state._run(plan(state._core, self.name, *args, **kwargs))
+
+        return method
+
+
+class Sessions(Protocol):
+    """What `Facade` needs of either kind of backend."""
+
+    def session(self) -> Any: ...
+
+
+class Facade(Operations, Generic[W]):
+    """What `State` and `AsyncState` share beyond the operations; ``W``: their watch."""
+
+    _backend: Sessions
+    _core: Core
+
+    def _watching(self, session: Any, reader: Reader) -> W:
+        """The watch reading the feed with ``reader`` on ``session``."""
+        raise NotImplementedError
+
+    def watch(
+        self,
+        groups: str | Iterable[str] | None = None,
+        *,
+        since: str | Change = "$",
+        block: float | None = None,
+        consumer: tuple[str, str] | None = None,
+        claim_after: float | None = None,
+        with_values: bool = False,
+        batch: int = BATCH,
+    ) -> W:
+        """Iterate over committed changes of ``groups`` (None: every group), in commit order.
+
+        ``since``: '$' only changes from now on, '0' every retained change first, or a
+        change id to resume after. ``block``: seconds to wait for a change before yielding
+        None (None: wait as long as it takes; 0: never wait). ``consumer=(group, name)``
+        reads as that consumer group (created on first use; acknowledge with `ack`);
+        ``claim_after``: take over changes another consumer left unacknowledged that many
+        seconds. ``with_values``: decode the values writers recorded (``record_values``).
+        ``batch``: changes fetched per read (consumers of one group share work per batch).
+        The iterator's position is fixed when this returns; it reads on a connection of
+        its own: close it (or use ``with``) to release it. Needs a Redis backend;
+        memory:// and file:// raise `Unsupported`.
+
+        On `AsyncState` it is an async iterator (on a connection of its own, outside the
+        auto-pipeline, so a blocking read holds up no other task): ``await`` it to fix its
+        position at once, else the first iteration does; `aclose` it (or ``async with``).
+        """
+        session = self._backend.session()
+        reader = Reader(
+            session.layout,
+            self._core.codec,
+            groups=groups,
+            since=since,
+            consumer=consumer,
+            claim_after=claim_after,
+            block=block,
+            with_values=with_values,
+            batch=batch,
+        )
+        return self._watching(session, reader)
+
+    def _reopener(
+        self,
+        groups: str | Iterable[str] | None,
+        since: str,
+        consumer: tuple[str, str] | None,
+        claim_after: float | None,
+        with_values: bool,
+    ) -> Callable[[str | None], W]:
+        """``on_change``'s watches: the first (``None``), and one resuming after a change id."""
+        names = group_names(groups)
+
+        def watch(last: str | None) -> W:
+            return self.watch(
+                names,
+                since=last or since,
+                block=TICK_S,
+                consumer=consumer,
+                claim_after=claim_after,
+                with_values=with_values,
+            )
+
+        return watch
