@@ -1,5 +1,5 @@
 -- transaction: apply a list of set/delete/update ops across keys and groups, all or nothing.
--- uses: clock common ttl numbers $codec update
+-- uses: clock status common ttl numbers $codec update
 -- KEYS: four per group, in group order: data hash, versions hash, change stream (on a
 --   standalone server every group names the same stream), expiries; then, except on Cluster,
 --   the registry of groups with expiries.
@@ -10,9 +10,10 @@
 --   record's op name ('update' or 'increment'), the update ops (see include/update.lua).
 -- Ops see each other's effects in order. Conditions are checked against that running state;
 -- if any fails, nothing is written.
--- Returns {1, result per op} where a result is the new version (set), the old value or false
---   (delete), {new_version, new_value_text} (update); {0, {op, current_version, op, ...}} for
---   every failed condition; {2, code, op, sub_op} when an update op cannot apply.
+-- Returns {STATUS_OK, result per op} where a result is the new version (set), the old value or
+--   false (delete), {new_version, new_value_text} (update); {STATUS_CONFLICT, {op,
+--   current_version, op, ...}} for every failed condition; {STATUS_REFUSED, code, op, sub_op}
+--   when an update op cannot apply (include/status.lua).
 -- An item that has expired is purged when first touched (with its 'expire' record) and is
 --   absent to the ops.
 -- Keys touched: every KEYS entry: data hashes (HEXISTS, HGET, HSET, HDEL), versions hashes
@@ -132,12 +133,12 @@ return feed_guard(feed, function()
       end)
       if not applied then
         if type(result) == 'table' then
-          return feed_close(feed, {2, result.code, op, result.op})
+          return feed_close(feed, {STATUS_REFUSED, result.code, op, result.op})
         end
         error(result)
       end
       if #result > max_bytes then
-        return feed_close(feed, {2, 'too_large', op, 0})
+        return feed_close(feed, {STATUS_REFUSED, 'too_large', op, 0})
       end
       item.version = next_version(item, existed)
       item.exists, item.text = true, result
@@ -152,7 +153,7 @@ return feed_guard(feed, function()
   end
 
   if #conflicts > 0 then
-    return feed_close(feed, {0, conflicts})
+    return feed_close(feed, {STATUS_CONFLICT, conflicts})
   end
 
   for _, id in ipairs(order) do
@@ -184,7 +185,7 @@ return feed_guard(feed, function()
   for _, r in ipairs(records) do
     record(feed, KEYS[(r[1] - 1) * 4 + 3], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
   end
-  local reply = {1}
+  local reply = {STATUS_OK}
   for op = 1, tonumber(ARGV[3]) do
     reply[op + 1] = results[op]
   end

@@ -1,6 +1,6 @@
 -- update: apply UpdateOps (or an increment) to one item's value, losslessly, bump its
 --   version and record the change, in one atomic call.
--- uses: clock common ttl numbers $codec update
+-- uses: clock status common ttl numbers $codec update
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
 -- ARGV[1] item key, ARGV[2] expected version ('' = any, '0' = must be absent), ARGV[3] group,
@@ -8,8 +8,9 @@
 --   increment), ARGV[6] max encoded bytes of the result, ARGV[7] op name for the change record
 --   ('update' or 'increment'), ARGV[8] expiry instruction (see include/ttl.lua),
 --   ARGV[9...] the ops (see include/update.lua).
--- Returns {1, new_version, new_value_text}; {0, current_version} on a version mismatch;
---   {2, code, op_index} when an op cannot apply (op_index 0: the stored value itself).
+-- Returns {STATUS_OK, new_version, new_value_text}; {STATUS_CONFLICT, current_version} on a
+--   version mismatch; {STATUS_REFUSED, code, op_index} when an op cannot apply (op_index 0: the
+--   stored value itself) (include/status.lua).
 -- Keys touched: KEYS[1] (HEXISTS, HGET, HSET), KEYS[2] (HGET, HSET or HDEL, PERSIST, PEXPIRE),
 --   KEYS[3] (XADD, XTRIM), KEYS[4] (ZSCORE, ZADD or ZREM), KEYS[5] (SADD, SREM); PUBLISH
 --   (markers).
@@ -23,7 +24,7 @@ return feed_guard(feed, function()
   local recorded = redis.call('HGET', KEYS[2], field)
   local current = current_version(KEYS[1], field, recorded)
   if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
-    return feed_close(feed, {0, current})
+    return feed_close(feed, {STATUS_CONFLICT, current})
   end
   local text = ARGV[5]
   if current > 0 then
@@ -38,12 +39,12 @@ return feed_guard(feed, function()
   end)
   if not ok then
     if type(result) == 'table' then
-      return feed_close(feed, {2, result.code, result.op})
+      return feed_close(feed, {STATUS_REFUSED, result.code, result.op})
     end
     error(result)
   end
   if #result > tonumber(ARGV[6]) then
-    return feed_close(feed, {2, 'too_large', 0})
+    return feed_close(feed, {STATUS_REFUSED, 'too_large', 0})
   end
   redis.call('HSET', KEYS[1], field, result)
   local version = current > 0 and current + 1 or first_version(KEYS[2], recorded)
@@ -51,5 +52,5 @@ return feed_guard(feed, function()
   apply_expiry(KEYS, field, ARGV[3], ARGV[8], current == 0, now, has)
   record(feed, KEYS[3], ARGV[7], ARGV[3], field, version, current, result,
     current > 0 and text)
-  return feed_close(feed, {1, version, result})
+  return feed_close(feed, {STATUS_OK, version, result})
 end)

@@ -10,6 +10,7 @@ commands travel (one server or a cluster, sync or asyncio) is the seams' busines
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from enum import IntEnum
 from typing import Any, TypeVar
 
 from redis.exceptions import NoScriptError
@@ -36,6 +37,15 @@ CHUNK_BYTES = 4 * 1024 * 1024
 SCAN_COUNT = 1000
 # Expired items removed per cleanup call: about 2 ms of server time on a slow machine.
 CLEANUP_BATCH = 100
+
+
+class Status(IntEnum):
+    """The first element of the reply of a write script that can refuse itself (set, delete,
+    update, transaction), as lua/include/status.lua names it."""
+
+    CONFLICT = 0  # a version condition failed: nothing was written
+    OK = 1
+    REFUSED = 2  # an update op cannot apply: nothing was written
 
 
 def _text(raw: bytes) -> str:
@@ -148,7 +158,7 @@ class RedisPlan:
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-        if tail and not (confirm and confirm.conditional and replies[0][0] != 1):
+        if tail and not (confirm and confirm.conditional and replies[0][0] != Status.OK):
             self._replicated(acked[0])
         return replies
 
@@ -348,8 +358,8 @@ class RedisPlan:
             self._feed_of(op.group),
             op.expire,
         ]
-        ok, version = yield from self._own(op, keys, args)
-        if not ok:
+        status, version = yield from self._own(op, keys, args)
+        if status == Status.CONFLICT:
             raise VersionConflict([(op.group, op.key, op.version, int(version))])
         return int(version)
 
@@ -369,7 +379,7 @@ class RedisPlan:
         keys = self.layout.group_keys(op.group)
         args = [op.key, self._expected(op.version), op.group, self._feed_of(op.group)]
         reply = yield from self._own(op, keys, args)
-        if not reply[0]:
+        if reply[0] == Status.CONFLICT:
             raise VersionConflict([(op.group, op.key, op.version, int(reply[1]))])
         return reply[1] if len(reply) > 1 else None
 
@@ -399,9 +409,9 @@ class RedisPlan:
         reply = yield from self._script(
             "update", keys, [*head, op.name, op.expire, *self._steps(op)]
         )
-        if reply[0] == 0:
+        if reply[0] == Status.CONFLICT:
             raise VersionConflict([(op.group, op.key, op.version, int(reply[1]))])
-        if reply[0] == 2:
+        if reply[0] == Status.REFUSED:
             index = int(reply[2])
             raise updates.fail(reply[1].decode(), op.steps[index - 1] if index else None)
         return int(reply[1]), reply[2]
@@ -424,7 +434,7 @@ class RedisPlan:
             kind, tail = TRANSACTION_PARTS.table[type(sub)](self, sub)
             argv += [kind, groups[sub.group], *head, *tail]
         reply = yield from self._own(op, keys, argv)
-        if reply[0] == 0:
+        if reply[0] == Status.CONFLICT:
             failed = zip(reply[1][0::2], reply[1][1::2], strict=True)
             raise VersionConflict(
                 [
@@ -432,7 +442,7 @@ class RedisPlan:
                     for i, v in failed
                 ]
             )
-        if reply[0] == 2:
+        if reply[0] == Status.REFUSED:
             sub, step = op.ops[int(reply[2]) - 1], int(reply[3])
             assert isinstance(sub, ops.Update)
             raise updates.fail(reply[1].decode(), sub.steps[step - 1] if step else None)
