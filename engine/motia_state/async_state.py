@@ -16,6 +16,7 @@ from .changes import Change
 from .core import DEFAULT_SCAN_BATCH, Core, Plan
 from .errors import Unsupported
 from .facade import Async, AsyncView, Facade, GroupOperations, Transaction
+from .layout import KeyLayout
 from .ops import GroupStats
 from .subscriptions import AsyncSubscription
 from .sweeper import sweep_forever
@@ -110,8 +111,9 @@ class AsyncState(Facade[AsyncWatch], Async):
             return await self._run(self._core.stats(await self.list_groups(), listed=True))
         return await self._run(self._core.stats(groups))
 
-    def _watching(self, session: Any, reader: Reader) -> AsyncWatch:
-        return AsyncWatch(session, reader)
+    def _watching(self, reader: Callable[[KeyLayout], Reader]) -> AsyncWatch:
+        session = self._backend.session()
+        return AsyncWatch(session, reader(session.layout))
 
     async def ack(self, *changes: Change) -> int:
         return await self._backend.execute(ops.Ack(changes)) if changes else 0

@@ -23,7 +23,6 @@ from typing import (
     Concatenate,
     Generic,
     ParamSpec,
-    Protocol,
     Self,
     TypeVar,
     get_args,
@@ -32,6 +31,7 @@ from typing import (
 
 from .changes import Change
 from .core import Core, Plan
+from .layout import KeyLayout
 from .subscriptions import TICK_S
 from .watch import BATCH, Reader, group_names
 
@@ -257,20 +257,14 @@ class AsyncView(View[S]):
         return method
 
 
-class Sessions(Protocol):
-    """What `Facade` needs of either kind of backend."""
-
-    def session(self) -> Any: ...
-
-
 class Facade(Operations, Generic[W]):
     """What `State` and `AsyncState` share beyond the operations; ``W``: their watch."""
 
-    _backend: Sessions
     _core: Core
 
-    def _watching(self, session: Any, reader: Reader) -> W:
-        """The watch reading the feed with ``reader`` on ``session``."""
+    def _watching(self, reader: Callable[[KeyLayout], Reader]) -> W:
+        """A watch on a connection of its own (a backend ``session()``), reading the feed
+        with ``reader(session.layout)``."""
         raise NotImplementedError
 
     def watch(
@@ -301,19 +295,21 @@ class Facade(Operations, Generic[W]):
         auto-pipeline, so a blocking read holds up no other task): ``await`` it to fix its
         position at once, else the first iteration does; `aclose` it (or ``async with``).
         """
-        session = self._backend.session()
-        reader = Reader(
-            session.layout,
-            self._core.codec,
-            groups=groups,
-            since=since,
-            consumer=consumer,
-            claim_after=claim_after,
-            block=block,
-            with_values=with_values,
-            batch=batch,
-        )
-        return self._watching(session, reader)
+
+        def reader(layout: KeyLayout) -> Reader:
+            return Reader(
+                layout,
+                self._core.codec,
+                groups=groups,
+                since=since,
+                consumer=consumer,
+                claim_after=claim_after,
+                block=block,
+                with_values=with_values,
+                batch=batch,
+            )
+
+        return self._watching(reader)
 
     def _reopener(
         self,

@@ -14,6 +14,7 @@ from .bridge import Bridge
 from .changes import Change
 from .core import DEFAULT_SCAN_BATCH, Core, Plan
 from .facade import Facade, GroupOperations, Sync, SyncView, Transaction
+from .layout import KeyLayout
 from .ops import GroupStats
 from .subscriptions import Subscription
 from .sweeper import Sweeper
@@ -116,8 +117,9 @@ class State(Facade[Watch], Sync):
             return self._run(self._core.stats(self.list_groups(), listed=True))
         return self._run(self._core.stats(groups))
 
-    def _watching(self, session: Any, reader: Reader) -> Watch:
-        return Watch(session, reader)
+    def _watching(self, reader: Callable[[KeyLayout], Reader]) -> Watch:
+        session = self._backend.session()
+        return Watch(session, reader(session.layout))
 
     def ack(self, *changes: Change) -> int:
         """Acknowledge changes read with ``consumer=``; returns how many were pending."""

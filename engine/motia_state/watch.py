@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from redis.exceptions import ResponseError
 
 from . import changes, validate
+from .backends.base import AsyncSession, Session
 from .changes import Change
 from .codecs import Codec
 from .errors import InvalidInput, brief
@@ -345,12 +346,15 @@ def ack_calls(pending: Sequence[Change]) -> list[tuple[Any, ...]]:
     return [("XACK", s, cg, *ids) for (s, cg), ids in by_target.items()]
 
 
-class Changes:
+X = TypeVar("X", Session, AsyncSession)
+
+
+class Changes(Generic[X]):
     """What `Watch` and `AsyncWatch` share: a reader on a session, and the changes its
     last round found, handed out one at a time (`_pop`; `_round` finds more)."""
 
-    def __init__(self, session: Any, reader: Reader) -> None:
-        self._session = session
+    def __init__(self, session: X, reader: Reader) -> None:
+        self._session: X = session
         self._reader = reader
         self._buffer: list[Change | None] = []
 
@@ -362,11 +366,11 @@ class Changes:
         return self._buffer.pop(0)
 
 
-class Watch(Changes):
+class Watch(Changes[Session]):
     """`State.watch`'s iterator: started (its position fixed) when created; `close` it, or
     leave the loop, to release its connection."""
 
-    def __init__(self, session: Any, reader: Reader) -> None:
+    def __init__(self, session: Session, reader: Reader) -> None:
         super().__init__(session, reader)
         try:
             session.run(reader.start())
@@ -395,7 +399,7 @@ class Watch(Changes):
         self._session.close()
 
 
-class AsyncWatch(Changes):
+class AsyncWatch(Changes[AsyncSession]):
     """`AsyncState.watch`'s async iterator. ``await`` it to fix its position at once (else
     the first ``__anext__`` does); `aclose` it to release its connection."""
 
