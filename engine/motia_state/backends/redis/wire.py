@@ -68,8 +68,10 @@ def send(conn: Connection, calls: Sequence[Call]) -> list[Any]:
     except BaseException:
         conn.disconnect()
         raise
-    if any(map(demoted, replies)):
-        conn.disconnect()
+    for reply in replies:
+        if isinstance(reply, IN_PLACE) and demoted(reply):
+            conn.disconnect()
+            break
     return replies
 
 
