@@ -1,27 +1,29 @@
 -- cleanup: remove a bounded batch of one group's expired items, each with an 'expire' record.
--- uses: clock common ttl
+-- uses: clock common ttl item
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
--- ARGV[1] group name, ARGV[2] feed settings (see include/common.lua), ARGV[3] most items to remove in this call.
+-- ARGV[1] feed settings, ARGV[2] group name, ARGV[3] '' (the head: include/common.lua),
+--   ARGV[4] most items to remove in this call.
 -- Returns {removed, 1 if more expired items remain else 0}. Atomic per batch, so sweepers
 --   running at once never remove (or count) an item twice.
 -- Keys touched: KEYS[1..2] (HEXISTS, HGET, HSET, HDEL), KEYS[3] (XADD, XTRIM), KEYS[4]
 --   (ZRANGEBYSCORE, ZREM, ZCOUNT), KEYS[5] (SREM); PUBLISH (markers).
 acl_group(KEYS)
 acl_need('ZCOUNT', KEYS[4], '-inf', '0')
-local feed = feed_open(ARGV[2])
+local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
+  local group = ARGV[2]
   local now = now_ms()
-  local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+  local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
   local removed = 0
   for _, field in ipairs(due) do
     if redis.call('HEXISTS', KEYS[1], field) == 1 then
       removed = removed + 1
     end
-    purge_expired(KEYS, field, ARGV[1], feed, now, true)
+    purge_expired(KEYS, field, group, feed, now, true)
   end
   if KEYS[5] and redis.call('EXISTS', KEYS[4]) == 0 then
-    redis.call('SREM', KEYS[5], ARGV[1])
+    redis.call('SREM', KEYS[5], group)
   end
   local more = redis.call('ZCOUNT', KEYS[4], '-inf', now) > 0 and 1 or 0
   return feed_close(feed, {removed, more})

@@ -1,32 +1,26 @@
--- delete: remove one item if its version matches and return its value, record the change.
--- uses: clock status common ttl
+-- delete: remove one item if its version matches and return its value, record the change
+--   (include/item.lua).
+-- uses: clock status common ttl item
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
--- ARGV[1] item key, ARGV[2] expected version ('' = any), ARGV[3] group name,
---   ARGV[4] feed settings (see include/common.lua).
+-- ARGV[1] feed settings, ARGV[2] group name, ARGV[3] item key (the head: include/common.lua),
+--   ARGV[4] expected version ('' = any).
 -- Returns {STATUS_OK, old_value} when deleted, {STATUS_OK} when there was nothing to delete,
 --   {STATUS_CONFLICT, current_version} on a version mismatch (include/status.lua).
--- Keys touched: KEYS[1] (HEXISTS, HGET, HDEL), KEYS[2] (HGET, HSET, HDEL, PERSIST, PEXPIRE),
---   KEYS[3] (XADD, XTRIM), KEYS[4] (ZSCORE, ZREM), KEYS[5] (SREM); PUBLISH (markers).
+-- Keys touched: KEYS[1] (HGET, HDEL, EXISTS), KEYS[2] (HGET, HSET, HDEL, PEXPIRE), KEYS[3] (XADD,
+--   XTRIM), KEYS[4] (EXISTS, ZSCORE, ZREM), KEYS[5] (SREM); PUBLISH (markers).
 acl_group(KEYS)
-local feed = feed_open(ARGV[4])
+local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
+  local group, field, expected = ARGV[2], ARGV[3], ARGV[4]
   local has = redis.call('EXISTS', KEYS[4]) == 1
-  purge_expired(KEYS, ARGV[1], ARGV[3], feed, now_ms(), has)
-  local current = current_version(KEYS[1], ARGV[1], redis.call('HGET', KEYS[2], ARGV[1]))
-  if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
+  local recorded, current, old = item_load(KEYS, group, field, feed, now_ms(), has, 'value')
+  if expected ~= '' and tonumber(expected) ~= current then
     return feed_close(feed, {STATUS_CONFLICT, current})
   end
   if current == 0 then
     return feed_close(feed, {STATUS_OK})
   end
-  local old = redis.call('HGET', KEYS[1], ARGV[1])
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  raise_floor(KEYS[1], KEYS[2], current + 1)
-  if has then
-    drop_expiry(KEYS, ARGV[1], ARGV[3])
-  end
-  record(feed, KEYS[3], 'delete', ARGV[3], ARGV[1], current + 1, current, false, old)
+  item_remove(feed, KEYS, group, field, current, recorded, has, old, 'delete')
   return feed_close(feed, {STATUS_OK, old})
 end)

@@ -1,38 +1,29 @@
--- set: write one item if its version matches, bump its version, set or clear its expiry,
---   record the change.
--- uses: clock status common ttl
+-- set: write one item if its version matches: its next version, its expiry per the expiry
+--   instruction, a change record (include/item.lua).
+-- uses: clock status common ttl item
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
--- ARGV[1] item key, ARGV[2] encoded value, ARGV[3] expected version ('' = any, '0' = must be
---   absent), ARGV[4] group name (for the change record), ARGV[5] feed settings (see
---   include/common.lua), ARGV[6] expiry instruction (see apply_expiry in include/ttl.lua).
+-- ARGV[1] feed settings, ARGV[2] group name, ARGV[3] item key (the head: include/common.lua),
+--   ARGV[4] expected version ('' = any, '0' = must be absent), ARGV[5] expiry instruction (see
+--   include/ttl.lua), ARGV[6] encoded value.
 -- Returns {STATUS_OK, new_version} when written, {STATUS_CONFLICT, current_version} on a
 --   version mismatch (include/status.lua).
 -- Keys touched: KEYS[1] (HEXISTS, HGET, HSET), KEYS[2] (HGET, HSET or HDEL, PERSIST, PEXPIRE),
 --   KEYS[3] (XADD, XTRIM), KEYS[4] (EXISTS, ZSCORE, ZADD or ZREM), KEYS[5] (SADD, SREM); PUBLISH
 --   (markers).
-local field = ARGV[1]
 acl_group(KEYS)
-local feed = feed_open(ARGV[5])
+local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
+  local group, field, expected = ARGV[2], ARGV[3], ARGV[4]
   local now = now_ms()
   local has = redis.call('EXISTS', KEYS[4]) == 1
-  purge_expired(KEYS, field, ARGV[4], feed, now, has)
-  local recorded = redis.call('HGET', KEYS[2], field)
-  local old = feed.values and redis.call('HGET', KEYS[1], field)
-  local version, prev
-  if ARGV[3] == '' then
-    version, prev = write(KEYS[1], KEYS[2], field, ARGV[2], recorded)
-  else
-    prev = current_version(KEYS[1], field, recorded)
-    if tonumber(ARGV[3]) ~= prev then
-      return feed_close(feed, {STATUS_CONFLICT, prev})
-    end
-    redis.call('HSET', KEYS[1], field, ARGV[2])
-    version = prev > 0 and prev + 1 or first_version(KEYS[2], recorded)
+  -- the old value for the change record; the current version only for a condition
+  local read = feed.values and 'value' or (expected ~= '' and 'version' or nil)
+  local recorded, current, old = item_load(KEYS, group, field, feed, now, has, read)
+  if expected ~= '' and tonumber(expected) ~= current then
+    return feed_close(feed, {STATUS_CONFLICT, current})
   end
-  keep_version(KEYS[2], field, version, recorded)
-  apply_expiry(KEYS, field, ARGV[4], ARGV[6], prev == 0, now, has)
-  record(feed, KEYS[3], 'set', ARGV[4], field, version, prev, ARGV[2], old)
+  local version = item_write(feed, KEYS, group, field, ARGV[6], recorded, ARGV[5], now, has,
+    'set', old)
   return feed_close(feed, {STATUS_OK, version})
 end)

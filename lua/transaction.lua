@@ -1,32 +1,37 @@
 -- transaction: apply a list of set/delete/update ops across keys and groups, all or nothing.
--- uses: clock status common ttl numbers $codec update
+-- uses: clock status common ttl item numbers $codec update
 -- KEYS: four per group, in group order: data hash, versions hash, change stream (on a
 --   standalone server every group names the same stream), expiries; then, except on Cluster,
 --   the registry of groups with expiries.
--- ARGV[1] feed settings (see include/common.lua), ARGV[2] max encoded bytes of a value, ARGV[3] op count, then per op:
+-- ARGV[1] feed settings, ARGV[2] '', ARGV[3] '' (the head: include/common.lua; each op names
+--   its group and key), ARGV[4] max encoded bytes of a value, ARGV[5] op count, then per op:
 --   kind ('set', 'delete', 'update'), group number (1-based), group name, item key, expected
 --   version ('' = any, '0' = must be absent), expiry instruction (see include/ttl.lua), then
 --   set: the encoded value; delete: nothing; update: what a missing item starts as, the change
 --   record's op name ('update' or 'increment'), the update ops (see include/update.lua).
 -- Ops see each other's effects in order. Conditions are checked against that running state;
--- if any fails, nothing is written.
+-- if any fails, nothing is written. Each item is loaded, versioned and committed by the rules of
+-- include/item.lua; its commit waits until every op has been checked.
 -- Returns {STATUS_OK, result per op} where a result is the new version (set), the old value or
 --   false (delete), {new_version, new_value_text} (update); {STATUS_CONFLICT, {op,
 --   current_version, op, ...}} for every failed condition; {STATUS_REFUSED, code, op, sub_op}
 --   when an update op cannot apply (include/status.lua).
 -- An item that has expired is purged when first touched (with its 'expire' record) and is
 --   absent to the ops.
--- Keys touched: every KEYS entry: data hashes (HEXISTS, HGET, HSET, HDEL), versions hashes
---   (HGET, HSET, HDEL, PERSIST, PEXPIRE), change streams (XADD, XTRIM), expiries (ZSCORE, ZADD,
---   ZREM), registry (SADD, SREM); PUBLISH (markers).
+-- Keys touched: every KEYS entry: data hashes (HGET, HSET, HDEL, EXISTS), versions hashes
+--   (HGET, HSET, HDEL, PERSIST, PEXPIRE), change streams (XADD, XTRIM), expiries (EXISTS,
+--   ZSCORE, ZADD, ZREM), registry (SADD, SREM); PUBLISH (markers).
 local registry = (#KEYS % 4 == 1) and KEYS[#KEYS] or nil
+local group_keys = {}  -- group number -> its KEYS table, as include/ttl.lua describes it
 for base = 0, #KEYS - 4, 4 do
-  acl_group({KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], registry})
+  local k = {KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], registry}
+  acl_group(k)
+  group_keys[#group_keys + 1] = k
 end
-local feed, max_bytes = feed_open(ARGV[1]), tonumber(ARGV[2])
+local feed, max_bytes = feed_open(ARGV[1]), tonumber(ARGV[4])
 return feed_guard(feed, function()
   local now = now_ms()
-  local items = {}   -- id -> {g, key, exists, text, version, recorded, exp, touched}
+  local items = {}   -- id -> {g, k, group, key, exists, text, version, recorded, exp, touched}
   local floors = {}  -- group number -> its version floor as the ops leave it (loaded on need)
   local has = {}     -- group number -> whether it had expiries when the call began
   local order = {}   -- ids in first-touch order
@@ -34,60 +39,37 @@ return feed_guard(feed, function()
   local results = {}
   local conflicts = {}
 
-  local function group_keys(g)
-    local base = (g - 1) * 4
-    return {KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], registry}
-  end
-
-  -- The expiry an op leaves on an item: nil keeps what it has (see apply_expiry).
-  local function resolve(how, existed)
-    if how == 'keep' then
-      return nil
-    elseif string.sub(how, 1, 5) == 'keep:' then
-      return (not existed) and string.sub(how, 6) or nil
-    end
-    return how
-  end
-
   local function load(g, group, key)
     local id = g .. ':' .. key
     local item = items[id]
     if item == nil then
-      local base = (g - 1) * 4
+      local k = group_keys[g]
       if has[g] == nil then
-        has[g] = redis.call('EXISTS', KEYS[base + 4]) == 1
+        has[g] = redis.call('EXISTS', k[4]) == 1
       end
-      purge_expired(group_keys(g), key, group, feed, now, has[g])
-      local recorded = redis.call('HGET', KEYS[base + 2], key)
-      local current = current_version(KEYS[base + 1], key, recorded)
-      item = {g = g, group = group, key = key, exists = current > 0, version = current,
-        recorded = recorded, exp = 'keep'}
-      if current > 0 then
-        item.text = redis.call('HGET', KEYS[base + 1], key)
-      end
+      local recorded, current, text = item_load(k, group, key, feed, now, has[g], 'value')
+      item = {g = g, k = k, group = group, key = key, exists = current > 0, version = current,
+        recorded = recorded, text = text or nil, exp = 'keep'}
       items[id] = item
       order[#order + 1] = id
     end
     return item
   end
 
-  local function floor_of(g)
+  local function floor_at(g)
     if floors[g] == nil then
-      floors[g] = tonumber(redis.call('HGET', KEYS[(g - 1) * 4 + 2], '')) or 0
+      floors[g] = group_floor(group_keys[g])
     end
     return floors[g]
   end
 
-  -- The version an op gives an item: one more, or for a new item above the group's floor.
-  local function next_version(item, existed)
-    if existed then
-      return item.version + 1
-    end
-    return math.max(floor_of(item.g), tonumber(item.recorded) or 0) + 1
+  -- next_version, with the group's floor as the ops leave it (read only for a new item).
+  local function next_of(item)
+    return next_version(item.version, item.exists and 0 or floor_at(item.g), item.recorded)
   end
 
-  local at = 4
-  for op = 1, tonumber(ARGV[3]) do
+  local at = 6
+  for op = 1, tonumber(ARGV[5]) do
     local kind, g, group, key, expected, how = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2],
       ARGV[at + 3], ARGV[at + 4], ARGV[at + 5]
     at = at + 6
@@ -101,9 +83,9 @@ return feed_guard(feed, function()
     local prev, old = item.version, item.text
     if kind == 'set' then
       if ok then
-        item.version = next_version(item, existed)
+        item.version = next_of(item)
         item.exists, item.text = true, ARGV[at]
-        item.exp = resolve(how, existed) or item.exp
+        item.exp = expiry_of(how, not existed) or item.exp
         results[op] = item.version
         records[#records + 1] = {g, 'set', group, key, item.version, prev, item.text, old}
       end
@@ -111,9 +93,10 @@ return feed_guard(feed, function()
     elseif kind == 'delete' then
       if ok then
         if item.exists then
+          local version = next_of(item)
           results[op] = item.text
-          floors[g] = math.max(floor_of(g), prev + 1)
-          records[#records + 1] = {g, 'delete', group, key, prev + 1, prev, false, old}
+          floors[g] = math.max(floor_at(g), version)
+          records[#records + 1] = {g, 'delete', group, key, version, prev, false, old}
           item.exists, item.text, item.version, item.exp = false, nil, 0, ''
         else
           results[op] = false
@@ -140,9 +123,9 @@ return feed_guard(feed, function()
       if #result > max_bytes then
         return feed_close(feed, {STATUS_REFUSED, 'too_large', op, 0})
       end
-      item.version = next_version(item, existed)
+      item.version = next_of(item)
       item.exists, item.text = true, result
-      item.exp = resolve(how, existed) or item.exp
+      item.exp = expiry_of(how, not existed) or item.exp
       results[op] = {item.version, result}
       records[#records + 1] = {g, name, group, key, item.version, prev, result, old}
       at = next_at
@@ -156,37 +139,32 @@ return feed_guard(feed, function()
     return feed_close(feed, {STATUS_CONFLICT, conflicts})
   end
 
+  -- The commit (item.lua's rules, for the state the ops left each item in): item.exp is an
+  -- instruction expiry_of has resolved already, so it applies as it is.
   for _, id in ipairs(order) do
     local item = items[id]
     if item.touched then
-      local k = group_keys(item.g)
       if item.exists then
-        redis.call('HSET', k[1], item.key, item.text)
-        keep_version(k[2], item.key, item.version, item.recorded)
-        apply_expiry(k, item.key, item.group, item.exp, false, now, has[item.g])
+        redis.call('HSET', item.k[1], item.key, item.text)
+        item_keep(item.k, item.group, item.key, item.version, item.recorded, item.exp, false, now,
+          has[item.g])
       else
-        redis.call('HDEL', k[1], item.key)
-        if item.recorded then
-          redis.call('HDEL', k[2], item.key)
-        end
-        if has[item.g] then
-          drop_expiry(k, item.key, item.group)
-        end
+        item_drop(item.k, item.group, item.key, item.recorded, has[item.g])
       end
     end
   end
   for g, floor in pairs(floors) do
-    local k = group_keys(g)
-    raise_floor(k[1], k[2], floor)
+    local k = group_keys[g]
+    raise_floor(k, floor)
     if floor > 0 and redis.call('EXISTS', k[1]) == 1 then
       redis.call('PERSIST', k[2])  -- the group has items: its floor must not expire
     end
   end
   for _, r in ipairs(records) do
-    record(feed, KEYS[(r[1] - 1) * 4 + 3], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+    record(feed, group_keys[r[1]][3], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
   end
   local reply = {STATUS_OK}
-  for op = 1, tonumber(ARGV[3]) do
+  for op = 1, tonumber(ARGV[5]) do
     reply[op + 1] = results[op]
   end
   return feed_close(feed, reply)

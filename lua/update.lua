@@ -1,37 +1,31 @@
--- update: apply UpdateOps (or an increment) to one item's value, losslessly, bump its
---   version and record the change, in one atomic call.
--- uses: clock status common ttl numbers $codec update
+-- update: apply UpdateOps (or an increment) to one item's value, losslessly, and commit it with
+--   its next version and a change record (include/item.lua), in one atomic call.
+-- uses: clock status common ttl item numbers $codec update
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
 --   KEYS[5] registry of groups with expiries (absent on Cluster).
--- ARGV[1] item key, ARGV[2] expected version ('' = any, '0' = must be absent), ARGV[3] group,
---   ARGV[4] feed settings (see include/common.lua), ARGV[5] what a missing item starts as (encoded {}, or 0 for
---   increment), ARGV[6] max encoded bytes of the result, ARGV[7] op name for the change record
---   ('update' or 'increment'), ARGV[8] expiry instruction (see include/ttl.lua),
---   ARGV[9...] the ops (see include/update.lua).
+-- ARGV[1] feed settings, ARGV[2] group name, ARGV[3] item key (the head: include/common.lua),
+--   ARGV[4] expected version ('' = any, '0' = must be absent), ARGV[5] expiry instruction (see
+--   include/ttl.lua), ARGV[6] what a missing item starts as (encoded {}, or 0 for increment),
+--   ARGV[7] op name for the change record ('update' or 'increment'), ARGV[8] max encoded bytes
+--   of the result, ARGV[9...] the ops (see include/update.lua).
 -- Returns {STATUS_OK, new_version, new_value_text}; {STATUS_CONFLICT, current_version} on a
 --   version mismatch; {STATUS_REFUSED, code, op_index} when an op cannot apply (op_index 0: the
 --   stored value itself) (include/status.lua).
--- Keys touched: KEYS[1] (HEXISTS, HGET, HSET), KEYS[2] (HGET, HSET or HDEL, PERSIST, PEXPIRE),
---   KEYS[3] (XADD, XTRIM), KEYS[4] (ZSCORE, ZADD or ZREM), KEYS[5] (SADD, SREM); PUBLISH
+-- Keys touched: KEYS[1] (HGET, HSET), KEYS[2] (HGET, HSET or HDEL, PERSIST, PEXPIRE), KEYS[3]
+--   (XADD, XTRIM), KEYS[4] (EXISTS, ZSCORE, ZADD or ZREM), KEYS[5] (SADD, SREM); PUBLISH
 --   (markers).
-local field = ARGV[1]
 acl_group(KEYS)
-local feed = feed_open(ARGV[4])
+local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
+  local group, field, expected = ARGV[2], ARGV[3], ARGV[4]
   local now = now_ms()
   local has = redis.call('EXISTS', KEYS[4]) == 1
-  purge_expired(KEYS, field, ARGV[3], feed, now, has)
-  local recorded = redis.call('HGET', KEYS[2], field)
-  local current = current_version(KEYS[1], field, recorded)
-  if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
+  local recorded, current, old = item_load(KEYS, group, field, feed, now, has, 'value')
+  if expected ~= '' and tonumber(expected) ~= current then
     return feed_close(feed, {STATUS_CONFLICT, current})
   end
-  local text = ARGV[5]
-  if current > 0 then
-    text = redis.call('HGET', KEYS[1], field)
-  end
   local ok, result = pcall(function()
-    local ok_parse, root = pcall(codec_parse, text)
+    local ok_parse, root = pcall(codec_parse, old or ARGV[6])
     if not ok_parse then
       error({code = 'not_decodable', op = 0}, 0)
     end
@@ -43,14 +37,10 @@ return feed_guard(feed, function()
     end
     error(result)
   end
-  if #result > tonumber(ARGV[6]) then
+  if #result > tonumber(ARGV[8]) then
     return feed_close(feed, {STATUS_REFUSED, 'too_large', 0})
   end
-  redis.call('HSET', KEYS[1], field, result)
-  local version = current > 0 and current + 1 or first_version(KEYS[2], recorded)
-  keep_version(KEYS[2], field, version, recorded)
-  apply_expiry(KEYS, field, ARGV[3], ARGV[8], current == 0, now, has)
-  record(feed, KEYS[3], ARGV[7], ARGV[3], field, version, current, result,
-    current > 0 and text)
+  local version = item_write(feed, KEYS, group, field, result, recorded, ARGV[5], now, has,
+    ARGV[7], old)
   return feed_close(feed, {STATUS_OK, version, result})
 end)

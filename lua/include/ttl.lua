@@ -2,17 +2,16 @@
 -- Group-scoped scripts get KEYS [1] data hash, [2] versions hash, [3] change stream,
 -- [4] expiries (a sorted set: item key -> expiry in ms since the epoch, by the server clock),
 -- [5] the registry of groups that have expiries (a set; not passed on Redis Cluster, whose
--- cleanup finds the expiry sets by SCAN instead). The helpers take that KEYS table as `k`, and
--- `has`: whether the group had an expiry set when the script began (most groups have none,
--- and then no item can be expired and no expiry needs clearing).
+-- cleanup finds the expiry sets by SCAN instead): layout.group_keys in Python. The helpers
+-- take that KEYS table as `k`, and `has`: whether the group had an expiry set when the script
+-- began (most groups have none, and then no item can be expired and no expiry needs clearing).
 -- ARGV: none of its own.
--- Returns: nothing; defines local functions acl_group, drop_expiry, purge_expired,
---   apply_expiry.
--- Keys touched: k[1], k[2] (HGET, HSET, HDEL), k[3] (XADD), k[4] (ZSCORE, ZADD, ZREM), k[5] (SADD, SREM).
+-- Returns: nothing; defines local functions acl_group, drop_expiry, expiry_of, apply_expiry.
+-- Keys touched: k[4] (ZADD, ZREM, EXISTS), k[5] (SADD, SREM).
 
 -- The commands that a write to a group can reach once it has started writing (the helpers
--- here and in common.lua), on the group's keys `k`; for acl_require in common.lua. Its own
--- first write may still be refused: that leaves nothing half-done.
+-- here, in common.lua and in item.lua), on the group's keys `k`; for acl_require in
+-- common.lua. Its own first write may still be refused: that leaves nothing half-done.
 local function acl_group_checks(c, k)
   return c('HSET', k[1], 'f', 'v') and c('HDEL', k[1], 'f') and c('HGET', k[1], 'f')
     and c('HEXISTS', k[1], 'f') and c('EXISTS', k[1], k[4])
@@ -33,50 +32,29 @@ local function drop_expiry(k, field, group)
   end
 end
 
--- Removes the item if its expiry has passed, with an 'expire' change record; true if it did.
--- Every write calls this first, so an expired item is absent to it (a new item in its place
--- starts above the version the expired one reached).
-local function purge_expired(k, field, group, feed, now, has)
-  if not has then
-    return false
+-- Expiry instructions, as every write takes them: '' clears the item's expiry, '<ms>' sets it
+-- to now + ms, 'keep' keeps it, 'keep:<ms>' keeps it but gives a new item now + ms (a default
+-- TTL). expiry_of says what one instruction does to an item (created: the write creates it):
+-- nil keeps its expiry, '' clears it, '<ms>' sets it.
+local function expiry_of(how, created)
+  if how == 'keep' then
+    return nil
+  elseif string.sub(how, 1, 5) == 'keep:' then
+    return created and string.sub(how, 6) or nil
   end
-  local at = tonumber(redis.call('ZSCORE', k[4], field))
-  if not at or at > now then
-    return false
-  end
-  local recorded = redis.call('HGET', k[2], field)
-  -- the value itself is read only when the feed records it
-  local old = feed.values and redis.call('HGET', k[1], field)
-    or redis.call('HEXISTS', k[1], field) == 1
-  drop_expiry(k, field, group)
-  if not old then
-    return true
-  end
-  local current = tonumber(recorded) or 1
-  redis.call('HDEL', k[1], field)
-  if recorded then
-    redis.call('HDEL', k[2], field)
-  end
-  raise_floor(k[1], k[2], current + 1)
-  record(feed, k[3], 'expire', group, field, current + 1, current, false, feed.values and old)
-  return true
+  return how
 end
 
--- Applies an expiry instruction after a write: '' clears the expiry, 'keep' keeps it, '<ms>'
--- sets it to now + ms, 'keep:<ms>' keeps it but gives a new item now + ms (a default TTL).
+-- Applies an expiry instruction after a write.
 local function apply_expiry(k, field, group, how, created, now, has)
-  if how == 'keep' or (how == '' and not has) then
+  if how == 'keep' or (how == '' and not has) then  -- the common cases, without a call
     return
   end
-  local ms
-  if string.sub(how, 1, 5) == 'keep:' then
-    if not created then
-      return
-    end
-    ms = tonumber(string.sub(how, 6))
-  elseif how ~= '' then
-    ms = tonumber(how)
+  how = expiry_of(how, created)
+  if how == nil or (how == '' and not has) then
+    return
   end
+  local ms = tonumber(how)
   if ms then
     redis.call('ZADD', k[4], now + ms, field)
     if k[5] then

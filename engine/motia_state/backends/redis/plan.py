@@ -96,6 +96,19 @@ class RedisPlan:
             )
         return spec
 
+    def _head(self, group: str, key: str = "", *, spans: bool = False) -> list[Any]:
+        """ARGV[1..3] of every write script (lua/include/common.lua): the feed settings, the
+        group, the item key ('' for a call on no single item). ``spans``: a call across groups
+        (a transaction), which names its groups per op: the feed settings are ``group``'s (on
+        Cluster all its groups share one slot) and the group is ''."""
+        return [self._feed_of(group), "" if spans else group, key]
+
+    def _on_group(self, op: ops.Request[Any], group: str, key: str, *args: Any) -> Steps[Any]:
+        """One call of ``op``'s script on ``group``: KEYS the group's keys (layout.group_keys),
+        ARGV the head (`_head`) and then ``args``."""
+        keys = self.layout.group_keys(group)
+        return (yield from self._own(op, keys, [*self._head(group, key), *args]))
+
     def steps(self, op: ops.Request[T]) -> Steps[T]:
         steps: Steps[T] = HANDLERS.table[type(op)](self, op)
         return steps
@@ -310,8 +323,7 @@ class RedisPlan:
 
     @HANDLERS.on(ops.Ttl)
     def _ttl(self, op: ops.Ttl) -> Steps[float | None]:
-        keys = self.layout.group_keys(op.group)
-        reply = yield from self._own(op, keys, [op.key, op.group, self._feed_of(op.group), "get"])
+        reply = yield from self._on_group(op, op.group, op.key, "get")
         if reply is None or not reply[0]:
             return None
         return max(0.0, (int(reply[0]) - int(reply[1])) / 1000)
@@ -319,8 +331,7 @@ class RedisPlan:
     @HANDLERS.on(ops.SetExpiry)
     def _set_expiry(self, op: ops.SetExpiry) -> Steps[bool]:
         how = "persist" if op.ms is None else str(op.ms)
-        keys = self.layout.group_keys(op.group)
-        reply = yield from self._own(op, keys, [op.key, op.group, self._feed_of(op.group), how])
+        reply = yield from self._on_group(op, op.group, op.key, how)
         return bool(reply)
 
     @HANDLERS.on(ops.Cleanup)
@@ -336,8 +347,7 @@ class RedisPlan:
         for group in groups:
             more = 1
             while more:
-                args = [group, self._feed_of(group), CLEANUP_BATCH]
-                count, more = yield from self._own(op, self.layout.group_keys(group), args)
+                count, more = yield from self._on_group(op, group, "", CLEANUP_BATCH)
                 removed += int(count)
         return removed
 
@@ -349,16 +359,9 @@ class RedisPlan:
 
     @HANDLERS.on(ops.Set)
     def _set(self, op: ops.Set) -> Steps[int]:
-        keys = self.layout.group_keys(op.group)
-        args = [
-            op.key,
-            op.data,
-            self._expected(op.version),
-            op.group,
-            self._feed_of(op.group),
-            op.expire,
-        ]
-        status, version = yield from self._own(op, keys, args)
+        status, version = yield from self._on_group(
+            op, op.group, op.key, self._expected(op.version), op.expire, op.data
+        )
         if status == Status.CONFLICT:
             raise VersionConflict([(op.group, op.key, op.version, int(version))])
         return int(version)
@@ -368,7 +371,7 @@ class RedisPlan:
         if not op.items:
             return 0
         keys = self.layout.group_keys(op.group)
-        head = [op.group, self._feed_of(op.group), op.expire]
+        head = [*self._head(op.group), op.expire]
         replies = yield from self._own_batch(
             op, keys, [head + chunk for chunk in self._chunks(op.items)]
         )
@@ -376,9 +379,7 @@ class RedisPlan:
 
     @HANDLERS.on(ops.Delete)
     def _delete(self, op: ops.Delete) -> Steps[bytes | None]:
-        keys = self.layout.group_keys(op.group)
-        args = [op.key, self._expected(op.version), op.group, self._feed_of(op.group)]
-        reply = yield from self._own(op, keys, args)
+        reply = yield from self._on_group(op, op.group, op.key, self._expected(op.version))
         if reply[0] == Status.CONFLICT:
             raise VersionConflict([(op.group, op.key, op.version, int(reply[1]))])
         return reply[1] if len(reply) > 1 else None
@@ -388,7 +389,7 @@ class RedisPlan:
         if not op.keys:
             return 0
         keys = self.layout.group_keys(op.group)
-        head: list[Any] = [op.group, self._feed_of(op.group)]
+        head = self._head(op.group)
         chunks = [
             head + list(op.keys[i : i + CHUNK_ITEMS]) for i in range(0, len(op.keys), CHUNK_ITEMS)
         ]
@@ -398,16 +399,10 @@ class RedisPlan:
     @HANDLERS.on(ops.Update)
     def _update(self, op: ops.Update) -> Steps[tuple[int, bytes]]:
         keys = self.layout.group_keys(op.group)
-        head = [
-            op.key,
-            self._expected(op.version),
-            op.group,
-            self._feed_of(op.group),
-            op.start,
-            op.max_bytes,
-        ]
+        args = [self._expected(op.version), op.expire, op.start, op.name, op.max_bytes]
+        # Called directly, not through _own: as before, no WAIT under replicated durability.
         reply = yield from self._script(
-            "update", keys, [*head, op.name, op.expire, *self._steps(op)]
+            "update", keys, [*self._head(op.group, op.key), *args, *self._steps(op)]
         )
         if reply[0] == Status.CONFLICT:
             raise VersionConflict([(op.group, op.key, op.version, int(reply[1]))])
@@ -425,7 +420,7 @@ class RedisPlan:
                 "one server call can only touch one slot (give the groups a common {hash tag})"
             )
         keys = [k for g in groups for k in self.layout.group_keys(g)[:4]]
-        argv: list[Any] = [self._feed_of(op.ops[0].group), op.max_bytes, len(op.ops)]
+        argv = [*self._head(op.ops[0].group, spans=True), op.max_bytes, len(op.ops)]
         registry = self.layout.registry()
         if registry is not None:
             keys.append(registry)
@@ -483,9 +478,7 @@ class RedisPlan:
     @HANDLERS.on(ops.External)
     def _external(self, op: ops.External) -> Steps[None]:
         stream = self.layout.changes(op.group or "")
-        yield from self._own(
-            op, [stream], [self._feed_of(op.group or ""), op.group or "", op.event]
-        )
+        yield from self._own(op, [stream], [*self._head(op.group or ""), op.event])
 
     @HANDLERS.on(ops.Lease)
     def _lease(self, op: ops.Lease) -> Steps[bool]:
@@ -494,6 +487,5 @@ class RedisPlan:
 
     @HANDLERS.on(ops.Clear)
     def _clear(self, op: ops.Clear) -> Steps[int]:
-        keys = self.layout.group_keys(op.group)
-        reply = yield from self._own(op, keys, [op.group, self._feed_of(op.group)])
+        reply = yield from self._on_group(op, op.group, "")
         return int(reply)
