@@ -3,10 +3,11 @@
 An operation that is one server call is a `Core` method returning a `Plan`, with its public
 signature and docstring (see `core`). `Operations` lists each of them once, as a `Call`;
 the four facades derive it. When a facade class is defined, each `Call` it inherits becomes
-a plain method carrying the `Core` method's name, docstring and signature (a group view's
-without the ``group`` argument, which the view supplies): on `State`, one that runs the plan
-and returns its result; on `AsyncState`, a coroutine function. mypy sees the same: `Call`'s
-``__get__`` gives each facade the signature it has at runtime.
+a plain method carrying the `Core` method's name, docstring and signature: on `State`, one
+that runs the plan and returns its result; on `AsyncState`, a coroutine function; on a group
+view, one calling its State's with the group (so without the ``group`` argument); on a
+`Transaction`, one adding the plan to it. mypy sees the same: `Call`'s ``__get__`` gives each
+facade the signature it has at runtime.
 
 What is not one server call (`watch`, `on_change`'s arguments) is shared by `Facade`; what
 really differs between the two, starting the sweeper, closing and `track`, are hooks of
@@ -102,8 +103,8 @@ class Operations(GroupOperations):
 class Runs:
     """A class whose `Call` declarations become methods when it is defined.
 
-    ``_method`` makes the method that runs a plan; ``_scoped``: the first argument of
-    each plan (``group``) comes from the instance, so the method takes the rest;
+    ``_method`` makes the method ``name`` that runs a plan; ``_scoped``: the first argument
+    of each plan (``group``) comes from the instance, so the method takes the rest;
     ``_collects``: the method only collects the plan (a transaction's), returning None.
     """
 
@@ -111,7 +112,7 @@ class Runs:
     _collects: ClassVar[bool] = False
 
     @staticmethod
-    def _method(plan: Callable[..., Plan[Any]]) -> Callable[..., Any]:
+    def _method(plan: Callable[..., Plan[Any]], name: str) -> Callable[..., Any]:
         raise NotImplementedError
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -119,7 +120,7 @@ class Runs:
         for name in dir(cls):
             call = inspect.getattr_static(cls, name)
             if isinstance(call, Call):
-                method = cls._method(call.plan)
+                method = cls._method(call.plan, name)
                 cls._describe(method, name, call.plan)
                 setattr(cls, name, method)
 
@@ -153,7 +154,7 @@ class Sync(Runs):
     """`State`: a method runs its plan (``self._run``) and returns the result."""
 
     @staticmethod
-    def _method(plan: Callable[..., Plan[Any]]) -> Callable[..., Any]:
+    def _method(plan: Callable[..., Plan[Any]], name: str) -> Callable[..., Any]:
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:
             return self._run(plan(self._core, *args, **kwargs))
 
@@ -164,7 +165,7 @@ class Async(Runs):
     """`AsyncState`: a method is a coroutine function awaiting ``self._run``."""
 
     @staticmethod
-    def _method(plan: Callable[..., Plan[Any]]) -> Callable[..., Any]:
+    def _method(plan: Callable[..., Plan[Any]], name: str) -> Callable[..., Any]:
         async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
             return await self._run(plan(self._core, *args, **kwargs))
 
@@ -179,7 +180,7 @@ class Collects(Runs):
     _plans: list[Plan[Any]]
 
     @staticmethod
-    def _method(plan: Callable[..., Plan[Any]]) -> Callable[..., Any]:
+    def _method(plan: Callable[..., Plan[Any]], name: str) -> Callable[..., Any]:
         def method(self: Any, *args: Any, **kwargs: Any) -> None:
             self._plans.append(plan(self._core, *args, **kwargs))
 
@@ -238,21 +239,23 @@ class View(Runs, Generic[S]):
 
 
 class SyncView(View[S]):
+    """`GroupView`: a method calls its State's, with the group."""
+
     @staticmethod
-    def _method(plan: Callable[..., Plan[Any]]) -> Callable[..., Any]:
+    def _method(plan: Callable[..., Plan[Any]], name: str) -> Callable[..., Any]:
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-            state = self.state
-            return state._run(plan(state._core, self.name, *args, **kwargs))
+            return getattr(self.state, name)(self.name, *args, **kwargs)
 
         return method
 
 
 class AsyncView(View[S]):
+    """`AsyncGroupView`: a method awaits its AsyncState's, with the group."""
+
     @staticmethod
-    def _method(plan: Callable[..., Plan[Any]]) -> Callable[..., Any]:
+    def _method(plan: Callable[..., Plan[Any]], name: str) -> Callable[..., Any]:
         async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-            state = self.state
-            return await state._run(plan(state._core, self.name, *args, **kwargs))
+            return await getattr(self.state, name)(self.name, *args, **kwargs)
 
         return method
 
