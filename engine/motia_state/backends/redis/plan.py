@@ -105,9 +105,9 @@ class RedisPlan:
 
     def _on_group(self, op: ops.Request[Any], group: str, key: str, *args: Any) -> Steps[Any]:
         """One call of ``op``'s script on ``group``: KEYS the group's keys (layout.group_keys),
-        ARGV the head (`_head`) and then ``args``."""
-        keys = self.layout.group_keys(group)
-        return (yield from self._own(op, keys, [*self._head(group, key), *args]))
+        ARGV the head (`_head`) and then ``args``. Returns `_own`'s steps as they are (no
+        generator of its own: one frame less on every write)."""
+        return self._own(op, self.layout.group_keys(group), [*self._head(group, key), *args])
 
     def steps(self, op: ops.Request[T]) -> Steps[T]:
         steps: Steps[T] = HANDLERS.table[type(op)](self, op)
