@@ -15,6 +15,7 @@ from motia_state.backends import local
 from motia_state.backends.redis import plan
 from motia_state.codecs import JsonCodec
 from motia_state.errors import Unsupported
+from motia_state.layout import KeyLayout
 
 # Each table of handlers a backend keeps, with the declared requests it must cover. Redis
 # Cluster runs the standalone plan (routed per slot), so the plan's tables serve both.
@@ -47,7 +48,8 @@ def test_every_declared_request_has_a_handler(name: str) -> None:
 
 @pytest.mark.parametrize("name", TABLES)
 def test_a_request_left_out_of_a_backend_is_reported(name: str) -> None:
-    with declared(writes=True, script="set", in_transaction=True) as kind:
+    # (without a script: one with a script and a group runs by the Redis plan's convention)
+    with declared(writes=True, in_transaction=True) as kind:
         assert TABLES[name].missing() == [kind.__name__]
     assert TABLES[name].missing() == []
 
@@ -84,3 +86,46 @@ def test_writes_are_never_resent_unless_declared_so() -> None:
     time. Any other write becomes `OutcomeUnknown` (see backends/redis retry_delay)."""
     resent_writes = {k.__name__ for k, t in ops.REGISTRY.items() if t.writes and t.resend}
     assert resent_writes == {"Ack", "Cleanup"}
+
+
+def test_a_request_with_a_script_runs_by_the_plans_convention_without_a_handler() -> None:
+    """ARCHITECTURE.md's promise: a request declared with a script and a group needs no
+    handler in plan.py: KEYS the group's keys, ARGV the common head and then its other
+    fields in declaration order (checked sans I/O, on the steps the plan yields)."""
+
+    @ops.declare(writes=True, script="set")
+    @dataclass(frozen=True, slots=True)
+    class Touch(ops.Request[Any]):
+        group: str
+        key: str
+        ms: int
+        note: str
+
+    try:
+        assert plan.HANDLERS.missing() == []
+        redis_plan = plan.RedisPlan(KeyLayout("motia:state"))
+        steps = redis_plan.steps(Touch("orders", "o-1", 500, "n"))
+        call = next(steps)
+        keys = redis_plan.layout.group_keys("orders")
+        assert call == (
+            "EVALSHA",
+            scripts.load("set").sha,
+            len(keys),
+            *keys,
+            *redis_plan._head("orders", "o-1"),
+            500,
+            "n",
+        )
+        with pytest.raises(StopIteration) as done:
+            steps.send([1, 2])
+        assert done.value.value == [1, 2]  # the reply as it comes
+    finally:
+        del ops.REGISTRY[Touch]
+        plan.HANDLERS.table.pop(Touch, None)
+
+
+def test_a_request_without_a_script_or_handler_is_a_clear_error() -> None:
+    with declared(writes=False) as kind:
+        assert plan.HANDLERS.missing() == [kind.__name__]
+        with pytest.raises(Unsupported, match=f"Redis has no handler for {kind.__name__}"):
+            plan.RedisPlan(KeyLayout("motia:state")).steps(kind("g"))

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from .errors import Unsupported
+
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
@@ -83,13 +85,22 @@ def traits(request: Request[Any]) -> Traits:
 
 
 class Handlers(Generic[F]):
-    """One backend's handler per request kind, registered with ``@handlers.on(Kind)``."""
+    """One backend's handler per request kind, registered with ``@handlers.on(Kind)``.
+
+    ``needed``: which declared requests need a handler here. ``default``: derives a handler
+    for a declared request that has none of its own (the Redis plan's calling convention),
+    or returns None.
+    """
 
     def __init__(
-        self, backend: str, needed: Callable[[Traits], bool] = lambda traits: True
+        self,
+        backend: str,
+        needed: Callable[[Traits], bool] = lambda traits: True,
+        default: Callable[[type[Request[Any]]], F | None] | None = None,
     ) -> None:
         self.backend = backend
-        self.needed = needed  # which declared requests need a handler here
+        self.needed = needed
+        self.default = default
         self.table: dict[type[Request[Any]], F] = {}
 
     def on(self, kind: type[Request[Any]]) -> Callable[[F], F]:
@@ -101,12 +112,22 @@ class Handlers(Generic[F]):
 
         return register
 
+    def derived(self, kind: type[Request[Any]]) -> F:
+        """The handler ``default`` derives for ``kind`` (remembered), else `Unsupported`."""
+        handler = self.default(kind) if self.default is not None else None
+        if handler is None:
+            raise Unsupported(f"{self.backend} has no handler for {kind.__name__}")
+        self.table[kind] = handler
+        return handler
+
     def missing(self) -> list[str]:
         """Declared requests this backend has no handler for (see the registry test)."""
         return sorted(
             kind.__name__
             for kind, traits in REGISTRY.items()
-            if self.needed(traits) and kind not in self.table
+            if self.needed(traits)
+            and kind not in self.table
+            and (self.default is None or self.default(kind) is None)
         )
 
 

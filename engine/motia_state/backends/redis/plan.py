@@ -10,6 +10,7 @@ commands travel (one server or a cluster, sync or asyncio) is the seams' busines
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import fields, is_dataclass
 from enum import IntEnum
 from typing import Any, TypeVar
 
@@ -24,7 +25,27 @@ from ...steps import At, Batch, Call, Masters, Steps
 
 T = TypeVar("T")
 
-HANDLERS: ops.Handlers[Callable[[Any, Any], Steps[Any]]] = ops.Handlers("Redis")
+Handler = Callable[[Any, Any], Steps[Any]]
+
+
+def _by_convention(kind: type[ops.Request[Any]]) -> Handler | None:
+    """The handler of a request declared with a script and a ``group`` field that registers
+    none of its own: one call of its script with KEYS the group's keys and ARGV the common
+    head (feed settings, group, ``key`` or '') and then its other fields in declaration
+    order; the reply is its result as it comes. (See ARCHITECTURE.md, adding an operation.)"""
+    names: list[str] = [f.name for f in fields(kind)] if is_dataclass(kind) else []
+    if ops.REGISTRY[kind].script is None or "group" not in names:
+        return None
+    rest = [name for name in names if name not in ("group", "key")]
+
+    def handler(plan: RedisPlan, op: Any) -> Steps[Any]:
+        own = [getattr(op, name) for name in rest]
+        return plan._on_group(op, op.group, getattr(op, "key", ""), *own)
+
+    return handler
+
+
+HANDLERS: ops.Handlers[Handler] = ops.Handlers("Redis", default=_by_convention)
 # How each request a transaction may hold is written into lua/transaction.lua's ARGV.
 TRANSACTION_PARTS: ops.Handlers[Callable[[Any, Any], tuple[str, list[Any]]]] = ops.Handlers(
     "Redis transactions", lambda traits: traits.in_transaction
@@ -110,7 +131,8 @@ class RedisPlan:
         return self._own(op, self.layout.group_keys(group), [*self._head(group, key), *args])
 
     def steps(self, op: ops.Request[T]) -> Steps[T]:
-        steps: Steps[T] = HANDLERS.table[type(op)](self, op)
+        handler = HANDLERS.table.get(type(op)) or HANDLERS.derived(type(op))
+        steps: Steps[T] = handler(self, op)
         return steps
 
     # -- scripts ---------------------------------------------------------------
