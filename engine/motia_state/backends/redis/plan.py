@@ -152,8 +152,18 @@ class RedisPlan:
             return (yield call)
 
     def _own(self, op: ops.Request[Any], keys: Sequence[bytes], args: Sequence[Any]) -> Steps[Any]:
-        """One call of the script ``op`` is declared with (`ops.Traits.script`)."""
-        return (yield from self._own_batch(op, keys, [args]))[0]
+        """One call of the script ``op`` is declared with (`ops.Traits.script`). Returns the
+        steps of `_script` itself when there is no WAIT to add: no frame of its own on the
+        hot path of every single read and write."""
+        traits = ops.REGISTRY[type(op)]
+        if self._wait is None or not traits.writes or traits.feed:
+            assert traits.script is not None, f"{type(op).__name__} is declared without a script"
+            return self._script(traits.script, keys, args)
+        return self._first(self._own_batch(op, keys, [args]))
+
+    @staticmethod
+    def _first(steps: Steps[list[Any]]) -> Steps[Any]:
+        return (yield from steps)[0]
 
     def _own_batch(
         self, op: ops.Request[Any], keys: Sequence[bytes], arg_lists: Sequence[Sequence[Any]]
