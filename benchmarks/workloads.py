@@ -272,7 +272,7 @@ def acl_checks(b: Bench) -> None:
 
         def one_round(lat: Latencies) -> int:
             for i in range(count):
-                call = (sha, len(keys), *keys, f"k{i}", value, "", group, feed, "")
+                call = (sha, len(keys), *keys, feed, group, f"k{i}", "", "", value)
                 timed(lambda call=call: r.evalsha(*call), lat)
             return count
 

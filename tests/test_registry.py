@@ -16,6 +16,7 @@ from motia_state.backends.redis import plan
 from motia_state.codecs import JsonCodec
 from motia_state.errors import Unsupported
 from motia_state.layout import KeyLayout
+from motia_state.steps import Batch
 
 # Each table of handlers a backend keeps, with the declared requests it must cover. Redis
 # Cluster runs the standalone plan (routed per slot), so the plan's tables serve both.
@@ -129,3 +130,38 @@ def test_a_request_without_a_script_or_handler_is_a_clear_error() -> None:
         assert plan.HANDLERS.missing() == [kind.__name__]
         with pytest.raises(Unsupported, match=f"Redis has no handler for {kind.__name__}"):
             plan.RedisPlan(KeyLayout("motia:state")).steps(kind("g"))
+
+
+# One request of each kind that writes state, for the plan to build (sans I/O).
+WRITES: dict[str, ops.Request[Any]] = {
+    "Set": ops.Set("g", "k", b"1", None),
+    "SetMany": ops.SetMany("g", (("k", b"1"),)),
+    "Delete": ops.Delete("g", "k", None),
+    "DeleteMany": ops.DeleteMany("g", ("k",)),
+    "Clear": ops.Clear("g"),
+    "Update": ops.Update("g", "k", (), b"{}", "update", None, 100),
+    "Transaction": ops.Transaction((ops.Set("g", "k", b"1", None),), 100),
+    "SetExpiry": ops.SetExpiry("g", "k", 1000),
+    "Cleanup": ops.Cleanup(),
+}
+
+
+def test_every_state_write_is_sampled() -> None:
+    declared_writes = {
+        kind.__name__ for kind, traits in ops.REGISTRY.items() if traits.writes and not traits.feed
+    }
+    assert set(WRITES) == declared_writes
+
+
+@pytest.mark.parametrize("name", WRITES)
+def test_under_replicated_durability_every_state_write_is_confirmed_with_wait(name: str) -> None:
+    """The ``writes`` trait decides WAIT: a write script's call goes out in one pipeline with
+    WAIT on the same connection (update once lost it when its handler bypassed the trait)."""
+    redis_plan = plan.RedisPlan(KeyLayout("motia:state"), wait=(1, 100))
+    steps = redis_plan.steps(WRITES[name])
+    step = next(steps)
+    if isinstance(step, tuple) and step[0] == "SMEMBERS":
+        step = steps.send([b"g"])  # cleanup first lists the groups with a TTL
+    assert isinstance(step, Batch), step
+    assert step.calls[0][0] == "EVALSHA"
+    assert step.calls[-1] == ("WAIT", 1, 100)

@@ -29,14 +29,14 @@ class Entry:
     expires_at: int | None = None  # ms since the epoch
 
 
-FLOOR_TTL_MS = 7 * 24 * 3600 * 1000  # as in lua/include/common.lua
+FLOOR_TTL_MS = 7 * 24 * 3600 * 1000  # as in lua/include/item.lua
 
 
 class Groups(dict[str, dict[str, Entry]]):
     """``{group: {key: Entry}}``, plus each group's version *floor*: the highest version a
     removed item of the group reached. A new item starts above it, so per item, versions
     only ever increase; an empty group's floor expires after a week (as in
-    lua/include/common.lua)."""
+    lua/include/item.lua)."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)

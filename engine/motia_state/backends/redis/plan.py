@@ -430,12 +430,8 @@ class RedisPlan:
 
     @HANDLERS.on(ops.Update)
     def _update(self, op: ops.Update) -> Steps[tuple[int, bytes]]:
-        keys = self.layout.group_keys(op.group)
         args = [self._expected(op.version), op.expire, op.start, op.name, op.max_bytes]
-        # Called directly, not through _own: as before, no WAIT under replicated durability.
-        reply = yield from self._script(
-            "update", keys, [*self._head(op.group, op.key), *args, *self._steps(op)]
-        )
+        reply = yield from self._on_group(op, op.group, op.key, *args, *self._steps(op))
         if reply[0] == Status.CONFLICT:
             raise VersionConflict([(op.group, op.key, op.version, int(reply[1]))])
         if reply[0] == Status.REFUSED:
