@@ -13,9 +13,9 @@ from . import connect, ops, validate
 from .backends.base import AsyncBackend
 from .bridge import Bridge
 from .changes import Change
-from .core import DEFAULT_SCAN_BATCH, Core, Plan
+from .core import DEFAULT_SCAN_BATCH, Core, GroupOperations, Plan
 from .errors import Unsupported
-from .facade import Async, AsyncView, Facade, GroupOperations, Transaction
+from .facade import Async, AsyncView, Facade, Transaction
 from .layout import KeyLayout
 from .ops import GroupStats
 from .subscriptions import AsyncSubscription

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar, cast
 
 from . import ops, updates, validate
+from .calls import Call
 from .codecs import Codec
 from .errors import DecodeError, InvalidInput, Unsupported, ValueTooLarge
 
@@ -321,3 +322,33 @@ class Core:
         )
         op = ops.Update(g, k, steps, start, name, v, self.max_value_bytes, expire)
         return Plan(op, lambda raw: self.decode(g, k, raw[1]), not expire.startswith("keep"))
+
+
+class GroupOperations:
+    """The operations on one group, each declared once, beside the methods that plan them:
+    `facade` makes each a method of `State`, `AsyncState` and their group views (without
+    ``group``)."""
+
+    get = Call(Core.get)
+    get_item = Call(Core.get_item)
+    get_many = Call(Core.get_many)
+    get_group = Call(Core.get_group)
+    items = Call(Core.items)
+    keys = Call(Core.keys)
+    set = Call(Core.set)
+    set_many = Call(Core.set_many)
+    delete = Call(Core.delete)
+    delete_many = Call(Core.delete_many)
+    clear = Call(Core.clear)
+    increment = Call(Core.increment)
+    update = Call(Core.update)
+    ttl = Call(Core.ttl)
+    expire = Call(Core.expire)
+    persist = Call(Core.persist)
+
+
+class Operations(GroupOperations):
+    """Every operation of `State` and `AsyncState`: those of a group and these."""
+
+    cleanup = Call(Core.cleanup)
+    list_groups = Call(Core.list_groups)

@@ -17,21 +17,19 @@ really differs between the two, starting the sweeper, closing and `track`, are h
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from typing import (
     Any,
     ClassVar,
-    Concatenate,
     Generic,
     ParamSpec,
-    Self,
     TypeVar,
     get_args,
-    overload,
 )
 
+from .calls import Call
 from .changes import Change
-from .core import Core, Plan
+from .core import Core, Operations, Plan
 from .layout import KeyLayout
 from .subscriptions import TICK_S
 from .watch import BATCH, Reader, group_names
@@ -41,63 +39,6 @@ Q = ParamSpec("Q")
 R = TypeVar("R")
 S = TypeVar("S")
 W = TypeVar("W")
-
-
-class Call(Generic[P, R]):
-    """One operation of the facades, declared by the `Core` method that plans it."""
-
-    def __init__(self, plan: Callable[Concatenate[Core, P], Plan[R]]) -> None:
-        self.plan = plan
-
-    @overload
-    def __get__(self, obj: None, owner: type[Any]) -> Self: ...
-    @overload
-    def __get__(self, obj: Sync, owner: type[Any]) -> Callable[P, R]: ...
-    @overload
-    def __get__(self, obj: Async, owner: type[Any]) -> Callable[P, Coroutine[Any, Any, R]]: ...
-    @overload
-    def __get__(self, obj: Collects, owner: type[Any]) -> Callable[P, None]: ...
-    @overload
-    def __get__(
-        self: Call[Concatenate[str, Q], R], obj: SyncView[Any], owner: type[Any]
-    ) -> Callable[Q, R]: ...
-    @overload
-    def __get__(
-        self: Call[Concatenate[str, Q], R], obj: AsyncView[Any], owner: type[Any]
-    ) -> Callable[Q, Coroutine[Any, Any, R]]: ...
-    def __get__(self, obj: object, owner: type[Any]) -> Any:
-        # Only a class that declares operations without running them gets here.
-        if obj is None:
-            return self
-        raise TypeError(f"{type(obj).__name__} does not run operations")
-
-
-class GroupOperations:
-    """The operations on one group: a method each of `State`, `AsyncState` and the views."""
-
-    get = Call(Core.get)
-    get_item = Call(Core.get_item)
-    get_many = Call(Core.get_many)
-    get_group = Call(Core.get_group)
-    items = Call(Core.items)
-    keys = Call(Core.keys)
-    set = Call(Core.set)
-    set_many = Call(Core.set_many)
-    delete = Call(Core.delete)
-    delete_many = Call(Core.delete_many)
-    clear = Call(Core.clear)
-    increment = Call(Core.increment)
-    update = Call(Core.update)
-    ttl = Call(Core.ttl)
-    expire = Call(Core.expire)
-    persist = Call(Core.persist)
-
-
-class Operations(GroupOperations):
-    """Every operation of `State` and `AsyncState`: those of a group and these."""
-
-    cleanup = Call(Core.cleanup)
-    list_groups = Call(Core.list_groups)
 
 
 class Runs:

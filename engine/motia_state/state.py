@@ -12,8 +12,8 @@ from . import connect, ops, validate
 from .backends.base import Backend
 from .bridge import Bridge
 from .changes import Change
-from .core import DEFAULT_SCAN_BATCH, Core, Plan
-from .facade import Facade, GroupOperations, Sync, SyncView, Transaction
+from .core import DEFAULT_SCAN_BATCH, Core, GroupOperations, Plan
+from .facade import Facade, Sync, SyncView, Transaction
 from .layout import KeyLayout
 from .ops import GroupStats
 from .subscriptions import Subscription
