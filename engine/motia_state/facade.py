@@ -1,7 +1,7 @@
 """`State`, `AsyncState` and their group views from one declaration of each operation.
 
 An operation that is one server call is a `Core` method returning a `Plan`, with its public
-signature and docstring (see `core`). `Operations` lists each of them once, as a `Call`;
+signature and docstring; `core.Operations` lists each of them once, as a `Call`;
 the four facades derive it. When a facade class is defined, each `Call` it inherits becomes
 a plain method carrying the `Core` method's name, docstring and signature: on `State`, one
 that runs the plan and returns its result; on `AsyncState`, a coroutine function; on a group
@@ -44,7 +44,7 @@ W = TypeVar("W")
 class Runs:
     """A class whose `Call` declarations become methods when it is defined.
 
-    ``_method`` makes the method ``name`` that runs a plan; ``_scoped``: the first argument
+    ``_def`` and ``_body`` make the method that runs a plan; ``_scoped``: the first argument
     of each plan (``group``) comes from the instance, so the method takes the rest;
     ``_collects``: the method only collects the plan (a transaction's), returning None.
     """
@@ -52,18 +52,46 @@ class Runs:
     _scoped: ClassVar[bool] = False
     _collects: ClassVar[bool] = False
 
-    @staticmethod
-    def _method(plan: Callable[..., Plan[Any]], name: str) -> Callable[..., Any]:
-        raise NotImplementedError
+    _def: ClassVar[str] = "def"
+    _body: ClassVar[str]  # the method's one statement: {name} and {args} filled in
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name in dir(cls):
             call = inspect.getattr_static(cls, name)
             if isinstance(call, Call):
-                method = cls._method(call.plan, name)
+                method = cls._build(call.plan, name)
                 cls._describe(method, name, call.plan)
                 setattr(cls, name, method)
+
+    @classmethod
+    def _build(cls, plan: Callable[..., Plan[Any]], name: str) -> Callable[..., Any]:
+        """The method ``name``, with ``plan``'s own parameters (not ``*args, **kwargs``), so a
+        wrong call fails as it would on a hand-written method: named after it, and at once
+        (on `AsyncState` too, not when awaited). Made with ``exec``, as dataclasses make
+        ``__init__``: nothing is looked up per call."""
+        parameters = list(inspect.signature(plan).parameters.values())[1:]  # without self
+        if cls._scoped:
+            parameters = parameters[1:]  # the view supplies the group
+        params, args, namespace = [], [], {"plan": plan}
+        for i, param in enumerate(parameters):
+            assert param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY), name
+            assert param.name not in ("self", "plan"), name
+            default = ""
+            if param.default is not param.empty:
+                namespace[f"_default{i}"] = param.default
+                default = f"=_default{i}"
+            if param.kind is param.KEYWORD_ONLY and "*" not in params:
+                params.append("*")
+            params.append(param.name + default)
+            args.append(
+                f"{param.name}={param.name}" if param.kind is param.KEYWORD_ONLY else param.name
+            )
+        body = cls._body.format(name=name, args=", ".join(args))
+        source = f"{cls._def} {name}(self, {', '.join(params)}):\n    {body}\n"
+        exec(source, namespace)
+        method: Callable[..., Any] = namespace[name]
+        return method
 
     @classmethod
     def _describe(cls, method: Callable[..., Any], name: str, plan: Callable[..., Any]) -> None:
@@ -94,23 +122,14 @@ class Runs:
 class Sync(Runs):
     """`State`: a method runs its plan (``self._run``) and returns the result."""
 
-    @staticmethod
-    def _method(plan: Callable[..., Plan[Any]], name: str) -> Callable[..., Any]:
-        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return self._run(plan(self._core, *args, **kwargs))
-
-        return method
+    _body = "return self._run(plan(self._core, {args}))"
 
 
 class Async(Runs):
     """`AsyncState`: a method is a coroutine function awaiting ``self._run``."""
 
-    @staticmethod
-    def _method(plan: Callable[..., Plan[Any]], name: str) -> Callable[..., Any]:
-        async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return await self._run(plan(self._core, *args, **kwargs))
-
-        return method
+    _def = "async def"
+    _body = "return await self._run(plan(self._core, {args}))"
 
 
 class Collects(Runs):
@@ -120,12 +139,7 @@ class Collects(Runs):
     _core: Core
     _plans: list[Plan[Any]]
 
-    @staticmethod
-    def _method(plan: Callable[..., Plan[Any]], name: str) -> Callable[..., Any]:
-        def method(self: Any, *args: Any, **kwargs: Any) -> None:
-            self._plans.append(plan(self._core, *args, **kwargs))
-
-        return method
+    _body = "self._plans.append(plan(self._core, {args}))"
 
 
 class Transaction(Collects):
@@ -182,23 +196,14 @@ class View(Runs, Generic[S]):
 class SyncView(View[S]):
     """`GroupView`: a method calls its State's, with the group."""
 
-    @staticmethod
-    def _method(plan: Callable[..., Plan[Any]], name: str) -> Callable[..., Any]:
-        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return getattr(self.state, name)(self.name, *args, **kwargs)
-
-        return method
+    _body = "return self.state.{name}(self.name, {args})"
 
 
 class AsyncView(View[S]):
     """`AsyncGroupView`: a method awaits its AsyncState's, with the group."""
 
-    @staticmethod
-    def _method(plan: Callable[..., Plan[Any]], name: str) -> Callable[..., Any]:
-        async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return await getattr(self.state, name)(self.name, *args, **kwargs)
-
-        return method
+    _def = "async def"
+    _body = "return await self.state.{name}(self.name, {args})"
 
 
 class Facade(Operations, Generic[W]):
