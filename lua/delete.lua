@@ -7,7 +7,7 @@
 --   ARGV[4] expected version ('' = any).
 -- Returns {STATUS_OK, old_value} when deleted, {STATUS_OK} when there was nothing to delete,
 --   {STATUS_CONFLICT, current_version} on a version mismatch (include/status.lua).
--- Keys touched: KEYS[1] (HGET, HDEL, EXISTS), KEYS[2] (HGET, HSET, HDEL, PEXPIRE), KEYS[3] (XADD,
+-- Keys touched: KEYS[1] (HGET, HEXISTS, HDEL, EXISTS), KEYS[2] (HGET, HSET, HDEL, PEXPIRE), KEYS[3] (XADD,
 --   XTRIM), KEYS[4] (EXISTS, ZSCORE, ZREM), KEYS[5] (SREM); PUBLISH (markers).
 acl_group(KEYS)
 local feed = feed_open(ARGV[1])

@@ -11,7 +11,7 @@
 -- Returns {STATUS_OK, new_version, new_value_text}; {STATUS_CONFLICT, current_version} on a
 --   version mismatch; {STATUS_REFUSED, code, op_index} when an op cannot apply (op_index 0: the
 --   stored value itself) (include/status.lua).
--- Keys touched: KEYS[1] (HGET, HSET), KEYS[2] (HGET, HSET or HDEL, PERSIST, PEXPIRE), KEYS[3]
+-- Keys touched: KEYS[1] (HGET, HEXISTS, HSET), KEYS[2] (HGET, HSET or HDEL, PERSIST, PEXPIRE), KEYS[3]
 --   (XADD, XTRIM), KEYS[4] (EXISTS, ZSCORE, ZADD or ZREM), KEYS[5] (SADD, SREM); PUBLISH
 --   (markers).
 acl_group(KEYS)

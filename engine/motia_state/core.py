@@ -317,7 +317,11 @@ class Core:
         if self.codec.name not in ("json", "msgpack"):
             raise Unsupported(f"{name} needs the json or msgpack codec, not {self.codec.name!r}")
         steps = tuple(
-            replace(step, data=b"" if step.kind == "remove" else self.encode(g, k, step.operand))
+            replace(
+                step,
+                data=b"" if step.kind == "remove" else self.encode(g, k, step.operand),
+                segments=tuple(self.codec.encode(segment) for segment in step.path),
+            )
             for step in steps
         )
         op = ops.Update(g, k, steps, start, name, v, self.max_value_bytes, expire)

@@ -276,8 +276,9 @@ class Stats(Request[tuple[list[GroupStats], int | None]]):
 class Update(Request[tuple[int, bytes]]):
     """Apply update steps to one item; returns (new version, new encoded value).
 
-    Each step carries its operand encoded (``Step.data``), checked against the size limit
-    when the call was made; a backend applies the steps in the State's codec.
+    Each step carries its operand and path encoded (``Step.data``, ``Step.segments``; the
+    operand checked against the size limit when the call was made); a backend applies the
+    steps in the State's codec.
     """
 
     group: str

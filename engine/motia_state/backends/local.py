@@ -331,4 +331,5 @@ def apply(groups: Groups, op: ops.Request[T], codec: Codec) -> T:
 
 
 def is_write(op: ops.Request[Any]) -> bool:
-    return ops.traits(op).writes
+    traits = ops.traits(op)
+    return traits.writes and not traits.feed  # a feed request raises before any write

@@ -20,11 +20,9 @@ from ...steps import Call, Steps
 from . import wire
 from .outcome import IN_PLACE, translate
 from .plan import RedisPlan
-from .route import IO, SEAM_ERRORS, Direct, Send, Sleep, Stepper, drive, operation
-from .sync import SESSION_TIMEOUT_S
+from .route import DIRECT, IO, SEAM_ERRORS, Send, Sleep, Stepper, drive, operation
 
 T = TypeVar("T")
-DIRECT = Direct()
 
 AsyncClientFactory = Callable[[], Awaitable["redis.asyncio.Redis"]]
 
@@ -197,7 +195,7 @@ class AsyncSession:
     async def _send(self, node: Any, calls: tuple[Call, ...]) -> list[Any]:
         if self._conn is None:
             pool = (await self._backend.client()).connection_pool
-            self._conn = wire.adedicated(pool, SESSION_TIMEOUT_S)
+            self._conn = wire.adedicated(pool)
         return await wire.asend_on(self._conn, calls)
 
     async def run(self, steps: Steps[T]) -> T:

@@ -35,7 +35,7 @@ from .aio import AutoPipeline, run_async, through
 from .outcome import NotSent
 from .plan import RedisPlan
 from .route import Routed, drive, operation
-from .sync import SESSION_TIMEOUT_S, run
+from .sync import run
 
 T = TypeVar("T")
 Node = redis.cluster.ClusterNode
@@ -73,8 +73,6 @@ class ClusterBackend:
                     except (redis.RedisError, RedisClusterException) as exc:
                         raise BackendUnavailable(f"{self.describe}: {exc}") from None
         return self._client
-
-    # -- topology ------------------------------------------------------------------
 
     # -- topology (route.Topology) -------------------------------------------------
 
@@ -156,7 +154,7 @@ class ClusterBackend:
         if self._dedicated:  # a session: connections of its own
             conn = self._own.get(node.name)
             if conn is None:
-                conn = self._own[node.name] = wire.dedicated(pool, SESSION_TIMEOUT_S)
+                conn = self._own[node.name] = wire.dedicated(pool)
             return conn
         pins: dict[str, wire.Pin] = self._local.__dict__.setdefault("pins", {})
         pin = pins.get(node.name)

@@ -84,7 +84,7 @@ def translate(exc: RedisError, describe: str, sent: bool = True) -> StateError:
         return PermissionDenied(f"{describe}: the server refused the credentials: {cause}")
     if isinstance(cause, ResponseError) and "DB index is out of range" in str(cause):
         return InvalidInput(f"{describe}: the server has no such database ({cause})")
-    if refused(exc):  # after an earlier step ran (sent), retried only if the op is idempotent
+    if refused(exc):  # after an earlier step ran (sent), retried only if the request may be re-sent
         busy = ServerBusy(f"{describe}: the server refused the call, nothing of it ran: {exc}")
         busy.sent = sent
         return busy

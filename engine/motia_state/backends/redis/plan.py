@@ -18,7 +18,6 @@ from redis.exceptions import NoScriptError
 
 from ... import ops, scripts, updates, watch
 from ...changes import FeedSettings
-from ...codecs import get_codec
 from ...errors import InvalidInput, NotReplicated, VersionConflict
 from ...layout import KeyLayout, key_slot
 from ...steps import At, Batch, Call, Masters, Steps
@@ -102,7 +101,6 @@ class RedisPlan:
         self._feed = self.feed.spec(layout.marker_channel())
         self._feeds: dict[int, bytes] = {}  # Cluster: per slot, whose marker channel is sharded
         self._codec = codec
-        self._values = get_codec(codec)  # encodes update paths for lua/include/update.lua
 
     def _feed_of(self, group: str) -> bytes:
         """The feed settings for a script on ``group``: on Cluster its marker channel is
@@ -142,7 +140,7 @@ class RedisPlan:
         return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
     def _script(self, name: str, keys: Sequence[bytes], args: Sequence[Any]) -> Steps[Any]:
-        """One call of a script that writes nothing (a read, or a helper of one)."""
+        """One call of a script, reloaded once if the server lost it; no WAIT (see `_own`)."""
         script = scripts.load(name, self._codec)
         call = self._eval(script, keys, args)
         try:
@@ -156,10 +154,19 @@ class RedisPlan:
         steps of `_script` itself when there is no WAIT to add: no frame of its own on the
         hot path of every single read and write."""
         traits = ops.REGISTRY[type(op)]
-        if self._wait is None or not traits.writes or traits.feed:
-            assert traits.script is not None, f"{type(op).__name__} is declared without a script"
-            return self._script(traits.script, keys, args)
+        if not self._confirms(traits):
+            return self._script(self._script_of(op, traits), keys, args)
         return self._first(self._own_batch(op, keys, [args]))
+
+    def _confirms(self, traits: ops.Traits) -> bool:
+        """Whether a call is confirmed with WAIT: replicated durability, and a request that
+        writes state (the feed's own bookkeeping is not state)."""
+        return self._wait is not None and traits.writes and not traits.feed
+
+    @staticmethod
+    def _script_of(op: ops.Request[Any], traits: ops.Traits) -> str:
+        assert traits.script is not None, f"{type(op).__name__} is declared without a script"
+        return traits.script
 
     @staticmethod
     def _first(steps: Steps[list[Any]]) -> Steps[Any]:
@@ -171,11 +178,10 @@ class RedisPlan:
         """Several calls of ``op``'s script, pipelined; confirmed with WAIT when ``op``
         writes state and durability is replicated."""
         traits = ops.traits(op)
-        assert traits.script is not None, f"{type(op).__name__} is declared without a script"
-        confirm = self._wait is not None and traits.writes and not traits.feed
+        name, confirm = self._script_of(op, traits), self._confirms(traits)
         if len(arg_lists) == 1 and not confirm:
-            return [(yield from self._script(traits.script, keys, arg_lists[0]))]
-        script = scripts.load(traits.script, self._codec)
+            return [(yield from self._script(name, keys, arg_lists[0]))]
+        script = scripts.load(name, self._codec)
         calls = [self._eval(script, keys, args) for args in arg_lists]
         return (yield from self._batch_with_reload(script, calls, traits if confirm else None))
 
@@ -491,7 +497,7 @@ class RedisPlan:
         argv = [b"%d" % len(op.steps)]
         for step in op.steps:
             argv += [step.kind.encode(), b"%d" % len(step.path)]
-            argv += [self._values.encode(segment) for segment in step.path]
+            argv += step.segments
             argv.append(step.data)
         return argv
 

@@ -17,7 +17,7 @@ when a connection fails, so that the next call finds a promoted replica. `drive`
 runs a plan through a router and keeps count of what may have reached the server
 (`outcome.account`); `operation` runs a request, sending it again after a failure
 while that is safe (`outcome.retry_delay`). A seam keeps one loop: it carries out
-the primitives this layer yields (`run_sync` in sync.py, `run_async` in aio.py).
+the primitives this layer yields (`sync.run`, `aio.run_async`).
 Because nothing here does I/O, routing is unit-tested with scripted replies.
 """
 
@@ -246,6 +246,7 @@ class Routed:
 
 
 Router = Direct | Routed
+DIRECT = Direct()
 
 
 def drive(steps: Steps[T], router: Router, describe: str) -> IO[T]:
@@ -265,6 +266,9 @@ def drive(steps: Steps[T], router: Router, describe: str) -> IO[T]:
             error = None
             try:
                 reply = yield from router.carry(step)
+            except BackendUnavailable as exc:  # routing gave up (TRYAGAIN, a failed refresh)
+                exc.sent = exc.sent or sent  # after an earlier step ran, the outcome is unknown
+                raise
             except RedisError as exc:
                 sent = account(step, exc, sent, describe)
                 if not isinstance(exc, ResponseError):

@@ -17,19 +17,16 @@ from typing import Any, TypeVar
 import redis
 from redis.exceptions import RedisError
 
-from ... import ops, watch
+from ... import ops
 from ...steps import Call, Steps
 from ..base import Shard
 from . import wire
 from .outcome import NotSent, translate
 from .plan import RedisPlan
-from .route import IO, SEAM_ERRORS, Direct, Send, Sleep, Stepper, drive, operation
+from .route import DIRECT, IO, SEAM_ERRORS, Send, Sleep, Stepper, drive, operation
 
 T = TypeVar("T")
 
-# A session's socket timeout: above its longest blocking read (and the configured one).
-SESSION_TIMEOUT_S = watch.MAX_BLOCK_S + watch.SOCKET_SLACK_S
-DIRECT = Direct()
 
 ClientFactory = Callable[[], "redis.Redis"]
 
@@ -128,7 +125,7 @@ class Session:
 
     def _send(self, node: Any, calls: tuple[Call, ...]) -> list[Any]:
         if self._conn is None:
-            self._conn = wire.dedicated(self._backend.client.connection_pool, SESSION_TIMEOUT_S)
+            self._conn = wire.dedicated(self._backend.client.connection_pool)
         return wire.send(self._conn, calls)
 
     def run(self, steps: Steps[T]) -> T:

@@ -30,10 +30,13 @@ import redis.connection
 import redis.sentinel
 from redis.exceptions import RedisError
 
+from ... import watch
 from ...steps import Call
 from .outcome import IN_PLACE, NotSent, demoted
 
 PEEK_AFTER_S = 0.005  # idle time after which a connection is checked for a close before use
+# A session's socket timeout: above its longest blocking read (and the configured one).
+SESSION_TIMEOUT_S = watch.MAX_BLOCK_S + watch.SOCKET_SLACK_S
 
 Connection = redis.connection.AbstractConnection
 AsyncConnection = redis.asyncio.connection.AbstractConnection
@@ -45,8 +48,11 @@ def pack(calls: Sequence[Call]) -> bytes:
 
 
 def _read(conn: Connection) -> Any:
+    """One reply, an error reply in place. redis-py would drop the connection on reading a
+    LOADING reply (it raises it as a connection error), which turns the next reply of the
+    pipeline into a broken connection: the caller's `send` drops it on real failures."""
     try:
-        return conn.read_response()
+        return conn.read_response(disconnect_on_error=False)
     except IN_PLACE as exc:
         return exc
 
@@ -75,11 +81,14 @@ def send(conn: Connection, calls: Sequence[Call]) -> list[Any]:
     return replies
 
 
-def dedicated(pool: redis.ConnectionPool, socket_timeout: float) -> Connection:
-    """A connection with ``pool``'s settings (URL, TLS, auth) that never enters the pool."""
-    kwargs = dict(pool.connection_kwargs)
-    kwargs["socket_timeout"] = max(socket_timeout, kwargs.get("socket_timeout") or 0)
-    conn: Connection = pool.connection_class(**kwargs)
+def _session_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {**kwargs, "socket_timeout": max(SESSION_TIMEOUT_S, kwargs.get("socket_timeout") or 0)}
+
+
+def dedicated(pool: redis.ConnectionPool) -> Connection:
+    """A connection with ``pool``'s settings (URL, TLS, auth) that never enters the pool, for
+    a session: its socket waits longer than its longest blocking read."""
+    conn: Connection = pool.connection_class(**_session_kwargs(pool.connection_kwargs))
     return conn
 
 
@@ -124,8 +133,9 @@ def release_pool(client: redis.Redis) -> None:
 
 
 async def _aread(conn: AsyncConnection) -> Any:
+    """`_read` for asyncio."""
     try:
-        return await conn.read_response()
+        return await conn.read_response(disconnect_on_error=False)
     except IN_PLACE as exc:
         return exc
 
@@ -166,10 +176,8 @@ async def asend_on(conn: AsyncConnection, calls: Sequence[Call]) -> list[Any]:
         raise
 
 
-def adedicated(pool: redis.asyncio.ConnectionPool, socket_timeout: float) -> AsyncConnection:
-    kwargs = dict(pool.connection_kwargs)
-    kwargs["socket_timeout"] = max(socket_timeout, kwargs.get("socket_timeout") or 0)
-    conn: AsyncConnection = pool.connection_class(**kwargs)
+def adedicated(pool: redis.asyncio.ConnectionPool) -> AsyncConnection:
+    conn: AsyncConnection = pool.connection_class(**_session_kwargs(pool.connection_kwargs))
     return conn
 
 
