@@ -31,14 +31,15 @@ def _by_convention(kind: type[ops.Request[Any]]) -> Handler | None:
     """The handler of a request declared with a script and a ``group`` field that registers
     none of its own: one call of its script with KEYS the group's keys and ARGV the common
     head (feed settings, group, ``key`` or '') and then its other fields in declaration
-    order; the reply is its result as it comes. (See ARCHITECTURE.md, adding an operation.)"""
+    order (None as '', as an absent ``version=`` is sent); the reply is its result as it
+    comes. (See ARCHITECTURE.md, adding an operation.)"""
     names: list[str] = [f.name for f in fields(kind)] if is_dataclass(kind) else []
     if ops.REGISTRY[kind].script is None or "group" not in names:
         return None
     rest = [name for name in names if name not in ("group", "key")]
 
     def handler(plan: RedisPlan, op: Any) -> Steps[Any]:
-        own = [getattr(op, name) for name in rest]
+        own = ["" if (value := getattr(op, name)) is None else value for name in rest]
         return plan._on_group(op, op.group, getattr(op, "key", ""), *own)
 
     return handler
