@@ -10,7 +10,7 @@ synchronously or with ``await``. Nothing about a call's meaning is written twice
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from . import ops, updates, validate
@@ -316,11 +316,16 @@ class Core:
         expire = self._expire_for_update(ttl)
         if self.codec.name not in ("json", "msgpack"):
             raise Unsupported(f"{name} needs the json or msgpack codec, not {self.codec.name!r}")
+        encode = self.codec.encode
         steps = tuple(
-            replace(
-                step,
-                data=b"" if step.kind == "remove" else self.encode(g, k, step.operand),
-                segments=tuple(self.codec.encode(segment) for segment in step.path),
+            updates.Step(  # with the operand and the path encoded (dataclasses.replace: 4x slower)
+                step.kind,
+                step.path,
+                step.operand,
+                step.index,
+                step.source,
+                b"" if step.kind == "remove" else self.encode(g, k, step.operand),
+                tuple([encode(segment) for segment in step.path]),
             )
             for step in steps
         )

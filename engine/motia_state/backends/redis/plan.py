@@ -155,7 +155,7 @@ class RedisPlan:
         steps of `_script` itself when there is no WAIT to add: no frame of its own on the
         hot path of every single read and write."""
         traits = ops.REGISTRY[type(op)]
-        if not self._confirms(traits):
+        if self._wait is None or not traits.writes or traits.feed:  # see `_confirms`
             return self._script(self._script_of(op, traits), keys, args)
         return self._first(self._own_batch(op, keys, [args]))
 

@@ -265,7 +265,10 @@ def drive(steps: Steps[T], router: Router, describe: str) -> IO[T]:
                 return result
             error = None
             try:
-                reply = yield from router.carry(step)
+                if router is DIRECT and type(step) is tuple:  # the hot path: `Direct.carry`'s
+                    reply = _single((yield Send(None, (step,))))  # first case, without its frame
+                else:
+                    reply = yield from router.carry(step)
             except BackendUnavailable as exc:  # routing gave up (TRYAGAIN, a failed refresh)
                 exc.sent = exc.sent or sent  # after an earlier step ran, the outcome is unknown
                 raise

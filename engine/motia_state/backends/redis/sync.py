@@ -9,6 +9,7 @@ call. A `Session` is the same seam on a connection of its own, for blocking read
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -83,7 +84,7 @@ class RedisBackend:
 
     def _send(self, node: Any, calls: tuple[Call, ...]) -> list[Any]:
         pin: wire.Pin | None = getattr(self._local, "pin", None)
-        if pin is None or not pin.here():  # a forked child must not share our socket
+        if pin is None or pin.pid != os.getpid():  # a forked child must not share our socket
             try:
                 pin = self._local.pin = wire.Pin(self.client.connection_pool)
             except RedisError as exc:  # connecting: nothing was sent

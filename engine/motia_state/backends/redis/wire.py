@@ -69,7 +69,8 @@ def send(conn: Connection, calls: Sequence[Call]) -> list[Any]:
         conn.disconnect()
         raise NotSent(str(exc)) from exc
     try:
-        conn.send_packed_command([pack(calls)], check_health=False)  # chunks
+        packed = hiredis.pack_command(calls[0]) if len(calls) == 1 else pack(calls)
+        conn.send_packed_command([packed], check_health=False)  # chunks
         replies = [_read(conn) for _ in calls]
     except BaseException:
         conn.disconnect()
@@ -103,10 +104,6 @@ class Pin:
         self.pool = pool
         self.pid = os.getpid()
         self.conn: redis.connection.Connection = pool.get_connection()
-
-    def here(self) -> bool:
-        """Whether this process made it (not a forked child, which must not share it)."""
-        return self.pid == os.getpid()
 
     def __del__(self) -> None:
         # In a forked child (os.fork, or the child side of a fork-then-exec) other threads'
