@@ -136,7 +136,7 @@ def test_every_group_scoped_request_sends_the_head(cluster: bool) -> None:
     keyed: list[ops.Request[Any]] = [
         ops.Set("g", "k", b"1", None, "5000"),
         ops.Delete("g", "k", 3),
-        ops.Update("g", "k", (), b"{}", "update", None, 1000, "keep:5000"),
+        ops.Update("g", "k", (), (), b"{}", "update", None, 1000, "keep:5000"),
         ops.Ttl("g", "k"),
         ops.SetExpiry("g", "k", 100),
     ]

@@ -139,7 +139,7 @@ WRITES: dict[str, ops.Request[Any]] = {
     "Delete": ops.Delete("g", "k", None),
     "DeleteMany": ops.DeleteMany("g", ("k",)),
     "Clear": ops.Clear("g"),
-    "Update": ops.Update("g", "k", (), b"{}", "update", None, 100),
+    "Update": ops.Update("g", "k", (), (), b"{}", "update", None, 100),
     "Transaction": ops.Transaction((ops.Set("g", "k", b"1", None),), 100),
     "SetExpiry": ops.SetExpiry("g", "k", 1000),
     "Cleanup": ops.Cleanup(),

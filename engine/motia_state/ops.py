@@ -276,14 +276,15 @@ class Stats(Request[tuple[list[GroupStats], int | None]]):
 class Update(Request[tuple[int, bytes]]):
     """Apply update steps to one item; returns (new version, new encoded value).
 
-    Each step carries its operand and path encoded (``Step.data``, ``Step.segments``; the
-    operand checked against the size limit when the call was made); a backend applies the
-    steps in the State's codec.
+    ``encoded`` holds each step's operand and path segments as the State's codec encoded them
+    (the operand checked against the size limit when the call was made), for a backend that
+    sends them on; a backend that applies the steps itself does so in the State's codec.
     """
 
     group: str
     key: str
     steps: tuple[Any, ...]  # updates.Step
+    encoded: tuple[tuple[bytes, tuple[bytes, ...]], ...]  # per step: (operand, path segments)
     start: bytes  # what a missing item starts as, encoded: {} (update) or 0 (increment)
     name: str  # the change record's op: "update" or "increment"
     version: int | None

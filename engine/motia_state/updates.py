@@ -70,8 +70,6 @@ class Step:
     operand: Any  # the value, the amount, or None for remove
     index: int  # where the op stood in the caller's list
     source: Any  # the op as the caller gave it, for error messages
-    data: bytes = b""  # the operand encoded (Core fills it in: the size limit is checked there)
-    segments: tuple[bytes, ...] = ()  # the path encoded, each segment (Core fills it in)
 
 
 def _path(raw: Any, index: int, op: Any) -> tuple[str, ...]:

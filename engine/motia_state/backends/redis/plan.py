@@ -496,10 +496,11 @@ class RedisPlan:
     def _steps(self, op: ops.Update) -> list[bytes]:
         """The update steps as lua/include/update.lua reads them from ARGV."""
         argv = [b"%d" % len(op.steps)]
-        for step in op.steps:
-            argv += [step.kind.encode(), b"%d" % len(step.path)]
-            argv += step.segments
-            argv.append(step.data)
+        for step, (operand, segments) in zip(op.steps, op.encoded, strict=True):
+            argv.append(step.kind.encode())
+            argv.append(b"%d" % len(segments))
+            argv.extend(segments)
+            argv.append(operand)
         return argv
 
     @HANDLERS.on(ops.Ack)
