@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import pytest
@@ -120,6 +121,79 @@ def test_codecs_round_trip_any_json_value(value: Any) -> None:
 def test_json_refuses_what_it_cannot_give_back(value: Any) -> None:
     with pytest.raises(EncodeError):
         JsonCodec().encode(value)
+
+
+# Anything at all, hostile leaves included: the batch path (set_many) must take and refuse
+# exactly what the walk does, with the walk's message.
+_leaves = (
+    json_values
+    | st.integers()
+    | st.floats()
+    | st.binary(max_size=4)
+    | st.sampled_from([(1, 2), {1, 2}, frozenset(), object(), 2**63, 2**64 - 1, -(2**63) - 1])
+    | st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1)
+)
+any_values = st.recursive(
+    _leaves,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(max_size=3) | st.integers() | st.binary(max_size=2), children, max_size=4
+        )
+        | st.tuples(children)
+    ),
+    max_leaves=12,
+)
+
+
+def _outcome(encode: Any, value: Any) -> Any:
+    try:
+        return encode(value)
+    except EncodeError as exc:
+        return str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(any_values, max_size=6), st.sampled_from([JsonCodec(), MsgpackCodec()]))
+def test_a_batch_is_encoded_and_refused_exactly_as_value_by_value(
+    values: list[Any], codec: Any
+) -> None:
+    one_by_one = [_outcome(codec.encode, value) for value in values]
+    refused = [o for o in one_by_one if isinstance(o, str)]
+    if refused:
+        with pytest.raises(EncodeError) as info:
+            codec.encode_many(values)
+        assert str(info.value) == refused[0]
+    else:
+        assert codec.encode_many(values) == one_by_one
+
+
+@pytest.mark.parametrize("codec", [JsonCodec(), MsgpackCodec()], ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "bad",
+    [2**63, -(2**63) - 1, 2**64 - 1, (1,), math.nan, {1: 2}, {b"k": 1}, object()],
+    ids=repr,
+)
+def test_one_bad_value_deep_in_a_large_batch_is_refused(codec: Any, bad: Any) -> None:
+    """The census over a whole batch must see a leaf the walk refuses wherever it hides."""
+    values: list[Any] = [{"id": i, "tags": ["a", i * 0.5], "n": None} for i in range(500)]
+    values[321] = {"id": 321, "deep": [{"x": [bad]}]}
+    expected = _outcome(codec.encode, values[321])
+    if isinstance(expected, str):
+        with pytest.raises(EncodeError, match="^" + re.escape(expected) + "$"):
+            codec.encode_many(values)
+    else:  # what this codec holds exactly (msgpack: NaN, u64 within range...)
+        assert codec.encode_many(values)[321] == expected
+
+
+def test_a_batch_nested_past_the_limit_is_refused() -> None:
+    deep: Any = "leaf"
+    for _ in range(129):
+        deep = {"d": deep}
+    for codec in (JsonCodec(), MsgpackCodec()):
+        with pytest.raises(EncodeError, match="deeper"):
+            codec.encode_many([{"ok": 1}, deep])
+        assert len(codec.encode_many([{"ok": 1}, deep["d"]])) == 2
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from . import ops, updates, validate
 from .calls import Call
-from .codecs import Codec
+from .codecs import Codec, encode_all
 from .errors import DecodeError, InvalidInput, Unsupported, ValueTooLarge
 
 R = TypeVar("R")
@@ -96,7 +96,9 @@ class Core:
     # -- values ----------------------------------------------------------------
 
     def encode(self, group: str, key: str, value: Any) -> bytes:
-        data = self.codec.encode(value)
+        return self._fits(group, key, self.codec.encode(value))
+
+    def _fits(self, group: str, key: str, data: bytes) -> bytes:
         if len(data) > self.max_value_bytes:
             raise ValueTooLarge(
                 f"value for {group!r}/{key!r} encodes to {len(data)} bytes; "
@@ -199,7 +201,11 @@ class Core:
             raise InvalidInput(
                 f"set_many takes a mapping of key -> value, not {type(mapping).__name__}"
             )
-        items = tuple((validate.key(k), self.encode(g, k, v)) for k, v in mapping.items())
+        keys = [validate.key(k) for k in mapping]
+        datas = encode_all(self.codec, list(mapping.values()))
+        for k, data in zip(keys, datas, strict=True):
+            self._fits(g, k, data)
+        items = tuple(zip(keys, datas, strict=True))
         expire = self._expire_for_set(ttl)
         return Plan(ops.SetMany(g, items, expire), _same, expire != "")
 
