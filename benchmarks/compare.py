@@ -49,19 +49,11 @@ from typing import Any
 
 import click
 
-from .measure import make_value
+from .measure import add_stats, make_value, nested_names, read_commandstats, server_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOWER = 0.95  # head/base under this: flagged
 CHILD_TIMEOUT_S = 600
-#: Commands a measurement sends for itself or a connection makes when it opens: not the
-#: workload's (CONFIG RESETSTAT is counted by the server once it has reset the counts).
-NOT_WORKLOAD = frozenset(
-    {"config", "info", "hello", "client", "select", "auth", "ping", "command", "script"}
-)
-#: Commands that run server-side code: the commands that code calls are counted too (and
-#: their time is inside the script's), so where any of these ran only they are summed.
-SCRIPT_COMMANDS = frozenset({"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"})
 
 
 @dataclass(frozen=True)
@@ -153,12 +145,7 @@ class Run:
     def _done(self, ops: int, started: tuple[float, float]) -> None:
         seconds = time.perf_counter() - started[1]
         cpu = self._cpu() - started[0]
-        info = self.admin.info("commandstats")
-        stats = {
-            name.removeprefix("cmdstat_"): {"calls": int(s["calls"]), "usec": int(s["usec"])}
-            for name, s in info.items()
-            if name.startswith("cmdstat_")
-        }
+        stats = read_commandstats(self.admin)
         self._say({"ops": ops, "seconds": seconds, "server_cpu_s": cpu, "commandstats": stats})
 
     def serve(self, work: Callable[[], int], prepare: Callable[[], object] | None = None) -> None:
@@ -569,35 +556,9 @@ def workers(
             worker.close()
 
 
-def server_figures(stats: dict[str, dict[str, float]], ops: int) -> dict[str, Any]:
-    """The workload's own top-level commands: calls, server usec, usec per call, calls per op.
-
-    Every command a script calls is counted in commandstats as well, its time inside the
-    script's: where the workload ran scripts only the script commands are summed (a plain
-    command sent beside them would then be missed; compare.json keeps every count).
-    """
-    mine = {name: s for name, s in stats.items() if name.split("|")[0].lower() not in NOT_WORKLOAD}
-    scripts = {name: s for name, s in mine.items() if name.lower() in SCRIPT_COMMANDS}
-    mine = scripts or mine
-    calls = sum(s["calls"] for s in mine.values())
-    usec = sum(s["usec"] for s in mine.values())
-    return {
-        "commands": sorted(mine),
-        "calls": calls,
-        "usec": usec,
-        "usec_per_call": usec / calls if calls else None,
-        "calls_per_op": calls / ops if ops else None,
-    }
-
-
 def _merge(slices: list[dict[str, Any]]) -> dict[str, Any]:
     """One round of one side: its slices added up."""
-    stats: dict[str, dict[str, float]] = {}
-    for one in slices:
-        for name, counts in one["commandstats"].items():
-            mine = stats.setdefault(name, {"calls": 0, "usec": 0})
-            mine["calls"] += counts["calls"]
-            mine["usec"] += counts["usec"]
+    stats = add_stats(*(one["commandstats"] for one in slices))
     return {
         "ops": sum(x["ops"] for x in slices),
         "seconds": sum(x["seconds"] for x in slices),
@@ -608,9 +569,13 @@ def _merge(slices: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def summarise(
-    workload: Workload, sizes: Sizes, runs: dict[str, list[list[dict[str, Any]]]]
+    workload: Workload,
+    sizes: Sizes,
+    runs: dict[str, list[list[dict[str, Any]]]],
+    nested: dict[str, frozenset[str]],
 ) -> dict[str, Any]:
-    """``runs[side][round]``: that round's slices. A round's rate is its ops over its time."""
+    """``runs[side][round]``: that round's slices. A round's rate is its ops over its time.
+    ``nested[side]``: the commands that side's Lua scripts call (`measure.top_level`)."""
     row: dict[str, Any] = {
         "workload": workload.name,
         "params": workload.params(sizes),
@@ -619,7 +584,7 @@ def summarise(
     for name, side_rounds in runs.items():
         rounds = [_merge(slices) for slices in side_rounds]
         rates = [r["ops"] / r["seconds"] for r in rounds]
-        servers = [server_figures(r["commandstats"], r["ops"]) for r in rounds]
+        servers = [server_figures(r["commandstats"], r["ops"], nested[name]) for r in rounds]
         per_call = [s["usec_per_call"] for s in servers if s["usec_per_call"] is not None]
         per_op = [s["calls_per_op"] for s in servers if s["calls_per_op"] is not None]
         cpu = [r["server_cpu_s"] * 1e6 / r["ops"] for r in rounds if r["ops"]]
@@ -715,8 +680,8 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         "which moves with the load between rounds. spread: (max - min) / median of a "
         "side's rounds. "
         "Server us/call and calls/op are from INFO commandstats over the timed part only, "
-        "summed over the workload's top-level commands (evalsha and the like when it ran "
-        "scripts, whose own calls are inside their time); server CPU us/op is the server "
+        "summed over the workload's top-level commands (not the commands its scripts call, "
+        "whose time is inside the script's); server CPU us/op is the server "
         "process's user + sys CPU (INFO cpu) over the timed slices per op, network I/O "
         "included. Server figures are medians over the rounds.",
         "",
@@ -809,6 +774,7 @@ def main(
                 head_label,
             ),
         ]
+        nested = {side.name: nested_names(side.tree / "lua") for side in sides}
         url = stack.enter_context(server(tmp / "server"))
         admin = redis.Redis.from_url(url)
         info = admin.info("server")
@@ -853,7 +819,7 @@ def main(
                     }
                 )
                 continue
-            row = summarise(workload, sizes, runs)
+            row = summarise(workload, sizes, runs, nested)
             rows.append(row)
             click.echo(
                 f"  {workload.name:<22} base {row['base']['median']:>12,.0f}  "
