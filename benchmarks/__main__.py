@@ -106,6 +106,7 @@ def main(quick: bool, out: Path, url: str | None, only: str | None) -> None:
                 server.stop()
     s = sizes
     rows = report.targets(bench.results, memory, s.mid_group, s.large_group, s.other_keys)
+    goal_rows = report.goals(bench.results, s.mid_group, s.large_group)
     report.table(bench.results, rows, click.echo)
     out.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -117,8 +118,14 @@ def main(quick: bool, out: Path, url: str | None, only: str | None) -> None:
         "notes": bench.notes,
         "exact": bench.exact,
         "sweep": bench.sweep,
+        "server_time": (
+            "results[].server: INFO commandstats, reset before each timed round of an "
+            "implementation and read after it, summed over its rounds; only the workload's "
+            "top-level commands (not those its scripts or EXEC ran, whose time is inside "
+            "theirs; see benchmarks.measure.top_level); usec and calls per op, or per item"
+        ),
     }
-    report.write_json(out / "latest.json", meta, bench.results, memory, rows)
+    report.write_json(out / "latest.json", meta, bench.results, memory, rows, goal_rows)
     drew = report.chart(
         out / "latest.png",
         bench.results,
@@ -133,6 +140,7 @@ def main(quick: bool, out: Path, url: str | None, only: str | None) -> None:
         )
     )
     click.echo(f"{meta['seconds']} s")
+    report.goal_table(goal_rows, click.echo)
 
 
 if __name__ == "__main__":

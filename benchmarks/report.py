@@ -1,4 +1,5 @@
-"""What a run produces: the terminal table, the JSON file, the chart, and the targets."""
+"""What a run produces: the terminal table, the JSON file, the chart, the targets and the
+goal ratios."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from .measure import Result
+
+#: get_group's physical limit on one server: one HVALS, then each value parsed by orjson.
+LIMIT = "limit (HVALS + orjson.loads per value)"
 
 
 def find(results: list[Result], workload: str, impl: str, **params: Any) -> Result | None:
@@ -26,6 +30,42 @@ def _ratio(a: Result | None, b: Result | None) -> float | None:
     return a.median / b.median if a and b and b.median else None
 
 
+def _row(
+    name: str, value: float | None, goal: float | None, higher_is_better: bool = True
+) -> dict[str, Any]:
+    met = (
+        None
+        if value is None or goal is None
+        else (value >= goal if higher_is_better else value <= goal)
+    )
+    return {
+        "target": name,
+        "measured": value,
+        "goal": goal,
+        "higher_is_better": higher_is_better,
+        "met": met,
+    }
+
+
+def fig(x: float | None) -> str:
+    """A server figure in a few characters: 1,234 / 12.3 / 1.23 / 0.123 / 2.1e-05."""
+    if x is None:
+        return "-"
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    if x >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}" if x >= 0.01 else f"{x:.2g}"
+
+
+def server_note(result: Result) -> str:
+    """The server's microseconds per op (or item), as " · 7.1 us srv", when measured."""
+    usec = result.server_usec_per_op
+    return "" if usec is None else f" · {fig(usec)} us srv"
+
+
 def targets(
     results: list[Result],
     memory: dict[str, Any] | None,
@@ -36,18 +76,7 @@ def targets(
     """Each target of the benchmark issue, with the figure measured in this run."""
     v200 = {"value_bytes": 200}
 
-    def t(
-        name: str, value: float | None, goal: float, higher_is_better: bool = True
-    ) -> dict[str, Any]:
-        met = None if value is None else (value >= goal if higher_is_better else value <= goal)
-        return {
-            "target": name,
-            "measured": value,
-            "goal": goal,
-            "higher_is_better": higher_is_better,
-            "met": met,
-        }
-
+    t = _row
     get_e, get_r = find(results, "get", "engine", **v200), find(results, "get", "redis-py", **v200)
     set_e, set_r = find(results, "set", "engine", **v200), find(results, "set", "redis-py", **v200)
     group_e = find(results, "get_group", "engine", items=large, **v200)
@@ -157,21 +186,89 @@ def targets(
     return rows
 
 
+#: Hook for issue 16's cached/uncached get ratio: once a workload of this name runs these
+#: two implementations (the near cache's), the goals list their ratio (no goal set yet).
+NEAR_CACHE_GET = ("get, near cache", "cached", "uncached")
+
+
+def goals(results: list[Result], mid: int, large: int) -> list[dict[str, Any]]:
+    """Issue 16's goal ratios: the engine's throughput over its baseline's, in this run,
+    with both sides' server microseconds per op (or item)."""
+    v200 = {"value_bytes": 200}
+    pairs: list[tuple[str, Result | None, Result | None, float | None]] = [
+        (
+            "set serial / raw redis-py HSET",
+            find(results, "set", "engine", **v200),
+            find(results, "set", "redis-py", **v200),
+            1.0,
+        ),
+        (
+            "set_many / pipelined HSET",
+            find(results, "set_many", "engine"),
+            find(results, "set_many", "redis-py"),
+            1.5,
+        ),
+        (
+            "AsyncState set, 64 tasks / sync serial set",
+            find(results, "set x64 tasks", "engine async"),
+            find(results, "set x64 tasks", "engine sync serial"),
+            3.0,
+        ),
+        *[
+            (
+                f"get_group of {n:,} items / {LIMIT}",
+                find(results, "get_group", "engine", items=n, other_keys=None, **v200),
+                find(results, "get_group", LIMIT, items=n, **v200),
+                0.9,
+            )
+            for n in (mid, large)
+        ],
+    ]
+    name, cached, uncached = NEAR_CACHE_GET
+    near = find(results, name, cached), find(results, name, uncached)
+    if near[0] and near[1]:
+        pairs.append(("cached get / uncached get", *near, None))
+    rows = []
+    for label, engine, baseline, goal in pairs:
+        row = _row(label, _ratio(engine, baseline), goal)
+        row["server_usec_per_op"] = {
+            "engine": engine.server_usec_per_op if engine else None,
+            "baseline": baseline.server_usec_per_op if baseline else None,
+        }
+        rows.append(row)
+    return rows
+
+
+def _params(r: Result) -> str:
+    return ", ".join(f"{k}={v}" for k, v in r.params.items() if k != "ops_per_round")
+
+
 def table(
     results: list[Result], target_rows: list[dict[str, Any]], say: Callable[[str], None]
 ) -> None:
+    """Every result (with the server's us and calls per op, INFO commandstats), then the
+    targets."""
+    ww = max([26, *(len(r.workload) for r in results)])
+    iw = max([17, *(len(r.impl) for r in results)])
     say("")
     say(
-        f"{'workload':<26} {'impl':<17} {'params':<34} {'median/s':>12} {'spread':>7} "
-        f"{'p50 us':>8} {'p99 us':>8}"
+        f"{'workload':<{ww}} {'impl':<{iw}} {'params':<34} {'median/s':>12} {'srv us/op':>9} "
+        f"{'calls/op':>8} {'spread':>7} {'p50 us':>8} {'p99 us':>8}"
     )
     for r in results:
-        params = ", ".join(f"{k}={v}" for k, v in r.params.items() if k != "ops_per_round")
         lat = r.latency_us or {}
+        srv = r.server or {}
         say(
-            f"{r.workload:<26} {r.impl:<17} {params:<34} {r.median:>12,.0f} {r.spread:>6.0%} "
+            f"{r.workload:<{ww}} {r.impl:<{iw}} {_params(r):<34} {r.median:>12,.0f} "
+            f"{fig(srv.get('usec_per_op')):>9} {fig(srv.get('calls_per_op')):>8} "
+            f"{r.spread:>6.0%} "
             f"{lat.get('p50', float('nan')):>8.1f} {lat.get('p99', float('nan')):>8.1f}"
         )
+    say("")
+    say(
+        "srv us/op, calls/op: the server's own microseconds and commands per op (or item) over "
+        "the timed rounds, from INFO commandstats, top-level commands only"
+    )
     say("")
     say("targets (ratios measured within this run):")
     for row in target_rows:
@@ -181,24 +278,45 @@ def table(
         say(f"  {row['target']:<84} {value:>6}  (goal {sign} {row['goal']})  {verdict}")
 
 
+def goal_table(goal_rows: list[dict[str, Any]], say: Callable[[str], None]) -> None:
+    """Issue 16's goal ratios, the last thing a run prints."""
+    say("")
+    say("goals (engine / baseline, x throughput, within this run; server us per op or item):")
+    for row in goal_rows:
+        value = "n/a" if row["measured"] is None else f"{row['measured']:.2f}"
+        if row["goal"] is None:
+            verdict = "no goal set"
+        else:
+            verdict = {True: "met", False: "MISSED", None: "not measured"}[row["met"]]
+        goal = "" if row["goal"] is None else f">= {row['goal']}"
+        srv = row["server_usec_per_op"]
+        say(
+            f"  {row['target']:<68} {value:>6}  (goal {goal:<6}) {verdict:<12} "
+            f"srv {fig(srv['engine'])} vs {fig(srv['baseline'])} us"
+        )
+
+
 def write_json(
     path: Path,
     meta: dict[str, Any],
     results: list[Result],
     memory: dict[str, Any] | None,
     target_rows: list[dict[str, Any]],
+    goal_rows: list[dict[str, Any]],
 ) -> None:
     doc = {
         **meta,
         "results": [r.to_json() for r in results],
         "memory": memory,
         "targets": target_rows,
+        "goals": goal_rows,
     }
     path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def chart(path: Path, results: list[Result], title: str) -> bool:
-    """Throughput and latency per workload, engine beside its baselines (False: no matplotlib)."""
+    """Throughput, the server's time per op and latency per workload, engine beside its
+    baselines (False: no matplotlib)."""
     try:
         import matplotlib
 
@@ -210,8 +328,9 @@ def chart(path: Path, results: list[Result], title: str) -> bool:
     for r in results:
         groups.setdefault(_label(r), []).append(r)
     impls = list(dict.fromkeys(r.impl for r in results))
-    colour = {impl: plt.get_cmap("tab20")(n % 20) for n, impl in enumerate(impls)}
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(16, 11))
+    palette = [*plt.get_cmap("tab20").colors, *plt.get_cmap("tab20b").colors]
+    colour = {impl: palette[n % len(palette)] for n, impl in enumerate(impls)}
+    figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(16, 17))
     timed = {k: v for k, v in groups.items() if any(r.latency_us for r in v)}
     seen: set[str] = set()
     for x, members in enumerate(groups.values()):
@@ -219,7 +338,21 @@ def chart(path: Path, results: list[Result], title: str) -> bool:
         for n, r in enumerate(members):
             label = None if r.impl in seen else r.impl
             seen.add(r.impl)
-            top.bar(x - 0.4 + width * (n + 0.5), r.median, width, color=colour[r.impl], label=label)
+            pos = x - 0.4 + width * (n + 0.5)
+            top.bar(pos, r.median, width, color=colour[r.impl], label=label)
+            usec = r.server_usec_per_op
+            if usec:
+                middle.bar(pos, usec, width, color=colour[r.impl])
+                middle.annotate(
+                    fig(usec),
+                    (pos, usec),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    rotation=90,
+                    fontsize=7,
+                )
     for x, members in enumerate(timed.values()):
         width = 0.8 / len(members)
         for n, r in enumerate(members):
@@ -228,17 +361,24 @@ def chart(path: Path, results: list[Result], title: str) -> bool:
                 bottom.bar(pos, r.latency_us["p99"], width, color=colour[r.impl], alpha=0.35)
                 bottom.bar(pos, r.latency_us["p50"], width, color=colour[r.impl])
     top.set_ylabel("ops or items per second (log)")
+    middle.set_ylabel("server time per op or item, us (log)")
+    middle.set_title(
+        "the server's own time (INFO commandstats, top-level commands) over the timed rounds; "
+        "file:// has no server",
+        fontsize=9,
+    )
+    middle.margins(y=0.25)
     bottom.set_ylabel("latency per op, us (log): solid p50, pale p99")
-    for ax, labels in ((top, list(groups)), (bottom, list(timed))):
+    for ax, labels in ((top, list(groups)), (middle, list(groups)), (bottom, list(timed))):
         ax.set_yscale("log")
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     top.legend(fontsize=8, ncol=3)
     top.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
     return True
 
 

@@ -11,22 +11,25 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis
 import redis.asyncio
 from tests.servers import cluster
 
 from motia_state import AsyncState, Op, State, scripts
+from motia_state.backends import embedded
 from motia_state.backends.embedded import valkey_binary as embedded_binary
 from motia_state.changes import FeedSettings
 from motia_state.layout import KeyLayout
 
-from .measure import Latencies, Result, Round, compare, make_value, timed
+from .measure import Latencies, Result, Round, compare, make_value, nested_names, timed
+from .report import LIMIT, server_note
 
 HERE = Path(__file__).resolve().parent
 NODE_DRIVER = HERE / "motia_v0" / "driver.mjs"
@@ -92,6 +95,8 @@ class Bench:
         self.exact: dict[str, int] = {}
         self.sweep: dict[str, Any] | None = None
         self.raw = redis.Redis.from_url(url)
+        #: the commands the engine's scripts call: counted inside their EVALSHA's time
+        self.nested = nested_names(Path(scripts.lua_dir()))
         self.v0 = MotiaV0.available()
         if not self.v0:
             self.notes.append(
@@ -99,14 +104,34 @@ class Bench:
             )
 
     def compare(
-        self, workload: str, params: dict[str, Any], impls: dict[str, Round], unit: str = "ops"
+        self,
+        workload: str,
+        params: dict[str, Any],
+        impls: dict[str, Round],
+        unit: str = "ops",
+        servers: dict[str, Sequence[redis.Redis]] | None = None,
     ) -> None:
+        """Each implementation's rounds, interleaved; ``servers[impl]``: the servers whose
+        INFO commandstats its rounds are measured on (default: the server under test)."""
         s = self.sizes
-        for result in compare(workload, params, impls, rounds=s.rounds, warmup=s.warmup, unit=unit):
+        on = {name: (servers or {}).get(name, [self.raw]) for name in impls}
+        for result in compare(
+            workload,
+            params,
+            impls,
+            rounds=s.rounds,
+            warmup=s.warmup,
+            unit=unit,
+            servers=on,
+            nested=self.nested,
+        ):
             self.results.append(result)
             lat = result.latency_us
             tail = f"   p50 {lat['p50']:,.0f} us, p99 {lat['p99']:,.0f} us" if lat else ""
-            self.say(f"  {workload:<24} {result.impl:<18} {result.median:>12,.0f} {unit}/s{tail}")
+            self.say(
+                f"  {workload:<24} {result.impl:<18} {result.median:>12,.0f} {unit}/s"
+                f"{server_note(result)}{tail}"
+            )
 
     @contextmanager
     def state(self, url: str | None = None) -> Iterator[State]:
@@ -380,7 +405,7 @@ def _fan_out(loop: asyncio.AbstractEventLoop, s: Sizes, op: Callable[[str], Any]
     return one_round
 
 
-def _cluster_async(b: Bench, url: str) -> None:
+def _cluster_async(b: Bench, url: str, nodes: Sequence[redis.Redis]) -> None:
     """AsyncState's own cluster seam: 64 tasks against sync serial calls, same cluster."""
     s = b.sizes
     values = values_for(s.small_group, s.value_small)
@@ -407,6 +432,7 @@ def _cluster_async(b: Bench, url: str) -> None:
                     "engine async": _fan_out(loop, s, lambda k: astate.set(group(k), k, values[k])),
                     "engine sync serial": serial_set,
                 },
+                servers={"engine async": nodes, "engine sync serial": nodes},
             )
             for n in range(8):
                 state.clear(f"g{n}")
@@ -463,6 +489,14 @@ def groups(b: Bench) -> None:
             def raw_group(lat: Latencies) -> int:
                 return len([json.loads(v) for v in b.raw.hgetall(key).values()])
 
+            def limit_group(lat: Latencies) -> int:
+                return len([orjson.loads(v) for v in b.raw.hvals(key)])
+
+            limit: dict[str, Round] = (
+                {LIMIT: limit_group}
+                if size == s.value_small and items in (s.mid_group, s.large_group)
+                else {}
+            )
             v0_case = (
                 motia_v0(b, "getGroup", items, 1, size)
                 if size == s.value_small
@@ -472,7 +506,7 @@ def groups(b: Bench) -> None:
                 b.compare(
                     "get_group",
                     params,
-                    {"engine": engine_group, "redis-py": raw_group, **v0},
+                    {"engine": engine_group, "redis-py": raw_group, **limit, **v0},
                     unit="items",
                 )
             if items == s.mid_group and b.v0:
@@ -547,8 +581,16 @@ def default_install(b: Bench) -> None:
                 return len(keys)
 
             sets[name], gets[name] = do_set, do_get
-        b.compare("default install: set", params, sets)
-        b.compare("default install: get", params, gets)
+        # file:// has no server; embedded:// its own, on a unix socket (joined, then let go)
+        data_dir = f"{tmp}/e"
+        private = redis.Redis(unix_socket_path=embedded.acquire(data_dir))
+        on: dict[str, Sequence[redis.Redis]] = {"file": [], "embedded": [private]}
+        try:
+            b.compare("default install: set", params, sets, servers=on)
+            b.compare("default install: get", params, gets, servers=on)
+        finally:
+            private.close()
+            embedded.release(data_dir)
 
 
 # -- memory per item ------------------------------------------------------------------
@@ -954,6 +996,10 @@ def cluster_scaling(b: Bench) -> None:
             for m in (1, 3)
         }
         ctx = multiprocessing.get_context("spawn")
+        nodes = {
+            name: [redis.Redis(host=n.host, port=n.port) for n in c.nodes]
+            for name, c in clusters.items()
+        }
         try:
             with ctx.Pool(4) as pool:
                 for how in ("set", "get", "increment"):
@@ -970,9 +1016,13 @@ def cluster_scaling(b: Bench) -> None:
                         f"cluster {how}, 4 processes",
                         {"processes": 4, "ops_per_round": 4 * n, "groups": 64},
                         {name: run_round(c.url) for name, c in clusters.items()},
+                        servers=nodes,
                     )
-            _cluster_async(b, clusters["3 masters"].url)
+            _cluster_async(b, clusters["3 masters"].url, nodes["3 masters"])
         finally:
+            for clients in nodes.values():
+                for client in clients:
+                    client.close()
             for c in clusters.values():
                 c.stop()
 

@@ -48,10 +48,23 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
         ("default install: get", "embedded"),
     ]:
         assert expected in workloads
+    assert ("get_group", "limit (HVALS + orjson.loads per value)") in workloads
     for r in doc["results"]:
         assert len(r["ops_per_s"]) == 2
         assert all(x > 0 for x in r["ops_per_s"])
         assert r["median"] > 0
+        if r["impl"] == "file":  # no server
+            assert r["server"] is None
+            continue
+        # the server's own time over the timed rounds, on every server-backed result
+        assert r["server"]["ops"] > 0, r
+        assert r["server"]["calls_per_op"] > 0, r
+        assert r["server"]["usec_per_op"] is not None, r
+        assert len(r["server"]["rounds_usec_per_op"]) == 2
+    engine_set = next(r for r in doc["results"] if (r["workload"], r["impl"]) == ("set", "engine"))
+    assert engine_set["server"]["commands"] == ["evalsha"]  # its script's HSET etc. not again
+    assert [g["goal"] for g in doc["goals"]] == [1.0, 1.5, 3.0, 0.9, 0.9]
+    assert all(g["measured"] is not None for g in doc["goals"])
     assert doc["sweep"]["removed"] == doc["sweep"]["items"] > 0
     assert doc["sweep"]["longest_call_us"] > 0
     exact = doc["exact"]
@@ -64,3 +77,5 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
     assert png.startswith(b"\x89PNG")
     assert len(png) > 10_000
     assert "targets (ratios measured within this run)" in result.stdout
+    assert " us srv" in result.stdout
+    assert result.stdout.rstrip().splitlines()[-1].startswith("  get_group of ")  # goals last
