@@ -9,12 +9,13 @@
 --   {STATUS_CONFLICT, current_version} on a version mismatch (include/status.lua).
 -- Keys touched: KEYS[1] (HGET, HEXISTS, HDEL, EXISTS), KEYS[2] (HGET, HSET, HDEL, PEXPIRE), KEYS[3] (XADD,
 --   XTRIM), KEYS[4] (EXISTS, ZSCORE, ZREM), KEYS[5] (SREM); PUBLISH (markers).
-acl_group(KEYS)
+local has = redis.call('EXISTS', KEYS[4]) == 1  -- a read: before the checks is fine
+acl_group(KEYS, has)
 local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group, field, expected = ARGV[2], ARGV[3], ARGV[4]
-  local has = redis.call('EXISTS', KEYS[4]) == 1
-  local recorded, current, old = item_load(KEYS, group, field, feed, now_ms(), has, 'value')
+  local recorded, current, old = item_load(KEYS, group, field, feed, has and now_ms(), has,
+    'value')
   if expected ~= '' and tonumber(expected) ~= current then
     return feed_close(feed, {STATUS_CONFLICT, current})
   end

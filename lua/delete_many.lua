@@ -8,12 +8,12 @@
 -- Returns the number of items that existed and were removed.
 -- Keys touched: KEYS[1] (HEXISTS, HGET, HDEL, EXISTS), KEYS[2] (HGET, HSET, HDEL, PEXPIRE),
 --   KEYS[3] (XADD, XTRIM), KEYS[4] (EXISTS, ZSCORE, ZREM), KEYS[5] (SREM); PUBLISH (markers).
-acl_group(KEYS)
+local has = redis.call('EXISTS', KEYS[4]) == 1  -- a read: before the checks is fine
+acl_group(KEYS, has)
 local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group, n = ARGV[2], 0
-  local now = now_ms()
-  local has = redis.call('EXISTS', KEYS[4]) == 1
+  local now = has and now_ms()
   local read = feed.values and 'value' or 'version'  -- the old value only for the record
   for i = 4, #ARGV do
     local field = ARGV[i]

@@ -11,12 +11,12 @@
 -- Keys touched: KEYS[1] (HEXISTS, HGET, HSET), KEYS[2] (HGET, HSET or HDEL, PERSIST, PEXPIRE),
 --   KEYS[3] (XADD, XTRIM), KEYS[4] (EXISTS, ZSCORE, ZADD or ZREM), KEYS[5] (SADD, SREM); PUBLISH
 --   (markers).
-acl_group(KEYS)
+local has = redis.call('EXISTS', KEYS[4]) == 1  -- a read: before the checks is fine
+acl_group(KEYS, reaches_expiry(ARGV[5], has))
 local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group, field, expected = ARGV[2], ARGV[3], ARGV[4]
-  local now = now_ms()
-  local has = redis.call('EXISTS', KEYS[4]) == 1
+  local now = has and now_ms()  -- else read only if an expiry is set (apply_expiry)
   -- the old value for the change record; the current version only for a condition
   local read = feed.values and 'value' or (expected ~= '' and 'version' or nil)
   local recorded, current, old = item_load(KEYS, group, field, feed, now, has, read)

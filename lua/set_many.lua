@@ -10,22 +10,24 @@
 -- Returns the number of items written.
 -- Keys touched: KEYS[1] (HSET, HMGET), KEYS[2] (HMGET, HGET, HSET, HDEL, PERSIST, PEXPIRE),
 --   KEYS[3] (XADD, XTRIM), KEYS[4] (ZSCORE, ZADD, ZREM), KEYS[5] (SADD, SREM); PUBLISH (markers).
-acl_group(KEYS)
+local has = redis.call('EXISTS', KEYS[4]) == 1  -- a read: before the checks is fine
+acl_group(KEYS, reaches_expiry(ARGV[4], has))
 acl_need('HMGET', KEYS[1], 'f')  -- after purging expired items
 acl_need('HMGET', KEYS[2], 'f')
 local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group, how, n = ARGV[2], ARGV[4], (#ARGV - 4) / 2
-  local now = now_ms()
-  local has = redis.call('EXISTS', KEYS[4]) == 1
+  local now = has and now_ms()  -- else read only if an expiry is set (apply_expiry)
   local fields = {}
   for i = 1, n do
     fields[i] = ARGV[2 * i + 3]
   end
   local recorded, olds = item_load_many(KEYS, group, fields, feed, now, has)
+  local floor = group_floor(KEYS)  -- after the purges, the only removals here
+  feed_batch(feed)
   for i = 1, n do
     item_write(feed, KEYS, group, fields[i], ARGV[2 * i + 4], recorded[i], how, now, has, 'set',
-      olds[i])
+      olds[i], floor)
   end
   return feed_close(feed, n)
 end)

@@ -10,6 +10,7 @@ succeeds and leaves exactly what the same call leaves for a user with the whole 
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -84,13 +85,17 @@ def _ops() -> dict[str, Callable[[State, str], Any]]:
     }
 
 
-def _prepare(admin: redis.Redis, full: State, group: str) -> None:
-    """k at version 2, t with a TTL, gone already expired (its deadline in the past)."""
+def _prepare(admin: redis.Redis, full: State, group: str, expiring: bool) -> None:
+    """k at version 2, t and gone; with ``expiring``, t has a TTL and gone has already expired
+    (its deadline in the past). Without, the group has no expiries: the write scripts then
+    check the expiry commands only when the write itself gives an expiry (lua/include/ttl.lua),
+    so both kinds of group go through the matrix."""
     full.set(group, "k", {"v": 0})
     full.set(group, "k", {"v": 1})
-    full.set(group, "t", "ttl", ttl=600)
-    full.set(group, "gone", "old", ttl=600)
-    admin.zadd(LAYOUT.expiries(group), {"gone": int(time.time() * 1000) - 60_000})
+    full.set(group, "t", "ttl", ttl=600 if expiring else None)
+    full.set(group, "gone", "old", ttl=600 if expiring else None)
+    if expiring:
+        admin.zadd(LAYOUT.expiries(group), {"gone": int(time.time() * 1000) - 60_000})
 
 
 def _snapshot(admin: redis.Redis, group: str) -> tuple[Any, ...]:
@@ -146,10 +151,11 @@ def test_no_write_is_half_applied_when_one_command_is_refused(server: str) -> No
                 rule = f"{ENGINE_RULE} -{command}"
                 admin.execute_command("ACL", "SETUSER", name, "reset", "on", ">pw-m",
                                       *rule.split())  # fmt: skip
-                for label, op in _ops().items():
+                for (label, op), expiring in itertools.product(_ops().items(), (True, False)):
+                    label += "" if expiring else " (group without expiries)"
                     mine, twin = (f"acl-{uuid.uuid4().hex[:8]}" for _ in range(2))
-                    _prepare(admin, full, mine)
-                    _prepare(admin, full, twin)
+                    _prepare(admin, full, mine, expiring)
+                    _prepare(admin, full, twin, expiring)
                     before = _snapshot(admin, mine)
                     outcome = _run(op, limited, mine)
                     after = _snapshot(admin, mine)

@@ -63,7 +63,15 @@ def test_names_over_the_limit(state: Any) -> None:
         state.set("g", "k" * 8193, 1)
     with pytest.raises(InvalidInput, match="limit is 1024"):
         state.set("é" * 513, "k", 1)  # the limit counts UTF-8 bytes
+    many = {f"k{i}": i for i in range(100)}  # batches take a quicker path when all is plain
+    for bad in ("k" * 8193, "é" * 4097, "🚀" * 2049):
+        with pytest.raises(InvalidInput, match="limit is 8192"):
+            state.set_many("g", {**many, bad: 1})
+        with pytest.raises(InvalidInput, match="limit is 8192"):
+            state.delete_many("g", [*many, bad])
     assert_nothing_written(state)
+    state.set_many("g", {**many, "🚀" * 2048: 1})  # 8192 bytes: at the limit, taken
+    assert state.get("g", "🚀" * 2048) == 1
 
 
 def test_keys_argument_must_be_a_list(state: Any) -> None:

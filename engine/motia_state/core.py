@@ -201,10 +201,11 @@ class Core:
             raise InvalidInput(
                 f"set_many takes a mapping of key -> value, not {type(mapping).__name__}"
             )
-        keys = [validate.key(k) for k in mapping]
+        keys = validate.keys(mapping)
         datas = encode_all(self.codec, list(mapping.values()))
-        for k, data in zip(keys, datas, strict=True):
-            self._fits(g, k, data)
+        if datas and max(map(len, datas)) > self.max_value_bytes:
+            for k, data in zip(keys, datas, strict=True):
+                self._fits(g, k, data)
         items = tuple(zip(keys, datas, strict=True))
         expire = self._expire_for_set(ttl)
         return Plan(ops.SetMany(g, items, expire), _same, expire != "")

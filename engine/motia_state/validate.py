@@ -54,6 +54,22 @@ def prefix(value: object) -> str:
 
 
 def keys(values: object) -> tuple[str, ...]:
+    if isinstance(values, (list, tuple, dict)) and values:
+        # A batch of plain keys passes in a few C loops instead of a call per key: str
+        # only, none empty, none long enough that its UTF-8 could pass the limit, and all
+        # encodable (one join). Anything else: key by key, which names the culprit.
+        ks = tuple(values)
+        if (
+            set(map(type, ks)) == {str}
+            and min(map(len, ks))
+            and max(map(len, ks)) <= MAX_KEY_BYTES // 4
+        ):
+            try:
+                "".join(ks).encode()
+            except UnicodeEncodeError:
+                pass
+            else:
+                return ks
     return _names("keys", values, key)
 
 

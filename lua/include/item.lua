@@ -141,16 +141,17 @@ end
 -- 'increment') with `old`, the value replaced (false: none, or not read). HSET itself says
 -- whether the item is new, which saves a blind write the HEXISTS of item_load's 'version'; a
 -- new item's group is no longer empty, so its floor stops expiring. Returns the item's new
--- version and its previous one (0: it did not exist).
-local function item_write(feed, k, group, field, value, recorded, how, now, has, op, old)
-  local prev, floor = tonumber(recorded) or 1, 0
+-- version and its previous one (0: it did not exist). `floor`: the group's floor when the
+-- caller knows it (a batch reads it once), else nil: read here if the item is new.
+local function item_write(feed, k, group, field, value, recorded, how, now, has, op, old, floor)
+  local prev = tonumber(recorded) or 1
   if redis.call('HSET', k[1], field, value) == 1 then
-    prev, floor = 0, group_floor(k)
+    prev, floor = 0, floor or group_floor(k)
     if floor > 0 then
       redis.call('PERSIST', k[2])
     end
   end
-  local version = next_version(prev, floor, recorded)
+  local version = next_version(prev, floor or 0, recorded)
   item_keep(k, group, field, version, recorded, how, prev == 0, now, has)
   record(feed, k[3], op, group, field, version, prev, value, old)
   return version, prev

@@ -6,24 +6,41 @@
 -- take that KEYS table as `k`, and `has`: whether the group had an expiry set when the script
 -- began (most groups have none, and then no item can be expired and no expiry needs clearing).
 -- ARGV: none of its own.
--- Returns: nothing; defines local functions acl_group, drop_expiry, expiry_of, apply_expiry.
+-- Returns: nothing; defines local functions acl_group, reaches_expiry, drop_expiry, expiry_of,
+--   apply_expiry.
 -- Keys touched: k[4] (ZADD, ZREM, EXISTS), k[5] (SADD, SREM).
 
 -- The commands that a write to a group can reach once it has started writing (the helpers
 -- here, in common.lua and in item.lua), on the group's keys `k`; for acl_require in
 -- common.lua. Its own first write may still be refused: that leaves nothing half-done.
+-- Each check costs about as much as a small command (2,000 instructions), so the expiry
+-- commands, which only a group with expiries or a write that gives one can reach, are
+-- checked only then: `expiring` (see reaches_expiry).
 local function acl_group_checks(c, k)
   return c('HSET', k[1], 'f', 'v') and c('HDEL', k[1], 'f') and c('HGET', k[1], 'f')
     and c('HEXISTS', k[1], 'f') and c('EXISTS', k[1], k[4])
     and c('HSET', k[2], 'f', 'v') and c('HDEL', k[2], 'f') and c('HGET', k[2], 'f')
     and c('PERSIST', k[2]) and c('PEXPIRE', k[2], '1')
-    and c('XADD', k[3], '*', 'f', 'v') and c('XTRIM', k[3], 'MAXLEN', '1')
-    and c('ZADD', k[4], '1', 'f') and c('ZREM', k[4], 'f') and c('ZSCORE', k[4], 'f')
-    and c('TIME') and (not k[5] or (c('SADD', k[5], 'f') and c('SREM', k[5], 'f')))
+    and c('XADD', k[3], '*', 'f', 'v') and c('XTRIM', k[3], 'MAXLEN', '1') and c('TIME')
 end
 
-local function acl_group(k)
+local function acl_expiry_checks(c, k)
+  return c('ZADD', k[4], '1', 'f') and c('ZREM', k[4], 'f') and c('ZSCORE', k[4], 'f')
+    and (not k[5] or (c('SADD', k[5], 'f') and c('SREM', k[5], 'f')))
+end
+
+local function acl_group(k, expiring)
   acl_require(acl_group_checks, k)
+  if expiring then
+    acl_require(acl_expiry_checks, k)
+  end
+end
+
+-- Whether a write with expiry instruction `how` (below) to a group that `has` expiries can
+-- reach the expiry commands: a group with expiries can drop one; otherwise only an
+-- instruction that may set one ('<ms>' or 'keep:<ms>') touches them.
+local function reaches_expiry(how, has)
+  return has or (how ~= '' and how ~= 'keep')
 end
 
 local function drop_expiry(k, field, group)
@@ -45,7 +62,8 @@ local function expiry_of(how, created)
   return how
 end
 
--- Applies an expiry instruction after a write.
+-- Applies an expiry instruction after a write. `now`: the server time in ms, or false when
+-- the caller has not read it (TIME costs what a small command does: most writes never need it).
 local function apply_expiry(k, field, group, how, created, now, has)
   if how == 'keep' or (how == '' and not has) then  -- the common cases, without a call
     return
@@ -56,7 +74,7 @@ local function apply_expiry(k, field, group, how, created, now, has)
   end
   local ms = tonumber(how)
   if ms then
-    redis.call('ZADD', k[4], now + ms, field)
+    redis.call('ZADD', k[4], (now or now_ms()) + ms, field)
     if k[5] then
       redis.call('SADD', k[5], group)
     end

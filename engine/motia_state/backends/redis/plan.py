@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields, is_dataclass
 from enum import IntEnum
+from itertools import chain
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from redis.exceptions import NoScriptError
@@ -223,6 +225,12 @@ class RedisPlan:
             raise NotReplicated(int(acked), needed, ms / 1000)
 
     def _chunks(self, pairs: Sequence[tuple[str, bytes]]) -> list[list[Any]]:
+        if pairs and max(map(len, map(itemgetter(1), pairs))) * CHUNK_ITEMS <= CHUNK_BYTES:
+            # no chunk of CHUNK_ITEMS can pass CHUNK_BYTES: fixed slices, flattened in C
+            return [
+                list(chain.from_iterable(pairs[i : i + CHUNK_ITEMS]))
+                for i in range(0, len(pairs), CHUNK_ITEMS)
+            ]
         chunks: list[list[Any]] = []
         current: list[Any] = []
         size = 0

@@ -16,7 +16,7 @@ import contextlib
 import os
 import select
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import hiredis
@@ -47,6 +47,24 @@ def pack(calls: Sequence[Call]) -> bytes:
     return b"".join([hiredis.pack_command(call) for call in calls])
 
 
+STREAM_BYTES = 64 * 1024
+
+
+def packed(calls: Sequence[Call]) -> Iterator[bytes]:
+    """`pack` as a stream of writes of at least STREAM_BYTES: the server starts on the first
+    commands of a large pipeline (set_many's chunks) while the rest are packed and sent."""
+    batch: list[bytes] = []
+    size = 0
+    for call in calls:
+        batch.append(hiredis.pack_command(call))
+        size += len(batch[-1])
+        if size >= STREAM_BYTES:
+            yield b"".join(batch)
+            batch, size = [], 0
+    if batch:
+        yield b"".join(batch)
+
+
 def _read(conn: Connection) -> Any:
     """One reply, an error reply in place. redis-py would drop the connection on reading a
     LOADING reply (it raises it as a connection error), which turns the next reply of the
@@ -69,8 +87,8 @@ def send(conn: Connection, calls: Sequence[Call]) -> list[Any]:
         conn.disconnect()
         raise NotSent(str(exc)) from exc
     try:
-        packed = hiredis.pack_command(calls[0]) if len(calls) == 1 else pack(calls)
-        conn.send_packed_command([packed], check_health=False)  # chunks
+        stream = [hiredis.pack_command(calls[0])] if len(calls) == 1 else packed(calls)
+        conn.send_packed_command(stream, check_health=False)
         replies = [_read(conn) for _ in calls]
     except BaseException:
         conn.disconnect()
