@@ -146,11 +146,13 @@ any_values = st.recursive(
 )
 
 
-def _outcome(encode: Any, value: Any) -> Any:
+def _outcome(code: Any, value: Any) -> Any:
     try:
-        return encode(value)
+        return code(value)
     except EncodeError as exc:
         return str(exc)
+    except DecodeError as exc:
+        return exc
 
 
 @settings(max_examples=400, deadline=None)
@@ -194,6 +196,33 @@ def test_a_batch_nested_past_the_limit_is_refused() -> None:
         with pytest.raises(EncodeError, match="deeper"):
             codec.encode_many([{"ok": 1}, deep])
         assert len(codec.encode_many([{"ok": 1}, deep["d"]])) == 2
+
+
+_texts = st.lists(
+    st.recursive(
+        st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=4),
+        lambda children: st.lists(children, max_size=3),
+        max_leaves=6,
+    ).map(lambda v: json.dumps(v).encode())
+    | st.sampled_from(
+        [b"[", b'"\xff"', b"NaN", b"12345678901234567890123", b'"' + b"9" * 30 + b'"']
+    ),
+    max_size=300,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_texts)
+def test_a_batch_decodes_exactly_as_value_by_value(datas: list[bytes]) -> None:
+    """get_group's batch path (C loops, orjson) gives what `decode` gives, huge integers
+    included (orjson would read them as floats), or raises where `decode` raises."""
+    codec = JsonCodec()
+    one_by_one = [_outcome(codec.decode, d) for d in datas]
+    if any(isinstance(o, DecodeError) for o in one_by_one):
+        with pytest.raises(DecodeError):
+            codec.decode_many(datas)
+    else:
+        assert repr(codec.decode_many(datas)) == repr(one_by_one)
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])

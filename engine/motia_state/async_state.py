@@ -14,7 +14,7 @@ from .backends.base import AsyncBackend
 from .bridge import Bridge
 from .changes import Change
 from .core import DEFAULT_SCAN_BATCH, Core, GroupOperations, Plan
-from .errors import Unsupported
+from .errors import DecodeError, Unsupported
 from .facade import Async, AsyncView, Facade, Transaction
 from .layout import KeyLayout
 from .ops import GroupStats
@@ -74,7 +74,13 @@ class AsyncState(Facade[AsyncWatch], Async):
         await self._backend.aclose()
 
     async def _run(self, plan: Plan[R]) -> R:
-        result = plan.finish(await self._backend.execute(plan.op))
+        raw = await self._backend.execute(plan.op)
+        try:
+            result = plan.finish(raw)
+        except DecodeError:
+            if plan.fallback is None:
+                raise
+            return await self._run(plan.fallback)
         if plan.expiring and self._sweeper is None and self._core.cleanup_interval:
             self._start_sweeper(self._core.cleanup_interval)
         return result

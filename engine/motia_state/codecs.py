@@ -149,6 +149,32 @@ def _may_hold_huge_int(data: bytes) -> bool:
     return len(data) - len(data.translate(None, _DIGITS)) >= 20 and bool(_LONG_DIGITS.search(data))
 
 
+# For a batch: every digit becomes 'd' (the rest '.'), so one substring search over a slice of
+# values joined by '.' finds a run of 20 digits in any of them.
+_DIGIT_RUNS = bytes.maketrans(_DIGITS + bytes(b for b in range(256) if b not in _DIGITS),
+                              b"d" * 10 + b"." * 246)  # fmt: skip
+_TWENTY = b"d" * 20
+# Slices of this many values: their join stays well below malloc's mmap threshold (128 KiB
+# for values of a few hundred bytes), so its memory is reused, not faulted in afresh per call.
+_SLICE = 128
+
+
+def _loads_all(datas: Sequence[bytes]) -> list[Any] | None:
+    """orjson over every value, or None when any might hold a huge int or does not parse
+    (then `decode`, value by value, decides)."""
+    out: list[Any] = []
+    loads = orjson.loads
+    try:
+        for i in range(0, len(datas), _SLICE):
+            part = datas[i : i + _SLICE]
+            if _TWENTY in b".".join(part).translate(_DIGIT_RUNS):
+                return None
+            out += map(loads, part)
+    except orjson.JSONDecodeError:
+        return None
+    return out
+
+
 class JsonCodec:
     """Compact UTF-8 JSON, readable in redis-cli and shared with Motia.
 
@@ -177,6 +203,11 @@ class JsonCodec:
                 pass  # a non-str key, a lone surrogate: `encode` names it
         return [self.encode(value) for value in values]
 
+    def decode_many(self, datas: Sequence[bytes]) -> list[Any]:
+        """`decode` for each value, in C loops when none needs a second look (get_group)."""
+        out = _loads_all(datas)
+        return [self.decode(data) for data in datas] if out is None else out
+
     def decode(self, data: bytes) -> Any:
         if not _may_hold_huge_int(data):
             try:
@@ -189,6 +220,9 @@ class JsonCodec:
             raise DecodeError(f"stored value is not JSON: {exc}") from None
         except RecursionError:  # foreign text nested past what the stdlib parser can follow
             raise DecodeError(TOO_DEEP) from None
+
+
+_unpack = partial(msgpack.unpackb, raw=False)
 
 
 class MsgpackCodec:
@@ -214,6 +248,12 @@ class MsgpackCodec:
                 pass
         return [self.encode(value) for value in values]
 
+    def decode_many(self, datas: Sequence[bytes]) -> list[Any]:
+        try:
+            return list(map(_unpack, datas))
+        except (ValueError, msgpack.UnpackException):  # `decode` names it, value by value
+            return [self.decode(data) for data in datas]
+
     def decode(self, data: bytes) -> Any:
         try:
             return msgpack.unpackb(data, raw=False)
@@ -237,6 +277,15 @@ def encode_all(codec: Codec, values: Sequence[Any]) -> list[bytes]:
         encoded: list[bytes] = many(values)
         return encoded
     return [codec.encode(value) for value in values]
+
+
+def decode_all(codec: Codec, datas: Sequence[bytes]) -> list[Any]:
+    """Each value decoded: in one pass where the codec can (``decode_many``), else one by one."""
+    many = getattr(codec, "decode_many", None)
+    if many is not None:
+        decoded: list[Any] = many(datas)
+        return decoded
+    return [codec.decode(data) for data in datas]
 
 
 def get_codec(codec: str | Codec) -> Codec:

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from . import ops, updates, validate
 from .calls import Call
-from .codecs import Codec, encode_all
+from .codecs import Codec, decode_all, encode_all
 from .errors import DecodeError, InvalidInput, Unsupported, ValueTooLarge
 
 R = TypeVar("R")
@@ -27,6 +27,9 @@ class Plan(Generic[R]):
     op: ops.Request[Any]
     finish: Callable[[Any], R]
     expiring: bool = False  # gives an item a TTL: the State starts its background cleanup
+    # Run instead when `finish` raises DecodeError: a read that skips the keys for speed
+    # (get_group) reads again with them, to name the item whose value does not decode.
+    fallback: Plan[R] | None = None
 
 
 def _same(raw: R) -> R:
@@ -153,7 +156,8 @@ class Core:
     def get_group(self, group: str) -> Plan[list[Any]]:
         """All values of a group (Motia's getGroup)."""
         g = validate.group(group)
-        return Plan(ops.GetAll(g), lambda raw: [self.decode(g, k, d) for k, d in raw.items()])
+        named = Plan(ops.GetAll(g), lambda raw: [self.decode(g, k, d) for k, d in raw.items()])
+        return Plan(ops.Values(g), lambda raw: decode_all(self.codec, raw), fallback=named)
 
     def keys(self, group: str) -> Plan[list[str]]:
         return Plan(ops.Keys(validate.group(group)), _same)

@@ -189,6 +189,15 @@ class GetAll(Request[dict[str, bytes]]):
 
 @declare(writes=False)
 @dataclass(frozen=True, slots=True)
+class Values(Request[list[bytes]]):
+    """The values of a group's live items without their keys: get_group, whose reply is then
+    half the size (keys are read only to name an item whose value does not decode)."""
+
+    group: str
+
+
+@declare(writes=False)
+@dataclass(frozen=True, slots=True)
 class Keys(Request[list[str]]):
     group: str
 

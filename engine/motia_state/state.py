@@ -13,6 +13,7 @@ from .backends.base import Backend
 from .bridge import Bridge
 from .changes import Change
 from .core import DEFAULT_SCAN_BATCH, Core, GroupOperations, Plan
+from .errors import DecodeError
 from .facade import Facade, Sync, SyncView, Transaction
 from .layout import KeyLayout
 from .ops import GroupStats
@@ -70,7 +71,13 @@ class State(Facade[Watch], Sync):
         self._backend.close()
 
     def _run(self, plan: Plan[R]) -> R:
-        result = plan.finish(self._backend.execute(plan.op))
+        raw = self._backend.execute(plan.op)
+        try:
+            result = plan.finish(raw)
+        except DecodeError:
+            if plan.fallback is None:
+                raise
+            return self._run(plan.fallback)
         if plan.expiring and self._sweeper is None and self._core.cleanup_interval:
             self._start_sweeper(self._core.cleanup_interval)
         return result

@@ -130,6 +130,11 @@ def _get_all(groups: Groups, op: ops.GetAll, codec: Codec) -> dict[str, bytes]:
     return {k: e.data for k, e in _live_items(groups, op.group, now_ms()).items()}
 
 
+@HANDLERS.on(ops.Values)
+def _values(groups: Groups, op: ops.Values, codec: Codec) -> list[bytes]:
+    return [e.data for e in _live_items(groups, op.group, now_ms()).values()]
+
+
 @HANDLERS.on(ops.Keys)
 def _keys(groups: Groups, op: ops.Keys, codec: Codec) -> list[str]:
     return list(_live_items(groups, op.group, now_ms()))

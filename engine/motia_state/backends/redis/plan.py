@@ -294,6 +294,17 @@ class RedisPlan:
         reply, expired = yield from self._with_expired(op.group, read)
         return {k: v for k, v in _pairs(reply) if k not in expired}
 
+    @HANDLERS.on(ops.Values)
+    def _values(self, op: ops.Values) -> Steps[list[bytes]]:
+        reply, expired = yield from self._with_expired(
+            op.group, ("HVALS", self.layout.data(op.group))
+        )
+        if not expired:
+            return list(reply)
+        # expired items not yet cleaned up: their keys tell which values to leave out
+        live = yield from self._get_all(ops.GetAll(op.group))
+        return list(live.values())
+
     @HANDLERS.on(ops.Keys)
     def _keys(self, op: ops.Keys) -> Steps[list[str]]:
         read = ("HKEYS", self.layout.data(op.group))
