@@ -8,7 +8,7 @@
 --   running at once never remove (or count) an item twice.
 -- Keys touched: KEYS[1..2] (HEXISTS, HGET, HSET, HDEL), KEYS[3] (XADD, XTRIM), KEYS[4]
 --   (ZRANGEBYSCORE, ZREM, ZCOUNT), KEYS[5] (SREM); PUBLISH (markers).
-acl_group(KEYS, true)
+acl_group(KEYS, true, true)
 acl_need('ZCOUNT', KEYS[4], '-inf', '0')
 local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()

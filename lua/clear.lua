@@ -13,7 +13,7 @@
 -- Cost: the expired items are purged one by one (as cleanup would), and the new floor is above
 --   every stored version, so this reads them all (HVALS): linear in the number of expired
 --   items and of items at version 2 or more.
-acl_group(KEYS, true)
+acl_group(KEYS, true, true)
 acl_need('HLEN', KEYS[1])
 acl_need('HVALS', KEYS[2])
 acl_need('UNLINK', KEYS[1], KEYS[2], KEYS[4])

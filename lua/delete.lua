@@ -10,7 +10,7 @@
 -- Keys touched: KEYS[1] (HGET, HEXISTS, HDEL, EXISTS), KEYS[2] (HGET, HSET, HDEL, PEXPIRE), KEYS[3] (XADD,
 --   XTRIM), KEYS[4] (EXISTS, ZSCORE, ZREM), KEYS[5] (SREM); PUBLISH (markers).
 local has = redis.call('EXISTS', KEYS[4]) == 1  -- a read: before the checks is fine
-acl_group(KEYS, has)
+acl_group(KEYS, true, has)
 local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group, field, expected = ARGV[2], ARGV[3], ARGV[4]

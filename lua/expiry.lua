@@ -9,7 +9,7 @@
 --   else 0. An item found expired is purged first (with its 'expire' record).
 -- Keys touched: KEYS[1] (HEXISTS), KEYS[4] (ZSCORE, ZADD, ZREM), KEYS[5] (SADD, SREM); and
 --   KEYS[1..3] when purging; PUBLISH (markers).
-acl_group(KEYS, true)
+acl_group(KEYS, true, true)
 local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group, field, how = ARGV[2], ARGV[3], ARGV[4]

@@ -11,7 +11,7 @@
 -- Keys touched: KEYS[1] (HSET, HMGET), KEYS[2] (HMGET, HGET, HSET, HDEL, PERSIST, PEXPIRE),
 --   KEYS[3] (XADD, XTRIM), KEYS[4] (ZSCORE, ZADD, ZREM), KEYS[5] (SADD, SREM); PUBLISH (markers).
 local has = redis.call('EXISTS', KEYS[4]) == 1  -- a read: before the checks is fine
-acl_group(KEYS, reaches_expiry(ARGV[4], has))
+acl_group(KEYS, has, reaches_expiry(ARGV[4], has))
 acl_need('HMGET', KEYS[1], 'f')  -- after purging expired items
 acl_need('HMGET', KEYS[2], 'f')
 local feed = feed_open(ARGV[1])

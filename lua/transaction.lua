@@ -25,7 +25,7 @@ local registry = (#KEYS % 4 == 1) and KEYS[#KEYS] or nil
 local group_keys = {}  -- group number -> its KEYS table, as include/ttl.lua describes it
 for base = 0, #KEYS - 4, 4 do
   local k = {KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], registry}
-  acl_group(k, true)
+  acl_group(k, true, true)
   group_keys[#group_keys + 1] = k
 end
 local feed, max_bytes = feed_open(ARGV[1]), tonumber(ARGV[4])

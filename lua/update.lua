@@ -15,7 +15,7 @@
 --   (XADD, XTRIM), KEYS[4] (EXISTS, ZSCORE, ZADD or ZREM), KEYS[5] (SADD, SREM); PUBLISH
 --   (markers).
 local has = redis.call('EXISTS', KEYS[4]) == 1  -- a read: before the checks is fine
-acl_group(KEYS, reaches_expiry(ARGV[5], has))
+acl_group(KEYS, has, reaches_expiry(ARGV[5], has))
 local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group, field, expected = ARGV[2], ARGV[3], ARGV[4]
