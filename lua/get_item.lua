@@ -2,15 +2,21 @@
 -- uses: clock
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] expiries.
 -- ARGV[1] item key.
--- Returns nil when absent or expired, else {encoded_value, version, expiry ms or false}
---   (version 1 when none is recorded, as for values written by other tools).
+-- Returns nil when absent or expired, else {encoded_value, version, expiry ms or false,
+--   ms left until that expiry or false} (version 1 when none is recorded, as for values
+--   written by other tools; the ms left, by the server's clock, let the near cache expire
+--   its copy by its own monotonic clock, without comparing clocks).
 -- Keys touched: KEYS[1] (HGET), KEYS[2] (HGET), KEYS[3] (ZSCORE).
 local value = redis.call('HGET', KEYS[1], ARGV[1])
 if not value then
   return nil
 end
 local at = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]))
-if at and at <= now_ms() then
-  return nil
+local left = false
+if at then
+  left = at - now_ms()
+  if left <= 0 then
+    return nil
+  end
 end
-return {value, tonumber(redis.call('HGET', KEYS[2], ARGV[1])) or 1, at or false}
+return {value, tonumber(redis.call('HGET', KEYS[2], ARGV[1])) or 1, at or false, left}

@@ -19,7 +19,7 @@ not a user.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .errors import Unsupported
@@ -136,6 +136,9 @@ class RawItem:
     data: bytes
     version: int
     expires_at: float | None = None  # seconds since the epoch
+    # Milliseconds the item had left when read, by the server's clock (Redis only): what the
+    # near cache times its copy by, so that no two clocks are compared.
+    ms_left: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -262,7 +262,8 @@ class RedisPlan:
         if reply is None:
             return None
         expires = int(reply[2]) / 1000 if reply[2] else None
-        return ops.RawItem(reply[0], int(reply[1]), expires)
+        left = int(reply[3]) if len(reply) > 3 and reply[3] else None
+        return ops.RawItem(reply[0], int(reply[1]), expires, left)
 
     def _with_expired(
         self, group: str, read: Call, among: Sequence[str] | None = None
