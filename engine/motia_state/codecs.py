@@ -198,7 +198,12 @@ class JsonCodec:
         """`encode` for each value, the census done once over all of them (set_many)."""
         if _surely_exact(values, allow_bytes=False, allow_nan=False, str_keys=False):
             try:
-                return list(map(orjson.dumps, values))
+                # Each text copied out at once: orjson's bytes keep the 1 KiB+ buffer it wrote
+                # into, so thousands alive together grow the heap by a page per four values,
+                # handed back to the system when freed and faulted in afresh next time (6x
+                # slower for 20k values here); the copy fits pymalloc, and orjson reuses its
+                # buffer's memory for the next value.
+                return list(map(bytes, map(memoryview, map(orjson.dumps, values))))
             except orjson.JSONEncodeError:
                 pass  # a non-str key, a lone surrogate: `encode` names it
         return [self.encode(value) for value in values]

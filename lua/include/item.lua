@@ -117,8 +117,10 @@ end
 -- then their recorded versions in one HMGET, and their values in one more when the feed
 -- records them (else an empty table). Returns recorded, values (both indexed as `fields`).
 local function item_load_many(k, group, fields, feed, now, has)
-  for i = 1, #fields do
-    purge_expired(k, fields[i], group, feed, now, has)
+  if has then  -- else nothing can have expired: no call per item
+    for i = 1, #fields do
+      purge_expired(k, fields[i], group, feed, now, has)
+    end
   end
   local recorded = redis.call('HMGET', k[2], unpack(fields))
   return recorded, feed.values and redis.call('HMGET', k[1], unpack(fields)) or {}
@@ -133,7 +135,9 @@ local function item_keep(k, group, field, version, recorded, how, created, now, 
   elseif recorded then
     redis.call('HDEL', k[2], field)
   end
-  apply_expiry(k, field, group, how, created, now, has)
+  if how ~= 'keep' and (how ~= '' or has) then  -- apply_expiry's common no-ops, without a call
+    apply_expiry(k, field, group, how, created, now, has)
+  end
 end
 
 -- Writes `value` to an item loaded with item_load and commits it: its next version, item_keep
