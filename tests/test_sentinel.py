@@ -111,6 +111,49 @@ def test_the_primary_is_found_and_followed_through_a_failover(watched: Servers) 
         assert state.items("orders") == {"o1": {"n": 1}, "count": 2, "o2": 2}
 
 
+def _named(server: ServerProcess, name: str) -> list[str]:
+    """The commands the clients called ``name`` last sent to ``server``."""
+    with server.client() as c:
+        found = c.execute_command("CLIENT", "LIST").decode().splitlines()
+    return [line.split(" cmd=")[1].split(" ")[0] for line in found if f" name={name} " in line]
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_reads_follow_the_primary_after_a_failover(watched: Servers, api: str) -> None:
+    """A connection the failover closed opens again on the new primary, also when redis-py
+    reopens it itself (its health check, a send): left to itself it would go back to the
+    address it had, the demoted primary, which answers reads as a replica, behind."""
+    primary, replica, watcher = watched
+    url = _url(watcher, "/motia?client_name=reader")
+
+    async def read_async() -> Any:
+        async with AsyncState.from_url(url) as state:
+            await state.set("g", "k", 1)
+            _fail_over(watcher, to=replica)
+            _has_replica(replica)
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    value = await state.get("g", "k")
+                    return value, _named(primary, "reader"), _named(replica, "reader")
+                except BackendUnavailable:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.1)
+
+    if api == "sync":
+        with State.from_url(url) as state:
+            state.set("g", "k", 1)
+            _fail_over(watcher, to=replica)
+            _has_replica(replica)  # the old primary is demoted: Sentinel closed its clients
+            value = _eventually(lambda: state.get("g", "k"))
+            on_old, on_new = _named(primary, "reader"), _named(replica, "reader")
+    else:
+        value, on_old, on_new = asyncio.run(read_async())
+    assert value == 1
+    assert on_old == []  # nothing reads from the demoted primary
+    assert "evalsha" in on_new
+
+
 def test_asyncstate_follows_a_failover_too(watched: Servers) -> None:
     _, replica, watcher = watched
 

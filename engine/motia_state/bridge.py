@@ -357,11 +357,11 @@ class _Listener(threading.Thread):
             # bridge claims to track anything.
             client.hset(server.probe, "token", self._bridge._token)
             client.delete(server.probe)
-            self._pump(pubsub, len(head), refused)
+            self._pump(pubsub, len(head), refused, wire.subscribed_on(pubsub))
         finally:
             pubsub.close()
 
-    def _pump(self, pubsub: Any, head: int, refused: str) -> None:
+    def _pump(self, pubsub: Any, head: int, refused: str, connection: object) -> None:
         inside = False  # between an engine script's markers (a server runs one at a time)
         probe_deadline = time.monotonic() + PROBE_S
         probe_events: set[bytes] = set()
@@ -379,6 +379,10 @@ class _Listener(threading.Thread):
                         "settings) and run the bridge again"
                     )
             message = pubsub.get_message(timeout=0.5)
+            if wire.subscribed_on(pubsub) is not connection:
+                # redis-py reconnected and subscribed again by itself (a failover, a killed
+                # client): what happened meanwhile is lost, so listen again, with a gap
+                raise _Restart("the subscription's connection was dropped")
             if message is None:
                 continue
             kind = message["type"]

@@ -252,6 +252,55 @@ def default_node(client: redis.cluster.RedisCluster) -> redis.cluster.ClusterNod
     return node
 
 
+class SentinelConnection(redis.sentinel.SentinelManagedConnection):
+    """A connection to the primary a Sentinel names, asked again on every connect.
+
+    redis-py asks only in ``connect``; a connection its health check or a send reconnects
+    (``connect_check_health``) goes back to the address it had, which after a failover is
+    the demoted primary: it answers reads as a replica, behind the new primary (and a near
+    cache tracking the new primary would keep what it read from there)."""
+
+    _addressed = False  # connect_to has just set the address
+
+    def connect_to(self, address: tuple[str, int]) -> None:
+        self._addressed = True
+        super().connect_to(address)
+
+    def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if not self._sock and not self._addressed and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        self._addressed = False
+        super().connect_check_health(check_health, retry_socket_connect)
+
+
+class SentinelSSLConnection(SentinelConnection, redis.connection.SSLConnection):
+    pass
+
+
+class AsyncSentinelConnection(redis.asyncio.sentinel.SentinelManagedConnection):
+    """`SentinelConnection` for asyncio."""
+
+    _addressed = False
+
+    async def connect_to(self, address: tuple[str, int]) -> None:
+        self._addressed = True
+        await super().connect_to(address)
+
+    async def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if not self.is_connected and not self._addressed and self.connection_pool.is_master:
+            self.host, self.port = await self.connection_pool.get_master_address()
+        self._addressed = False
+        await super().connect_check_health(check_health, retry_socket_connect)
+
+
+class AsyncSentinelSSLConnection(AsyncSentinelConnection, redis.asyncio.connection.SSLConnection):
+    pass
+
+
 def sentinel(nodes: list[tuple[str, int]], kwargs: dict[str, Any]) -> redis.sentinel.Sentinel:
     return redis.sentinel.Sentinel(nodes, sentinel_kwargs=kwargs)
 
@@ -263,17 +312,25 @@ def async_sentinel(
 
 
 def master_for(sentinels: redis.sentinel.Sentinel, service: str, **kwargs: Any) -> redis.Redis:
-    client: redis.Redis = sentinels.master_for(service, **kwargs)
+    kind = SentinelSSLConnection if kwargs.get("ssl") else SentinelConnection
+    client: redis.Redis = sentinels.master_for(service, connection_class=kind, **kwargs)
     return client
 
 
 def async_master_for(
     sentinels: redis.asyncio.sentinel.Sentinel, service: str, **kwargs: Any
 ) -> redis.asyncio.Redis:
-    client: redis.asyncio.Redis = sentinels.master_for(service, **kwargs)
+    kind = AsyncSentinelSSLConnection if kwargs.get("ssl") else AsyncSentinelConnection
+    client: redis.asyncio.Redis = sentinels.master_for(service, connection_class=kind, **kwargs)
     return client
 
 
 def pubsub(client: redis.Redis) -> redis.client.PubSub:
     subscriber: redis.client.PubSub = client.pubsub()
     return subscriber
+
+
+def subscribed_on(subscriber: redis.client.PubSub) -> object:
+    """The socket a subscriber listens on: another one after redis-py reconnected it."""
+    conn = subscriber.connection
+    return None if conn is None else conn._sock
