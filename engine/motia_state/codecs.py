@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import chain, compress
 from operator import is_
@@ -226,6 +226,17 @@ class JsonCodec:
         except RecursionError:  # foreign text nested past what the stdlib parser can follow
             raise DecodeError(TOO_DEEP) from None
 
+    def decoder(self, data: bytes) -> Callable[[bytes], Any]:
+        """What `decode` would do with ``data``, chosen once for text decoded again and again
+        (near-cache hits): orjson itself, without the checks, when it reads the text."""
+        if not _may_hold_huge_int(data):
+            try:
+                orjson.loads(data)
+                return orjson.loads
+            except orjson.JSONDecodeError:
+                pass
+        return self.decode
+
 
 _unpack = partial(msgpack.unpackb, raw=False)
 
@@ -282,6 +293,16 @@ def encode_all(codec: Codec, values: Sequence[Any]) -> list[bytes]:
         encoded: list[bytes] = many(values)
         return encoded
     return [codec.encode(value) for value in values]
+
+
+def decoder(codec: Codec, data: bytes) -> Callable[[bytes], Any]:
+    """The codec's decoder chosen for ``data`` (``decoder``) where it has one, else ``decode``
+    (a user's codec needs only that)."""
+    choose = getattr(codec, "decoder", None)
+    if choose is not None:
+        chosen: Callable[[bytes], Any] = choose(data)
+        return chosen
+    return codec.decode
 
 
 def decode_all(codec: Codec, datas: Sequence[bytes]) -> list[Any]:

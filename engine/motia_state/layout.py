@@ -182,6 +182,21 @@ class KeyLayout:
             self._cache[group] = keys
         return keys
 
+    def tracked_prefixes(self) -> tuple[bytes, bytes]:
+        """What the near cache has the server track (CLIENT TRACKING BCAST PREFIX): every data
+        hash and every expiries set. Every write of an item changes its data hash; an expiry
+        change may touch only the expiries set. Neither prefix starts the other (the data
+        prefix ends where the meta root differs), as the server requires."""
+        return self.prefix, self.meta_root + b"x{"
+
+    def group_of_tracked(self, key: bytes) -> str | None:
+        """The group whose data hash or expiries set ``key`` is (None: neither)."""
+        if key.startswith(self.prefix):
+            return self.group_of(key)
+        if key.startswith(self.meta_root + b"x{"):
+            return self.group_of_expiries(key)
+        return None
+
     def scan_pattern(self) -> bytes:
         return escape_glob(self.prefix) + b"*"
 
