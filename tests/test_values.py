@@ -266,6 +266,12 @@ def test_json_numbers_are_exact_for_any_reader(number: float) -> None:
     ("text", "expected"),
     [
         (b"123456789012345678901234567890", 123456789012345678901234567890),
+        # 19 digits, below int64: orjson reads a negative past int64 as a float
+        (b"-9223372036854775809", -9223372036854775809),
+        (b"[1,-9999999999999999999]", [1, -9999999999999999999]),
+        (b"-9223372036854775808", -(2**63)),
+        (b"18446744073709551615", 2**64 - 1),
+        (b"18446744073709551616", 2**64),
         (b'{"id":"00000000000000000000001"}', {"id": "00000000000000000000001"}),
         (b'"\\ud800"', "\ud800"),
         (b"NaN", None),
@@ -273,12 +279,45 @@ def test_json_numbers_are_exact_for_any_reader(number: float) -> None:
     ids=repr,
 )
 def test_json_reads_foreign_text_exactly(text: bytes, expected: Any) -> None:
-    got = JsonCodec().decode(text)
-    if expected is None:
-        assert math.isnan(got)
-    else:
-        assert got == expected
-        assert type(got) is type(expected)
+    codec = JsonCodec()
+    for got in (codec.decode(text), codec.decode_many([text])[0], codec.decoder(text)(text)):
+        if expected is None:
+            assert math.isnan(got)
+        else:
+            assert repr(got) == repr(expected)
+
+
+# Integers another tool wrote, at orjson's edges: it reads an integer outside int64/uint64 as a
+# float. Runs of 19 and 20 digits, negative and not, alone and beside others in the batch.
+_EDGE_INTS = [
+    2**63 - 1,
+    2**63,
+    2**64 - 1,
+    2**64,
+    -(2**63),
+    -(2**63) - 1,
+    -(10**19) + 1,
+    -(10**19),
+    10**19 - 1,
+    10**19,
+]
+
+
+@pytest.mark.redis_only
+def test_foreign_integers_at_the_64_bit_edges_read_exactly(open_state: Any, target: Target) -> None:
+    state = open_state()
+    texts = {f"i{n}": json.dumps([n]).encode() for n in _EDGE_INTS}
+    # digits on both sides of where get_group's batch check joins two values
+    texts |= {"tail": b"[1234567890]", "head": b"1234567890", "neg": b"[-1234567890]"}
+    with target.raw() as raw:
+        raw.hset(target.layout().data("edges"), mapping=texts)
+    expected = {k: json.loads(t) for k, t in texts.items()}
+    assert repr(sorted(state.get_group("edges"), key=repr)) == repr(
+        sorted(expected.values(), key=repr)
+    )
+    assert repr(dict(sorted(state.items("edges").items()))) == repr(dict(sorted(expected.items())))
+    for key, value in expected.items():
+        assert repr(state.get("edges", key)) == repr(value)
 
 
 FOREIGN = {

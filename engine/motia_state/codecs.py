@@ -42,6 +42,7 @@ _PLAIN_OR_BYTES = _PLAIN | {bytes}
 _STR = frozenset({str})
 _is_dict, _is_list = partial(is_, dict), partial(is_, list)
 _is_int, _is_float = partial(is_, int), partial(is_, float)
+_view: Callable[[bytes], memoryview[int]] = memoryview  # bytes(view) copies; bytes(b) would not
 
 
 def _surely_exact(
@@ -138,21 +139,24 @@ def _check(value: Any, *, allow_bytes: bool, allow_nan: bool, depth: int = 0) ->
     raise EncodeError(f"cannot store a value of type {type(value).__name__}")
 
 
-# orjson reads integers beyond 64 bits as floats. This engine never writes one, but a
-# value written by another tool may hold one: such text goes to the exact stdlib parser.
-# Counting digits (C speed) first keeps the regex (slow on long text) off most values.
-_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+# orjson reads integers outside int64/uint64 as floats: above 2**64-1 (20 digits or more) and
+# below -2**63 (a minus and 19 digits or more). This engine never writes one, but a value
+# written by another tool may hold one: such text goes to the exact stdlib parser. Counting
+# digits (C speed) first keeps the regex (slow on long text) off most values.
+_LONG_DIGITS = re.compile(rb"-[0-9]{19}|[0-9]{20}")
 _DIGITS = b"0123456789"
 
 
 def _may_hold_huge_int(data: bytes) -> bool:
-    return len(data) - len(data.translate(None, _DIGITS)) >= 20 and bool(_LONG_DIGITS.search(data))
+    return len(data) - len(data.translate(None, _DIGITS)) >= 19 and bool(_LONG_DIGITS.search(data))
 
 
-# For a batch: every digit becomes 'd' (the rest '.'), so one substring search over a slice of
-# values joined by '.' finds a run of 20 digits in any of them.
-_DIGIT_RUNS = bytes.maketrans(_DIGITS + bytes(b for b in range(256) if b not in _DIGITS),
-                              b"d" * 10 + b"." * 246)  # fmt: skip
+# For a batch: every digit and minus sign becomes 'd' (the rest '.'), so one substring search
+# over a slice of values joined by '.' finds, in any of them, a run of 20 digits or a minus and
+# 19 digits (and, rarely, other runs of 20 such bytes inside a string: then value by value).
+_SIGNED = _DIGITS + b"-"
+_DIGIT_RUNS = bytes.maketrans(_SIGNED + bytes(b for b in range(256) if b not in _SIGNED),
+                              b"d" * 11 + b"." * 245)  # fmt: skip
 _TWENTY = b"d" * 20
 # Slices of this many values: their join stays well below malloc's mmap threshold (128 KiB
 # for values of a few hundred bytes), so its memory is reused, not faulted in afresh per call.
@@ -203,7 +207,7 @@ class JsonCodec:
                 # handed back to the system when freed and faulted in afresh next time (6x
                 # slower for 20k values here); the copy fits pymalloc, and orjson reuses its
                 # buffer's memory for the next value.
-                return list(map(bytes, map(memoryview, map(orjson.dumps, values))))
+                return list(map(bytes, map(_view, map(orjson.dumps, values))))
             except orjson.JSONEncodeError:
                 pass  # a non-str key, a lone surrogate: `encode` names it
         return [self.encode(value) for value in values]
