@@ -17,7 +17,9 @@ acl_need('HMGET', KEYS[2], 'f')
 local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group, how, n = ARGV[2], ARGV[4], (#ARGV - 4) / 2
-  local now = has and now_ms()  -- else read only if an expiry is set (apply_expiry)
+  -- the clock once for the whole batch, where an expiry is reachable (apply_expiry would
+  -- otherwise read it for every item the batch gives one)
+  local now = reaches_expiry(how, has) and now_ms()
   local fields = {}
   for i = 1, n do
     fields[i] = ARGV[2 * i + 3]

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from motia_state import InvalidInput, Op, State, VersionConflict
+from motia_state.layout import KeyLayout
 
-from .conftest import Target
+from .conftest import TEST_BINARY, Servers, Target
 
 TTL = 0.3
 
@@ -271,3 +272,24 @@ def test_clear_records_every_removal_and_never_counts_below_zero(
     assert quiet.clear("foreign") == 1
     assert _records(target, "foreign")[-1:] == [(b"clear", b"")]
     assert quiet.list_groups() == []
+
+
+def test_a_batch_with_a_ttl_reads_the_clock_once_per_call(servers: Servers) -> None:
+    """set_many reads TIME (a small command's cost) at most once per server call, also where the
+    group has no expiry yet and the batch gives every item one; so the items of one call share
+    one deadline, as a transaction's do."""
+    server = servers.start(TEST_BINARY, "clock")
+    admin = server.client()
+    try:
+        with State.from_url(server.url, cleanup_interval=None) as state:
+            for group, ttl in (("fresh", 60), ("fresh", 60), ("plain", None), ("plain", 60)):
+                admin.config_resetstat()
+                state.set_many(group, {f"k{i}": i for i in range(300)}, ttl=ttl)
+                stats = admin.info("commandstats")
+                assert stats.get("cmdstat_time", {}).get("calls", 0) <= 1, (group, ttl)
+                deadlines = {s for _, s in admin.zrange(KeyLayout().expiries(group), 0, -1,
+                                                        withscores=True)}  # fmt: skip
+                assert len(deadlines) == (1 if ttl else 0)
+    finally:
+        admin.close()
+        server.stop()
