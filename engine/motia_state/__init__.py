@@ -7,6 +7,7 @@ version and appends a change record. Start with `State.from_url` or
 
 from .async_state import AsyncGroupView, AsyncState
 from .bridge import Bridge
+from .cache import CacheStats, NearCache
 from .changes import Change
 from .codecs import JsonCodec, MsgpackCodec
 from .errors import (
@@ -38,6 +39,7 @@ __all__ = [
     "AsyncState",
     "BackendUnavailable",
     "Bridge",
+    "CacheStats",
     "Change",
     "DecodeError",
     "EncodeError",
@@ -50,6 +52,7 @@ __all__ = [
     "JsonCodec",
     "KeyLayout",
     "MsgpackCodec",
+    "NearCache",
     "NotANumber",
     "NotReplicated",
     "Op",

@@ -11,7 +11,9 @@ from typing import Any, TypeVar
 
 from . import connect, ops, validate
 from .backends.base import AsyncBackend
+from .backends.redis.tracking import AsyncNearBackend
 from .bridge import Bridge
+from .cache import CacheStats
 from .changes import Change
 from .core import DEFAULT_SCAN_BATCH, Core, GroupOperations, Plan
 from .errors import DecodeError, Unsupported
@@ -35,6 +37,8 @@ class AsyncState(Facade[AsyncWatch], Async):
         self._core = core
         self._source: tuple[str | None, dict[str, Any]] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        if isinstance(backend, AsyncNearBackend):  # near-cache hits served before a plan
+            vars(self).update(backend.fast_reads(self.get, self.get_item, core))
 
     @classmethod
     def from_url(cls, url: str | None = None, **options: Any) -> AsyncState:
@@ -64,6 +68,11 @@ class AsyncState(Facade[AsyncWatch], Async):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    def cache_stats(self) -> CacheStats | None:
+        """`State.cache_stats` (not a coroutine: it reads counters in memory)."""
+        backend = self._backend
+        return backend.tracking.stats() if isinstance(backend, AsyncNearBackend) else None
 
     async def aclose(self) -> None:
         if self._sweeper is not None:

@@ -44,6 +44,15 @@ from .backends.redis import (
     RedisPlan,
     wire,
 )
+from .backends.redis.tracking import (
+    AsyncNearBackend,
+    ClientSource,
+    ClusterSource,
+    NearBackend,
+    Source,
+    Tracking,
+)
+from .cache import Cache, NearCache
 from .changes import FeedSettings, feed_settings
 from .codecs import Codec, get_codec
 from .core import Core
@@ -99,6 +108,7 @@ class Options:
     socket_connect_timeout: float | None = 10.0
     ttl: float | None = None  # a default TTL, in seconds, for every write
     cleanup_interval: float | None = 1.0  # seconds between background sweeps; None: none
+    cache: object = None  # the near cache: None/False, True, max items, or a NearCache
 
     @classmethod
     def parse(cls, options: dict[str, Any]) -> Options:
@@ -117,7 +127,11 @@ class Options:
         for name in ("ttl", "cleanup_interval", "socket_timeout", "socket_connect_timeout"):
             validate.seconds(name, getattr(result, name))
         validate.seconds("replica_timeout", result.replica_timeout)
+        result.near()
         return result
+
+    def near(self) -> NearCache | None:
+        return NearCache.parse(self.cache)
 
     def wait(self) -> tuple[int, int] | None:
         """(replicas, timeout ms) for WAIT after every write, or None."""
@@ -409,10 +423,22 @@ class _Sentinel:
         self._async = None
 
 
+def _tracking(target: _Target, source: Source) -> Tracking:
+    near = target.opts.near()
+    assert near is not None
+    layout = KeyLayout(target.opts.prefix, cluster=target.is_cluster)
+    timeout = target.opts.socket_timeout or 10.0
+    return Tracking(Cache(near), source, layout, target.describe, timeout)
+
+
 def open_sync(url: str | None, options: dict[str, Any]) -> tuple[Backend, Core]:
     target, core = _resolve(url, options)
+    cached = target.opts.near() is not None
     if target.is_cluster:
-        return _cluster(target), core
+        cluster = _cluster(target)
+        if cached:
+            return NearBackend(cluster, _tracking(target, ClusterSource(cluster))), core
+        return cluster, core
     if not target.is_server:
         return _local(target), core
     sentinel = _Sentinel.parse(target)
@@ -424,13 +450,21 @@ def open_sync(url: str | None, options: dict[str, Any]) -> tuple[Backend, Core]:
         return redis.Redis.from_url(target.server_url(), retry=retry, **target.client_kwargs())
 
     release = sentinel.close if sentinel is not None else target.release
-    return RedisBackend(target.plan(), connect, target.describe, release), core
+    backend = RedisBackend(target.plan(), connect, target.describe, release)
+    if cached:  # tracking connections made from the backend's own client, Sentinel's too
+        source = ClientSource(target.describe, lambda: backend.client)
+        return NearBackend(backend, _tracking(target, source)), core
+    return backend, core
 
 
 def open_async(url: str | None, options: dict[str, Any]) -> tuple[AsyncBackend, Core]:
     target, core = _resolve(url, options)
     if target.is_cluster:
-        return AsyncClusterBackend(_cluster(target), _nodes(target)[2]), core
+        cluster = _cluster(target)
+        routed = AsyncClusterBackend(cluster, _nodes(target)[2])
+        if target.opts.near() is not None:
+            return AsyncNearBackend(routed, _tracking(target, ClusterSource(cluster))), core
+        return routed, core
     if not target.is_server:
         local = _local(target)
         return AsyncOverSync(local, threaded=isinstance(local, FileBackend)), core
@@ -451,7 +485,25 @@ def open_async(url: str | None, options: dict[str, Any]) -> tuple[AsyncBackend, 
         else:
             await asyncio.to_thread(target.release)
 
-    return AsyncRedisBackend(target.plan(), connect, target.describe, release), core
+    backend = AsyncRedisBackend(target.plan(), connect, target.describe, release)
+    if target.opts.near() is not None:
+        return AsyncNearBackend(backend, _tracking(target, _sync_source(target))), core
+    return backend, core
+
+
+def _sync_source(target: _Target) -> ClientSource:
+    """Where an `AsyncState`'s tracking connection goes: a synchronous client of its own
+    for the same server (its sockets are read without blocking, see `tracking`), made on
+    first use (for embedded:// it holds the server until released)."""
+    sentinel = _Sentinel.parse(target)
+    retry = redis.retry.Retry(redis.backoff.NoBackoff(), RETRIES)
+    if sentinel is not None:
+        return ClientSource(target.describe, lambda: sentinel.client(retry), sentinel.close)
+
+    def connect() -> redis.Redis:
+        return redis.Redis.from_url(target.server_url(), retry=retry, **target.client_kwargs())
+
+    return ClientSource(target.describe, connect, target.release)
 
 
 def raw_client(url: str) -> redis.Redis | redis.cluster.RedisCluster:
@@ -479,6 +531,11 @@ def _local(target: _Target) -> Backend:
     if scheme in ("memory", "file") and opts.prefix != DEFAULT_PREFIX:
         raise InvalidInput(
             f"{scheme}:// keeps no Redis keys; the prefix option applies to Redis only"
+        )
+    if scheme in ("memory", "file") and opts.near() is not None:
+        raise Unsupported(
+            f"{scheme}:// keeps its state in this process already: cache= is for Redis, "
+            "whose reads cross the network"
         )
     codec = get_codec(opts.codec)
     if scheme == "memory":

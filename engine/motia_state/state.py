@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 
 from . import connect, ops, validate
 from .backends.base import Backend
+from .backends.redis.tracking import NearBackend
 from .bridge import Bridge
+from .cache import CacheStats
 from .changes import Change
 from .core import DEFAULT_SCAN_BATCH, Core, GroupOperations, Plan
 from .errors import DecodeError
@@ -38,6 +40,8 @@ class State(Facade[Watch], Sync):
         self._core = core
         self._sweeper: Sweeper | None = None
         self._sweeper_lock = threading.Lock()
+        if isinstance(backend, NearBackend):  # near-cache hits served before a plan is built
+            vars(self).update(backend.fast_reads(self.get, self.get_item, core))
 
     @classmethod
     def from_url(cls, url: str | None = None, **options: Any) -> State:
@@ -62,6 +66,10 @@ class State(Facade[Watch], Sync):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def cache_stats(self) -> CacheStats | None:
+        """The near cache's counters (see the ``cache=`` option), or None without one."""
+        return self._backend.tracking.stats() if isinstance(self._backend, NearBackend) else None
 
     def close(self) -> None:
         with self._sweeper_lock:
