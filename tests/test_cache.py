@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import gc
 import json
 import math
 import multiprocessing
@@ -790,6 +791,23 @@ def test_a_killed_tracking_connection_drops_the_cache(
     assert state.get("g", "k") == 3
     for admin in admins:
         admin.close()
+
+
+def test_a_cached_state_nobody_closed_is_collected(private_server: ServerProcess) -> None:
+    """Its background thread holds it only weakly: collected, its tracking connection goes."""
+
+    def tracking_clients() -> int:
+        with private_server.client() as admin:
+            listed = admin.execute_command("CLIENT", "LIST").decode().splitlines()
+        return sum(" flags=t" in line for line in listed)
+
+    state = State.from_url(private_server.url, cache=True)
+    state.set("g", "k", 1)
+    warm(state, "g", "k")
+    assert tracking_clients() == 1
+    del state
+    gc.collect()
+    until(lambda: tracking_clients() == 0, "the tracking connection is closed")
 
 
 @pytest.fixture

@@ -351,7 +351,16 @@ class Tracking:
 
     def service(self, now: float) -> float:
         """Drain, ask the lease questions that are due, give up on links that do not
-        answer; returns the seconds until this is due again (lock held)."""
+        answer; returns the seconds until this is due again (lock held). What runs it in the
+        background (a thread, the event loop) never sees it raise: an unexpected failure
+        gives the links up rather than leave a cache nobody keeps."""
+        try:
+            return self._service(now)
+        except Exception as exc:
+            self.lose(f"keeping the connections failed: {exc!r}")
+            return self._every
+
+    def _service(self, now: float) -> float:
         if not self.up:
             return self._every
         if self._poll(0):
@@ -487,6 +496,22 @@ def _forget_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_in_child)
 
 
+def _drain_while_idle(ref: weakref.ref[Tracking], epoch: int, fds: list[int]) -> None:
+    """A `NearBackend`'s daemon thread: reads the pushes as they come, so the server never
+    holds them for an idle process, and keeps the lease. It ends with its links, and holds
+    only a weak reference, so a State nobody closed can still be collected."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    while (tracking := ref()) is not None:
+        with tracking.lock:
+            if tracking.epoch != epoch:
+                return
+            wait = tracking.service(time.monotonic())
+        del tracking
+        poller.poll(wait * 1000)
+
+
 def _raw(op: ops.Request[Any], raw: ops.RawItem | None) -> Any:
     """What ``op`` (`ops.Get` or `ops.GetItem`) returns, from a `ops.GetItem` result."""
     if type(op) is ops.GetItem:
@@ -551,24 +576,10 @@ class NearBackend:
     def _start_draining(self) -> None:
         with self.tracking.lock:
             epoch, fds = self.tracking.links()
-        thread = threading.Thread(
-            target=self._drain_while_idle, args=(epoch, fds), name="motia-state near cache"
-        )
+        args = (weakref.ref(self.tracking), epoch, fds)
+        thread = threading.Thread(target=_drain_while_idle, args=args, name="motia-state cache")
         thread.daemon = True
         thread.start()
-
-    def _drain_while_idle(self, epoch: int, fds: list[int]) -> None:
-        """Reads pushes as they come, so the server never holds them for an idle process,
-        and keeps the lease; ends when its links do."""
-        tracking, poller = self.tracking, select.poll()
-        for fd in fds:
-            poller.register(fd, select.POLLIN)
-        while True:
-            with tracking.lock:
-                if tracking.epoch != epoch:
-                    return
-                wait = tracking.service(time.monotonic())
-            poller.poll(wait * 1000)
 
     def fast_reads(
         self, get: Callable[..., Any], get_item: Callable[..., Any], core: Any
