@@ -71,6 +71,8 @@ def _ops() -> dict[str, Callable[[State, str], Any]]:
         "set over expired": lambda s, g: s.set(g, "gone", 5),
         "set ttl item": lambda s, g: s.set(g, "t", 6),
         "set_many": lambda s, g: s.set_many(g, {"k": 1, "gone": 2, "x": 3}, ttl=30),
+        "set_many without ttl": lambda s, g: s.set_many(g, {"k": 1, "gone": 2, "x": 3}),
+        "set_many of new items": lambda s, g: s.set_many(g, {"n1": 1, "n2": 2}),
         "delete": lambda s, g: s.delete(g, "k"),
         "delete ttl item": lambda s, g: s.delete(g, "t"),
         "delete expired": lambda s, g: s.delete(g, "gone"),
@@ -101,7 +103,7 @@ def _prepare(admin: redis.Redis, full: State, group: str, expiring: bool) -> Non
 def _snapshot(admin: redis.Redis, group: str) -> tuple[Any, ...]:
     """Everything of a group, with the group's name and deadlines left out, and its records."""
     records = [
-        (f[b"op"], f[b"key"], f[b"version"], f[b"prev"])
+        (f[b"op"], f[b"key"], f[b"version"], f[b"prev"], f.get(b"value"), f.get(b"old"))
         for _, f in admin.xrange(LAYOUT.changes(group))
         if f[b"group"] == group.encode()
     ]
@@ -136,7 +138,20 @@ def server(request: pytest.FixtureRequest, servers: Servers) -> Iterator[str]:
         yield f"unix://{servers.embedded_socket()}?db=0"
 
 
-def test_no_write_is_half_applied_when_one_command_is_refused(server: str) -> None:
+# Feed settings change what a write reaches: recorded values are read before the write (HGET,
+# HMGET on the data hash), a max age trims by MINID at the end of every write (TIME, XTRIM).
+FEEDS = {
+    "default feed": {},
+    "values and max age": {"record_values": True, "changes_max_age": 3600},
+}
+
+
+@pytest.mark.parametrize(
+    ("server", "feed"),
+    [("redis", "default feed"), ("embedded", "default feed"), ("redis", "values and max age")],
+    indirect=["server"],
+)
+def test_no_write_is_half_applied_when_one_command_is_refused(server: str, feed: str) -> None:
     admin = redis.Redis.from_url(server)
     name = f"acl-{uuid.uuid4().hex[:8]}"
     admin.execute_command("ACL", "SETUSER", name, "reset", "on", ">pw-m", *ENGINE_RULE.split())
@@ -144,8 +159,10 @@ def test_no_write_is_half_applied_when_one_command_is_refused(server: str) -> No
     denied = 0
     try:
         with (
-            State.from_url(server, cleanup_interval=None) as full,
-            State.from_url(_url_for(server, name, "pw-m"), cleanup_interval=None) as limited,
+            State.from_url(server, cleanup_interval=None, **FEEDS[feed]) as full,
+            State.from_url(
+                _url_for(server, name, "pw-m"), cleanup_interval=None, **FEEDS[feed]
+            ) as limited,
         ):
             for command in SCRIPT_COMMANDS:
                 rule = f"{ENGINE_RULE} -{command}"
