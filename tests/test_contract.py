@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -148,6 +149,19 @@ def test_set_many(state: Any) -> None:
     assert state.items("g") == {"a": 1, "b": 3, "c": 4}
     assert state.get_item("g", "b").version == 2
     assert state.set_many("g", {}) == 0
+
+
+class _SortedDict(dict[str, Any]):
+    """A dict that iterates its keys sorted, but whose values() (dict's) stay in insertion
+    order: only items() pairs each key with its value."""
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(super().__iter__()))
+
+
+def test_set_many_pairs_each_key_with_its_value(state: Any) -> None:
+    assert state.set_many("g", _SortedDict(b=2, a=1, c=3)) == 3
+    assert state.items("g") == {"a": 1, "b": 2, "c": 3}
 
 
 def test_set_many_larger_than_one_server_call(state: Any) -> None:

@@ -205,8 +205,12 @@ class Core:
             raise InvalidInput(
                 f"set_many takes a mapping of key -> value, not {type(mapping).__name__}"
             )
-        keys = validate.keys(mapping)
-        datas = encode_all(self.codec, list(mapping.values()))
+        if type(mapping) is dict:  # its keys and values() iterate in one order
+            keys, values = validate.keys(mapping), list(mapping.values())
+        else:  # a subclass or another Mapping pairs them only in items()
+            pairs = list(mapping.items())
+            keys, values = validate.keys([k for k, _ in pairs]), [v for _, v in pairs]
+        datas = encode_all(self.codec, values)
         if datas and max(map(len, datas)) > self.max_value_bytes:
             for k, data in zip(keys, datas, strict=True):
                 self._fits(g, k, data)
