@@ -483,3 +483,87 @@ def _relent_after_refusal(server: Any) -> None:
     with server.client() as r:
         _wait_until(lambda: "errorstat_NOREPLICAS" in r.info("errorstats"), "a write was refused")
         r.config_set("min-replicas-to-write", 0)
+
+
+def test_a_server_killed_midway_through_a_large_set_many(servers: Servers) -> None:
+    """A 20k-item set_many is streamed in pieces (wire.packed) and applied by the server a
+    chunk at a time. Killed midway (once its first chunk is applied, the rest still on its
+    way), the call raises OutcomeUnknown, never a count nor an error that would let it be sent
+    again; what was applied is whole chunks, each item at version 1. A get_group through the
+    dead server fails whole, and reads everything once it is back."""
+    batch = {f"k{i:05}": {"i": i, "pad": "x" * 1000} for i in range(20_000)}
+    for attempt in range(5):  # the kill comes after the last chunk only if this thread stalls
+        server = servers.start(BINARY, f"midsend{attempt}", *DURABLE)
+        assert server.proc is not None
+        outcome: list[Any] = []
+        with (
+            State.from_url(server.url, retries=1, socket_timeout=10) as state,
+            server.client() as raw,
+        ):
+
+            def write(state: State = state, outcome: list[Any] = outcome) -> None:
+                try:
+                    outcome.append(state.set_many("big", batch))
+                except Exception as exc:
+                    outcome.append(exc)
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            _wait_until(lambda: raw.hlen("motia:state:big") > 0, "the first chunk is applied")
+            server.proc.kill()  # SIGKILL
+            server.proc.wait()
+            server.proc = None
+            writer.join(30)
+            assert not writer.is_alive()
+            [result] = outcome
+            if result == len(batch):  # all applied before the kill: try again
+                continue
+            assert isinstance(result, OutcomeUnknown), repr(result)
+            with pytest.raises(BackendUnavailable):
+                state.get_group("big")
+            server = servers.start(BINARY, f"midsend{attempt}", *DURABLE, port=server.port)
+            applied = state.items("big")  # the AOF's: every write the server applied
+            assert 0 < len(applied) < len(batch)
+            assert len(applied) % 1000 == 0  # whole server calls only
+            assert applied == {k: batch[k] for k in applied}
+            assert {state.get_item("big", k).version for k in list(applied)[::997]} == {1}  # type: ignore[union-attr]
+            # sent again: every item whole, those applied before one version on
+            assert state.set_many("big", batch) == len(batch)
+            assert len(state.get_group("big")) == len(batch)
+            assert state.get_item("big", next(iter(applied))).version == 2  # type: ignore[union-attr]
+            assert state.get_item("big", "k19999").version == 1  # type: ignore[union-attr]
+        server.stop()
+        return
+    raise AssertionError("every set_many was applied whole before the kill")
+
+
+class _LooseCodec:
+    """A user's codec that breaks the contract for one value: bytearray, which the RESP
+    packer refuses (only str, int, float and bytes)."""
+
+    name = "loose"
+
+    def encode(self, value: Any) -> bytes:
+        data = json.dumps(value).encode()
+        return bytearray(data) if value == "odd" else data  # type: ignore[return-value]
+
+    def decode(self, data: bytes) -> Any:
+        return json.loads(data)
+
+
+def test_a_pipeline_that_fails_to_pack_midway_is_not_a_silent_half(servers: Servers) -> None:
+    """A large set_many streams its server calls as they are packed: one that cannot be
+    packed after earlier ones left is OutcomeUnknown (they may have run), not a bare error
+    that reads as if nothing was written."""
+    server = servers.start(BINARY, "badpack")
+    batch = {f"k{i:05}": "x" * 100 for i in range(20_000)}
+    batch["k19999"] = "odd"  # in the last server call
+    with State.from_url(server.url, codec=_LooseCodec()) as state:
+        state.set_many("warm", {"a": 1})  # scripts loaded: the chunks run as they arrive
+        with pytest.raises(TypeError):  # one server call: nothing left before it failed
+            state.set_many("one", {"a": "odd"})
+        assert state.keys("one") == []
+        with pytest.raises(OutcomeUnknown, match="could not be packed"):
+            state.set_many("big", batch)
+        assert len(state.keys("big")) < len(batch)
+    server.stop()

@@ -52,15 +52,30 @@ STREAM_BYTES = 64 * 1024
 
 def packed(calls: Sequence[Call]) -> Iterator[bytes]:
     """`pack` as a stream of writes of at least STREAM_BYTES: the server starts on the first
-    commands of a large pipeline (set_many's chunks) while the rest are packed and sent."""
+    commands of a large pipeline (set_many's chunks) while the rest are packed and sent.
+
+    A command that cannot be packed (an argument of a type RESP has no form for: a user's
+    codec returning a bytearray, say) raises as `pack` would while nothing has left; once
+    earlier commands have, they may have run, so it is a connection error, which the caller
+    accounts as sent (OutcomeUnknown for a write), never a bare error over a half-applied call.
+    """
     batch: list[bytes] = []
     size = 0
+    sent = False
     for call in calls:
-        batch.append(hiredis.pack_command(call))
+        try:
+            batch.append(hiredis.pack_command(call))
+        except Exception as exc:
+            if not sent:
+                raise
+            raise redis.ConnectionError(
+                f"a command could not be packed after earlier ones of its pipeline were sent: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         size += len(batch[-1])
         if size >= STREAM_BYTES:
             yield b"".join(batch)
-            batch, size = [], 0
+            batch, size, sent = [], 0, True
     if batch:
         yield b"".join(batch)
 
