@@ -105,6 +105,35 @@ def test_oversized_value(open_state: Any) -> None:
     assert state.keys("g") == ["small"]
 
 
+@pytest.mark.parametrize(
+    ("faults", "expected"),
+    [
+        ({"big": "x" * 2000, "nan": math.nan}, ValueTooLarge),
+        ({"nan": math.nan, "big": "x" * 2000}, EncodeError),
+        ({"big": "x" * 2000, "\ud800": 1}, ValueTooLarge),
+        ({"\ud800": 1, "nan": math.nan}, InvalidInput),
+        ({"nan": (1,), "\ud800": 1}, EncodeError),
+    ],
+    ids=["too large, then NaN", "NaN, then too large", "too large, then a bad key",
+         "a bad key, then NaN", "a tuple, then a bad key"],
+)  # fmt: skip
+def test_a_batch_with_several_faults_names_the_first(
+    open_state: Any, faults: dict[str, Any], expected: type[Exception]
+) -> None:
+    """set_many refuses a batch with the error its first faulty item gets from set, item by
+    item, whatever the kind of each fault (the batch checks keys, values and sizes in passes)."""
+    state = open_state(max_value_bytes=1000)
+    batch = {**{f"k{i}": i for i in range(100)}, **faults}
+    with pytest.raises(StateError) as info:
+        state.set_many("g", batch)
+    assert type(info.value) is expected
+    key, value = next(iter(faults.items()))
+    with pytest.raises(expected) as alone:
+        state.set("g", key, value)
+    assert str(info.value) == str(alone.value)
+    assert_nothing_written(state)
+
+
 @pytest.mark.parametrize("version", [-1, 2**53 + 1, "1", 1.0, True], ids=repr)
 def test_bad_versions(state: Any, version: Any) -> None:
     with pytest.raises(InvalidInput, match="version"):

@@ -205,15 +205,26 @@ class Core:
             raise InvalidInput(
                 f"set_many takes a mapping of key -> value, not {type(mapping).__name__}"
             )
-        if type(mapping) is dict:  # its keys and values() iterate in one order
-            keys, values = validate.keys(mapping), list(mapping.values())
-        else:  # a subclass or another Mapping pairs them only in items()
-            pairs = list(mapping.items())
-            keys, values = validate.keys([k for k, _ in pairs]), [v for _, v in pairs]
-        datas = encode_all(self.codec, values)
-        if datas and max(map(len, datas)) > self.max_value_bytes:
-            for k, data in zip(keys, datas, strict=True):
-                self._fits(g, k, data)
+        fault: Exception | None = None
+        try:
+            if type(mapping) is dict:  # its keys and values() iterate in one order
+                keys, values = validate.keys(mapping), list(mapping.values())
+            else:  # a subclass or another Mapping pairs them only in items()
+                pairs = list(mapping.items())
+                keys, values = validate.keys([k for k, _ in pairs]), [v for _, v in pairs]
+            datas = encode_all(self.codec, values)
+            if datas and max(map(len, datas)) > self.max_value_bytes:
+                for k, data in zip(keys, datas, strict=True):
+                    self._fits(g, k, data)
+        except Exception as exc:
+            fault = exc
+        if fault is not None:
+            # Keys, values and sizes are checked in passes over the whole batch: the fault
+            # found may not be the first item's. Item by item, as `set` checks one, the error
+            # is the first faulty item's (raised outside the handler: no chained traceback).
+            for k, value in mapping.items():
+                self.encode(g, validate.key(k), value)
+            raise fault
         items = tuple(zip(keys, datas, strict=True))
         expire = self._expire_for_set(ttl)
         return Plan(ops.SetMany(g, items, expire), _same, expire != "")
