@@ -231,6 +231,10 @@ def test_retention_by_length_and_by_age(open_state: Opener, target: Target) -> N
     stream = target.layout().changes("g")
     with target.raw() as r:
         assert 50 <= r.xlen(stream) < 300  # MAXLEN ~ trims whole stream nodes
+    for n in range(30):  # set_many trims once per server call (feed_batch): still bounded
+        short.set_many("g", {f"m{n}-{i}": i for i in range(200)})
+        with target.raw() as r:
+            assert 50 <= r.xlen(stream) < 300
     young = open_state(changes_max_age=0.2)
     young.set_many("g", {f"k{i}": i for i in range(500)})
     settle(young, 0.4)

@@ -77,6 +77,28 @@ def test_delete_returns_old_value(state: Any) -> None:
     assert state.set("g", "k", 1) == 3
 
 
+def test_set_many_creates_items_above_the_group_floor(state: Any) -> None:
+    """set_many reads the group's floor once per server call: every item it creates, in each
+    of its calls, still continues above the versions removed items reached."""
+    state.set("g", "a", 1)
+    state.set("g", "a", 2)
+    state.delete("g", "a")  # reached version 3
+    batch = {"a": 0, **{f"k{i}": i for i in range(1200)}}  # two server calls on Redis
+    last = 3
+    for _ in range(3):
+        assert state.set_many("g", batch) == len(batch)
+        versions = {state.get_item("g", k).version for k in ("a", "k0", "k1199")}
+        assert len(versions) == 1
+        assert versions.pop() > last
+        last = state.get_item("g", "a").version
+        state.delete_many("g", list(batch))
+    state.set_many("g", batch)
+    state.clear("g")
+    state.set_many("g", {"a": 1, "k1199": 1})
+    assert state.get_item("g", "a").version > last
+    assert state.get_item("g", "k1199").version > last
+
+
 def test_delete_with_version(state: Any) -> None:
     state.set("g", "k", "v1")
     state.set("g", "k", "v2")
