@@ -83,4 +83,5 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
     assert len(png) > 10_000
     assert "targets (ratios measured within this run)" in result.stdout
     assert " us srv" in result.stdout
-    assert result.stdout.rstrip().splitlines()[-1].startswith("  near cache: cached get")  # goals last
+    last = result.stdout.rstrip().splitlines()[-1]
+    assert last.startswith("  near cache: cached get")  # the goals come last
