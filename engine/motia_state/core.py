@@ -99,15 +99,17 @@ class Core:
     # -- values ----------------------------------------------------------------
 
     def encode(self, group: str, key: str, value: Any) -> bytes:
-        return self._fits(group, key, self.codec.encode(value))
+        data = self.codec.encode(value)
+        if len(data) > self.max_value_bytes:  # inline: a call less on every write
+            self._fits(group, key, data)
+        return data
 
-    def _fits(self, group: str, key: str, data: bytes) -> bytes:
+    def _fits(self, group: str, key: str, data: bytes) -> None:
         if len(data) > self.max_value_bytes:
             raise ValueTooLarge(
                 f"value for {group!r}/{key!r} encodes to {len(data)} bytes; "
                 f"max_value_bytes is {self.max_value_bytes}"
             )
-        return data
 
     def decode(self, group: str, key: str, data: bytes | None) -> Any:
         if data is None:
