@@ -537,6 +537,28 @@ def _chooser(codec: Any) -> Callable[[Entry], Callable[[bytes], Any]]:
     return choose
 
 
+def _hits(core: Any) -> tuple[Callable[[Entry, str, str], Any], Callable[[Entry, str, str], Any]]:
+    """What a `State`'s (or `AsyncState`'s) ``get`` and ``get_item`` return for a hit: the
+    value, decoded by the entry's chosen decoder (`_chooser`), or the `ops.Item`."""
+    choose, decode = _chooser(core.codec), core.decode
+
+    def value(entry: Entry, group: str, key: str) -> Any:
+        data = entry.data
+        if data is None:
+            return None
+        try:
+            return (entry.loads or choose(entry))(data)
+        except DecodeError:
+            return decode(group, key, data)
+
+    def item(entry: Entry, group: str, key: str) -> Any:
+        if entry.data is None:
+            return None
+        return ops.Item(group, key, value(entry, group, key), entry.version, entry.expires_at)
+
+    return value, item
+
+
 class NearBackend:
     """A synchronous Redis backend with the near cache in front (see the module)."""
 
@@ -587,20 +609,14 @@ class NearBackend:
         """``get`` and ``get_item`` for a `State`, serving a hit before a plan is built (a
         plan's checks and encoding cost more than the hit itself); a miss, or arguments that
         are not plain str (the only kind cached), take the State's own method."""
-        hit, choose, decode = self.tracking.cache.hit, _chooser(core.codec), core.decode
+        hit, (value, item) = self.tracking.cache.hit, _hits(core)
 
         @functools.wraps(get)
         def fast_get(group: Any, key: Any) -> Any:
             if type(group) is str and type(key) is str:
                 entry = hit(group, key)
                 if entry is not None:
-                    data = entry.data
-                    if data is None:
-                        return None
-                    try:
-                        return (entry.loads or choose(entry))(data)
-                    except DecodeError:
-                        return decode(group, key, data)
+                    return value(entry, group, key)
             return get(group, key)
 
         @functools.wraps(get_item)
@@ -608,14 +624,7 @@ class NearBackend:
             if type(group) is str and type(key) is str:
                 entry = hit(group, key)
                 if entry is not None:
-                    data = entry.data
-                    if data is None:
-                        return None
-                    try:
-                        value = (entry.loads or choose(entry))(data)
-                    except DecodeError:
-                        value = decode(group, key, data)
-                    return ops.Item(group, key, value, entry.version, entry.expires_at)
+                    return item(entry, group, key)
             return get_item(group, key)
 
         return {"get": fast_get, "get_item": fast_get_item}
@@ -725,7 +734,7 @@ class AsyncNearBackend:
         core: Any,
     ) -> dict[str, Any]:
         """`NearBackend.fast_reads` as coroutine functions."""
-        hit, choose, decode = self.tracking.cache.hit, _chooser(core.codec), core.decode
+        hit, (value, item) = self.tracking.cache.hit, _hits(core)
         check_loop = self._check_loop
 
         @functools.wraps(get)
@@ -734,13 +743,7 @@ class AsyncNearBackend:
                 check_loop()
                 entry = hit(group, key)
                 if entry is not None:
-                    data = entry.data
-                    if data is None:
-                        return None
-                    try:
-                        return (entry.loads or choose(entry))(data)
-                    except DecodeError:
-                        return decode(group, key, data)
+                    return value(entry, group, key)
             return await get(group, key)
 
         @functools.wraps(get_item)
@@ -749,14 +752,7 @@ class AsyncNearBackend:
                 check_loop()
                 entry = hit(group, key)
                 if entry is not None:
-                    data = entry.data
-                    if data is None:
-                        return None
-                    try:
-                        value = (entry.loads or choose(entry))(data)
-                    except DecodeError:
-                        value = decode(group, key, data)
-                    return ops.Item(group, key, value, entry.version, entry.expires_at)
+                    return item(entry, group, key)
             return await get_item(group, key)
 
         return {"get": fast_get, "get_item": fast_get_item}
