@@ -611,23 +611,18 @@ class NearBackend:
         are not plain str (the only kind cached), take the State's own method."""
         hit, (value, item) = self.tracking.cache.hit, _hits(core)
 
-        @functools.wraps(get)
-        def fast_get(group: Any, key: Any) -> Any:
-            if type(group) is str and type(key) is str:
-                entry = hit(group, key)
-                if entry is not None:
-                    return value(entry, group, key)
-            return get(group, key)
+        def serving(method: Callable[..., Any], answer: Any) -> Any:
+            @functools.wraps(method)
+            def fast(group: Any, key: Any) -> Any:
+                if type(group) is str and type(key) is str:
+                    entry = hit(group, key)
+                    if entry is not None:
+                        return answer(entry, group, key)
+                return method(group, key)
 
-        @functools.wraps(get_item)
-        def fast_get_item(group: Any, key: Any) -> Any:
-            if type(group) is str and type(key) is str:
-                entry = hit(group, key)
-                if entry is not None:
-                    return item(entry, group, key)
-            return get_item(group, key)
+            return fast
 
-        return {"get": fast_get, "get_item": fast_get_item}
+        return {"get": serving(get, value), "get_item": serving(get_item, item)}
 
     def session(self) -> Session:
         return self.inner.session()
@@ -737,25 +732,19 @@ class AsyncNearBackend:
         hit, (value, item) = self.tracking.cache.hit, _hits(core)
         check_loop = self._check_loop
 
-        @functools.wraps(get)
-        async def fast_get(group: Any, key: Any) -> Any:
-            if type(group) is str and type(key) is str:
-                check_loop()
-                entry = hit(group, key)
-                if entry is not None:
-                    return value(entry, group, key)
-            return await get(group, key)
+        def serving(method: Callable[..., Awaitable[Any]], answer: Any) -> Any:
+            @functools.wraps(method)
+            async def fast(group: Any, key: Any) -> Any:
+                if type(group) is str and type(key) is str:
+                    check_loop()
+                    entry = hit(group, key)
+                    if entry is not None:
+                        return answer(entry, group, key)
+                return await method(group, key)
 
-        @functools.wraps(get_item)
-        async def fast_get_item(group: Any, key: Any) -> Any:
-            if type(group) is str and type(key) is str:
-                check_loop()
-                entry = hit(group, key)
-                if entry is not None:
-                    return item(entry, group, key)
-            return await get_item(group, key)
+            return fast
 
-        return {"get": fast_get, "get_item": fast_get_item}
+        return {"get": serving(get, value), "get_item": serving(get_item, item)}
 
     def session(self) -> AsyncSession:
         return self.inner.session()
