@@ -69,6 +69,11 @@ class AsyncState(Facade[AsyncWatch], Async):
     ) -> None:
         await self.aclose()
 
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """`State.capabilities`."""
+        return self._backend.capabilities
+
     def cache_stats(self) -> CacheStats | None:
         """`State.cache_stats` (not a coroutine: it reads counters in memory)."""
         backend = self._backend

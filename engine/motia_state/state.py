@@ -67,6 +67,13 @@ class State(Facade[Watch], Sync):
     ) -> None:
         self.close()
 
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What this backend can do beyond plain items: some of ``"versions"``, ``"ttl"``,
+        ``"transactions"``, ``"feed"`` (`motia_state.capabilities`). A call that needs one
+        it lacks raises `Unsupported` naming it, so code can ask first instead."""
+        return self._backend.capabilities
+
     def cache_stats(self) -> CacheStats | None:
         """The near cache's counters (see the ``cache=`` option), or None without one."""
         return self._backend.tracking.stats() if isinstance(self._backend, NearBackend) else None

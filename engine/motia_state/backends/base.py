@@ -70,9 +70,11 @@ class Servers(Protocol):
 
 
 class Backend(Protocol):
-    """A synchronous backend. ``describe`` is safe to log: it never holds a password."""
+    """A synchronous backend. ``describe`` is safe to log: it never holds a password.
+    ``capabilities``: what it can do beyond plain items (`motia_state.capabilities`)."""
 
     describe: str
+    capabilities: frozenset[str]
 
     def execute(self, op: Request[T]) -> T: ...
 
@@ -84,6 +86,7 @@ class Backend(Protocol):
 
 class AsyncBackend(Protocol):
     describe: str
+    capabilities: frozenset[str]
 
     async def execute(self, op: Request[T]) -> T: ...
 
@@ -103,6 +106,7 @@ class AsyncOverSync:
         self._backend = backend
         self._threaded = threaded
         self.describe = backend.describe
+        self.capabilities = backend.capabilities
 
     async def execute(self, op: Request[T]) -> T:
         if self._threaded:

@@ -58,6 +58,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from ..capabilities import IN_PROCESS
 from ..codecs import Codec, JsonCodec
 from ..errors import BackendUnavailable, DecodeError, OutcomeUnknown, PermissionDenied
 from ..ops import Request
@@ -72,6 +73,8 @@ REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 class FileBackend:
+    capabilities = IN_PROCESS
+
     def __init__(
         self, path: str | os.PathLike[str] = DEFAULT_PATH, codec: Codec | None = None
     ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import NoReturn, TypeVar
 
+from ..capabilities import IN_PROCESS
 from ..codecs import Codec
 from ..ops import Request
 from . import local
@@ -20,6 +21,8 @@ _named_lock = threading.Lock()
 
 
 class MemoryBackend:
+    capabilities = IN_PROCESS
+
     def __init__(self, name: str, codec: Codec) -> None:
         self.describe = f"memory://{name}"
         self._codec = codec

@@ -16,6 +16,7 @@ import redis.asyncio
 from redis.exceptions import RedisError
 
 from ... import ops
+from ...capabilities import EVERY
 from ...steps import Call, Steps
 from . import wire
 from .outcome import IN_PLACE, translate
@@ -135,6 +136,8 @@ async def through(pipeline: AutoPipeline, calls: tuple[Call, ...]) -> list[Any]:
 
 class AsyncRedisBackend:
     """Asynchronous I/O seam: redis-py's asyncio client, created on first use."""
+
+    capabilities = EVERY
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ import redis.connection
 from redis.exceptions import RedisClusterException
 
 from ... import ops
+from ...capabilities import EVERY
 from ...errors import BackendUnavailable
 from ...steps import At, Call, Steps
 from ..base import SessionInThreads, Shard
@@ -43,6 +44,8 @@ Node = redis.cluster.ClusterNode
 
 class ClusterBackend:
     """Synchronous seam for Redis Cluster; `AsyncState` runs it in a worker thread."""
+
+    capabilities = EVERY
 
     def __init__(
         self,
@@ -204,6 +207,8 @@ class AsyncClusterBackend:
     Looking up a slot is in memory; connecting and refreshing a stale slot map block, so
     they run in a worker thread. Watch sessions keep the synchronous seam (in threads).
     """
+
+    capabilities = EVERY
 
     def __init__(self, sync: ClusterBackend, node_kwargs: dict[str, Any]) -> None:
         self.plan = sync.plan

@@ -19,6 +19,7 @@ import redis
 from redis.exceptions import RedisError
 
 from ... import ops
+from ...capabilities import EVERY
 from ...steps import Call, Steps
 from ..base import Shard
 from . import wire
@@ -55,6 +56,8 @@ def run(
 
 class RedisBackend:
     """Synchronous seam: the plan's commands on a connection of the calling thread's own."""
+
+    capabilities = EVERY
 
     def __init__(
         self,

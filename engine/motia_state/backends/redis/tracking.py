@@ -566,6 +566,7 @@ class NearBackend:
         self.inner = inner
         self.tracking = tracking
         self.describe = inner.describe
+        self.capabilities = inner.capabilities
 
     def execute(self, op: ops.Request[T]) -> T:
         kind = type(op)
@@ -645,6 +646,7 @@ class AsyncNearBackend:
         self.inner = inner
         self.tracking = tracking
         self.describe = inner.describe
+        self.capabilities = inner.capabilities
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watched: list[int] = []
         self._keeper: asyncio.Task[None] | None = None
