@@ -31,8 +31,10 @@ import redis.connection
 import redis.retry
 import redis.sentinel
 
-from . import validate
-from .backends import embedded
+from . import adapters, validate
+from .adapters import AsyncStateAdapter, StateAdapter
+from .backends import embedded, sqlite
+from .backends.adapter import AdapterBackend, AsyncAdapterBackend, OnLoop
 from .backends.base import AsyncBackend, AsyncOverSync, Backend
 from .backends.file import DEFAULT_PATH, FileBackend
 from .backends.memory import MemoryBackend
@@ -56,7 +58,7 @@ from .cache import Cache, NearCache
 from .changes import FeedSettings, feed_settings
 from .codecs import Codec, get_codec
 from .core import Core
-from .errors import BackendUnavailable, InvalidInput, Unsupported, brief
+from .errors import BackendUnavailable, InvalidInput, StateError, Unsupported, brief
 from .layout import DEFAULT_PREFIX, KeyLayout
 
 log = logging.getLogger("motia_state")
@@ -440,7 +442,10 @@ def open_sync(url: str | None, options: dict[str, Any]) -> tuple[Backend, Core]:
             return NearBackend(cluster, _tracking(target, ClusterSource(cluster))), core
         return cluster, core
     if not target.is_server:
-        return _local(target), core
+        local = _local(target)
+        if isinstance(local, AsyncAdapterBackend):
+            return OnLoop(local), core
+        return local, core
     sentinel = _Sentinel.parse(target)
 
     def connect() -> redis.Redis:
@@ -467,7 +472,10 @@ def open_async(url: str | None, options: dict[str, Any]) -> tuple[AsyncBackend, 
         return routed, core
     if not target.is_server:
         local = _local(target)
-        return AsyncOverSync(local, threaded=isinstance(local, FileBackend)), core
+        if isinstance(local, AsyncAdapterBackend):
+            return local, core
+        threaded = isinstance(local, (FileBackend, AdapterBackend))
+        return AsyncOverSync(local, threaded=threaded), core
     sentinel = _Sentinel.parse(target)
 
     async def connect() -> redis.asyncio.Redis:
@@ -524,27 +532,57 @@ def raw_client(url: str) -> redis.Redis | redis.cluster.RedisCluster:
     )
 
 
-def _local(target: _Target) -> Backend:
+def _local(target: _Target) -> Backend | AsyncAdapterBackend:
+    """A backend that is not a Redis server: memory://, file://, or an adapter's."""
     scheme, rest, opts = target.scheme, target.rest, target.opts
-    if scheme in ("memory", "file") and opts.wait() is not None:
+    factory = None if scheme in ("memory", "file") else adapters.factory_for(scheme)
+    if factory is None and scheme not in ("memory", "file"):
+        raise InvalidInput(
+            f"unknown URL scheme {scheme!r}; use redis, rediss, unix, redis+cluster, "
+            "redis+sentinel, embedded, file, memory or an adapter's "
+            f"({', '.join(adapters.known_schemes())})"
+        )
+    if opts.wait() is not None:
         raise Unsupported(f"{scheme}:// has no replicas: durability='replicated' needs Redis")
-    if scheme in ("memory", "file") and opts.prefix != DEFAULT_PREFIX:
+    if opts.prefix != DEFAULT_PREFIX:
         raise InvalidInput(
             f"{scheme}:// keeps no Redis keys; the prefix option applies to Redis only"
         )
-    if scheme in ("memory", "file") and opts.near() is not None:
+    if opts.near() is not None:
         raise Unsupported(
-            f"{scheme}:// keeps its state in this process already: cache= is for Redis, "
-            "whose reads cross the network"
+            f"{scheme}:// is not a Redis server: cache= is for Redis, whose reads cross the "
+            "network and whose invalidations the cache follows"
         )
     codec = get_codec(opts.codec)
-    if scheme == "memory":
-        return MemoryBackend(rest, codec)
+    if factory is not None:
+        return _adapter(target, factory, codec)
     if scheme == "file":
         if codec.name != "json":
             raise InvalidInput("file:// stores Motia's JSON file format; use codec='json'")
         return FileBackend(rest or DEFAULT_PATH, codec)
+    return MemoryBackend(rest, codec)
+
+
+def _adapter(
+    target: _Target, factory: adapters.Factory, codec: Codec
+) -> AdapterBackend | AsyncAdapterBackend:
+    try:
+        made = factory(target.url)
+    except StateError:
+        raise
+    except Exception as exc:  # the adapter's own failure to open its store
+        raise BackendUnavailable(
+            f"{target.describe}: the adapter failed to open: {type(exc).__name__}: "
+            f"{brief(str(exc))}"
+        ) from exc
+    if isinstance(made, StateAdapter):
+        return AdapterBackend(made, codec, target.describe)
+    if isinstance(made, AsyncStateAdapter):
+        return AsyncAdapterBackend(made, codec, target.describe)
     raise InvalidInput(
-        f"unknown URL scheme {scheme!r}; use redis, rediss, unix, redis+cluster, "
-        "redis+sentinel, embedded, file or memory"
+        f"{target.describe}: the adapter factory returned {type(made).__name__}, not a "
+        "motia_state.StateAdapter or AsyncStateAdapter"
     )
+
+
+adapters.register_adapter("sqlite", sqlite.open_sqlite)

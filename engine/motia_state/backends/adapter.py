@@ -1,0 +1,597 @@
+"""The engine over a custom adapter (`motia_state.adapters`): every request carried out with
+the adapter's storage methods, under the engine's rules.
+
+Each handler is a generator that yields the adapter calls it wants, ``(method, args)``, and
+is sent each result: no I/O of its own (as `RedisPlan` for Redis), so one set of handlers
+serves a `StateAdapter` (`run`) and an `AsyncStateAdapter` (`run_async`). The rules are those
+of the Redis scripts and of `local` (memory://, file://): an expired item is absent to
+reads and purged by the write that finds it, a new item starts above its group's version
+floor, a delete or a clear raises that floor. A write runs inside one `atomic` block where
+the adapter has one; a transaction writes nothing until every op has applied to an overlay
+of its own reads and writes, so a refused op leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine, Generator, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from .. import ops, updates
+from ..adapters import CAPABILITIES, AsyncStateAdapter, GroupMeta, Record, StateAdapter
+from ..codecs import Codec
+from ..errors import (
+    BackendUnavailable,
+    DecodeError,
+    InvalidInput,
+    OutcomeUnknown,
+    StateError,
+    Unsupported,
+    VersionConflict,
+    brief,
+)
+from .local import now_ms
+
+T = TypeVar("T")
+Use = tuple[str, tuple[Any, ...]]  # an adapter method's name and its arguments
+Steps = Generator[Use, Any, T]
+Handler = Callable[["Context", Any], Steps[Any]]
+HANDLERS: ops.Handlers[Handler] = ops.Handlers("custom adapters")
+ATOMIC = frozenset({"versions", "transactions"})
+# Which methods a declared capability needs the adapter to have written itself.
+NEEDS = {
+    "versions": ("atomic", "meta", "set_meta"),
+    "transactions": ("atomic",),
+    "ttl": ("meta", "set_meta"),
+    "feed": ("session", "feed"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a handler knows besides its request: the adapter's capabilities, the State's
+    codec (update ops apply in it) and the adapter's name for messages."""
+
+    capabilities: frozenset[str]
+    codec: Codec
+    describe: str
+
+    def need(self, capability: str, what: str) -> None:
+        if capability not in self.capabilities:
+            raise Unsupported(
+                f"{self.describe}: {what} needs the adapter capability {capability!r}, "
+                f"which it does not declare (it declares {sorted(self.capabilities)})"
+            )
+
+    @property
+    def ttl(self) -> bool:
+        return "ttl" in self.capabilities
+
+    @property
+    def versions(self) -> bool:
+        return "versions" in self.capabilities
+
+
+def capabilities_of(adapter: StateAdapter | AsyncStateAdapter) -> frozenset[str]:
+    """The adapter's declared capabilities, checked against what it implements: a promise the
+    adapter cannot keep is refused when it is opened, not discovered at the first write."""
+    declared = adapter.capabilities
+    if not isinstance(declared, (set, frozenset)) or not all(isinstance(c, str) for c in declared):
+        raise InvalidInput(
+            f"{type(adapter).__name__}.capabilities must be a frozenset of names from "
+            f"{sorted(CAPABILITIES)}, not {brief(declared)}"
+        )
+    unknown = sorted(set(declared) - CAPABILITIES)
+    if unknown:
+        raise InvalidInput(
+            f"{type(adapter).__name__} declares unknown capabilities {unknown}; "
+            f"known: {sorted(CAPABILITIES)}"
+        )
+    base = AsyncStateAdapter if isinstance(adapter, AsyncStateAdapter) else StateAdapter
+    for capability in sorted(declared):
+        for method in NEEDS[capability]:
+            if getattr(type(adapter), method) is getattr(base, method):
+                raise InvalidInput(
+                    f"{type(adapter).__name__} declares {capability!r} but does not implement "
+                    f"{method}()"
+                )
+    return frozenset(declared)
+
+
+# -- what every handler shares ------------------------------------------------------
+
+
+def _expired(at: int | None, now: int) -> bool:
+    return at is not None and at <= now
+
+
+def _group_gone(ctx: Context, group: str, now: int) -> Steps[bool]:
+    """Whether the whole group has expired (its own TTL: a trace scope)."""
+    if not ctx.ttl:
+        return False
+    meta: GroupMeta = yield ("meta", (group,))
+    return _expired(meta.expires_at, now)
+
+
+def _live(ctx: Context, group: str, key: str, now: int) -> Steps[Record | None]:
+    record: Record | None = yield ("get", (group, key))
+    if record is None or _expired(record.expires_at, now):
+        return None
+    if (yield from _group_gone(ctx, group, now)):
+        return None
+    return record
+
+
+def _live_items(ctx: Context, group: str, now: int) -> Steps[list[tuple[str, Record]]]:
+    if (yield from _group_gone(ctx, group, now)):
+        return []
+    items: Iterable[tuple[str, Record]] = yield ("items", (group,))
+    return [(k, r) for k, r in items if not _expired(r.expires_at, now)]
+
+
+def _raise_floor(ctx: Context, group: str, version: int) -> Steps[None]:
+    if not ctx.versions:
+        return
+    meta: GroupMeta = yield ("meta", (group,))
+    if version > meta.floor:
+        yield ("set_meta", (group, replace(meta, floor=version)))
+
+
+def _current(ctx: Context, group: str, key: str, now: int) -> Steps[Record | None]:
+    """The item a write finds: an expired group or item is removed first (its versions still
+    raise the floor), so that the write starts from nothing, as on Redis."""
+    if ctx.ttl:
+        meta: GroupMeta = yield ("meta", (group,))
+        if _expired(meta.expires_at, now):  # the whole group went, its floor with it
+            yield ("clear", (group,))
+            yield ("set_meta", (group, GroupMeta()))
+    record: Record | None = yield ("get", (group, key))
+    if record is not None and _expired(record.expires_at, now):
+        yield ("delete", (group, key))
+        yield from _raise_floor(ctx, group, record.version + 1)
+        return None
+    return record
+
+
+def _next_version(ctx: Context, group: str, current: Record | None) -> Steps[int]:
+    if current is not None:
+        return current.version + 1
+    if not ctx.versions:
+        return 1
+    meta: GroupMeta = yield ("meta", (group,))
+    return meta.floor + 1
+
+
+def _check(group: str, key: str, expected: int | None, current: Record | None) -> None:
+    found = current.version if current is not None else 0
+    if expected is not None and expected != found:
+        raise VersionConflict([(group, key, expected, found)])
+
+
+def _expiry(how: str, previous: int | None, created: bool, now: int) -> int | None:
+    """The expiry an instruction leaves (see apply_expiry in lua/include/ttl.lua)."""
+    if how == "keep":
+        return previous
+    if how.startswith("keep:"):
+        return now + int(how[5:]) if created else previous
+    return now + int(how) if how else None
+
+
+def _needs_for_write(ctx: Context, version: int | None, expire: str) -> None:
+    if version is not None:
+        ctx.need("versions", "a version= condition")
+    if expire and not expire.startswith("keep"):
+        ctx.need("ttl", "a TTL")
+
+
+# -- reads ----------------------------------------------------------------------------
+
+
+@HANDLERS.on(ops.Get)
+def _get(ctx: Context, op: ops.Get) -> Steps[bytes | None]:
+    record = yield from _live(ctx, op.group, op.key, now_ms())
+    return record.data if record else None
+
+
+@HANDLERS.on(ops.GetItem)
+def _get_item(ctx: Context, op: ops.GetItem) -> Steps[ops.RawItem | None]:
+    record = yield from _live(ctx, op.group, op.key, now_ms())
+    if record is None:
+        return None
+    expires = record.expires_at / 1000 if record.expires_at is not None else None
+    return ops.RawItem(record.data, record.version, expires)
+
+
+@HANDLERS.on(ops.GetMany)
+def _get_many(ctx: Context, op: ops.GetMany) -> Steps[list[bytes | None]]:
+    now, found = now_ms(), []
+    for key in op.keys:
+        record = yield from _live(ctx, op.group, key, now)
+        found.append(record.data if record else None)
+    return found
+
+
+@HANDLERS.on(ops.GetAll)
+def _get_all(ctx: Context, op: ops.GetAll) -> Steps[dict[str, bytes]]:
+    return {k: r.data for k, r in (yield from _live_items(ctx, op.group, now_ms()))}
+
+
+@HANDLERS.on(ops.Values)
+def _values(ctx: Context, op: ops.Values) -> Steps[list[bytes]]:
+    return [r.data for _, r in (yield from _live_items(ctx, op.group, now_ms()))]
+
+
+@HANDLERS.on(ops.Keys)
+def _keys(ctx: Context, op: ops.Keys) -> Steps[list[str]]:
+    return [k for k, _ in (yield from _live_items(ctx, op.group, now_ms()))]
+
+
+@HANDLERS.on(ops.ScanPage)
+def _scan_page(ctx: Context, op: ops.ScanPage) -> Steps[tuple[int, list[tuple[str, bytes]]]]:
+    # One page: the adapter's listing is the unit it can give.
+    return 0, [(k, r.data) for k, r in (yield from _live_items(ctx, op.group, now_ms()))]
+
+
+@HANDLERS.on(ops.ListGroups)
+def _list_groups(ctx: Context, op: ops.ListGroups) -> Steps[list[str]]:
+    names: Iterable[str] = yield ("list_groups", ())
+    if not ctx.ttl:
+        return sorted(set(names))
+    now, live = now_ms(), []
+    for name in sorted(set(names)):  # a group whose items all expired is not listed
+        if (yield from _live_items(ctx, name, now)):
+            live.append(name)
+    return live
+
+
+@HANDLERS.on(ops.Stats)
+def _stats(ctx: Context, op: ops.Stats) -> Steps[tuple[list[ops.GroupStats], int | None]]:
+    now, rows = now_ms(), []
+    for group in op.groups:
+        items: Iterable[tuple[str, Record]] = yield ("items", (group,))
+        with_ttl = sum(1 for _, r in items if r.expires_at is not None)
+        live = yield from _live_items(ctx, group, now)
+        rows.append(ops.GroupStats(group, len(live), with_ttl, None, None))
+    return rows, None
+
+
+@HANDLERS.on(ops.Ttl)
+def _ttl(ctx: Context, op: ops.Ttl) -> Steps[float | None]:
+    now = now_ms()
+    record = yield from _live(ctx, op.group, op.key, now)
+    if record is None or record.expires_at is None:
+        return None
+    return max(0.0, (record.expires_at - now) / 1000)
+
+
+# -- writes ---------------------------------------------------------------------------
+
+
+@HANDLERS.on(ops.Set)
+def _set(ctx: Context, op: ops.Set) -> Steps[int]:
+    _needs_for_write(ctx, op.version, op.expire)
+    now = now_ms()
+    current = yield from _current(ctx, op.group, op.key, now)
+    _check(op.group, op.key, op.version, current)
+    version = yield from _next_version(ctx, op.group, current)
+    record = Record(op.data, version, _expiry(op.expire, None, current is None, now))
+    yield ("set", (op.group, op.key, record))
+    return version
+
+
+@HANDLERS.on(ops.SetMany)
+def _set_many(ctx: Context, op: ops.SetMany) -> Steps[int]:
+    ctx.need("transactions", "set_many (all or nothing)")
+    _needs_for_write(ctx, None, op.expire)
+    now = now_ms()
+    for key, data in op.items:
+        current = yield from _current(ctx, op.group, key, now)
+        version = yield from _next_version(ctx, op.group, current)
+        record = Record(data, version, _expiry(op.expire, None, current is None, now))
+        yield ("set", (op.group, key, record))
+    return len(op.items)
+
+
+def _remove(ctx: Context, group: str, key: str, record: Record) -> Steps[None]:
+    yield ("delete", (group, key))
+    yield from _raise_floor(ctx, group, record.version + 1)
+
+
+@HANDLERS.on(ops.Delete)
+def _delete(ctx: Context, op: ops.Delete) -> Steps[bytes | None]:
+    _needs_for_write(ctx, op.version, "")
+    current = yield from _current(ctx, op.group, op.key, now_ms())
+    _check(op.group, op.key, op.version, current)
+    if current is None:
+        return None
+    yield from _remove(ctx, op.group, op.key, current)
+    return current.data
+
+
+@HANDLERS.on(ops.DeleteMany)
+def _delete_many(ctx: Context, op: ops.DeleteMany) -> Steps[int]:
+    ctx.need("transactions", "delete_many (all or nothing)")
+    now, removed = now_ms(), 0
+    for key in op.keys:
+        current = yield from _current(ctx, op.group, key, now)
+        if current is not None:
+            yield from _remove(ctx, op.group, key, current)
+            removed += 1
+    return removed
+
+
+@HANDLERS.on(ops.Clear)
+def _clear(ctx: Context, op: ops.Clear) -> Steps[int]:
+    now = now_ms()
+    gone = yield from _group_gone(ctx, op.group, now)
+    items: list[tuple[str, Record]] = list((yield ("items", (op.group,))))
+    live = [] if gone else [r for _, r in items if not _expired(r.expires_at, now)]
+    yield ("clear", (op.group,))
+    if ctx.versions or ctx.ttl:
+        meta: GroupMeta = yield ("meta", (op.group,))
+        top = max((r.version for _, r in items), default=0)
+        floor = max(top, meta.floor) + 1 if items and ctx.versions else meta.floor
+        if meta != GroupMeta(floor, None):
+            yield ("set_meta", (op.group, GroupMeta(floor, None)))
+    return len(live)
+
+
+@HANDLERS.on(ops.Update)
+def _update(ctx: Context, op: ops.Update) -> Steps[tuple[int, bytes]]:
+    ctx.need("versions", f"{op.name} (a read, change and write no other writer may split)")
+    _needs_for_write(ctx, op.version, op.expire)
+    now = now_ms()
+    current = yield from _current(ctx, op.group, op.key, now)
+    _check(op.group, op.key, op.version, current)
+    try:
+        value = ctx.codec.decode(current.data if current else op.start)
+    except DecodeError:
+        raise updates.fail("not_decodable", None) from None
+    new = ctx.codec.encode(updates.apply(value, op.steps))
+    if len(new) > op.max_bytes:
+        raise updates.fail("too_large", None)
+    previous = current.expires_at if current else None
+    version = yield from _next_version(ctx, op.group, current)
+    record = Record(new, version, _expiry(op.expire, previous, current is None, now))
+    yield ("set", (op.group, op.key, record))
+    return version, new
+
+
+@HANDLERS.on(ops.SetExpiry)
+def _set_expiry(ctx: Context, op: ops.SetExpiry) -> Steps[bool]:
+    ctx.need("ttl", "expire and persist")
+    now = now_ms()
+    current = yield from _current(ctx, op.group, op.key, now)
+    if current is None:
+        return False
+    if op.ms is None:
+        if current.expires_at is None:
+            return False
+        yield ("set", (op.group, op.key, replace(current, expires_at=None)))
+        return True
+    yield ("set", (op.group, op.key, replace(current, expires_at=now + op.ms)))
+    return True
+
+
+@HANDLERS.on(ops.Cleanup)
+def _cleanup(ctx: Context, op: ops.Cleanup) -> Steps[int]:
+    if not ctx.ttl:
+        return 0  # nothing can expire
+    now = now_ms()
+    removed: int = yield ("cleanup", (now,))
+    names: Iterable[str] = yield ("list_groups", ())
+    for group in list(names):
+        meta: GroupMeta = yield ("meta", (group,))
+        if _expired(meta.expires_at, now):
+            items: Iterable[tuple[str, Record]] = yield ("items", (group,))
+            removed += sum(1 for _ in items)
+            yield ("clear", (group,))
+            yield ("set_meta", (group, GroupMeta()))
+    return removed
+
+
+@dataclass
+class Overlay:
+    """A transaction's own view: its writes are kept here, its reads see them, and nothing
+    reaches the adapter until `flush`, once every op has applied."""
+
+    records: dict[tuple[str, str], Record | None] = field(default_factory=dict)
+    metas: dict[str, GroupMeta] = field(default_factory=dict)
+    cleared: set[str] = field(default_factory=set)  # groups an expired scope emptied
+
+    def run(self, steps: Steps[T]) -> Steps[T]:
+        try:
+            use = next(steps)
+            while True:
+                method, args = use
+                if method == "get" and args in self.records:
+                    result: Any = self.records[args]
+                elif method == "get" and args[0] in self.cleared:
+                    result = None
+                elif method == "clear":
+                    self.cleared.add(args[0])
+                    self.records = {k: v for k, v in self.records.items() if k[0] != args[0]}
+                    result = None
+                elif method == "meta" and args[0] in self.metas:
+                    result = self.metas[args[0]]
+                elif method == "set":
+                    self.records[args[0], args[1]] = args[2]
+                    result = None
+                elif method == "delete":
+                    self.records[args] = None
+                    result = None
+                elif method == "set_meta":
+                    self.metas[args[0]] = args[1]
+                    result = None
+                elif method in ("get", "meta"):
+                    result = yield use
+                else:  # a transaction holds item writes only, which list nothing
+                    raise AssertionError(f"a transaction op called {method}")
+                use = steps.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def flush(self) -> Steps[None]:
+        for group in self.cleared:
+            yield ("clear", (group,))
+        for (group, key), record in self.records.items():
+            if record is None:
+                yield ("delete", (group, key))
+            else:
+                yield ("set", (group, key, record))
+        for group, meta in self.metas.items():
+            yield ("set_meta", (group, meta))
+
+
+@HANDLERS.on(ops.Transaction)
+def _transaction(ctx: Context, op: ops.Transaction) -> Steps[list[Any]]:
+    ctx.need("transactions", "transaction() (all or nothing)")
+    overlay, results = Overlay(), []
+    conflicts: list[tuple[str, str, int | None, int]] = []
+    for sub in op.ops:
+        try:
+            results.append((yield from overlay.run(HANDLERS.table[type(sub)](ctx, sub))))
+        except VersionConflict as exc:
+            conflicts += exc.conflicts
+            results.append(None)
+    if conflicts:
+        raise VersionConflict(conflicts)
+    yield from overlay.flush()
+    return results
+
+
+def _feed(ctx: Context, op: ops.Request[Any]) -> Steps[Any]:
+    ctx.need("feed", "the change feed (watch, on_change, ack, the keyspace bridge)")
+    return (yield ("feed", (op,)))
+
+
+for _kind in [kind for kind, traits in ops.REGISTRY.items() if traits.feed]:
+    HANDLERS.on(_kind)(_feed)
+
+
+# -- running the handlers ------------------------------------------------------------------
+
+
+def _failed(describe: str, op: ops.Request[Any], exc: Exception, atomic: bool) -> StateError:
+    """An adapter's own exception as the engine's: a write that may have stored part of its
+    work (no all-or-nothing block around it) is `OutcomeUnknown`."""
+    detail = f"{describe}: {type(exc).__name__}: {brief(str(exc))}"
+    traits = ops.traits(op)
+    if traits.writes and not traits.resend and not atomic:
+        return OutcomeUnknown(f"{detail} (the write may have applied in part)")
+    return BackendUnavailable(detail)
+
+
+class AdapterBackend:
+    """A `StateAdapter` as the engine's synchronous backend."""
+
+    def __init__(self, adapter: StateAdapter, codec: Codec, describe: str) -> None:
+        self.adapter = adapter
+        self.capabilities = capabilities_of(adapter)
+        self.describe = describe
+        self._context = Context(self.capabilities, codec, self.describe)
+        self._all_or_nothing = "transactions" in self.capabilities
+
+    def execute(self, op: ops.Request[T]) -> T:
+        steps: Steps[T] = HANDLERS.table[type(op)](self._context, op)
+        try:
+            if ops.traits(op).writes and self.capabilities & ATOMIC:
+                with self.adapter.atomic():
+                    return self._drive(steps)
+            return self._drive(steps)
+        except StateError:
+            raise
+        except Exception as exc:
+            raise _failed(self.describe, op, exc, self._all_or_nothing) from exc
+
+    def _drive(self, steps: Steps[T]) -> T:
+        adapter = self.adapter
+        try:
+            method, args = next(steps)
+            while True:
+                method, args = steps.send(getattr(adapter, method)(*args))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.adapter.close()
+
+    def session(self) -> Any:
+        self._context.need("feed", "the change feed (watch, on_change, ack, the keyspace bridge)")
+        return self.adapter.session()
+
+
+class AsyncAdapterBackend:
+    """An `AsyncStateAdapter` as the engine's asyncio backend."""
+
+    def __init__(self, adapter: AsyncStateAdapter, codec: Codec, describe: str) -> None:
+        self.adapter = adapter
+        self.capabilities = capabilities_of(adapter)
+        self.describe = describe
+        self._context = Context(self.capabilities, codec, self.describe)
+        self._all_or_nothing = "transactions" in self.capabilities
+
+    async def execute(self, op: ops.Request[T]) -> T:
+        steps: Steps[T] = HANDLERS.table[type(op)](self._context, op)
+        try:
+            if ops.traits(op).writes and self.capabilities & ATOMIC:
+                async with self.adapter.atomic():
+                    return await self._drive(steps)
+            return await self._drive(steps)
+        except StateError:
+            raise
+        except Exception as exc:
+            raise _failed(self.describe, op, exc, self._all_or_nothing) from exc
+
+    async def _drive(self, steps: Steps[T]) -> T:
+        adapter = self.adapter
+        try:
+            method, args = next(steps)
+            while True:
+                method, args = steps.send(await getattr(adapter, method)(*args))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        await self.adapter.close()
+
+    def session(self) -> Any:
+        self._context.need("feed", "the change feed (watch, on_change, ack, the keyspace bridge)")
+        return self.adapter.session()
+
+
+class OnLoop:
+    """An `AsyncStateAdapter` under the synchronous `State`: its coroutines run on an event
+    loop of this backend's own, in a daemon thread, so that callers in any thread share the
+    adapter's connections (which belong to that loop)."""
+
+    def __init__(self, backend: AsyncAdapterBackend) -> None:
+        self._backend = backend
+        self.capabilities = backend.capabilities
+        self.describe = backend.describe
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"motia-state {self.describe}", daemon=True
+        )
+        self._thread.start()
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def execute(self, op: ops.Request[T]) -> T:
+        return self._call(self._backend.execute(op))
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        try:
+            self._call(self._backend.aclose())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def session(self) -> Any:
+        return self._backend.session()
