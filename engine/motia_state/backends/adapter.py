@@ -19,8 +19,8 @@ from collections.abc import Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from .. import ops, updates
-from ..adapters import CAPABILITIES, AsyncStateAdapter, GroupMeta, Record, StateAdapter
+from .. import capabilities, ops, updates
+from ..adapters import AsyncStateAdapter, GroupMeta, Record, StateAdapter
 from ..codecs import Codec
 from ..errors import (
     BackendUnavailable,
@@ -54,41 +54,31 @@ class Context:
     """What a handler knows besides its request: the adapter's capabilities, the State's
     codec (update ops apply in it) and the adapter's name for messages."""
 
-    capabilities: frozenset[str]
+    declared: frozenset[str]
     codec: Codec
     describe: str
 
     def need(self, capability: str, what: str) -> None:
-        if capability not in self.capabilities:
+        if capability not in self.declared:
             raise Unsupported(
-                f"{self.describe}: {what} needs the adapter capability {capability!r}, "
-                f"which it does not declare (it declares {sorted(self.capabilities)})"
+                f"{self.describe}: {what} needs the adapter capability {capability!r} "
+                f"({capabilities.COVERS[capability]}), which it does not declare "
+                f"(it declares {sorted(self.declared) or 'none'})"
             )
 
     @property
     def ttl(self) -> bool:
-        return "ttl" in self.capabilities
+        return "ttl" in self.declared
 
     @property
     def versions(self) -> bool:
-        return "versions" in self.capabilities
+        return "versions" in self.declared
 
 
 def capabilities_of(adapter: StateAdapter | AsyncStateAdapter) -> frozenset[str]:
     """The adapter's declared capabilities, checked against what it implements: a promise the
     adapter cannot keep is refused when it is opened, not discovered at the first write."""
-    declared = adapter.capabilities
-    if not isinstance(declared, (set, frozenset)) or not all(isinstance(c, str) for c in declared):
-        raise InvalidInput(
-            f"{type(adapter).__name__}.capabilities must be a frozenset of names from "
-            f"{sorted(CAPABILITIES)}, not {brief(declared)}"
-        )
-    unknown = sorted(set(declared) - CAPABILITIES)
-    if unknown:
-        raise InvalidInput(
-            f"{type(adapter).__name__} declares unknown capabilities {unknown}; "
-            f"known: {sorted(CAPABILITIES)}"
-        )
+    declared = capabilities.check(adapter.capabilities)
     base = AsyncStateAdapter if isinstance(adapter, AsyncStateAdapter) else StateAdapter
     for capability in sorted(declared):
         for method in NEEDS[capability]:
@@ -97,7 +87,7 @@ def capabilities_of(adapter: StateAdapter | AsyncStateAdapter) -> frozenset[str]
                     f"{type(adapter).__name__} declares {capability!r} but does not implement "
                     f"{method}()"
                 )
-    return frozenset(declared)
+    return declared
 
 
 # -- what every handler shares ------------------------------------------------------
