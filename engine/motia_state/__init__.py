@@ -55,9 +55,9 @@ from .updates import Op
 __all__ = [
     "AsyncGroupView",
     "AsyncState",
+    "AsyncStateAdapter",
     "AsyncTypedGroupView",
     "AsyncTypedWatch",
-    "AsyncStateAdapter",
     "BackendUnavailable",
     "Bridge",
     "CacheStats",

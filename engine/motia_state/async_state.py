@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from . import connect, ops, validate
 from .backends.base import AsyncBackend
@@ -22,9 +22,11 @@ from .layout import KeyLayout
 from .ops import GroupStats
 from .subscriptions import AsyncSubscription
 from .sweeper import sweep_forever
+from .typed import AsyncTypedGroupView
 from .watch import AsyncWatch, Reader
 
 R = TypeVar("R")
+M = TypeVar("M")
 
 
 class AsyncState(Facade[AsyncWatch], Async):
@@ -103,8 +105,16 @@ class AsyncState(Facade[AsyncWatch], Async):
         loop = asyncio.get_running_loop()
         self._sweeper = loop.create_task(sweep_forever(self.cleanup, interval))
 
-    def group(self, name: str) -> AsyncGroupView:
-        return AsyncGroupView(self, validate.group(name))
+    @overload
+    def group(self, name: str) -> AsyncGroupView: ...
+    @overload
+    def group(self, name: str, *, model: type[M]) -> AsyncTypedGroupView[M]: ...
+    def group(
+        self, name: str, *, model: type[M] | None = None
+    ) -> AsyncGroupView | AsyncTypedGroupView[M]:
+        """`State.group`: with ``model``, an `AsyncTypedGroupView`."""
+        view = AsyncGroupView(self, validate.group(name))
+        return view if model is None else AsyncTypedGroupView(view, model)
 
     async def iter_items(
         self, group: str, batch: int = DEFAULT_SCAN_BATCH

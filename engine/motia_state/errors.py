@@ -150,3 +150,75 @@ class NotReplicated(StateError):
             f"written on the master, but only {acknowledged} of {needed} replica(s) confirmed "
             f"it within {timeout:g} s; it may be lost if the master fails now"
         )
+
+
+MODEL_PROBLEMS_SHOWN = 3
+
+
+def _model_problems(problems: Sequence[tuple[str, str]], count: int) -> str:
+    shown = "; ".join(
+        f"{path or '(the value itself)'}: {what}" for path, what in problems[:MODEL_PROBLEMS_SHOWN]
+    )
+    more = count - min(len(problems), MODEL_PROBLEMS_SHOWN)
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+class ModelValidationError(InvalidInput):
+    """A value given to a typed group view (``state.group(name, model=M)``) is not a valid
+    ``M``, or an update would leave one that is not; nothing was written.
+
+    ``problems``: (field path, what is wrong) pairs, the path dotted from the top of the value
+    (``items.0.qty``; '' for the value itself); ``count``: how many pydantic found (the list
+    keeps the first few). The message names paths and error types, never the value, which may
+    be huge or private.
+    """
+
+    def __init__(
+        self,
+        where: str,
+        model: str,
+        problems: Sequence[tuple[str, str]],
+        count: int | None = None,
+    ) -> None:
+        self.model = model
+        self.problems = list(problems)
+        self.count = len(self.problems) if count is None else count
+        self._args = (where, model, self.problems, self.count)
+        super().__init__(
+            f"{where}: not a valid {model}: {_model_problems(self.problems, self.count)}"
+        )
+
+    @property
+    def paths(self) -> list[str]:
+        return [path for path, _ in self.problems]
+
+
+class ModelDecodeError(DecodeError):
+    """A value read through a typed group view does not fit its model: written through the
+    untyped API, by another tool, or under an older model. ``group`` and ``key`` name the item,
+    ``problems``, ``count`` and ``paths`` are `ModelValidationError`'s; ``what`` says which
+    value (the stored one, or a change record's)."""
+
+    def __init__(
+        self,
+        group: str,
+        key: str,
+        model: str,
+        problems: Sequence[tuple[str, str]],
+        count: int | None = None,
+        what: str = "stored value",
+    ) -> None:
+        self.group = group
+        self.key = key
+        self.model = model
+        self.problems = list(problems)
+        self.count = len(self.problems) if count is None else count
+        self._args = (group, key, model, self.problems, self.count, what)
+        super().__init__(
+            f"{brief(group)}/{brief(key)}: {what} does not fit {model}: "
+            f"{_model_problems(self.problems, self.count)}"
+        )
+
+    @property
+    def paths(self) -> list[str]:
+        return [path for path, _ in self.problems]

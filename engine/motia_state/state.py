@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from . import connect, ops, validate
 from .backends.base import Backend
@@ -21,9 +21,11 @@ from .layout import KeyLayout
 from .ops import GroupStats
 from .subscriptions import Subscription
 from .sweeper import Sweeper
+from .typed import TypedGroupView
 from .watch import Reader, Watch
 
 R = TypeVar("R")
+M = TypeVar("M")
 
 
 class State(Facade[Watch], Sync):
@@ -103,9 +105,16 @@ class State(Facade[Watch], Sync):
                 self._sweeper = Sweeper(self.cleanup, interval)
                 self._sweeper.start()
 
-    def group(self, name: str) -> GroupView:
-        """A view bound to one group: the same methods without the group argument."""
-        return GroupView(self, validate.group(name))
+    @overload
+    def group(self, name: str) -> GroupView: ...
+    @overload
+    def group(self, name: str, *, model: type[M]) -> TypedGroupView[M]: ...
+    def group(self, name: str, *, model: type[M] | None = None) -> GroupView | TypedGroupView[M]:
+        """A view bound to one group: the same methods without the group argument. With
+        ``model`` (a pydantic model, a dataclass or a TypedDict; needs the ``typed`` extra),
+        a `TypedGroupView` whose values are that model."""
+        view = GroupView(self, validate.group(name))
+        return view if model is None else TypedGroupView(view, model)
 
     def iter_items(self, group: str, batch: int = DEFAULT_SCAN_BATCH) -> Iterator[tuple[str, Any]]:
         """Stream a group too large for one reply, ``batch`` items per round trip.
