@@ -3,9 +3,11 @@
 A durable embedded store for where the embedded Valkey is not installed: ``sqlite://``
 alone is ``.motia/motia.state.db``; ``sqlite:///abs/path.db`` and ``sqlite://rel/path.db``
 name another file, ``sqlite://:memory:`` a private store in this process. Query options:
-``timeout`` (seconds a write waits for another process's, default 10) and ``synchronous``
+``timeout`` (seconds a write waits for another process's, default 10), ``synchronous``
 (``full``, the default: a write is on disk when it returns; ``normal``: WAL's faster mode,
-where a power cut may lose the last writes but never corrupts the file).
+where a power cut may lose the last writes but never corrupts the file) and ``mode``
+(``rw``, the default, creates the file; ``ro`` opens an existing one read-only: to
+inspect a live store without any chance of writing to it).
 
 It is an ordinary `StateAdapter` (the engine keeps every rule; see ``adapters``) with every
 capability but the feed: each write of the engine is one ``BEGIN IMMEDIATE`` transaction,
@@ -22,9 +24,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, quote, unquote
 
 from ..adapters import GroupMeta, Record, StateAdapter
 from ..errors import BackendUnavailable, InvalidInput, PermissionDenied, ServerBusy, brief
@@ -42,11 +45,19 @@ CREATE TABLE IF NOT EXISTS groups (
     grp TEXT PRIMARY KEY, floor INTEGER NOT NULL, expires_at INTEGER
 ) WITHOUT ROWID;
 """
-OPTIONS = frozenset({"timeout", "synchronous"})
+OPTIONS = frozenset({"timeout", "synchronous", "mode"})
 
 
-def parse(url: str) -> tuple[str, float, str]:
-    """(path, busy timeout in seconds, synchronous mode) of a sqlite:// URL."""
+@dataclass(frozen=True)
+class Settings:
+    path: str
+    timeout: float = 10.0  # seconds a write waits for another's lock
+    synchronous: str = "full"
+    read_only: bool = False
+
+
+def parse(url: str) -> Settings:
+    """The settings a sqlite:// URL names."""
     rest = url.split("://", 1)[1]
     path, _, query = rest.partition("?")
     options = parse_qs(query, keep_blank_values=True, strict_parsing=False)
@@ -65,38 +76,52 @@ def parse(url: str) -> tuple[str, float, str]:
     synchronous = options.get("synchronous", ["full"])[0].lower()
     if synchronous not in ("full", "normal"):
         raise InvalidInput(f"sqlite:// synchronous is full or normal, not {brief(synchronous)}")
+    mode = options.get("mode", ["rw"])[0].lower()
+    if mode not in ("rw", "ro"):
+        raise InvalidInput(f"sqlite:// mode is rw or ro, not {brief(mode)}")
     path = unquote(path)
     if "\x00" in path:
         raise InvalidInput("a sqlite:// path cannot hold a NUL character")
-    return path or DEFAULT_PATH, timeout, synchronous
+    return Settings(path or DEFAULT_PATH, timeout, synchronous, mode == "ro")
 
 
 class SqliteAdapter(StateAdapter):
     capabilities = frozenset({"versions", "transactions", "ttl"})
 
-    def __init__(self, path: str, *, timeout: float = 10.0, synchronous: str = "full") -> None:
-        self.path = path
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.path
         self._lock = threading.RLock()  # one connection, shared by the State's threads
-        self._connection = self._open(timeout, synchronous)
+        self._connection = self._open(settings)
 
-    def _open(self, timeout: float, synchronous: str) -> sqlite3.Connection:
+    def _open(self, settings: Settings) -> sqlite3.Connection:
         with self._errors("open"):
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                # created 0600 before SQLite opens it, whatever the umask allows
-                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            if settings.read_only:  # a URI, so that SQLite itself refuses every write
+                target, uri = f"file:{quote(self.path)}?mode=ro", True
+            else:
+                target, uri = self.path, False
+                if self.path != ":memory:":
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                    # created 0600 before SQLite opens it, whatever the umask allows
+                    os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             connection = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+                target,
+                timeout=settings.timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=uri,
             )
             try:
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute(f"PRAGMA synchronous={synchronous.upper()}")
+                if not settings.read_only:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute(f"PRAGMA synchronous={settings.synchronous.upper()}")
                 (found,) = connection.execute("PRAGMA user_version").fetchone()
                 if found > SCHEMA_VERSION:
                     raise BackendUnavailable(
                         f"{self.path}: written by a newer motia-state (schema {found}; "
                         f"this one reads {SCHEMA_VERSION})"
                     )
+                if found < SCHEMA_VERSION and settings.read_only:
+                    raise BackendUnavailable(f"{self.path}: not a motia-state database")
                 if found < SCHEMA_VERSION:
                     connection.execute("BEGIN IMMEDIATE")
                     connection.executescript(SCHEMA)  # commits
@@ -206,5 +231,4 @@ class SqliteAdapter(StateAdapter):
 
 
 def open_sqlite(url: str) -> SqliteAdapter:
-    path, timeout, synchronous = parse(url)
-    return SqliteAdapter(path, timeout=timeout, synchronous=synchronous)
+    return SqliteAdapter(parse(url))
