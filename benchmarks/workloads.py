@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import re
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -573,6 +574,9 @@ def other_keys(b: Bench, n: int) -> Iterator[None]:
 
 
 def default_install(b: Bench) -> None:
+    """The stores that need no server of their own: file://, sqlite:// (as shipped, fsync on
+    every commit, and in WAL's normal mode), embedded://; and the machine's limit for
+    sqlite://, plain sqlite3 doing the same statement per call in its own transaction."""
     s = b.sizes
     params = {"items": s.small_group, "value_bytes": s.value_small, "ops_per_round": s.file_ops}
     values = values_for(s.small_group, s.value_small)
@@ -580,11 +584,15 @@ def default_install(b: Bench) -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         b.state(f"file://{tmp}/motia.state.json") as file,
+        b.state(f"sqlite://{tmp}/full.db") as lite,
+        b.state(f"sqlite://{tmp}/normal.db?synchronous=normal") as lite_normal,
         b.state(f"embedded://{tmp}/e") as emb,
+        _raw_sqlite(f"{tmp}/raw.db", values) as (raw_set, raw_get),
     ):
         sets: dict[str, Round] = {}
         gets: dict[str, Round] = {}
-        for name, state in (("file", file), ("embedded", emb)):
+        stores = {"file": file, "sqlite": lite, "sqlite (normal)": lite_normal, "embedded": emb}
+        for name, state in stores.items():
             state.set_many("g", values)
 
             def do_set(lat: Latencies, state: State = state) -> int:
@@ -598,16 +606,57 @@ def default_install(b: Bench) -> None:
                 return len(keys)
 
             sets[name], gets[name] = do_set, do_get
-        # file:// has no server; embedded:// its own, on a unix socket (joined, then let go)
+
+        def sqlite3_set(lat: Latencies) -> int:
+            for k in keys:
+                timed(lambda k=k: raw_set(k), lat)
+            return len(keys)
+
+        def sqlite3_get(lat: Latencies) -> int:
+            for k in keys:
+                timed(lambda k=k: raw_get(k), lat)
+            return len(keys)
+
+        sets["sqlite3 (raw)"], gets["sqlite3 (raw)"] = sqlite3_set, sqlite3_get
+        # file:// and sqlite:// have no server; embedded:// its own, on a unix socket
         data_dir = f"{tmp}/e"
         private = redis.Redis(unix_socket_path=embedded.acquire(data_dir))
-        on: dict[str, Sequence[redis.Redis]] = {"file": [], "embedded": [private]}
+        on: dict[str, Sequence[redis.Redis]] = {name: [] for name in sets}
+        on["embedded"] = [private]
         try:
             b.compare("default install: set", params, sets, servers=on)
             b.compare("default install: get", params, gets, servers=on)
         finally:
             private.close()
             embedded.release(data_dir)
+
+
+@contextmanager
+def _raw_sqlite(
+    path: str, values: dict[str, Any]
+) -> Iterator[tuple[Callable[[str], None], Callable[[str], Any]]]:
+    """sqlite3 itself, as sqlite:// sets it up (WAL, synchronous=FULL), one statement per
+    call in a transaction of its own: what a write through the engine cannot beat."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE items (key TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID")
+    encoded = {k: dumps(v).encode() for k, v in values.items()}
+    db.executemany("INSERT INTO items VALUES (?, ?)", encoded.items())
+
+    def set_one(key: str) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT OR REPLACE INTO items VALUES (?, ?)", (key, encoded[key]))
+        db.execute("COMMIT")
+
+    def get_one(key: str) -> Any:
+        (data,) = db.execute("SELECT data FROM items WHERE key = ?", (key,)).fetchone()
+        return json.loads(data)
+
+    try:
+        yield set_one, get_one
+    finally:
+        db.close()
 
 
 # -- memory per item ------------------------------------------------------------------
