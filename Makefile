@@ -33,8 +33,8 @@ demo: $(DEMO_STAMP)
 	$(BIN)/motia-state demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine tests benchmarks
-	$(BIN)/ruff format --check engine tests benchmarks
+	$(BIN)/ruff check engine tests benchmarks examples
+	$(BIN)/ruff format --check engine tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
