@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from . import connect, ops, validate
+from . import config, connect, ops, validate
 from .backends.base import AsyncBackend
 from .backends.redis.tracking import AsyncNearBackend
 from .bridge import Bridge
@@ -47,6 +48,17 @@ class AsyncState(Facade[AsyncWatch], Async):
         state = cls(*connect.open_async(url, options))
         state._source = (url, options)
         return state
+
+    @classmethod
+    def from_config(
+        cls, path: str | os.PathLike[str] | None = None, **overrides: Any
+    ) -> AsyncState:
+        """`from_url` as the ``state:`` section of a YAML file says (Motia's config.yml:
+        ``adapter``, ``host``, ``port``, ``password``, ``ttl``, any `from_url` option, and
+        ``${VAR}`` from the environment; see `config`). ``path``: else the file named by
+        MOTIA_STATE_CONFIG, else ./config.yml. Keyword arguments win over the file's keys."""
+        found = config.load(path, overrides)
+        return cls.from_url(found.url, **found.options)
 
     async def track(self) -> Bridge:
         """`State.track`: the bridge runs in a thread with connections of its own."""

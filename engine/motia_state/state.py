@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from . import connect, ops, validate
+from . import config, connect, ops, validate
 from .backends.base import Backend
 from .backends.redis.tracking import NearBackend
 from .bridge import Bridge
@@ -48,6 +49,15 @@ class State(Facade[Watch], Sync):
     @classmethod
     def from_url(cls, url: str | None = None, **options: Any) -> State:
         return cls(*connect.open_sync(url, options))
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> State:
+        """`from_url` as the ``state:`` section of a YAML file says (Motia's config.yml:
+        ``adapter``, ``host``, ``port``, ``password``, ``ttl``, any `from_url` option, and
+        ``${VAR}`` from the environment; see `config`). ``path``: else the file named by
+        MOTIA_STATE_CONFIG, else ./config.yml. Keyword arguments win over the file's keys."""
+        found = config.load(path, overrides)
+        return cls.from_url(found.url, **found.options)
 
     def track(self) -> Bridge:
         """Start the keyspace bridge in this process (a daemon thread; ``stop()`` ends it):
