@@ -272,6 +272,13 @@ def test_keys_map_to_urls(tmp_path: Path, text: str, url: str) -> None:
     assert config.load(write(tmp_path, f"state:\n  {text}\n")).url == url
 
 
+def test_anchors_and_merge_keys(tmp_path: Path) -> None:
+    """A key the section sets wins over one merged from an anchor (YAML's rule), and is not
+    taken for a key given twice."""
+    text = "base: &base\n  host: h\n  port: 7000\nstate:\n  <<: *base\n  port: 7001\n"
+    assert config.load(write(tmp_path, text)).url == "redis://h:7001"
+
+
 def test_a_registered_adapter_gets_its_scheme(tmp_path: Path) -> None:
     from motia_state import adapters
 
@@ -671,6 +678,31 @@ def test_cli_config_option(tmp_path: Path, redis_at: tuple[str, int, str], prefi
     # a command's --prefix wins over the file's
     result = runner.invoke(main, ["--config", str(path), "get", "g", "k", "--prefix", "none:"])
     assert result.exit_code == 1, result.output
+
+
+def test_cli_opens_the_files_options_without_a_cache_or_sweeper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command is one call: the file's near cache and background sweeps are not started
+    for it (the real `from_url` still runs; it is only watched)."""
+    name = memory_name()
+    write(tmp_path, f"state:\n  adapter: memory\n  name: {name}\n  ttl: 9\n  cache: 100\n")
+    opened: list[tuple[str | None, dict[str, Any]]] = []
+    real = State.from_url.__func__  # type: ignore[attr-defined]
+
+    def watched(cls: type[State], url: str | None = None, **options: Any) -> State:
+        opened.append((url, options))
+        return real(cls, url, **options)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(State, "from_url", classmethod(watched))
+    path = str(tmp_path / "config.yml")
+    result = CliRunner().invoke(main, ["--config", path, "set", "g", "k", "1"])
+    assert result.exit_code == 0, result.output
+    assert opened == [(f"memory://{name}", {"ttl": 9, "cache": None, "cleanup_interval": None})]
+    monkeypatch.chdir(tmp_path)  # found as ./config.yml: the file's options come from there
+    result = CliRunner().invoke(main, ["ttl", "g", "k", "--codec", "json"])
+    assert result.exit_code == 0, result.output
+    assert opened[1] == (None, {"codec": "json", "cache": None, "cleanup_interval": None})
 
 
 def test_cli_config_errors_are_one_line(tmp_path: Path) -> None:

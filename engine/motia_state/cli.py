@@ -60,6 +60,9 @@ URL_HELP = (
     "else the file)."
 )
 PREFIX_HELP = f"Key prefix (default: the config file's, else {DEFAULT_PREFIX})."
+# A command opens the state for one call or one stream: no background sweeps, no near cache
+# (whatever a config file says; `resolved` passes these Nones on).
+ONE_SHOT: dict[str, Any] = {"cleanup_interval": None, "cache": None}
 # Negative numbers are values (`expire g k -1`, `increment g k -5`), not unknown options.
 NUMBERS = {"ignore_unknown_options": True}
 
@@ -137,7 +140,7 @@ def resolved(url: str | None, **options: Any) -> tuple[str | None, dict[str, Any
     (None) are not passed, so the file's or the default apply. Without ``--config``, a
     None URL leaves the choice to `State.from_url` (MOTIA_STATE_URL, the config file it
     finds, the default backend)."""
-    options = {k: v for k, v in options.items() if v is not None or k == "cleanup_interval"}
+    options = {k: v for k, v in options.items() if v is not None or k in ONE_SHOT}
     path = click.get_current_context().find_root().params.get("config_path")
     if path is None:
         return url, options
@@ -242,7 +245,7 @@ def with_state(command: Callable[..., Any]) -> Callable[..., Any]:
         url: str | None, prefix: str | None, codec: str | None, as_json: bool, **kwargs: Any
     ) -> Any:
         out = Out(as_json)
-        url, options = resolved(url, prefix=prefix, codec=codec, cleanup_interval=None)
+        url, options = resolved(url, prefix=prefix, codec=codec, **ONE_SHOT)
         with State.from_url(url, **options) as state:
             return command(state, out, **kwargs)
 
@@ -660,7 +663,7 @@ def track(url: str | None, prefix: str | None, quiet: bool) -> None:
             stamp = time.strftime("%H:%M:%S")
             click.echo(f"{stamp} external {event} " + (repr(group) if group else "(gap)"))
 
-    url, options = resolved(url, prefix=prefix)
+    url, options = resolved(url, prefix=prefix, cache=None)
     bridge = Bridge.from_url(url, on_record=echo, **options)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -764,9 +767,7 @@ def migrate(
         report=report,
     )
     try:
-        url, options = resolved(
-            target_url or url, prefix=to_prefix, codec=to_codec, cleanup_interval=None
-        )
+        url, options = resolved(target_url or url, prefix=to_prefix, codec=to_codec, **ONE_SHOT)
         with State.from_url(url, **options) as target:
             show = not as_json and sys.stderr.isatty()
             with Progress(
