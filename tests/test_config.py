@@ -646,6 +646,15 @@ def test_dot_config_yml_folder_is_ignored_but_broken_yaml_is_not(
         State.from_url()
 
 
+@pytest.mark.parametrize("url", ["''", "${CFG_UNSET_URL:-}"])
+def test_an_empty_url_is_no_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """Empty is unset, as for every key: the default backend with the file's options (and
+    not the empty URL, which would look for the config file again, and again)."""
+    write(tmp_path, f"state:\n  url: {url}\n  adapter: ''\n  ttl: 5\n")
+    monkeypatch.chdir(tmp_path)
+    assert connect.default_target() == (connect.builtin_url()[0], {"ttl": 5})
+
+
 def test_no_config_file_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InvalidInput, match="no config file: MOTIA_STATE_CONFIG is not set"):

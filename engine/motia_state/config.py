@@ -59,8 +59,9 @@ CUSTOM = frozenset({"host", "port", "username", "password", "db", "path"})
 ADDRESS_KEYS = frozenset({"adapter"}).union(CUSTOM, *ADAPTERS.values())
 # A relative path in the file is relative to the file's folder, as in docker compose.
 FILE_PATHS = frozenset({"unix", "embedded", "file", "sqlite"})
-TEXT_KEYS = frozenset({"url", "adapter", "host", "username", "password", "service", "path"})
-TEXT_KEYS |= {"name", "nodes"}
+TEXT_KEYS = frozenset(
+    {"url", "adapter", "host", "username", "password", "service", "path", "name", "nodes"}
+)
 
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 _HOST = re.compile(r"[\w.-]+")
@@ -153,7 +154,9 @@ class _Section:
         return path
 
 
-def load(path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] = {}) -> Config:
+def load(
+    path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Config:
     """The ``state:`` section of ``path`` (else of the file named by MOTIA_STATE_CONFIG,
     else of ./config.yml), with ``overrides`` winning over the file's keys."""
     if path is None:
@@ -171,7 +174,7 @@ def load(path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any
         raise InvalidInput(f"a config path is a str or a path, not {type(path).__name__}")
     section = _read(str(path), label, required=True)
     assert section is not None
-    return _build(section, overrides)
+    return _build(section, overrides or {})
 
 
 def discover() -> Config | None:
@@ -358,7 +361,7 @@ def _build(section: _Section, overrides: Mapping[str, Any]) -> Config:
     address = {k for k in overrides if k in ADDRESS_KEYS}
     if "url" in overrides:  # a URL given over the file replaces the file's whole address
         values = {k: v for k, v in values.items() if k not in ADDRESS_KEYS}
-    elif address and values.get("url") is not None:
+    elif address and values.get("url") not in (None, ""):
         section.fail(
             "url",
             f"the file gives a url, which {sorted(address)} cannot change: give url= instead",
@@ -398,13 +401,11 @@ def _build(section: _Section, overrides: Mapping[str, Any]) -> Config:
 def _url(section: _Section) -> str | None:
     """The URL the section's address keys name, or None when it names none (the default
     backend)."""
-    given = {k for k in ADDRESS_KEYS if section.get(k) is not None}
-    url = section.get("url")
+    given = {k for k in ADDRESS_KEYS if section.get(k) not in (None, "")}  # '': unset
+    url = section.text("url")  # '' too: never the empty URL, which is the default's
     if url is not None:
         if given:
             section.fail("url", f"give the address as url or as {sorted(given)}, not both")
-        if not isinstance(url, str):
-            section.fail("url", f"expected text, got {type(url).__name__}")
         try:
             connect.check(url, {})
         except InvalidInput as exc:
