@@ -69,7 +69,7 @@ INSTALL = "pip install 'motia-state[typed]'"
 ATTEMPTS = 100  # reads and conditional writes a typed update tries before its VersionConflict
 PROBLEMS_KEPT = 20  # of pydantic's errors, kept in an exception's ``problems``
 SEGMENT_CHARS = 64  # a field path segment may be a key of stored data: cut long ones
-MESSAGE_CHARS = 160  # pydantic's messages, cut (a few quote a piece of the input)
+MESSAGE_CHARS = 120  # pydantic's messages, cut (a few quote a piece of the input)
 
 
 class TypedItem(Item, Generic[M]):
@@ -109,7 +109,7 @@ def _problems(errors: Sequence[Any], skip: int = 0) -> tuple[list[tuple[str, str
     """pydantic's errors as (field path, what is wrong): locations and error types, without
     the input; ``skip`` leading location segments (a batch's index)."""
     problems = [
-        (_path(e["loc"][skip:]), _cut(f"{e['msg']} [{e['type']}]", MESSAGE_CHARS))
+        (_path(e["loc"][skip:]), f"{_cut(e['msg'], MESSAGE_CHARS)} [{e['type']}]")
         for e in errors[:PROBLEMS_KEPT]
     ]
     return problems, len(errors)
@@ -145,7 +145,7 @@ class Model(Generic[M]):
         try:
             self.one: TypeAdapter[M] = pydantic.TypeAdapter(model)
             self.many: TypeAdapter[list[M]] = pydantic.TypeAdapter(types.GenericAlias(list, model))
-        except pydantic.errors.PydanticErrorMixin as exc:
+        except (pydantic.PydanticUserError, pydantic.PydanticUndefinedAnnotation) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InvalidInput(f"model {self.name}: pydantic cannot use it: {first}") from None
         # A dict validates into a model class even strictly: those take instances only.
@@ -173,7 +173,7 @@ class Model(Generic[M]):
             raise ModelValidationError(
                 _where(group, key), self.name, *_problems(_details(exc))
             ) from None
-        except self._unserializable as exc:
+        except (self._unserializable, UnicodeError) as exc:  # bytes that are not UTF-8
             what = f"cannot be serialized: {_cut(str(exc), MESSAGE_CHARS)}"
             raise ModelValidationError(_where(group, key), self.name, [("", what)]) from None
 
