@@ -8,10 +8,7 @@ Every contract test runs through `State` and through `AsyncState`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import faulthandler
-import inspect
 import multiprocessing
 import os
 import shutil
@@ -20,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +25,20 @@ import pytest
 import redis
 import redis.cluster
 
-from motia_state import AsyncGroupView, AsyncState, State
 from motia_state.backends import embedded
 from motia_state.layout import KeyLayout
 from motia_state.server import ServerProcess
-from motia_state.subscriptions import AsyncSubscription
-from motia_state.watch import AsyncWatch
 
 from .servers import Cluster, cluster, standalone
+
+# The contract suite is a plugin (loaded below, with pytest_plugins) whose exported tests this
+# run imports: marked before its first import, its asserts get pytest's explanations.
+pytest.register_assert_rewrite("motia_state.testing")
+
+from motia_state import testing  # noqa: E402
+from motia_state.testing import Blocking as Blocking  # noqa: E402
+from motia_state.testing import Opener as Opener  # noqa: E402
+from motia_state.testing import settle as settle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_CONF = ROOT / "docker" / "redis.conf"
@@ -45,6 +48,10 @@ CLUSTER_CONF = ROOT / "docker" / "cluster.conf"
 SENTINEL_CONF = ROOT / "docker" / "sentinel.conf"
 # Debian's redis-server where installed, else the embedded extra's valkey-server.
 TEST_BINARY = shutil.which("redis-server") or embedded.valkey_binary()
+
+# The contract suite's fixtures (open_state, state) and its capability skips; `target` below
+# overrides the plugin's, so the exported tests run on every backend here.
+pytest_plugins = ["motia_state.testing"]
 
 BACKENDS = ["memory", "file", "embedded", "redis", "cluster"]
 REDIS_BACKENDS = {"embedded", "redis", "cluster"}
@@ -204,13 +211,12 @@ def _purge(url: str, prefix: str) -> None:
                 r.unlink(key)
 
 
-class Target:
+class Target(testing.Target):
     """One backend for one test: its URL and the options that isolate the test."""
 
     def __init__(self, name: str, url: str, options: dict[str, Any], raw_url: str | None) -> None:
+        super().__init__(url, options)
         self.name = name
-        self.url = url
-        self.options = options
         self.raw_url = raw_url  # a plain redis-py URL to inspect the server, for Redis backends
 
     @property
@@ -246,141 +252,3 @@ def target(request: pytest.FixtureRequest, servers: Servers, tmp_path: Path) -> 
         url, _ = servers.redis()
         yield Target(name, url, {"prefix": prefix}, url)
         _purge(url, prefix)
-
-
-class Blocking:
-    """Drives an `AsyncState` (or a view of one) from synchronous test code.
-
-    Every coroutine is run to completion on one private event loop, async
-    iterators are drained item by item, so a contract test written once runs
-    unchanged against the async API.
-    """
-
-    def __init__(self, target: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self._target = target
-        self._loop = loop
-
-    def __repr__(self) -> str:
-        return f"Blocking({self._target!r})"
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._target, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = attr(*args, **kwargs)
-            if inspect.iscoroutine(result):
-                result = self._loop.run_until_complete(result)
-                if isinstance(result, AsyncSubscription):
-                    return BlockingSubscription(result, self._loop)
-                return result
-            if isinstance(result, AsyncWatch):
-                return BlockingWatch(self._loop.run_until_complete(result._start()), self._loop)
-            if isinstance(result, AsyncIterator):
-                return self._drain(result)
-            if isinstance(result, AsyncGroupView):
-                return Blocking(result, self._loop)
-            if hasattr(result, "__aenter__"):
-                return self._context(result)
-            return result
-
-        return call
-
-    @contextlib.contextmanager
-    def _context(self, manager: Any) -> Iterator[Any]:
-        value = self._loop.run_until_complete(manager.__aenter__())
-        try:
-            yield value
-        except BaseException as exc:
-            if not self._loop.run_until_complete(manager.__aexit__(type(exc), exc, None)):
-                raise
-        else:
-            self._loop.run_until_complete(manager.__aexit__(None, None, None))
-
-    def _drain(self, iterator: AsyncIterator[Any]) -> Iterator[Any]:
-        while True:
-            try:
-                yield self._loop.run_until_complete(iterator.__anext__())
-            except StopAsyncIteration:
-                return
-
-    def close(self) -> None:
-        self._loop.run_until_complete(self._target.aclose())
-
-    def pause(self, seconds: float) -> None:
-        """Sleep with the event loop running, so background tasks (the sweeper) get to run."""
-        self._loop.run_until_complete(asyncio.sleep(seconds))
-
-
-class BlockingWatch:
-    """`AsyncWatch` driven from synchronous code, like `motia_state.watch.Watch`."""
-
-    def __init__(self, watch: AsyncWatch, loop: asyncio.AbstractEventLoop) -> None:
-        self._watch = watch
-        self._loop = loop
-
-    def __iter__(self) -> BlockingWatch:
-        return self
-
-    def __next__(self) -> Any:
-        return self._loop.run_until_complete(self._watch.__anext__())
-
-    def close(self) -> None:
-        self._loop.run_until_complete(self._watch.aclose())
-
-    def __enter__(self) -> BlockingWatch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class BlockingSubscription:
-    """An `AsyncState.on_change` subscription, stopped like a `Subscription` thread."""
-
-    def __init__(self, subscription: AsyncSubscription, loop: asyncio.AbstractEventLoop) -> None:
-        self._subscription = subscription
-        self._loop = loop
-
-    def stop(self) -> None:
-        self._loop.run_until_complete(self._subscription.stop())
-
-
-def settle(state: Any, seconds: float) -> None:
-    """Let time pass; for an async state, with its event loop running its tasks."""
-    if isinstance(state, Blocking):
-        state.pause(seconds)
-    else:
-        time.sleep(seconds)
-
-
-Opener = Callable[..., Any]
-
-
-@pytest.fixture(params=["sync", "async"])
-def open_state(request: pytest.FixtureRequest, target: Target) -> Iterator[Opener]:
-    """``open_state(**options)``: a State, or an AsyncState behind `Blocking`, on ``target``."""
-    opened: list[Any] = []
-    loop = asyncio.new_event_loop() if request.param == "async" else None
-
-    def opener(**options: Any) -> Any:
-        merged = {**target.options, **options}
-        state: Any
-        if loop is None:
-            state = State.from_url(target.url, **merged)
-        else:
-            state = Blocking(AsyncState.from_url(target.url, **merged), loop)
-        opened.append(state)
-        return state
-
-    yield opener
-    for state in opened:
-        state.close()
-    if loop is not None:
-        loop.close()
-
-
-@pytest.fixture
-def state(open_state: Opener) -> Any:
-    return open_state()
