@@ -53,7 +53,7 @@ TEST_BINARY = shutil.which("redis-server") or embedded.valkey_binary()
 # overrides the plugin's, so the exported tests run on every backend here.
 pytest_plugins = ["motia_state.testing"]
 
-BACKENDS = ["memory", "file", "embedded", "redis", "cluster"]
+BACKENDS = ["memory", "file", "sqlite", "embedded", "redis", "cluster"]
 REDIS_BACKENDS = {"embedded", "redis", "cluster"}
 
 
@@ -239,6 +239,8 @@ def target(request: pytest.FixtureRequest, servers: Servers, tmp_path: Path) -> 
         yield Target(name, "memory://", {}, None)
     elif name == "file":
         yield Target(name, f"file://{tmp_path / 'motia.state.json'}", {}, None)
+    elif name == "sqlite":  # the built-in adapter: custom adapters' path through the engine
+        yield Target(name, f"sqlite://{tmp_path / 'motia.state.db'}", {}, None)
     elif name == "embedded":
         socket = servers.embedded_socket()
         data_dir = servers.embedded_dir()

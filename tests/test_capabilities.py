@@ -18,6 +18,7 @@ from .conftest import Target
 DECLARED = {
     "memory": IN_PROCESS,
     "file": IN_PROCESS,
+    "sqlite": IN_PROCESS,  # every capability but the feed, as memory:// and file://
     "embedded": EVERY,
     "redis": EVERY,
     "cluster": EVERY,
