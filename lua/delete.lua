@@ -1,27 +1,34 @@
 -- delete: remove one item if its version matches and return its value, record the change
 --   (include/item.lua).
--- uses: clock status common ttl item
+-- uses: clock status common ttl item group
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] change stream, KEYS[4] expiries,
---   KEYS[5] registry of groups with expiries (absent on Cluster).
+--   KEYS[5] group deadline, KEYS[6] registry of group deadlines, KEYS[7] registry of groups
+--   with expiries (KEYS[6..7] absent on Cluster: include/ttl.lua).
 -- ARGV[1] feed settings, ARGV[2] group name, ARGV[3] item key (the head: include/common.lua),
---   ARGV[4] expected version ('' = any).
+--   ARGV[4] expected version ('' = any), ARGV[5] group TTL in ms ('' = none: see
+--   include/group.lua).
 -- Returns {STATUS_OK, old_value} when deleted, {STATUS_OK} when there was nothing to delete,
 --   {STATUS_CONFLICT, current_version} on a version mismatch (include/status.lua).
 -- Keys touched: KEYS[1] (HGET, HEXISTS, HDEL, EXISTS), KEYS[2] (HGET, HSET, HDEL, PEXPIRE), KEYS[3] (XADD,
---   XTRIM), KEYS[4] (EXISTS, ZSCORE, ZREM), KEYS[5] (SREM); PUBLISH (markers).
-local has = redis.call('EXISTS', KEYS[4]) == 1  -- a read: before the checks is fine
-acl_group(KEYS, true, has)
+--   XTRIM), KEYS[4] (EXISTS, ZSCORE, ZREM), KEYS[7] (SREM); PUBLISH (markers); and for a group
+--   that expires whole, what include/group.lua touches.
+local has, gx = group_load(KEYS, tonumber(ARGV[5]))  -- reads: before the checks is fine
+acl_group(KEYS, true, has, gx)
 local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group, field, expected = ARGV[2], ARGV[3], ARGV[4]
-  local recorded, current, old = item_load(KEYS, group, field, feed, has and now_ms(), has,
-    'value')
+  local now = (has or gx) and now_ms()
+  if group_open(feed, KEYS, group, gx, now) then
+    has = false
+  end
+  local recorded, current, old = item_load(KEYS, group, field, feed, now, has, 'value')
   if expected ~= '' and tonumber(expected) ~= current then
+    group_close(KEYS, group, gx, now, false)
     return feed_close(feed, {STATUS_CONFLICT, current})
   end
-  if current == 0 then
-    return feed_close(feed, {STATUS_OK})
+  if current > 0 then
+    item_remove(feed, KEYS, group, field, current, recorded, has, old, 'delete')
   end
-  item_remove(feed, KEYS, group, field, current, recorded, has, old, 'delete')
-  return feed_close(feed, {STATUS_OK, old})
+  group_close(KEYS, group, gx, now, true)
+  return feed_close(feed, current > 0 and {STATUS_OK, old} or {STATUS_OK})
 end)

@@ -1,10 +1,12 @@
 -- transaction: apply a list of set/delete/update ops across keys and groups, all or nothing.
--- uses: clock status common ttl item numbers $codec update
--- KEYS: four per group, in group order: data hash, versions hash, change stream (on a
---   standalone server every group names the same stream), expiries; then, except on Cluster,
---   the registry of groups with expiries.
+-- uses: clock status common ttl item group numbers $codec update
+-- KEYS: five per group, in group order: data hash, versions hash, change stream (on a
+--   standalone server every group names the same stream), expiries, group deadline; then,
+--   except on Cluster, the registry of group deadlines and the registry of groups with
+--   expiries (include/ttl.lua).
 -- ARGV[1] feed settings, ARGV[2] '', ARGV[3] '' (the head: include/common.lua; each op names
---   its group and key), ARGV[4] max encoded bytes of a value, ARGV[5] op count, then per op:
+--   its group and key), ARGV[4] max encoded bytes of a value, ARGV[5] op count, then per group,
+--   in group order, its group TTL in ms ('' = none: include/group.lua), then per op:
 --   kind ('set', 'delete', 'update'), group number (1-based), group name, item key, expected
 --   version ('' = any, '0' = must be absent), expiry instruction (see include/ttl.lua), then
 --   set: the encoded value; delete: nothing; update: what a missing item starts as, the change
@@ -17,20 +19,29 @@
 --   current_version, op, ...}} for every failed condition; {STATUS_REFUSED, code, op, sub_op}
 --   when an update op cannot apply (include/status.lua).
 -- An item that has expired is purged when first touched (with its 'expire' record) and is
---   absent to the ops.
+--   absent to the ops; a group that has expired as a whole is recorded first (its
+--   'expire_group' record) and is empty to them. A group TTL slides its group's deadline only
+--   when the transaction applies.
 -- Keys touched: every KEYS entry: data hashes (HGET, HSET, HDEL, EXISTS), versions hashes
 --   (HGET, HSET, HDEL, PERSIST, PEXPIRE), change streams (XADD, XTRIM), expiries (EXISTS,
---   ZSCORE, ZADD, ZREM), registry (SADD, SREM); PUBLISH (markers).
-local registry = (#KEYS % 4 == 1) and KEYS[#KEYS] or nil
+--   ZSCORE, ZADD, ZREM), group deadlines and their registry, registry (SADD, SREM); PUBLISH
+--   (markers); and for a group that expires whole, what include/group.lua touches.
+local standalone = #KEYS % 5 == 2
+local deadlines, registry = standalone and KEYS[#KEYS - 1], standalone and KEYS[#KEYS]
 local group_keys = {}  -- group number -> its KEYS table, as include/ttl.lua describes it
-for base = 0, #KEYS - 4, 4 do
-  local k = {KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], registry}
-  acl_group(k, true, true)
-  group_keys[#group_keys + 1] = k
+local grouped = {}     -- group number -> its expiry as a whole (include/group.lua)
+for base = 0, #KEYS - 5, 5 do
+  local g = #group_keys + 1
+  local k = {KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5],
+    deadlines or nil, registry or nil}
+  local _, gx = group_load(k, tonumber(ARGV[5 + g]))
+  acl_group(k, true, true, gx)
+  group_keys[g], grouped[g] = k, gx
 end
 local feed, max_bytes = feed_open(ARGV[1]), tonumber(ARGV[4])
 return feed_guard(feed, function()
   local now = now_ms()
+  local names = {}  -- group number -> its name, from the first op that touches it
   local items = {}   -- id -> {g, k, group, key, exists, text, version, recorded, exp, touched}
   local floors = {}  -- group number -> its version floor as the ops leave it (loaded on need)
   local has = {}     -- group number -> whether it had expiries when the call began
@@ -45,7 +56,9 @@ return feed_guard(feed, function()
     if item == nil then
       local k = group_keys[g]
       if has[g] == nil then
-        has[g] = redis.call('EXISTS', k[4]) == 1
+        names[g] = group
+        has[g] = not group_open(feed, k, group, grouped[g], now)
+          and redis.call('EXISTS', k[4]) == 1
       end
       local recorded, current, text = item_load(k, group, key, feed, now, has[g], 'value')
       item = {g = g, k = k, group = group, key = key, exists = current > 0, version = current,
@@ -68,7 +81,14 @@ return feed_guard(feed, function()
     return next_version(item.version, item.exists and 0 or floor_at(item.g), item.recorded)
   end
 
-  local at = 6
+  -- Each touched group's deadline, once its ops are done (slide: they applied).
+  local function close_groups(slide)
+    for g, group in pairs(names) do
+      group_close(group_keys[g], group, grouped[g], now, slide)
+    end
+  end
+
+  local at = 6 + #group_keys
   for op = 1, tonumber(ARGV[5]) do
     local kind, g, group, key, expected, how = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2],
       ARGV[at + 3], ARGV[at + 4], ARGV[at + 5]
@@ -116,11 +136,13 @@ return feed_guard(feed, function()
       end)
       if not applied then
         if type(result) == 'table' then
+          close_groups(false)
           return feed_close(feed, {STATUS_REFUSED, result.code, op, result.op})
         end
         error(result)
       end
       if #result > max_bytes then
+        close_groups(false)
         return feed_close(feed, {STATUS_REFUSED, 'too_large', op, 0})
       end
       item.version = next_of(item)
@@ -136,6 +158,7 @@ return feed_guard(feed, function()
   end
 
   if #conflicts > 0 then
+    close_groups(false)
     return feed_close(feed, {STATUS_CONFLICT, conflicts})
   end
 
@@ -163,6 +186,7 @@ return feed_guard(feed, function()
   for _, r in ipairs(records) do
     record(feed, group_keys[r[1]][3], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
   end
+  close_groups(true)
   local reply = {STATUS_OK}
   for op = 1, tonumber(ARGV[5]) do
     reply[op + 1] = results[op]

@@ -138,24 +138,30 @@ def test_every_group_scoped_request_sends_the_head(cluster: bool) -> None:
         ops.Delete("g", "k", 3),
         ops.Update("g", "k", (), (), b"{}", "update", None, 1000, "keep:5000"),
         ops.Ttl("g", "k"),
-        ops.SetExpiry("g", "k", 100),
+        ops.SetExpiry("g", "k", 100, 60_000),
     ]
     whole: list[ops.Request[Any]] = [
         ops.SetMany("g", (("a", b"1"), ("b", b"2")), "keep"),
         ops.DeleteMany("g", ("a", "b")),
         ops.Clear("g"),
         ops.Cleanup(),
+        ops.SetGroupExpiry("g", 5000),
+        ops.SetGroupExpiry("g", None),
     ]
     for op, key in [*((op, "k") for op in keyed), *((op, "") for op in whole)]:
         keys, argv = _first_script_call(plan, op)
         assert keys == layout.group_keys("g"), op
         assert argv[:3] == [plan._head("g", key)[0], "g", key], op
-    tx = ops.Transaction((ops.Set("{t}a", "k", b"1", None), ops.Delete("{t}b", "k", None)), 100)
+    tx = ops.Transaction(
+        (ops.Set("{t}a", "k", b"1", None), ops.Delete("{t}b", "k", None, 7000)), 100
+    )
     keys, argv = _first_script_call(plan, tx)
-    assert keys[:4] == layout.group_keys("{t}a")[:4]
-    assert keys[4:8] == layout.group_keys("{t}b")[:4]
+    assert keys[:5] == layout.group_keys("{t}a")[:5]
+    assert keys[5:10] == layout.group_keys("{t}b")[:5]
+    assert keys[10:] == layout.group_keys("{t}a")[5:]  # the registries, off Cluster
     assert argv[:3] == [plan._head("{t}a")[0], "", ""]
-    assert argv[5:11] == ["set", 1, "{t}a", "k", "", ""]
+    assert argv[5:7] == ["", 7000]  # each group's TTL (include/group.lua)
+    assert argv[7:13] == ["set", 1, "{t}a", "k", "", ""]
 
 
 @pytest.mark.redis_only

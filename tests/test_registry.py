@@ -142,6 +142,7 @@ WRITES: dict[str, ops.Request[Any]] = {
     "Update": ops.Update("g", "k", (), (), b"{}", "update", None, 100),
     "Transaction": ops.Transaction((ops.Set("g", "k", b"1", None),), 100),
     "SetExpiry": ops.SetExpiry("g", "k", 1000),
+    "SetGroupExpiry": ops.SetGroupExpiry("g", 1000),
     "Cleanup": ops.Cleanup(),
 }
 

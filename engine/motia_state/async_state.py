@@ -118,14 +118,18 @@ class AsyncState(Facade[AsyncWatch], Async):
         self._sweeper = loop.create_task(sweep_forever(self.cleanup, interval))
 
     @overload
-    def group(self, name: str) -> AsyncGroupView: ...
+    def group(self, name: str, *, ttl: float | None = None) -> AsyncGroupView: ...
     @overload
-    def group(self, name: str, *, model: type[M]) -> AsyncTypedGroupView[M]: ...
     def group(
-        self, name: str, *, model: type[M] | None = None
+        self, name: str, *, model: type[M], ttl: float | None = None
+    ) -> AsyncTypedGroupView[M]: ...
+    def group(
+        self, name: str, *, model: type[M] | None = None, ttl: float | None = None
     ) -> AsyncGroupView | AsyncTypedGroupView[M]:
-        """`State.group`: with ``model``, an `AsyncTypedGroupView`."""
-        view = AsyncGroupView(self, validate.group(name))
+        """`State.group`: with ``model``, an `AsyncTypedGroupView`; with ``ttl``, a trace
+        scope whose every write moves the whole group's expiry."""
+        state = self if ttl is None else _AsyncSliding(self, self._core.sliding(ttl))
+        view = AsyncGroupView(state, validate.group(name))
         return view if model is None else AsyncTypedGroupView(view, model)
 
     async def iter_items(
@@ -188,3 +192,18 @@ class AsyncGroupView(GroupOperations, AsyncView[AsyncState]):
 
     def iter_items(self, batch: int = DEFAULT_SCAN_BATCH) -> AsyncIterator[tuple[str, Any]]:
         return self.state.iter_items(self.name, batch)
+
+
+class _AsyncSliding(AsyncState):
+    """`state._Sliding` for `AsyncState`: what a ``ttl=`` group view runs on."""
+
+    def __init__(self, state: AsyncState, core: Core) -> None:
+        vars(self).update(vars(state))
+        self._core = core
+        self._owner = state
+
+    async def _run(self, plan: Plan[R]) -> R:
+        return await self._owner._run(plan)
+
+    async def aclose(self) -> None:
+        pass

@@ -11,6 +11,13 @@ item's version after the change; for a clear the group's new version floor),
 ``prev`` (the version before it; 0 when the item did not exist), and with
 ``record_values`` also ``value`` and ``old`` (encoded; '' for none). External
 entries carry ``event`` (the Redis event) instead of versions that mean anything.
+
+``expire_group`` is one record for a whole group that expired (``expire_group``, a
+``ttl=`` view, the ``group_ttl`` option): key '', versions 0, no values. The server removed
+the group's keys at its deadline, with no script running, so the record is written after
+it, by the next sweep (cleanup) or the group's next write, whichever comes first, and
+exactly once (see lua/include/group.lua); its entry id carries the time it was recorded,
+not the deadline.
 """
 
 from __future__ import annotations
@@ -24,6 +31,10 @@ from .codecs import Codec
 from .errors import InvalidInput, brief
 
 _ID = re.compile(r"^\d+(-\d+)?$")
+# Ops whose records say something was removed (Motia's state:deleted), and those that name no
+# single item, whose version means nothing to a reader.
+GONE = frozenset({"delete", "expire", "clear", "expire_group"})
+WHOLE_GROUP = frozenset({"clear", "expire_group", "external"})
 
 
 @dataclass(frozen=True)
@@ -67,9 +78,10 @@ def stream_id(since: object) -> str:
 class Change:
     """One committed change, as recorded in the same atomic call that made it.
 
-    ``version`` is the item's version after the change (None for clear and external
-    records); per item, versions in the feed strictly increase. ``prev_version`` is 0
-    when the change created the item. ``value`` and ``old_value`` are filled when the
+    ``version`` is the item's version after the change (None for clear, expire_group and
+    external records); per item, versions in the feed strictly increase. ``prev_version``
+    is 0 when the change created the item. ``expire_group`` (``key`` None) records a whole
+    group expiring, once, after its deadline. ``value`` and ``old_value`` are filled when the
     writer recorded values and the watcher asked for them (``has_values``); after a
     delete or expire ``value`` is None. ``event`` names the Redis event of an
     ``external`` record (``hset``, ``hdel``, ``del``, ``expired``, ``evicted``, ...,
@@ -98,13 +110,13 @@ class Change:
     def motia_event(self) -> dict[str, Any] | None:
         """This change as Motia v1's state trigger event, or None when Motia has no such event.
 
-        set/update/increment map to ``state:created`` or ``state:updated``; delete, expire
-        and clear to ``state:deleted`` (a clear with ``key`` None: one event for the whole
-        group); external records have no Motia equivalent.
+        set/update/increment map to ``state:created`` or ``state:updated``; delete, expire,
+        clear and expire_group to ``state:deleted`` (clear and expire_group with ``key``
+        None: one event for the whole group); external records have no Motia equivalent.
         """
         if self.op == "external" or self.group is None:
             return None
-        if self.op in ("delete", "expire", "clear"):
+        if self.op in GONE:
             kind = "state:deleted"
         else:
             kind = "state:created" if self.created else "state:updated"
@@ -148,7 +160,7 @@ def decode_entry(
         op=op,
         group=group,
         key=key,
-        version=version if op not in ("clear", "external") else None,
+        version=version if op not in WHOLE_GROUP else None,
         ts=int(ident.split("-", 1)[0]) / 1000,
         prev_version=int(fields.get(b"prev") or 0),
         value=value,

@@ -111,6 +111,9 @@ class Options:
     retries: int = 3  # new attempts after a connection failure, where safe (see Guarantees)
     socket_connect_timeout: float | None = 10.0
     ttl: float | None = None  # a default TTL, in seconds, for every write
+    # Every write slides its group's expiry as a whole to this many seconds from now (every
+    # group a trace scope: lua/include/group.lua); None: only where asked (expire_group, views).
+    group_ttl: float | None = None
     cleanup_interval: float | None = 1.0  # seconds between background sweeps; None: none
     cache: object = None  # the near cache: None/False, True, max items, or a NearCache
 
@@ -128,7 +131,9 @@ class Options:
         validate.positive_int("max_value_bytes", result.max_value_bytes)
         validate.positive_int("min_replicas", result.min_replicas)
         validate.positive_int("retries", result.retries, minimum=0)
-        for name in ("ttl", "cleanup_interval", "socket_timeout", "socket_connect_timeout"):
+        for name in (
+            "ttl", "group_ttl", "cleanup_interval", "socket_timeout", "socket_connect_timeout",
+        ):  # fmt: skip
             validate.seconds(name, getattr(result, name))
         validate.seconds("replica_timeout", result.replica_timeout)
         result.near()
@@ -328,6 +333,7 @@ def _resolve(url: str | None, options: dict[str, Any]) -> tuple[_Target, Core]:
         max_value_bytes=opts.max_value_bytes,
         default_ttl=opts.ttl,
         cleanup_interval=opts.cleanup_interval,
+        group_ttl=opts.group_ttl,
     )
     return target, core
 

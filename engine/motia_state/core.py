@@ -9,6 +9,7 @@ synchronously or with ``await``. Nothing about a call's meaning is written twice
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -75,11 +76,30 @@ class Core:
         max_value_bytes: int,
         default_ttl: float | None = None,
         cleanup_interval: float | None = None,
+        group_ttl: float | None = None,
     ) -> None:
         self.codec = codec
         self.max_value_bytes = max_value_bytes
         self.default_ttl_ms = validate.ttl(default_ttl)
         self.cleanup_interval = cleanup_interval
+        # Every write slides its group's expiry as a whole to this many ms from now (the
+        # group_ttl option, or a ``ttl=`` group view's Core): lua/include/group.lua.
+        self.group_ttl_ms = validate.ttl(group_ttl, "group_ttl")
+
+    def sliding(self, ttl: object) -> Core:
+        """This Core, with every write sliding its group's expiry to ``ttl`` seconds from now
+        (a ``state.group(name, ttl=...)`` view's); ``ttl`` is checked as a TTL."""
+        ms = validate.ttl(ttl)
+        if ms is None:
+            raise InvalidInput("ttl must be a positive number of seconds")
+        core = copy.copy(self)
+        core.group_ttl_ms = ms
+        return core
+
+    def _expiring(self, expire: str) -> bool:
+        """Whether a write with this expiry instruction gives something a deadline, so the
+        State starts its background sweep: an item's TTL, or its group's."""
+        return self.group_ttl_ms is not None or not (expire == "" or expire.startswith("keep"))
 
     # -- expiry instructions (see lua/include/ttl.lua) -------------------------------
 
@@ -196,7 +216,8 @@ class Core:
         g, k = validate.group(group), validate.key(key)
         v = validate.version(version)
         expire = self._expire_for_set(ttl)
-        return Plan(ops.Set(g, k, self.encode(g, k, value), v, expire), _same, expire != "")
+        op = ops.Set(g, k, self.encode(g, k, value), v, expire, self.group_ttl_ms)
+        return Plan(op, _same, self._expiring(expire))
 
     def set_many(
         self, group: str, mapping: Mapping[str, Any], *, ttl: float | None = None
@@ -229,20 +250,27 @@ class Core:
             raise fault
         items = tuple(zip(keys, datas, strict=True))
         expire = self._expire_for_set(ttl)
-        return Plan(ops.SetMany(g, items, expire), _same, expire != "")
+        op = ops.SetMany(g, items, expire, self.group_ttl_ms)
+        return Plan(op, _same, self._expiring(expire))
 
     def delete(self, group: str, key: str, *, version: int | None = None) -> Plan[Any]:
         """Remove an item and return its value (None when absent), atomically."""
         g, k = validate.group(group), validate.key(key)
         v = validate.version(version)
-        return Plan(ops.Delete(g, k, v), lambda raw: self.decode_removed(g, k, raw))
+        return Plan(
+            ops.Delete(g, k, v, self.group_ttl_ms),
+            lambda raw: self.decode_removed(g, k, raw),
+            self._expiring(""),
+        )
 
     def delete_many(self, group: str, keys: Iterable[str]) -> Plan[int]:
         g = validate.group(group)
-        return Plan(ops.DeleteMany(g, tuple(dict.fromkeys(validate.keys(keys)))), _same)
+        unique = tuple(dict.fromkeys(validate.keys(keys)))
+        return Plan(ops.DeleteMany(g, unique, self.group_ttl_ms), _same, self._expiring(""))
 
     def clear(self, group: str) -> Plan[int]:
-        """Remove every item of a group; returns how many there were."""
+        """Remove every item of a group (and its expiry as a whole); returns how many there
+        were."""
         return Plan(ops.Clear(validate.group(group)), _same)
 
     def list_groups(self) -> Plan[list[str]]:
@@ -258,7 +286,10 @@ class Core:
         return Plan(ops.Stats(names), _same)
 
     def ttl(self, group: str, key: str) -> Plan[float | None]:
-        """Seconds until the item expires; None when it has no expiry or does not exist."""
+        """Seconds until the item expires; None when it has no expiry or does not exist.
+
+        In a group that expires as a whole, the earlier of the item's own expiry and the
+        group's."""
         return Plan(ops.Ttl(validate.group(group), validate.key(key)), _same)
 
     def expire(self, group: str, key: str, ttl: float) -> Plan[bool]:
@@ -266,12 +297,32 @@ class Core:
         ms = validate.ttl(ttl)
         if ms is None:
             raise InvalidInput("expire needs a ttl in seconds; use persist() to remove one")
-        op = ops.SetExpiry(validate.group(group), validate.key(key), ms)
+        op = ops.SetExpiry(validate.group(group), validate.key(key), ms, self.group_ttl_ms)
         return Plan(op, _same, True)
 
     def persist(self, group: str, key: str) -> Plan[bool]:
         """Remove an item's expiry; True when it had one."""
-        return Plan(ops.SetExpiry(validate.group(group), validate.key(key), None), _same)
+        op = ops.SetExpiry(validate.group(group), validate.key(key), None, self.group_ttl_ms)
+        return Plan(op, _same, self._expiring(""))
+
+    def expire_group(self, group: str, ttl: float) -> Plan[bool]:
+        """Make the whole group expire in ``ttl`` seconds: its items, versions and metadata
+        go together (`redis-cli TTL` on its hash shows the time left), and one
+        ``expire_group`` change record follows. False when the group does not exist."""
+        ms = validate.ttl(ttl)
+        if ms is None:
+            raise InvalidInput("expire_group needs a ttl in seconds; use persist_group()")
+        return Plan(ops.SetGroupExpiry(validate.group(group), ms), bool, True)
+
+    def group_ttl(self, group: str) -> Plan[float | None]:
+        """Seconds until the group expires as a whole; None when it has no such expiry or
+        does not exist."""
+        return Plan(ops.GroupTtl(validate.group(group)), _same)
+
+    def persist_group(self, group: str) -> Plan[bool]:
+        """Remove the group's expiry as a whole (its items' own TTLs stay); True when it had
+        one."""
+        return Plan(ops.SetGroupExpiry(validate.group(group), None), bool)
 
     def transaction(self, plans: Sequence[Plan[Any]]) -> Plan[list[Any]]:
         """One call applying the writes ``plans`` (set, delete, increment, update) in order."""
@@ -348,8 +399,11 @@ class Core:
         for step in steps:
             operand = b"" if step.kind == "remove" else self.encode(g, k, step.operand)
             encoded.append((operand, tuple([encode(segment) for segment in step.path])))
-        op = ops.Update(g, k, steps, tuple(encoded), start, name, v, self.max_value_bytes, expire)
-        return Plan(op, lambda raw: self.decode(g, k, raw[1]), not expire.startswith("keep"))
+        op = ops.Update(
+            g, k, steps, tuple(encoded), start, name, v, self.max_value_bytes, expire,
+            self.group_ttl_ms,
+        )  # fmt: skip
+        return Plan(op, lambda raw: self.decode(g, k, raw[1]), self._expiring(expire))
 
 
 class GroupOperations:
@@ -373,6 +427,9 @@ class GroupOperations:
     ttl = Call(Core.ttl)
     expire = Call(Core.expire)
     persist = Call(Core.persist)
+    expire_group = Call(Core.expire_group)
+    group_ttl = Call(Core.group_ttl)
+    persist_group = Call(Core.persist_group)
 
 
 class Operations(GroupOperations):

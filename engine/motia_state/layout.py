@@ -6,6 +6,10 @@ Layout, for the default prefix ``motia:state:`` and a group ``orders``::
     motia:state#v{motia:state:orders}      hash   field = item key, value = item version (>= 2);
                                                   field '' = the group's version floor
     motia:state#x{motia:state:orders}      zset   member = item key, score = expiry (ms)
+    motia:state#d{motia:state:orders}      string the group's deadline (ms) when it expires
+                                                  whole; '-' on Cluster once that is recorded
+    motia:state#deadlines                  zset   member = group, score = its deadline
+                                                  (standalone)
     motia:state#expiring                   set    groups that have expiries (standalone)
     motia:state#changes                    stream one entry per change (standalone)
     motia:state#changes{motia:state:orders}stream the group's change records (cluster)
@@ -25,6 +29,13 @@ Why it looks like this:
 * On Redis Cluster one script may only touch keys in one hash slot. A group's
   auxiliary keys therefore carry a hash tag that hashes to the same slot as the
   data hash (see `slot_tag`), whatever the group name contains.
+* A group that expires whole (``expire_group``, a ``ttl=`` view, ``group_ttl``) has every
+  key above PEXPIREAT its deadline, the Cluster stream included, so the server removes
+  them together. Its deadline key outlives them (by a week, lua/include/group.lua) so
+  that the sweeper, or the group's next write, can still find the expiry and record it;
+  the ``#deadlines`` registry lets a standalone sweep ask only for the groups that are
+  due, where Cluster, which cannot keep a registry across slots, finds the deadline
+  keys by SCAN.
 """
 
 from __future__ import annotations
@@ -159,6 +170,22 @@ class KeyLayout:
         """Set of the groups that have expiries, for cleanup; None on Cluster (found by SCAN)."""
         return None if self.cluster else self.meta_root + b"expiring"
 
+    def deadline(self, group: str) -> bytes:
+        """String: the group's deadline (ms since the epoch, server clock) while it expires
+        whole, kept past it until the expiry is recorded; '-' on Cluster once it is."""
+        return self._aux(b"d", group)
+
+    def deadlines(self) -> bytes | None:
+        """Sorted set: group -> deadline, for the sweeper; None on Cluster (found by SCAN)."""
+        return None if self.cluster else self.meta_root + b"deadlines"
+
+    def deadline_pattern(self) -> bytes:
+        return escape_glob(self.meta_root + b"d{") + b"*"
+
+    def group_of_deadline(self, key: bytes) -> str:
+        """The group whose deadline key is ``key`` (the inverse of `deadline`)."""
+        return self.group_of_expiries(key)
+
     def expiries_pattern(self) -> bytes:
         return escape_glob(self.meta_root + b"x{") + b"*"
 
@@ -169,16 +196,18 @@ class KeyLayout:
         return self.group_of(suffix or tag)
 
     def group_keys(self, group: str) -> list[bytes]:
-        """Every key a script for ``group`` touches, in the order scripts expect (KEYS[1..5])."""
+        """Every key a script for ``group`` touches, in the order scripts expect (KEYS[1..7]:
+        data, versions, changes, expiries, deadline, and off Cluster the two registries,
+        of group deadlines and of groups with expiries; lua/include/ttl.lua)."""
         keys = self._cache.get(group)
         if keys is None:
             if len(self._cache) >= self._CACHE_SIZE:
                 self._cache.clear()
             keys = [self.data(group), self.versions(group), self.changes(group)]
-            keys.append(self.expiries(group))
-            registry = self.registry()
-            if registry is not None:
-                keys.append(registry)
+            keys += [self.expiries(group), self.deadline(group)]
+            registry, deadlines = self.registry(), self.deadlines()
+            if registry is not None and deadlines is not None:
+                keys += [deadlines, registry]
             self._cache[group] = keys
         return keys
 

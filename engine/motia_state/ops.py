@@ -223,6 +223,7 @@ class Set(Request[int]):
     data: bytes
     version: int | None
     expire: str = ""  # the expiry instruction: "" clears, "<ms>" sets (see lua/include/ttl.lua)
+    group_ttl: int | None = None  # ms: slides the group's deadline (lua/include/group.lua)
 
 
 @declare(writes=True, script="set_many")
@@ -231,6 +232,7 @@ class SetMany(Request[int]):
     group: str
     items: tuple[tuple[str, bytes], ...]
     expire: str = ""
+    group_ttl: int | None = None  # ms: slides the group's deadline (lua/include/group.lua)
 
 
 @declare(writes=True, script="delete", conditional=True, in_transaction=True)
@@ -239,6 +241,7 @@ class Delete(Request[bytes | None]):
     group: str
     key: str
     version: int | None
+    group_ttl: int | None = None  # ms: slides the group's deadline (lua/include/group.lua)
 
 
 @declare(writes=True, script="delete_many")
@@ -246,6 +249,7 @@ class Delete(Request[bytes | None]):
 class DeleteMany(Request[int]):
     group: str
     keys: tuple[str, ...]
+    group_ttl: int | None = None  # ms: slides the group's deadline (lua/include/group.lua)
 
 
 @declare(writes=True, script="clear")
@@ -302,6 +306,7 @@ class Update(Request[tuple[int, bytes]]):
     version: int | None
     max_bytes: int
     expire: str = "keep"  # "keep", "keep:<ms>" (a default TTL for a new item) or "<ms>"
+    group_ttl: int | None = None  # ms: slides the group's deadline (lua/include/group.lua)
 
 
 @declare(writes=True, script="transaction", conditional=True)
@@ -335,12 +340,34 @@ class SetExpiry(Request[bool]):
     group: str
     key: str
     ms: int | None
+    group_ttl: int | None = None  # ms: slides the group's deadline (lua/include/group.lua)
+
+
+@declare(writes=False)
+@dataclass(frozen=True, slots=True)
+class GroupTtl(Request[float | None]):
+    """Seconds until the group expires as a whole; None when it has no such expiry or does
+    not exist (the data hash's PTTL: what ``redis-cli TTL`` shows)."""
+
+    group: str
+
+
+@declare(writes=True, script="group_expiry")
+@dataclass(frozen=True, slots=True)
+class SetGroupExpiry(Request[bool]):
+    """Give an existing group one expiry as a whole in ``ms`` (True if it exists), or remove
+    it when None (True if it had one). See lua/include/group.lua."""
+
+    group: str
+    ms: int | None
 
 
 @declare(writes=True, resend=True, script="cleanup")
 @dataclass(frozen=True, slots=True)
 class Cleanup(Request[int]):
-    """Remove every expired item now; returns how many."""
+    """Remove every expired item now; returns how many. Also records the expiry of every
+    group whose deadline has passed (its items, which the server removed itself at the
+    deadline, are not counted)."""
 
 
 @declare(writes=True, resend=True, feed=True)

@@ -116,14 +116,21 @@ class State(Facade[Watch], Sync):
                 self._sweeper.start()
 
     @overload
-    def group(self, name: str) -> GroupView: ...
+    def group(self, name: str, *, ttl: float | None = None) -> GroupView: ...
     @overload
-    def group(self, name: str, *, model: type[M]) -> TypedGroupView[M]: ...
-    def group(self, name: str, *, model: type[M] | None = None) -> GroupView | TypedGroupView[M]:
+    def group(
+        self, name: str, *, model: type[M], ttl: float | None = None
+    ) -> TypedGroupView[M]: ...
+    def group(
+        self, name: str, *, model: type[M] | None = None, ttl: float | None = None
+    ) -> GroupView | TypedGroupView[M]:
         """A view bound to one group: the same methods without the group argument. With
         ``model`` (a pydantic model, a dataclass or a TypedDict; needs the ``typed`` extra),
-        a `TypedGroupView` whose values are that model."""
-        view = GroupView(self, validate.group(name))
+        a `TypedGroupView` whose values are that model. With ``ttl`` (seconds), a trace
+        scope: every write through the view also moves the whole group's expiry to ``ttl``
+        seconds from now, in the same atomic call (see `expire_group`)."""
+        state = self if ttl is None else _Sliding(self, self._core.sliding(ttl))
+        view = GroupView(state, validate.group(name))
         return view if model is None else TypedGroupView(view, model)
 
     def iter_items(self, group: str, batch: int = DEFAULT_SCAN_BATCH) -> Iterator[tuple[str, Any]]:
@@ -201,3 +208,20 @@ class GroupView(GroupOperations, SyncView[State]):
 
     def iter_items(self, batch: int = DEFAULT_SCAN_BATCH) -> Iterator[tuple[str, Any]]:
         return self.state.iter_items(self.name, batch)
+
+
+class _Sliding(State):
+    """What a ``ttl=`` group view runs on: its State, but with a Core whose writes slide their
+    group's expiry. Everything else is that State's (backend, near cache, sweeper): plans run
+    through it, and closing this closes nothing, as the State owns the backend."""
+
+    def __init__(self, state: State, core: Core) -> None:
+        vars(self).update(vars(state))
+        self._core = core
+        self._owner = state
+
+    def _run(self, plan: Plan[R]) -> R:
+        return self._owner._run(plan)
+
+    def close(self) -> None:
+        pass

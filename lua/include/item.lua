@@ -9,7 +9,7 @@
 --   raise_floor, item_drop, item_remove, purge_expired, item_load, item_load_many, item_keep
 --   and item_write.
 -- Keys touched: k[1] (HGET, HMGET, HEXISTS, HSET, HDEL, EXISTS), k[2] (HGET, HMGET, HSET, HDEL,
---   PERSIST, PEXPIRE), k[3] (XADD), k[4] (ZSCORE, ZADD, ZREM, EXISTS), k[5] (SADD, SREM).
+--   PERSIST, PEXPIRE), k[3] (XADD), k[4] (ZSCORE, ZADD, ZREM, EXISTS), k[7] (SADD, SREM).
 --
 -- Versions. Version 1 is never stored: an item with no entry in the versions hash has
 -- version 1 (which is also what a value written by another tool gets). Most items are

@@ -1,14 +1,18 @@
 -- ttl: expiry helpers for the write scripts. Needs clock.lua and common.lua before it.
 -- Group-scoped scripts get KEYS [1] data hash, [2] versions hash, [3] change stream,
 -- [4] expiries (a sorted set: item key -> expiry in ms since the epoch, by the server clock),
--- [5] the registry of groups that have expiries (a set; not passed on Redis Cluster, whose
--- cleanup finds the expiry sets by SCAN instead): layout.group_keys in Python. The helpers
--- take that KEYS table as `k`, and `has`: whether the group had an expiry set when the script
--- began (most groups have none, and then no item can be expired and no expiry needs clearing).
+-- [5] the group's deadline (a string, while the group expires whole: include/group.lua),
+-- [6] the registry of group deadlines (a sorted set: group -> deadline), [7] the registry of
+-- groups that have expiries (a set): layout.group_keys in Python. [6] and [7] are not passed
+-- on Redis Cluster, whose cleanup finds the expiry sets and deadlines by SCAN instead, and
+-- where [3] is the group's own stream (on a standalone server every group shares it).
+-- The helpers take that KEYS table as `k`, and `has`: whether the group had an expiry set
+-- when the script began (most groups have none, and then no item can be expired and no
+-- expiry needs clearing).
 -- ARGV: none of its own.
 -- Returns: nothing; defines local functions acl_group, reaches_expiry, drop_expiry, expiry_of,
 --   apply_expiry.
--- Keys touched: k[4] (ZADD, ZREM, EXISTS), k[5] (SADD, SREM).
+-- Keys touched: k[4] (ZADD, ZREM, EXISTS), k[7] (SADD, SREM).
 
 -- The commands that a write to a group can reach once it has started writing (the helpers
 -- here, in common.lua and in item.lua), on the group's keys `k`; for acl_require in
@@ -17,7 +21,8 @@
 -- set's server time for the whole list), so the checks come in three parts: what every write
 -- reaches; what only removing an item reaches (`removes`: a delete, or purging an expired
 -- item, which only a group with expiries has); what only an expiry reaches (`expires`: see
--- reaches_expiry).
+-- reaches_expiry); what only a group that expires whole reaches (`grouped`: it has a deadline,
+-- or the write gives it one: include/group.lua).
 local function acl_write_checks(c, k)
   return c('HSET', k[1], 'f', 'v') and c('HSET', k[2], 'f', 'v') and c('HDEL', k[2], 'f')
     and c('HGET', k[2], 'f') and c('PERSIST', k[2])
@@ -31,16 +36,32 @@ end
 
 local function acl_expiry_checks(c, k)
   return c('ZADD', k[4], '1', 'f') and c('ZREM', k[4], 'f') and c('ZSCORE', k[4], 'f')
-    and c('EXISTS', k[4]) and (not k[5] or (c('SADD', k[5], 'f') and c('SREM', k[5], 'f')))
+    and c('EXISTS', k[4]) and (not k[7] or (c('SADD', k[7], 'f') and c('SREM', k[7], 'f')))
 end
 
-local function acl_group(k, removes, expires)
+-- The group's own stream (Cluster) expires with it; the shared one (standalone) never does.
+local function acl_group_expiry_checks(c, k)
+  local own = not k[6]
+  return c('GET', k[5]) and c('EXISTS', k[1]) and c('PTTL', k[1])
+    and c('PEXPIREAT', k[1], '1') and c('PEXPIREAT', k[2], '1') and c('PEXPIREAT', k[4], '1')
+    and c('PERSIST', k[1]) and c('PERSIST', k[4])
+    and c('SET', k[5], 'v', 'PXAT', '1') and c('DEL', k[5])
+    and c('UNLINK', k[1], k[2], k[4])
+    and (own or (c('ZADD', k[6], '1', 'f') and c('ZREM', k[6], 'f') and c('SREM', k[7], 'f')))
+    and (not own or (c('PEXPIREAT', k[3], '1') and c('PEXPIRE', k[3], '1')
+      and c('PERSIST', k[3]) and c('UNLINK', k[3])))
+end
+
+local function acl_group(k, removes, expires, grouped)
   acl_require(acl_write_checks, k)
   if removes then
     acl_require(acl_removal_checks, k)
   end
   if expires then
     acl_require(acl_expiry_checks, k)
+  end
+  if grouped then
+    acl_require(acl_group_expiry_checks, k)
   end
 end
 
@@ -52,8 +73,8 @@ local function reaches_expiry(how, has)
 end
 
 local function drop_expiry(k, field, group)
-  if redis.call('ZREM', k[4], field) == 1 and k[5] and redis.call('EXISTS', k[4]) == 0 then
-    redis.call('SREM', k[5], group)
+  if redis.call('ZREM', k[4], field) == 1 and k[7] and redis.call('EXISTS', k[4]) == 0 then
+    redis.call('SREM', k[7], group)
   end
 end
 
@@ -83,8 +104,8 @@ local function apply_expiry(k, field, group, how, created, now, has)
   local ms = tonumber(how)
   if ms then
     redis.call('ZADD', k[4], (now or now_ms()) + ms, field)
-    if k[5] then
-      redis.call('SADD', k[5], group)
+    if k[7] then
+      redis.call('SADD', k[7], group)
     end
   else
     drop_expiry(k, field, group)

@@ -11,8 +11,9 @@ it is handled:
   Motia writes it. An entry whose group part this engine would never write
   (``%25`` before anything but ``25`` or ``3A``) is kept as it is and not read
   as an item, so two entries can never claim the same item;
-* versions above 1, expiries (ms since the epoch) and each group's version floor
-  (see `local.Groups`) are kept in one extra entry,
+* versions above 1, expiries (ms since the epoch), each group's version floor and
+  the deadlines of groups that expire as a whole (``group_expires``: group -> ms since
+  the epoch; see `local.Groups`) are kept in one extra entry,
   ``__motia_state__`` (its name has no ``:``, so Motia never reads it as an
   item); an item without a recorded version has version 1, as on Redis. A damaged
   entry is refused (`DecodeError`), not ignored: guessing would set versions back,
@@ -67,7 +68,7 @@ from . import local
 T = TypeVar("T")
 
 META_ENTRY = "__motia_state__"
-META_FIELDS = ("versions", "expires", "floors", "floor_expiry")
+META_FIELDS = ("versions", "expires", "floors", "floor_expiry", "group_expires")
 DEFAULT_PATH = ".motia/motia.state.json"
 REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
@@ -246,6 +247,7 @@ def _parse(raw: bytes, path: Path) -> tuple[local.Groups, dict[str, Any]]:
     groups = local.Groups()
     groups.floors.update(meta.get("floors", {}))
     groups.floor_expiry.update(meta.get("floor_expiry", {}))
+    groups.deadlines.update(meta.get("group_expires", {}))
     extra: dict[str, Any] = {}
     for name, value in doc.items():
         part, sep, key = name.partition(":")
@@ -306,6 +308,7 @@ def _render(groups: local.Groups, extra: dict[str, Any]) -> str:
         ("expires", expires),
         ("floors", groups.floors),
         ("floor_expiry", groups.floor_expiry),
+        ("group_expires", groups.deadlines),
     )
     meta = {k: v for k, v in parts if v}
     if meta:

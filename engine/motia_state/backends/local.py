@@ -36,15 +36,48 @@ class Groups(dict[str, dict[str, Entry]]):
     """``{group: {key: Entry}}``, plus each group's version *floor*: the highest version a
     removed item of the group reached. A new item starts above it, so per item, versions
     only ever increase; an empty group's floor expires after a week (as in
-    lua/include/item.lua)."""
+    lua/include/item.lua). ``deadlines``: the groups that expire as a whole, and when (as in
+    lua/include/group.lua): past it, a group is absent to every read, and the first write or
+    cleanup removes it with its floor; a group emptied loses its deadline."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.floors: dict[str, int] = {}
         self.floor_expiry: dict[str, int] = {}  # ms since the epoch, for empty groups
+        self.deadlines: dict[str, int] = {}  # ms since the epoch
 
     def copy_floors(self, other: Groups) -> None:
         self.floors, self.floor_expiry = dict(other.floors), dict(other.floor_expiry)
+        self.deadlines = dict(other.deadlines)
+
+    def alive(self, group: str, now: int) -> dict[str, Entry]:
+        """The group's items, none when the group has expired as a whole (expired items
+        included: see `_alive`)."""
+        at = self.deadlines.get(group)
+        if at is not None and at <= now:
+            return {}
+        return self.get(group, {})
+
+    def deadline(self, group: str, now: int) -> int | None:
+        """When the group expires as a whole (ms), if it exists and does."""
+        at = self.deadlines.get(group)
+        return at if at is not None and at > now and group in self else None
+
+    def settle(self, group: str, now: int) -> bool:
+        """Before a write: remove the group if it has expired as a whole, floor and all."""
+        at = self.deadlines.get(group)
+        if at is None or at > now:
+            return False
+        del self.deadlines[group]
+        self.pop(group, None)
+        self.floors.pop(group, None)
+        self.floor_expiry.pop(group, None)
+        return True
+
+    def slide(self, group: str, ms: int | None, now: int) -> None:
+        """After a write that went through: a group TTL moves the group's deadline."""
+        if ms is not None and group in self:
+            self.deadlines[group] = now + ms
 
     def first_version(self, group: str) -> int:
         at = self.floor_expiry.pop(group, None)  # the group is no longer empty
@@ -75,7 +108,14 @@ def _alive(entry: Entry | None, now: int) -> Entry | None:
 
 
 def _live_items(groups: Groups, group: str, now: int) -> dict[str, Entry]:
-    return {k: e for k, e in groups.get(group, {}).items() if _alive(e, now)}
+    return {k: e for k, e in groups.alive(group, now).items() if _alive(e, now)}
+
+
+def _earlier(at: int | None, deadline: int | None) -> int | None:
+    """An item's expiry in a group that may expire as a whole: the earlier of the two."""
+    if at is None or deadline is None:
+        return deadline if at is None else at
+    return min(at, deadline)
 
 
 def _purge(groups: Groups, group: str, key: str, now: int) -> None:
@@ -106,22 +146,25 @@ def _check(group: str, key: str, expected: int | None, current: int) -> None:
 
 @HANDLERS.on(ops.Get)
 def _get(groups: Groups, op: ops.Get, codec: Codec) -> bytes | None:
-    entry = _alive(groups.get(op.group, {}).get(op.key), now_ms())
+    now = now_ms()
+    entry = _alive(groups.alive(op.group, now).get(op.key), now)
     return entry.data if entry else None
 
 
 @HANDLERS.on(ops.GetItem)
 def _get_item(groups: Groups, op: ops.GetItem, codec: Codec) -> ops.RawItem | None:
-    entry = _alive(groups.get(op.group, {}).get(op.key), now_ms())
+    now = now_ms()
+    entry = _alive(groups.alive(op.group, now).get(op.key), now)
     if entry is None:
         return None
-    expires = entry.expires_at / 1000 if entry.expires_at is not None else None
-    return ops.RawItem(entry.data, entry.version, expires)
+    at = _earlier(entry.expires_at, groups.deadline(op.group, now))
+    return ops.RawItem(entry.data, entry.version, at / 1000 if at is not None else None)
 
 
 @HANDLERS.on(ops.GetMany)
 def _get_many(groups: Groups, op: ops.GetMany, codec: Codec) -> list[bytes | None]:
-    items, now = groups.get(op.group, {}), now_ms()
+    now = now_ms()
+    items = groups.alive(op.group, now)
     return [e.data if (e := _alive(items.get(k), now)) else None for k in op.keys]
 
 
@@ -158,7 +201,7 @@ def _list_groups(groups: Groups, op: ops.ListGroups, codec: Codec) -> list[str]:
 def _stats(groups: Groups, op: ops.Stats, codec: Codec) -> tuple[list[ops.GroupStats], int | None]:
     now, rows = now_ms(), []
     for group in op.groups:
-        items = groups.get(group, {})
+        items = groups.alive(group, now)
         with_ttl = sum(1 for e in items.values() if e.expires_at is not None)
         rows.append(
             ops.GroupStats(group, len(_live_items(groups, group, now)), with_ttl, None, None)
@@ -169,15 +212,36 @@ def _stats(groups: Groups, op: ops.Stats, codec: Codec) -> tuple[list[ops.GroupS
 @HANDLERS.on(ops.Ttl)
 def _ttl(groups: Groups, op: ops.Ttl, codec: Codec) -> float | None:
     now = now_ms()
-    entry = _alive(groups.get(op.group, {}).get(op.key), now)
-    if entry is None or entry.expires_at is None:
+    entry = _alive(groups.alive(op.group, now).get(op.key), now)
+    at = None if entry is None else _earlier(entry.expires_at, groups.deadline(op.group, now))
+    if at is None:
         return None
-    return max(0.0, (entry.expires_at - now) / 1000)
+    return max(0.0, (at - now) / 1000)
+
+
+@HANDLERS.on(ops.GroupTtl)
+def _group_ttl(groups: Groups, op: ops.GroupTtl, codec: Codec) -> float | None:
+    now = now_ms()
+    at = groups.deadline(op.group, now)
+    return None if at is None else (at - now) / 1000
+
+
+@HANDLERS.on(ops.SetGroupExpiry)
+def _set_group_expiry(groups: Groups, op: ops.SetGroupExpiry, codec: Codec) -> bool:
+    now = now_ms()
+    groups.settle(op.group, now)
+    if op.group not in groups:
+        return False
+    if op.ms is None:
+        return groups.deadlines.pop(op.group, None) is not None
+    groups.deadlines[op.group] = now + op.ms
+    return True
 
 
 @HANDLERS.on(ops.Set)
 def _set(groups: Groups, op: ops.Set, codec: Codec) -> int:
     now = now_ms()
+    groups.settle(op.group, now)
     _purge(groups, op.group, op.key, now)
     items = groups.get(op.group)
     current = _current(items, op.key)
@@ -185,6 +249,7 @@ def _set(groups: Groups, op: ops.Set, codec: Codec) -> int:
     version = current + 1 if current else groups.first_version(op.group)
     expires = _expiry(op.expire, None, current == 0, now)
     groups.setdefault(op.group, {})[op.key] = Entry(op.data, version, expires)
+    groups.slide(op.group, op.group_ttl, now)
     return version
 
 
@@ -193,6 +258,7 @@ def _set_many(groups: Groups, op: ops.SetMany, codec: Codec) -> int:
     if not op.items:
         return 0
     now = now_ms()
+    groups.settle(op.group, now)
     for key, _ in op.items:
         _purge(groups, op.group, key, now)
     items = groups.setdefault(op.group, {})
@@ -200,6 +266,7 @@ def _set_many(groups: Groups, op: ops.SetMany, codec: Codec) -> int:
         current = _current(items, key)
         version = current + 1 if current else groups.first_version(op.group)
         items[key] = Entry(data, version, _expiry(op.expire, None, current == 0, now))
+    groups.slide(op.group, op.group_ttl, now)
     return len(op.items)
 
 
@@ -208,6 +275,7 @@ def _pop(groups: Groups, group: str, key: str) -> Entry | None:
     entry = items.pop(key, None) if items else None
     if items is not None and not items:
         del groups[group]
+        groups.deadlines.pop(group, None)  # a group emptied no longer exists, nor its expiry
     if entry is not None:
         groups.raise_floor(group, entry.version + 1)
     return entry
@@ -215,23 +283,32 @@ def _pop(groups: Groups, group: str, key: str) -> Entry | None:
 
 @HANDLERS.on(ops.Delete)
 def _delete(groups: Groups, op: ops.Delete, codec: Codec) -> bytes | None:
-    _purge(groups, op.group, op.key, now_ms())
+    now = now_ms()
+    groups.settle(op.group, now)
+    _purge(groups, op.group, op.key, now)
     _check(op.group, op.key, op.version, _current(groups.get(op.group), op.key))
     entry = _pop(groups, op.group, op.key)
+    groups.slide(op.group, op.group_ttl, now)
     return entry.data if entry else None
 
 
 @HANDLERS.on(ops.DeleteMany)
 def _delete_many(groups: Groups, op: ops.DeleteMany, codec: Codec) -> int:
     now = now_ms()
+    groups.settle(op.group, now)
     for key in op.keys:
         _purge(groups, op.group, key, now)
-    return sum(_pop(groups, op.group, k) is not None for k in op.keys)
+    removed = sum(_pop(groups, op.group, k) is not None for k in op.keys)
+    groups.slide(op.group, op.group_ttl, now)
+    return removed
 
 
 @HANDLERS.on(ops.Clear)
 def _clear(groups: Groups, op: ops.Clear, codec: Codec) -> int:
-    live = len(_live_items(groups, op.group, now_ms()))
+    now = now_ms()
+    groups.settle(op.group, now)
+    live = len(_live_items(groups, op.group, now))
+    groups.deadlines.pop(op.group, None)
     items = groups.pop(op.group, None)
     if items:
         top = max(e.version for e in items.values())
@@ -242,6 +319,7 @@ def _clear(groups: Groups, op: ops.Clear, codec: Codec) -> int:
 @HANDLERS.on(ops.Update)
 def _update(groups: Groups, op: ops.Update, codec: Codec) -> tuple[int, bytes]:
     now = now_ms()
+    groups.settle(op.group, now)
     _purge(groups, op.group, op.key, now)
     items = groups.get(op.group)
     current = _current(items, op.key)
@@ -258,13 +336,16 @@ def _update(groups: Groups, op: ops.Update, codec: Codec) -> tuple[int, bytes]:
     expires = _expiry(op.expire, previous.expires_at if previous else None, current == 0, now)
     version = current + 1 if current else groups.first_version(op.group)
     groups.setdefault(op.group, {})[op.key] = Entry(new, version, expires)
+    groups.slide(op.group, op.group_ttl, now)
     return version, new
 
 
 @HANDLERS.on(ops.SetExpiry)
 def _set_expiry(groups: Groups, op: ops.SetExpiry, codec: Codec) -> bool:
     now = now_ms()
+    groups.settle(op.group, now)
     _purge(groups, op.group, op.key, now)
+    groups.slide(op.group, op.group_ttl, now)
     entry = groups.get(op.group, {}).get(op.key)
     if entry is None:
         return False
@@ -279,6 +360,8 @@ def _set_expiry(groups: Groups, op: ops.SetExpiry, codec: Codec) -> bool:
 @HANDLERS.on(ops.Cleanup)
 def _cleanup(groups: Groups, op: ops.Cleanup, codec: Codec) -> int:
     now = now_ms()
+    for group in [g for g, at in groups.deadlines.items() if at <= now]:
+        groups.settle(group, now)  # not counted: its items expired with it, as on Redis
     expired = [
         (g, k) for g, items in groups.items() for k, e in items.items() if not _alive(e, now)
     ]

@@ -60,6 +60,9 @@ CHUNK_BYTES = 4 * 1024 * 1024
 SCAN_COUNT = 1000
 # Expired items removed per cleanup call: about 2 ms of server time on a slow machine.
 CLEANUP_BATCH = 100
+# Pages of due groups one sweep records at most (standalone), SCAN_COUNT each: the rest wait
+# for the next sweep, so one sweep stays bounded however many traces expired at once.
+SWEEP_PAGES = 100
 
 
 class Status(IntEnum):
@@ -73,6 +76,11 @@ class Status(IntEnum):
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="surrogateescape")
+
+
+def _ms(value: int | None) -> int | str:
+    """An optional ms argument as the scripts take it: '' for None."""
+    return "" if value is None else value
 
 
 def _pairs(reply: list[bytes] | dict[bytes, bytes]) -> Iterator[tuple[str, bytes]]:
@@ -382,7 +390,7 @@ class RedisPlan:
 
     @HANDLERS.on(ops.Ttl)
     def _ttl(self, op: ops.Ttl) -> Steps[float | None]:
-        reply = yield from self._on_group(op, op.group, op.key, "get")
+        reply = yield from self._on_group(op, op.group, op.key, "get", "")
         if reply is None or not reply[0]:
             return None
         return max(0.0, (int(reply[0]) - int(reply[1])) / 1000)
@@ -390,8 +398,13 @@ class RedisPlan:
     @HANDLERS.on(ops.SetExpiry)
     def _set_expiry(self, op: ops.SetExpiry) -> Steps[bool]:
         how = "persist" if op.ms is None else str(op.ms)
-        reply = yield from self._on_group(op, op.group, op.key, how)
+        reply = yield from self._on_group(op, op.group, op.key, how, _ms(op.group_ttl))
         return bool(reply)
+
+    @HANDLERS.on(ops.GroupTtl)
+    def _group_ttl(self, op: ops.GroupTtl) -> Steps[float | None]:
+        left = int((yield ("PTTL", self.layout.data(op.group))))
+        return None if left < 0 else left / 1000
 
     @HANDLERS.on(ops.Cleanup)
     def _cleanup(self, op: ops.Cleanup) -> Steps[int]:
@@ -408,7 +421,53 @@ class RedisPlan:
             while more:
                 count, more = yield from self._on_group(op, group, "", CLEANUP_BATCH)
                 removed += int(count)
+        yield from self._sweep_groups(op)
         return removed
+
+    def _sweep_groups(self, op: ops.Cleanup) -> Steps[int]:
+        """Record the expiry of every group whose deadline has passed (lua/sweep_group.lua);
+        returns how many this call recorded. Off Cluster the registry of deadlines names the
+        groups that are due; Cluster has none (it would span slots), so the deadline keys are
+        found by SCAN on every master and read there, against that master's clock (the script
+        decides by its own: a clock ahead only sends a call that records nothing)."""
+        registry, recorded, due = self.layout.deadlines(), 0, []
+        for node in (yield Masters()):
+            seconds, micros = yield At(node, ("TIME",))
+            now = int(seconds) * 1000 + int(micros) // 1000
+            if registry is not None:  # one server; each page sent leaves the registry's due part
+                for _ in range(SWEEP_PAGES):
+                    page = yield ("ZRANGEBYSCORE", registry, "-inf", now, "LIMIT", 0, SCAN_COUNT)
+                    recorded += yield from self._sweep(op, [_text(m) for m in page])
+                    if len(page) < SCAN_COUNT:
+                        break
+                continue
+            cursor = 0
+            while True:
+                scan = ("SCAN", cursor, "MATCH", self.layout.deadline_pattern(), "COUNT",
+                        SCAN_COUNT, "TYPE", "string")  # fmt: skip
+                cursor, keys = yield At(node, scan)
+                if keys:
+                    deadlines = yield Batch(tuple(("GET", key) for key in keys))
+                    due += [
+                        self.layout.group_of_deadline(key)
+                        for key, at in zip(keys, deadlines, strict=True)
+                        if isinstance(at, bytes) and at.isdigit() and int(at) <= now
+                    ]
+                if int(cursor) == 0:
+                    break
+        for i in range(0, len(due), SCAN_COUNT):
+            recorded += yield from self._sweep(op, due[i : i + SCAN_COUNT])
+        return recorded
+
+    def _sweep(self, op: ops.Cleanup, groups: list[str]) -> Steps[int]:
+        """sweep_group.lua on each of ``groups``, pipelined; how many expiries it recorded."""
+        if not groups:
+            return 0
+        script = scripts.load("sweep_group", self._codec)
+        calls = [self._eval(script, self.layout.group_keys(g), self._head(g)) for g in groups]
+        confirm = ops.traits(op) if self._confirms(ops.traits(op)) else None
+        replies = yield from self._batch_with_reload(script, calls, confirm)
+        return sum(int(n) for n in replies)
 
     # -- writes ----------------------------------------------------------------
 
@@ -419,7 +478,7 @@ class RedisPlan:
     @HANDLERS.on(ops.Set)
     def _set(self, op: ops.Set) -> Steps[int]:
         status, version = yield from self._on_group(
-            op, op.group, op.key, self._expected(op.version), op.expire, op.data
+            op, op.group, op.key, self._expected(op.version), op.expire, op.data, _ms(op.group_ttl)
         )
         if status == Status.CONFLICT:
             raise VersionConflict([(op.group, op.key, op.version, int(version))])
@@ -430,7 +489,7 @@ class RedisPlan:
         if not op.items:
             return 0
         keys = self.layout.group_keys(op.group)
-        head = [*self._head(op.group), op.expire]
+        head = [*self._head(op.group), op.expire, _ms(op.group_ttl)]
         replies = yield from self._own_batch(
             op, keys, [head + chunk for chunk in self._chunks(op.items)]
         )
@@ -438,7 +497,9 @@ class RedisPlan:
 
     @HANDLERS.on(ops.Delete)
     def _delete(self, op: ops.Delete) -> Steps[bytes | None]:
-        reply = yield from self._on_group(op, op.group, op.key, self._expected(op.version))
+        reply = yield from self._on_group(
+            op, op.group, op.key, self._expected(op.version), _ms(op.group_ttl)
+        )
         if reply[0] == Status.CONFLICT:
             raise VersionConflict([(op.group, op.key, op.version, int(reply[1]))])
         return reply[1] if len(reply) > 1 else None
@@ -448,7 +509,7 @@ class RedisPlan:
         if not op.keys:
             return 0
         keys = self.layout.group_keys(op.group)
-        head = self._head(op.group)
+        head = [*self._head(op.group), _ms(op.group_ttl)]
         chunks = [
             head + list(op.keys[i : i + CHUNK_ITEMS]) for i in range(0, len(op.keys), CHUNK_ITEMS)
         ]
@@ -458,6 +519,7 @@ class RedisPlan:
     @HANDLERS.on(ops.Update)
     def _update(self, op: ops.Update) -> Steps[tuple[int, bytes]]:
         args = [self._expected(op.version), op.expire, op.start, op.name, op.max_bytes]
+        args.append(_ms(op.group_ttl))
         reply = yield from self._on_group(op, op.group, op.key, *args, *self._steps(op))
         if reply[0] == Status.CONFLICT:
             raise VersionConflict([(op.group, op.key, op.version, int(reply[1]))])
@@ -474,11 +536,14 @@ class RedisPlan:
                 f"a transaction over groups {list(groups)} spans Redis Cluster hash slots; "
                 "one server call can only touch one slot (give the groups a common {hash tag})"
             )
-        keys = [k for g in groups for k in self.layout.group_keys(g)[:4]]
+        keys = [k for g in groups for k in self.layout.group_keys(g)[:5]]
         argv = [*self._head(op.ops[0].group, spans=True), op.max_bytes, len(op.ops)]
-        registry = self.layout.registry()
-        if registry is not None:
-            keys.append(registry)
+        registry, deadlines = self.layout.registry(), self.layout.deadlines()
+        if registry is not None and deadlines is not None:
+            keys += [deadlines, registry]
+        # each group's TTL, as its ops carry it (one Core made them all: they agree)
+        ttls = {sub.group: sub.group_ttl for sub in op.ops}
+        argv += [_ms(ttls[g]) for g in groups]
         for sub in op.ops:
             head = [sub.group, sub.key, self._expected(sub.version), getattr(sub, "expire", "")]
             kind, tail = TRANSACTION_PARTS.table[type(sub)](self, sub)

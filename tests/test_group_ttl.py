@@ -1,0 +1,471 @@
+"""Trace scopes: a group that expires whole (issue 17, part 4).
+
+`expire_group` / `group_ttl` / `persist_group`, the sliding ``state.group(name, ttl=S)`` view and
+the ``group_ttl`` option, on every backend, sync and async. On the Redis backends the server is
+inspected directly: every key of the group carries the deadline (``redis-cli TTL``), nothing of
+an expired group is left once it is recorded, and the feed holds exactly one ``expire_group``
+record per expiry, however many sweepers race for it. Time is never waited for by a fixed
+sleep: a condition is polled until a deadline.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from motia_state import DecodeError, InvalidInput, NotANumber, State, VersionConflict
+from motia_state.changes import Change
+from motia_state.layout import KeyLayout, escape_glob
+
+from .conftest import Opener, Servers, Target, settle
+from .test_cache import CACHED, _server_ms
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+def eventually(state: Any, condition: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """Poll ``condition`` until it is truthy (an async state's loop runs meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "the condition never held"
+        settle(state, 0.02)
+
+
+def server_keys(target: Target) -> dict[bytes, int]:
+    """Every key of the test's prefix on the server, with its PTTL."""
+    layout = target.layout()
+    with target.raw() as r:
+        found = set(r.scan_iter(match=layout.scan_pattern(), count=1000))
+        found |= set(r.scan_iter(match=escape_glob(layout.meta_root) + b"*", count=1000))
+        return {key: int(r.pttl(key)) for key in found}
+
+
+def records(state: Any, group: str) -> list[Change]:
+    """Every retained change record of ``group``."""
+    found = []
+    with state.watch(group, since="0", block=0) as changes:
+        for change in changes:
+            if change is None:
+                break
+            found.append(change)
+    return found
+
+
+def expiries(state: Any, group: str) -> list[Change]:
+    return [c for c in records(state, group) if c.op == "expire_group"]
+
+
+def gone(state: Any, group: str) -> bool:
+    return state.get_group(group) == [] and state.group_ttl(group) is None
+
+
+# -- the API, on every backend ------------------------------------------------------------
+
+
+def test_expire_group_persist_group_and_group_ttl_say_what_they_did(open_state: Opener) -> None:
+    state = open_state(cleanup_interval=None)
+    assert state.expire_group("g", 60) is False  # no such group: nothing to expire
+    assert state.group_ttl("g") is None
+    assert state.persist_group("g") is False
+    assert state.list_groups() == []
+    state.set("g", "k", 1)
+    assert state.group_ttl("g") is None  # an ordinary group does not expire
+    assert state.persist_group("g") is False
+    assert state.expire_group("g", 60) is True
+    left = state.group_ttl("g")
+    assert left is not None
+    assert 59 < left <= 60
+    assert state.persist_group("g") is True
+    assert state.group_ttl("g") is None
+    assert state.persist_group("g") is False
+    assert state.get("g", "k") == 1
+    view = state.group("g")
+    assert view.expire_group(30) is True
+    assert 29 < view.group_ttl() <= 30
+    assert view.persist_group() is True
+
+
+def test_a_group_expires_whole(open_state: Opener, target: Target) -> None:
+    state = open_state(cleanup_interval=None)
+    state.set("trace", "a", {"step": 1})
+    state.set("trace", "a", {"step": 2})  # a recorded version
+    state.set("trace", "b", 2, ttl=600)  # an expiry of its own
+    state.set("trace", "c", 3)
+    state.delete("trace", "c")  # a version floor
+    state.set("other", "k", 1)
+    assert state.expire_group("trace", 0.3)
+    eventually(state, lambda: gone(state, "trace"))
+    assert state.get("trace", "a") is None
+    assert state.get_item("trace", "b") is None
+    assert state.get_many("trace", ["a", "b"]) == [None, None]
+    assert state.items("trace") == {}
+    assert state.keys("trace") == []
+    assert list(state.iter_items("trace")) == []
+    assert state.ttl("trace", "a") is None
+    assert state.list_groups() == ["other"]
+    assert state.expire_group("trace", 60) is False  # it no longer exists
+    state.cleanup()
+    assert state.get("other", "k") == 1
+    assert state.group_ttl("other") is None
+    # a group started anew after it expired starts over: its versions went with it
+    assert state.set("trace", "a", 1) == 1
+    assert state.group_ttl("trace") is None
+
+
+def test_writes_through_a_ttl_view_slide_the_whole_group(open_state: Opener) -> None:
+    """Each write through the view moves the deadline to ttl from now: shortened by hand to
+    5 s first, the group's TTL is back near 60 after each kind of write."""
+    state = open_state(cleanup_interval=None)
+    view = state.group("trace", ttl=60)
+    assert view.set("a", {"n": 1}) == 1
+    assert 59 < state.group_ttl("trace") <= 60
+    writes: dict[str, Callable[[], Any]] = {
+        "set": lambda: view.set("a", {"n": 2}),
+        "set_many": lambda: view.set_many({"b": 1, "c": 2}),
+        "delete": lambda: view.delete("b"),
+        "delete of nothing": lambda: view.delete("missing"),
+        "delete_many": lambda: view.delete_many(["c", "missing"]),
+        "increment": lambda: view.increment("n", 2),
+        "update": lambda: view.update("a", [{"type": "set", "path": "m", "value": 1}]),
+        "expire": lambda: view.expire("a", 600),
+        "persist": lambda: view.persist("a"),
+    }
+    for name, write in writes.items():
+        assert state.expire_group("trace", 5)
+        assert state.group_ttl("trace") <= 5
+        write()
+        assert state.group_ttl("trace") > 50, name
+    assert state.items("trace") == {"a": {"n": 2, "m": 1}, "n": 2}
+    # reads, the State's own writes and a refused write slide nothing
+    assert state.expire_group("trace", 5)
+    view.get("a")
+    view.items()
+    view.ttl("a")
+    state.set("trace", "plain", 1)
+    with pytest.raises(VersionConflict):
+        view.set("a", 0, version=99)
+    with pytest.raises(NotANumber):
+        view.increment("a", 1)
+    assert state.group_ttl("trace") <= 5
+
+
+def test_the_group_ttl_option_makes_every_group_a_trace(open_state: Opener) -> None:
+    state = open_state(cleanup_interval=None, group_ttl=60)
+    state.set("t1", "k", 1)
+    state.increment("t2", "n")
+    with state.transaction() as tx:
+        tx.set("t3", "a", 1)
+        tx.increment("t3", "n", 1)
+    for group in ("t1", "t2", "t3"):
+        assert 59 < state.group_ttl(group) <= 60, group
+    assert state.expire_group("t3", 5)
+    with state.transaction() as tx:
+        tx.delete("t3", "a")
+    assert state.group_ttl("t3") > 50  # a transaction slides the groups it writes
+    assert state.expire_group("t3", 5)
+    with pytest.raises(VersionConflict), state.transaction() as tx:
+        tx.set("t3", "n", 2, version=42)
+    assert state.group_ttl("t3") <= 5  # ... only when it applies
+
+
+def test_an_item_ttl_and_the_group_ttl_the_earlier_wins(open_state: Opener) -> None:
+    state = open_state(cleanup_interval=None)
+    view = state.group("g", ttl=60)
+    view.set("long", 1, ttl=3600)
+    view.set("short", 2, ttl=30)
+    view.set("plain", 3)
+    assert 29 < state.ttl("g", "short") <= 30  # its own
+    assert 59 < state.ttl("g", "long") <= 60  # the group's
+    assert 59 < state.ttl("g", "plain") <= 60
+    item = state.get_item("g", "plain")
+    assert item is not None
+    assert item.expires_at is not None
+    assert 59 < item.expires_at - time.time() <= 61
+    assert state.expire_group("g", 5)
+    assert state.ttl("g", "short") <= 5
+    assert state.persist_group("g")
+    assert 29 < state.ttl("g", "short") <= 30
+    assert state.ttl("g", "plain") is None
+    # an item's own expiry still comes first, alone
+    view.set("brief", 4, ttl=0.2)
+    eventually(state, lambda: state.get("g", "brief") is None)
+    assert state.get("g", "plain") == 3
+    assert 59 < state.group_ttl("g") <= 60
+
+
+def test_emptying_a_group_ends_its_expiry(open_state: Opener) -> None:
+    """A group exists while it holds an item: the write that empties it drops its deadline,
+    and a group made again by an ordinary write does not expire."""
+    state = open_state(cleanup_interval=None)
+    view = state.group("g", ttl=60)
+    view.set("a", 1)
+    view.delete("a")
+    assert state.group_ttl("g") is None
+    state.set("g", "b", 1)
+    assert state.group_ttl("g") is None
+    view.set("c", 1)
+    assert state.clear("g") == 2
+    state.set("g", "d", 1)
+    assert state.group_ttl("g") is None
+
+
+BAD_TTLS = [0, -1, math.nan, math.inf, True, "5", None, 10**12, [1]]
+
+
+@pytest.mark.parametrize("ttl", BAD_TTLS, ids=repr)
+def test_a_bad_ttl_is_refused_and_nothing_is_written(open_state: Opener, ttl: Any) -> None:
+    state = open_state(cleanup_interval=None)
+    state.set("g", "k", 1)
+    with pytest.raises(InvalidInput, match="ttl"):
+        state.expire_group("g", ttl)
+    assert state.group_ttl("g") is None
+    if ttl is not None:  # a view without ttl= is the plain view
+        with pytest.raises(InvalidInput, match="ttl"):
+            state.group("g", ttl=ttl)
+        with pytest.raises(InvalidInput, match="group_ttl"):
+            open_state(group_ttl=ttl)
+    with pytest.raises(InvalidInput, match="group"):
+        state.expire_group("", 5)
+    with pytest.raises(InvalidInput, match="group"):
+        state.group_ttl(42)
+    with pytest.raises(InvalidInput, match="group"):
+        state.persist_group(None)
+    assert state.items("g") == {"k": 1}
+    assert state.group_ttl("g") is None
+
+
+def test_the_file_keeps_group_deadlines(tmp_path: Any) -> None:
+    path = tmp_path / "motia.state.json"
+    with State.from_url(f"file://{path}", cleanup_interval=None) as one:
+        one.group("g", ttl=60).set("k", 1)
+        assert "group_expires" in path.read_text()
+    with State.from_url(f"file://{path}", cleanup_interval=None) as two:
+        assert 59 < two.group_ttl("g") <= 60
+        assert two.persist_group("g")
+    assert "group_expires" not in path.read_text()
+
+
+def test_a_damaged_group_deadline_in_the_file_is_refused(tmp_path: Any) -> None:
+    path = tmp_path / "motia.state.json"
+    path.write_text('{"g:k": "1", "__motia_state__": "{\\"group_expires\\": {\\"g\\": -5}}"}')
+    with State.from_url(f"file://{path}") as state, pytest.raises(DecodeError, match="damaged"):
+        state.get("g", "k")
+
+
+def test_a_ttl_view_closes_nothing(open_state: Opener) -> None:
+    """Closing what a ``ttl=`` view runs on leaves its State's backend open."""
+    state = open_state(cleanup_interval=None)
+    view = state.group("g", ttl=60)
+    view.set("k", 1)
+    if isinstance(view.state, State):
+        view.state.close()
+    else:
+        state._loop.run_until_complete(view.state.aclose())
+    assert state.get("g", "k") == 1
+    view.set("k", 2)
+    assert state.get("g", "k") == 2
+
+
+# -- on the server ------------------------------------------------------------------------
+
+
+@pytest.mark.redis_only
+def test_every_key_of_the_group_carries_the_deadline(open_state: Opener, target: Target) -> None:
+    """`redis-cli TTL motia:state:<group>` shows what `group_ttl` says; the group's other keys
+    expire with it, and its deadline key a week after, for the record to be written."""
+    state = open_state(cleanup_interval=None)
+    layout = target.layout()
+    view = state.group("trace", ttl=60)
+    view.set("a", 1)
+    view.set("a", 2)
+    view.set("b", 1, ttl=600)
+    with target.raw() as r:
+        data = int(r.pttl(layout.data("trace")))
+        assert 59_000 < data <= 60_000
+        assert abs(state.group_ttl("trace") * 1000 - data) < 50
+        same = [layout.versions("trace"), layout.expiries("trace")]
+        if target.name == "cluster":
+            same.append(layout.changes("trace"))  # the group's own stream goes with it
+        else:
+            assert int(r.pttl(layout.changes("trace"))) == -1  # the shared one never
+        for key in same:
+            assert abs(int(r.pttl(key)) - data) < 50, key
+        assert abs(int(r.pttl(layout.deadline("trace"))) - (data + WEEK_MS)) < 50
+    assert state.persist_group("trace")
+    with target.raw() as r:
+        for key in [layout.data("trace"), *same]:
+            assert int(r.pttl(key)) == -1, key
+        assert r.exists(layout.deadline("trace")) == 0
+
+
+@pytest.mark.redis_only
+def test_an_expired_group_leaves_nothing_and_is_recorded_once(
+    open_state: Opener, target: Target
+) -> None:
+    state = open_state(cleanup_interval=None)
+    layout = target.layout()
+    view = state.group("trace", ttl=0.3)
+    view.set("a", 1)
+    view.set("a", 2)
+    view.set("b", 1, ttl=600)
+    view.set("c", 1)
+    view.delete("c")
+    eventually(state, lambda: gone(state, "trace"))
+    assert expiries(state, "trace") == []  # the server removed it; nobody recorded it yet
+    assert layout.data("trace") not in server_keys(target)
+    state.cleanup()
+    state.cleanup()
+    (record,) = expiries(state, "trace")
+    assert (record.group, record.key, record.version, record.prev_version) == ("trace", None,
+                                                                               None, 0)  # fmt: skip
+    assert record.motia_event() == {
+        "event_type": "state:deleted",
+        "scope": "trace",
+        "key": None,
+        "old_value": None,
+        "new_value": None,
+    }
+    left = server_keys(target)
+    if target.name == "cluster":
+        # the record's stream, and the mark that keeps it from outliving a new start
+        assert set(left) == {layout.changes("trace"), layout.deadline("trace")}
+        assert all(0 < ttl <= WEEK_MS for ttl in left.values()), left
+    else:
+        assert set(left) == {layout.changes("trace")}  # the feed every group shares
+
+
+@pytest.mark.redis_only
+def test_the_next_write_records_the_expiry_first(open_state: Opener, target: Target) -> None:
+    """No sweeper ran: the group's next write records its expiry, then starts it anew."""
+    state = open_state(cleanup_interval=None)
+    view = state.group("trace", ttl=0.2)
+    view.set("a", 1)
+    view.set("a", 2)
+    eventually(state, lambda: gone(state, "trace"))
+    assert view.set("a", 3) == 1
+    ops = [(c.op, c.key, c.version) for c in records(state, "trace")]
+    assert ops[-2:] == [("expire_group", None, None), ("set", "a", 1)]
+    state.cleanup()
+    assert len(expiries(state, "trace")) == 1
+    if target.name == "cluster":  # started anew with a TTL: the stream slides with it
+        with target.raw() as r:
+            assert 0 < int(r.pttl(target.layout().changes("trace"))) <= 200
+
+
+@pytest.mark.redis_only
+def test_a_group_back_after_its_record_keeps_its_stream(open_state: Opener, target: Target) -> None:
+    state = open_state(cleanup_interval=None)
+    state.group("trace", ttl=0.2).set("a", 1)
+    eventually(state, lambda: gone(state, "trace"))
+    state.cleanup()
+    state.set("trace", "b", 1)  # no TTL this time
+    layout = target.layout()
+    with target.raw() as r:
+        assert int(r.pttl(layout.changes("trace"))) == -1
+        assert r.exists(layout.deadline("trace")) == 0
+    assert [c.op for c in records(state, "trace")][-2:] == ["expire_group", "set"]
+
+
+@pytest.mark.redis_only
+def test_racing_sweepers_and_writers_record_each_expiry_once(
+    open_state: Opener, target: Target
+) -> None:
+    sweepers = [open_state(cleanup_interval=None) for _ in range(3)]
+    writer = sweepers[0]
+    groups = [f"trace-{i}" for i in range(12)]
+    for group in groups:
+        view = writer.group(group, ttl=0.3)
+        view.set("a", 1)
+        view.set_many({"b": 2, "c": 3})
+    eventually(writer, lambda: all(gone(writer, g) for g in groups))
+    start = threading.Barrier(len(sweepers) + 1)
+    failures: list[BaseException] = []
+
+    def sweep(state: Any) -> None:
+        try:
+            start.wait()
+            for _ in range(3):
+                state.cleanup()
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    async_states = any(hasattr(s, "pause") for s in sweepers)
+    if async_states:  # one event loop: the calls interleave on the server, not in threads
+        start = threading.Barrier(1)
+        for state in sweepers:
+            sweep(state)
+    else:
+        threads = [threading.Thread(target=sweep, args=(s,)) for s in sweepers]
+        for thread in threads:
+            thread.start()
+        start.wait()
+        for thread in threads:
+            thread.join(30)
+    # and a write to half of them, racing nobody now, records nothing a second time
+    for group in groups[::2]:
+        writer.set(group, "again", 1)
+    assert not failures, failures
+    for group in groups:
+        assert len(expiries(writer, group)) == 1, group
+
+
+@pytest.mark.redis_only
+def test_the_background_sweep_records_the_expiry(open_state: Opener) -> None:
+    state = open_state(cleanup_interval=0.05)
+    state.group("trace", ttl=0.2).set("a", 1)  # starts the State's sweeper
+    eventually(state, lambda: expiries(state, "trace"))
+    assert gone(state, "trace")
+
+
+@pytest.mark.redis_only
+def test_a_late_sweep_still_records_the_expiry(open_state: Opener) -> None:
+    """Nobody was running at the deadline: the first sweep afterwards records it."""
+    writer = open_state(cleanup_interval=None)
+    writer.group("trace", ttl=0.2).set("a", 1)
+    writer.close()
+    later = open_state(cleanup_interval=None)
+    eventually(later, lambda: gone(later, "trace"))
+    assert expiries(later, "trace") == []
+    later.cleanup()
+    assert len(expiries(later, "trace")) == 1
+
+
+@CACHED
+def test_the_near_cache_never_serves_past_the_groups_expiry(
+    open_state: Opener, target: Target, servers: Servers
+) -> None:
+    state = open_state(cache=True, cleanup_interval=None)
+    server_ms = _server_ms(target, servers)
+    state.group("trace", ttl=0.4).set("k", {"v": 1})  # no expiry of its own
+    first = state.get_item("trace", "k")
+    assert first is not None
+    assert first.expires_at is not None  # the group's deadline times the cached copy
+    at = round(first.expires_at * 1000)
+    hits = state.cache_stats().hits
+    while True:
+        before = server_ms()  # the server's clock before the read begins
+        if state.get("trace", "k") is None:
+            break
+        assert before < at, f"served {before - at} ms after the group expired"
+    assert state.get_item("trace", "k") is None
+    assert server_ms() >= at - 1  # gone because the group expired, not for another reason
+    assert state.cache_stats().hits > hits  # the copy was served while the group lived
+
+
+def test_a_layout_names_the_deadline_keys() -> None:
+    for cluster in (False, True):
+        layout = KeyLayout(cluster=cluster)
+        key = layout.deadline("x{y}")
+        assert layout.group_of_deadline(key) == "x{y}"
+        assert key.startswith(layout.meta_root + b"d{")
+        keys = layout.group_keys("x{y}")
+        assert keys[4] == key
+        assert keys[5:] == ([] if cluster else [layout.deadlines(), layout.registry()])
