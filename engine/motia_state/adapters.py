@@ -114,6 +114,15 @@ class StateAdapter(ABC):
     def list_groups(self) -> Iterable[str]:
         """The groups holding at least one record."""
 
+    def expired_groups(self, now_ms: int) -> Iterable[str]:
+        """``ttl``: the groups whose own expiry (`meta`) passed at ``now_ms``, for the sweep.
+        This default reads every group's metadata; a store that can ask directly should."""
+        return [
+            group
+            for group in self.list_groups()
+            if (at := self.meta(group).expires_at) is not None and at <= now_ms
+        ]
+
     def meta(self, group: str) -> GroupMeta:
         """The group's metadata (``versions``, ``ttl``); GroupMeta() when none was stored."""
         raise _unsupported(self, "meta (needed by 'versions' and 'ttl')")
@@ -169,6 +178,13 @@ class AsyncStateAdapter(ABC):
 
     @abstractmethod
     async def list_groups(self) -> Iterable[str]: ...
+
+    async def expired_groups(self, now_ms: int) -> Iterable[str]:
+        return [
+            group
+            for group in await self.list_groups()
+            if (at := (await self.meta(group)).expires_at) is not None and at <= now_ms
+        ]
 
     async def meta(self, group: str) -> GroupMeta:
         raise _unsupported(self, "meta (needed by 'versions' and 'ttl')")

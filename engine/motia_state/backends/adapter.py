@@ -91,34 +91,69 @@ def capabilities_of(adapter: StateAdapter | AsyncStateAdapter) -> frozenset[str]
 
 
 # -- what every handler shares ------------------------------------------------------
+#
+# A group may expire as a whole (a trace scope, ``GroupMeta.expires_at``): past its deadline it
+# is absent to every read, and the first write (or cleanup) removes it, floor and all, before
+# anything else (`_settle`). A write with a group TTL moves the deadline once it went through
+# (`_slide`), and a group that a removal empties loses it, as a Redis hash emptied is deleted
+# with its expiry. An item's own expiry and its group's: the earlier wins.
 
 
 def _expired(at: int | None, now: int) -> bool:
     return at is not None and at <= now
 
 
-def _group_gone(ctx: Context, group: str, now: int) -> Steps[bool]:
-    """Whether the whole group has expired (its own TTL: a trace scope)."""
+def _earlier(at: int | None, deadline: int | None) -> int | None:
+    if at is None or deadline is None:
+        return deadline if at is None else at
+    return min(at, deadline)
+
+
+def _deadline(ctx: Context, group: str) -> Steps[int | None]:
+    """When the group expires as a whole, if it does (an adapter without ``ttl``: never)."""
     if not ctx.ttl:
-        return False
+        return None
     meta: GroupMeta = yield ("meta", (group,))
-    return _expired(meta.expires_at, now)
+    return meta.expires_at
 
 
-def _live(ctx: Context, group: str, key: str, now: int) -> Steps[Record | None]:
+def _live(ctx: Context, group: str, key: str, now: int) -> Steps[tuple[Record | None, int | None]]:
+    """The item if it is live, with when it expires (its own expiry or its group's)."""
     record: Record | None = yield ("get", (group, key))
     if record is None or _expired(record.expires_at, now):
-        return None
-    if (yield from _group_gone(ctx, group, now)):
-        return None
-    return record
+        return None, None
+    deadline = yield from _deadline(ctx, group)
+    if _expired(deadline, now):
+        return None, None
+    return record, _earlier(record.expires_at, deadline)
 
 
 def _live_items(ctx: Context, group: str, now: int) -> Steps[list[tuple[str, Record]]]:
-    if (yield from _group_gone(ctx, group, now)):
+    if _expired((yield from _deadline(ctx, group)), now):
         return []
     items: Iterable[tuple[str, Record]] = yield ("items", (group,))
     return [(k, r) for k, r in items if not _expired(r.expires_at, now)]
+
+
+def _exists(group: str) -> Steps[bool]:
+    items: Iterable[tuple[str, Record]] = yield ("items", (group,))
+    return any(True for _ in items)
+
+
+def _settle(ctx: Context, group: str, now: int) -> Steps[None]:
+    """Before a write: a group past its deadline goes first, floor and all."""
+    if ctx.ttl:
+        meta: GroupMeta = yield ("meta", (group,))
+        if _expired(meta.expires_at, now):
+            yield ("clear", (group,))
+            yield ("set_meta", (group, GroupMeta()))
+
+
+def _slide(ctx: Context, group: str, ms: int | None, now: int) -> Steps[None]:
+    """After a write with a group TTL: the group, if it still exists, expires ``ms`` from now."""
+    if ms is not None and (yield from _exists(group)):
+        meta: GroupMeta = yield ("meta", (group,))
+        yield ("set_meta", (group, replace(meta, expires_at=now + ms)))
 
 
 def _raise_floor(ctx: Context, group: str, version: int) -> Steps[None]:
@@ -130,19 +165,22 @@ def _raise_floor(ctx: Context, group: str, version: int) -> Steps[None]:
 
 
 def _current(ctx: Context, group: str, key: str, now: int) -> Steps[Record | None]:
-    """The item a write finds: an expired group or item is removed first (its versions still
-    raise the floor), so that the write starts from nothing, as on Redis."""
-    if ctx.ttl:
-        meta: GroupMeta = yield ("meta", (group,))
-        if _expired(meta.expires_at, now):  # the whole group went, its floor with it
-            yield ("clear", (group,))
-            yield ("set_meta", (group, GroupMeta()))
+    """The item a write finds (after `_settle`): an expired one is removed first, its version
+    still raising the floor, so that the write starts from nothing, as on Redis."""
     record: Record | None = yield ("get", (group, key))
     if record is not None and _expired(record.expires_at, now):
-        yield ("delete", (group, key))
-        yield from _raise_floor(ctx, group, record.version + 1)
+        yield from _remove(ctx, group, key, record)
         return None
     return record
+
+
+def _remove(ctx: Context, group: str, key: str, record: Record) -> Steps[None]:
+    yield ("delete", (group, key))
+    yield from _raise_floor(ctx, group, record.version + 1)
+    if ctx.ttl:
+        meta: GroupMeta = yield ("meta", (group,))
+        if meta.expires_at is not None and not (yield from _exists(group)):
+            yield ("set_meta", (group, replace(meta, expires_at=None)))  # emptied: gone
 
 
 def _next_version(ctx: Context, group: str, current: Record | None) -> Steps[int]:
@@ -169,11 +207,14 @@ def _expiry(how: str, previous: int | None, created: bool, now: int) -> int | No
     return now + int(how) if how else None
 
 
-def _needs_for_write(ctx: Context, version: int | None, expire: str) -> None:
+def _needs(ctx: Context, version: int | None, expire: str, group_ttl: int | None) -> None:
+    """What a write asks for beyond plain storage, refused before anything is written."""
     if version is not None:
         ctx.need("versions", "a version= condition")
     if expire and not expire.startswith("keep"):
         ctx.need("ttl", "a TTL")
+    if group_ttl is not None:
+        ctx.need("ttl", "a group TTL")
 
 
 # -- reads ----------------------------------------------------------------------------
@@ -181,24 +222,23 @@ def _needs_for_write(ctx: Context, version: int | None, expire: str) -> None:
 
 @HANDLERS.on(ops.Get)
 def _get(ctx: Context, op: ops.Get) -> Steps[bytes | None]:
-    record = yield from _live(ctx, op.group, op.key, now_ms())
+    record, _ = yield from _live(ctx, op.group, op.key, now_ms())
     return record.data if record else None
 
 
 @HANDLERS.on(ops.GetItem)
 def _get_item(ctx: Context, op: ops.GetItem) -> Steps[ops.RawItem | None]:
-    record = yield from _live(ctx, op.group, op.key, now_ms())
+    record, at = yield from _live(ctx, op.group, op.key, now_ms())
     if record is None:
         return None
-    expires = record.expires_at / 1000 if record.expires_at is not None else None
-    return ops.RawItem(record.data, record.version, expires)
+    return ops.RawItem(record.data, record.version, at / 1000 if at is not None else None)
 
 
 @HANDLERS.on(ops.GetMany)
 def _get_many(ctx: Context, op: ops.GetMany) -> Steps[list[bytes | None]]:
     now, found = now_ms(), []
     for key in op.keys:
-        record = yield from _live(ctx, op.group, key, now)
+        record, _ = yield from _live(ctx, op.group, key, now)
         found.append(record.data if record else None)
     return found
 
@@ -240,20 +280,30 @@ def _list_groups(ctx: Context, op: ops.ListGroups) -> Steps[list[str]]:
 def _stats(ctx: Context, op: ops.Stats) -> Steps[tuple[list[ops.GroupStats], int | None]]:
     now, rows = now_ms(), []
     for group in op.groups:
-        items: Iterable[tuple[str, Record]] = yield ("items", (group,))
+        gone = _expired((yield from _deadline(ctx, group)), now)
+        items: list[tuple[str, Record]] = [] if gone else list((yield ("items", (group,))))
         with_ttl = sum(1 for _, r in items if r.expires_at is not None)
-        live = yield from _live_items(ctx, group, now)
-        rows.append(ops.GroupStats(group, len(live), with_ttl, None, None))
+        live = sum(1 for _, r in items if not _expired(r.expires_at, now))
+        rows.append(ops.GroupStats(group, live, with_ttl, None, None))
     return rows, None
 
 
 @HANDLERS.on(ops.Ttl)
 def _ttl(ctx: Context, op: ops.Ttl) -> Steps[float | None]:
     now = now_ms()
-    record = yield from _live(ctx, op.group, op.key, now)
-    if record is None or record.expires_at is None:
+    record, at = yield from _live(ctx, op.group, op.key, now)
+    if record is None or at is None:
         return None
-    return max(0.0, (record.expires_at - now) / 1000)
+    return max(0.0, (at - now) / 1000)
+
+
+@HANDLERS.on(ops.GroupTtl)
+def _group_ttl(ctx: Context, op: ops.GroupTtl) -> Steps[float | None]:
+    now = now_ms()
+    at = yield from _deadline(ctx, op.group)
+    if at is None or _expired(at, now) or not (yield from _exists(op.group)):
+        return None
+    return (at - now) / 1000
 
 
 # -- writes ---------------------------------------------------------------------------
@@ -261,78 +311,84 @@ def _ttl(ctx: Context, op: ops.Ttl) -> Steps[float | None]:
 
 @HANDLERS.on(ops.Set)
 def _set(ctx: Context, op: ops.Set) -> Steps[int]:
-    _needs_for_write(ctx, op.version, op.expire)
+    _needs(ctx, op.version, op.expire, op.group_ttl)
     now = now_ms()
+    yield from _settle(ctx, op.group, now)
     current = yield from _current(ctx, op.group, op.key, now)
     _check(op.group, op.key, op.version, current)
     version = yield from _next_version(ctx, op.group, current)
     record = Record(op.data, version, _expiry(op.expire, None, current is None, now))
     yield ("set", (op.group, op.key, record))
+    yield from _slide(ctx, op.group, op.group_ttl, now)
     return version
 
 
 @HANDLERS.on(ops.SetMany)
 def _set_many(ctx: Context, op: ops.SetMany) -> Steps[int]:
     ctx.need("transactions", "set_many (all or nothing)")
-    _needs_for_write(ctx, None, op.expire)
+    _needs(ctx, None, op.expire, op.group_ttl)
+    if not op.items:
+        return 0
     now = now_ms()
+    yield from _settle(ctx, op.group, now)
     for key, data in op.items:
         current = yield from _current(ctx, op.group, key, now)
         version = yield from _next_version(ctx, op.group, current)
         record = Record(data, version, _expiry(op.expire, None, current is None, now))
         yield ("set", (op.group, key, record))
+    yield from _slide(ctx, op.group, op.group_ttl, now)
     return len(op.items)
-
-
-def _remove(ctx: Context, group: str, key: str, record: Record) -> Steps[None]:
-    yield ("delete", (group, key))
-    yield from _raise_floor(ctx, group, record.version + 1)
 
 
 @HANDLERS.on(ops.Delete)
 def _delete(ctx: Context, op: ops.Delete) -> Steps[bytes | None]:
-    _needs_for_write(ctx, op.version, "")
-    current = yield from _current(ctx, op.group, op.key, now_ms())
+    _needs(ctx, op.version, "", op.group_ttl)
+    now = now_ms()
+    yield from _settle(ctx, op.group, now)
+    current = yield from _current(ctx, op.group, op.key, now)
     _check(op.group, op.key, op.version, current)
-    if current is None:
-        return None
-    yield from _remove(ctx, op.group, op.key, current)
-    return current.data
+    if current is not None:
+        yield from _remove(ctx, op.group, op.key, current)
+    yield from _slide(ctx, op.group, op.group_ttl, now)
+    return current.data if current else None
 
 
 @HANDLERS.on(ops.DeleteMany)
 def _delete_many(ctx: Context, op: ops.DeleteMany) -> Steps[int]:
     ctx.need("transactions", "delete_many (all or nothing)")
+    _needs(ctx, None, "", op.group_ttl)
     now, removed = now_ms(), 0
+    yield from _settle(ctx, op.group, now)
     for key in op.keys:
         current = yield from _current(ctx, op.group, key, now)
         if current is not None:
             yield from _remove(ctx, op.group, key, current)
             removed += 1
+    yield from _slide(ctx, op.group, op.group_ttl, now)
     return removed
 
 
 @HANDLERS.on(ops.Clear)
 def _clear(ctx: Context, op: ops.Clear) -> Steps[int]:
     now = now_ms()
-    gone = yield from _group_gone(ctx, op.group, now)
+    yield from _settle(ctx, op.group, now)
     items: list[tuple[str, Record]] = list((yield ("items", (op.group,))))
-    live = [] if gone else [r for _, r in items if not _expired(r.expires_at, now)]
     yield ("clear", (op.group,))
     if ctx.versions or ctx.ttl:
         meta: GroupMeta = yield ("meta", (op.group,))
         top = max((r.version for _, r in items), default=0)
         floor = max(top, meta.floor) + 1 if items and ctx.versions else meta.floor
-        if meta != GroupMeta(floor, None):
+        if meta != GroupMeta(floor, None):  # the group's own expiry goes with it
             yield ("set_meta", (op.group, GroupMeta(floor, None)))
-    return len(live)
+    return sum(1 for _, r in items if not _expired(r.expires_at, now))
 
 
 @HANDLERS.on(ops.Update)
 def _update(ctx: Context, op: ops.Update) -> Steps[tuple[int, bytes]]:
     ctx.need("versions", f"{op.name} (a read, change and write no other writer may split)")
-    _needs_for_write(ctx, op.version, op.expire)
+    _needs(ctx, op.version, op.expire, op.group_ttl)
     now = now_ms()
+    yield from _settle(ctx, op.group, now)
     current = yield from _current(ctx, op.group, op.key, now)
     _check(op.group, op.key, op.version, current)
     try:
@@ -346,6 +402,7 @@ def _update(ctx: Context, op: ops.Update) -> Steps[tuple[int, bytes]]:
     version = yield from _next_version(ctx, op.group, current)
     record = Record(new, version, _expiry(op.expire, previous, current is None, now))
     yield ("set", (op.group, op.key, record))
+    yield from _slide(ctx, op.group, op.group_ttl, now)
     return version, new
 
 
@@ -353,7 +410,9 @@ def _update(ctx: Context, op: ops.Update) -> Steps[tuple[int, bytes]]:
 def _set_expiry(ctx: Context, op: ops.SetExpiry) -> Steps[bool]:
     ctx.need("ttl", "expire and persist")
     now = now_ms()
+    yield from _settle(ctx, op.group, now)
     current = yield from _current(ctx, op.group, op.key, now)
+    yield from _slide(ctx, op.group, op.group_ttl, now)
     if current is None:
         return False
     if op.ms is None:
@@ -365,20 +424,31 @@ def _set_expiry(ctx: Context, op: ops.SetExpiry) -> Steps[bool]:
     return True
 
 
+@HANDLERS.on(ops.SetGroupExpiry)
+def _set_group_expiry(ctx: Context, op: ops.SetGroupExpiry) -> Steps[bool]:
+    ctx.need("ttl", "expire_group and persist_group")
+    now = now_ms()
+    yield from _settle(ctx, op.group, now)
+    if not (yield from _exists(op.group)):
+        return False
+    meta: GroupMeta = yield ("meta", (op.group,))
+    if op.ms is None:
+        if meta.expires_at is None:
+            return False
+        yield ("set_meta", (op.group, replace(meta, expires_at=None)))
+        return True
+    yield ("set_meta", (op.group, replace(meta, expires_at=now + op.ms)))
+    return True
+
+
 @HANDLERS.on(ops.Cleanup)
 def _cleanup(ctx: Context, op: ops.Cleanup) -> Steps[int]:
     if not ctx.ttl:
         return 0  # nothing can expire
     now = now_ms()
+    for group in list((yield ("expired_groups", (now,)))):
+        yield from _settle(ctx, group, now)  # not counted: its items expired with it
     removed: int = yield ("cleanup", (now,))
-    names: Iterable[str] = yield ("list_groups", ())
-    for group in list(names):
-        meta: GroupMeta = yield ("meta", (group,))
-        if _expired(meta.expires_at, now):
-            items: Iterable[tuple[str, Record]] = yield ("items", (group,))
-            removed += sum(1 for _ in items)
-            yield ("clear", (group,))
-            yield ("set_meta", (group, GroupMeta()))
     return removed
 
 
@@ -415,13 +485,22 @@ class Overlay:
                 elif method == "set_meta":
                     self.metas[args[0]] = args[1]
                     result = None
+                elif method == "items":
+                    result = yield from self._items(use)
                 elif method in ("get", "meta"):
                     result = yield use
-                else:  # a transaction holds item writes only, which list nothing
+                else:  # a transaction holds item writes only
                     raise AssertionError(f"a transaction op called {method}")
                 use = steps.send(result)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+
+    def _items(self, use: Use) -> Steps[list[tuple[str, Record]]]:
+        group = use[1][0]
+        stored: Iterable[tuple[str, Record]] = [] if group in self.cleared else (yield use)
+        merged: dict[str, Record | None] = dict(stored)
+        merged.update((k, r) for (g, k), r in self.records.items() if g == group)
+        return [(k, r) for k, r in merged.items() if r is not None]
 
     def flush(self) -> Steps[None]:
         for group in self.cleared:

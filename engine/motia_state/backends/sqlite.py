@@ -212,6 +212,10 @@ class SqliteAdapter(StateAdapter):
     def list_groups(self) -> list[str]:
         return [name for (name,) in self._run("SELECT DISTINCT grp FROM items")]
 
+    def expired_groups(self, now_ms: int) -> list[str]:
+        rows = self._run("SELECT grp FROM groups WHERE expires_at <= ?", now_ms)
+        return [name for (name,) in rows]
+
     def meta(self, group: str) -> GroupMeta:
         rows = self._run("SELECT floor, expires_at FROM groups WHERE grp = ?", group)
         return GroupMeta(*rows[0]) if rows else GroupMeta()
