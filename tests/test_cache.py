@@ -520,10 +520,10 @@ def test_bad_near_cache_settings_are_refused(kwargs: dict[str, Any]) -> None:
         NearCache(**kwargs)
 
 
-@pytest.mark.parametrize("url", ["memory://", "file://{tmp}/s.json"])
+@pytest.mark.parametrize("url", ["memory://", "file://{tmp}/s.json", "sqlite://{tmp}/s.db"])
 def test_in_process_backends_refuse_a_near_cache(url: str, tmp_path: Path) -> None:
     for opener in (State.from_url, AsyncState.from_url):
-        with pytest.raises(Unsupported, match="in this process already"):
+        with pytest.raises(Unsupported, match="is not a Redis server: cache= is for Redis"):
             opener(url.format(tmp=tmp_path), cache=True)
     with State.from_url("memory://", cache=False) as state:
         assert state.cache_stats() is None

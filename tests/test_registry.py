@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from motia_state import ops, scripts
-from motia_state.backends import local
+from motia_state.backends import adapter, local
 from motia_state.backends.redis import plan
 from motia_state.codecs import JsonCodec
 from motia_state.errors import Unsupported
@@ -23,7 +23,7 @@ from motia_state.steps import Batch
 TABLES = {
     "Redis and Redis Cluster": plan.HANDLERS,
     "Redis transactions": plan.TRANSACTION_PARTS,
-    "memory:// and file://": local.HANDLERS,
+    "memory://, file://, sqlite:// and custom adapters": adapter.HANDLERS,
 }
 
 
@@ -67,8 +67,8 @@ def test_the_in_process_backends_refuse_feed_requests_clearly() -> None:
     feed = [kind for kind, traits in ops.REGISTRY.items() if traits.feed]
     assert {kind.__name__ for kind in feed} == {"Ack", "External", "Lease"}
     for kind in feed:
-        with pytest.raises(Unsupported, match="keeps no change feed"):
-            local.HANDLERS.table[kind](local.Groups(), None, JsonCodec())
+        with pytest.raises(Unsupported, match="needs the capability 'feed'"):
+            local.apply(local.Groups(), kind.__new__(kind), JsonCodec(), "memory://")
 
 
 def test_declared_traits_are_consistent() -> None:

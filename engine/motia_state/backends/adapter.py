@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -32,7 +33,6 @@ from ..errors import (
     VersionConflict,
     brief,
 )
-from .local import now_ms
 
 T = TypeVar("T")
 Use = tuple[str, tuple[Any, ...]]  # an adapter method's name and its arguments
@@ -61,7 +61,7 @@ class Context:
     def need(self, capability: str, what: str) -> None:
         if capability not in self.declared:
             raise Unsupported(
-                f"{self.describe}: {what} needs the adapter capability {capability!r} "
+                f"{self.describe}: {what} needs the capability {capability!r} "
                 f"({capabilities.COVERS[capability]}), which it does not declare "
                 f"(it declares {sorted(self.declared) or 'none'})"
             )
@@ -99,7 +99,12 @@ def capabilities_of(adapter: StateAdapter | AsyncStateAdapter) -> frozenset[str]
 # with its expiry. An item's own expiry and its group's: the earlier wins.
 
 
-def _expired(at: int | None, now: int) -> bool:
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def expired(at: int | None, now: int) -> bool:
+    """Whether an expiry (ms since the epoch, None: none) has passed at ``now``."""
     return at is not None and at <= now
 
 
@@ -120,19 +125,19 @@ def _deadline(ctx: Context, group: str) -> Steps[int | None]:
 def _live(ctx: Context, group: str, key: str, now: int) -> Steps[tuple[Record | None, int | None]]:
     """The item if it is live, with when it expires (its own expiry or its group's)."""
     record: Record | None = yield ("get", (group, key))
-    if record is None or _expired(record.expires_at, now):
+    if record is None or expired(record.expires_at, now):
         return None, None
     deadline = yield from _deadline(ctx, group)
-    if _expired(deadline, now):
+    if expired(deadline, now):
         return None, None
     return record, _earlier(record.expires_at, deadline)
 
 
 def _live_items(ctx: Context, group: str, now: int) -> Steps[list[tuple[str, Record]]]:
-    if _expired((yield from _deadline(ctx, group)), now):
+    if expired((yield from _deadline(ctx, group)), now):
         return []
     items: Iterable[tuple[str, Record]] = yield ("items", (group,))
-    return [(k, r) for k, r in items if not _expired(r.expires_at, now)]
+    return [(k, r) for k, r in items if not expired(r.expires_at, now)]
 
 
 def _exists(group: str) -> Steps[bool]:
@@ -144,7 +149,7 @@ def _settle(ctx: Context, group: str, now: int) -> Steps[None]:
     """Before a write: a group past its deadline goes first, floor and all."""
     if ctx.ttl:
         meta: GroupMeta = yield ("meta", (group,))
-        if _expired(meta.expires_at, now):
+        if expired(meta.expires_at, now):
             yield ("clear", (group,))
             yield ("set_meta", (group, GroupMeta()))
 
@@ -168,7 +173,7 @@ def _current(ctx: Context, group: str, key: str, now: int) -> Steps[Record | Non
     """The item a write finds (after `_settle`): an expired one is removed first, its version
     still raising the floor, so that the write starts from nothing, as on Redis."""
     record: Record | None = yield ("get", (group, key))
-    if record is not None and _expired(record.expires_at, now):
+    if record is not None and expired(record.expires_at, now):
         yield from _remove(ctx, group, key, record)
         return None
     return record
@@ -280,10 +285,10 @@ def _list_groups(ctx: Context, op: ops.ListGroups) -> Steps[list[str]]:
 def _stats(ctx: Context, op: ops.Stats) -> Steps[tuple[list[ops.GroupStats], int | None]]:
     now, rows = now_ms(), []
     for group in op.groups:
-        gone = _expired((yield from _deadline(ctx, group)), now)
+        gone = expired((yield from _deadline(ctx, group)), now)
         items: list[tuple[str, Record]] = [] if gone else list((yield ("items", (group,))))
         with_ttl = sum(1 for _, r in items if r.expires_at is not None)
-        live = sum(1 for _, r in items if not _expired(r.expires_at, now))
+        live = sum(1 for _, r in items if not expired(r.expires_at, now))
         rows.append(ops.GroupStats(group, live, with_ttl, None, None))
     return rows, None
 
@@ -301,7 +306,7 @@ def _ttl(ctx: Context, op: ops.Ttl) -> Steps[float | None]:
 def _group_ttl(ctx: Context, op: ops.GroupTtl) -> Steps[float | None]:
     now = now_ms()
     at = yield from _deadline(ctx, op.group)
-    if at is None or _expired(at, now) or not (yield from _exists(op.group)):
+    if at is None or expired(at, now) or not (yield from _exists(op.group)):
         return None
     return (at - now) / 1000
 
@@ -380,7 +385,7 @@ def _clear(ctx: Context, op: ops.Clear) -> Steps[int]:
         floor = max(top, meta.floor) + 1 if items and ctx.versions else meta.floor
         if meta != GroupMeta(floor, None):  # the group's own expiry goes with it
             yield ("set_meta", (op.group, GroupMeta(floor, None)))
-    return sum(1 for _, r in items if not _expired(r.expires_at, now))
+    return sum(1 for _, r in items if not expired(r.expires_at, now))
 
 
 @HANDLERS.on(ops.Update)
@@ -553,6 +558,16 @@ def _failed(describe: str, op: ops.Request[Any], exc: Exception, atomic: bool) -
     return BackendUnavailable(detail)
 
 
+def drive(adapter: StateAdapter, steps: Steps[T]) -> T:
+    """Run a handler's steps on a synchronous adapter."""
+    try:
+        method, args = next(steps)
+        while True:
+            method, args = steps.send(getattr(adapter, method)(*args))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
 class AdapterBackend:
     """A `StateAdapter` as the engine's synchronous backend."""
 
@@ -576,13 +591,7 @@ class AdapterBackend:
             raise _failed(self.describe, op, exc, self._all_or_nothing) from exc
 
     def _drive(self, steps: Steps[T]) -> T:
-        adapter = self.adapter
-        try:
-            method, args = next(steps)
-            while True:
-                method, args = steps.send(getattr(adapter, method)(*args))
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+        return drive(self.adapter, steps)
 
     def close(self) -> None:
         self.adapter.close()

@@ -92,12 +92,12 @@ class FileBackend:
         with self._mutex, _typed_os_errors(self.path):
             if not local.is_write(op):
                 self._refresh()
-                return local.apply(self._groups, op, self._codec)
+                return local.apply(self._groups, op, self._codec, self.describe)
             target = Path(os.path.realpath(self.path))  # write through a symlink
             with _file_lock(target):
                 self._refresh()
                 try:
-                    result = local.apply(self._groups, op, self._codec)
+                    result = local.apply(self._groups, op, self._codec, self.describe)
                     self._save(target)
                 except BaseException:
                     self._raw = None  # the cached model may be ahead of the file

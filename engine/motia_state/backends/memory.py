@@ -36,7 +36,7 @@ class MemoryBackend:
 
     def execute(self, op: Request[T]) -> T:
         with self._lock:
-            return local.apply(self._groups, op, self._codec)
+            return local.apply(self._groups, op, self._codec, self.describe)
 
     def close(self) -> None:
         pass
