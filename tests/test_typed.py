@@ -210,15 +210,19 @@ class TypedBlockingWatch:
         self._loop.run_until_complete(self._watch.aclose())
 
 
-def typed(state: Any, name: str, model: Any) -> Any:
-    """``state.group(name, model=model)``; driven from sync code for an async state."""
-    view = state.group(name, model=model)
+def typed_view_of(state: Any, view: Any) -> Any:
+    """A typed view, driven from sync code for an async state."""
     if isinstance(view, AsyncTypedGroupView):
         return TypedBlocking(view, state._loop)
     if isinstance(view, Blocking) and isinstance(view._target, AsyncTypedGroupView):
         return TypedBlocking(view._target, state._loop)
     assert isinstance(view, TypedGroupView), view
     return view
+
+
+def typed(state: Any, name: str, model: Any) -> Any:
+    """``state.group(name, model=model)``; driven from sync code for an async state."""
+    return typed_view_of(state, state.group(name, model=model))
 
 
 def records(state: Any, target: Target, group: str) -> list[Change] | None:
@@ -847,3 +851,21 @@ def test_typed_change_and_item_keep_their_base_behaviour() -> None:
     assert change.created
     item = TypedItem("g", "k", Point(1, 2), 3)
     assert pickle.loads(pickle.dumps(item)) == item
+
+
+def test_a_typed_view_of_a_trace_scope_slides_the_group_expiry(state: Any) -> None:
+    """``group(name, model=M, ttl=...)``: the typed view wraps the sliding view, so its
+    writes, a typed update's included, move the whole group's expiry."""
+    scope = state.group("trace-1", model=Point, ttl=600)
+    scope = typed_view_of(state, scope)
+    assert scope.group_ttl() is None
+    scope.set("p", Point(1, 2))
+    assert 0 < scope.group_ttl() <= 600
+    assert scope.persist_group() is True
+    assert scope.group_ttl() is None
+    counters = typed_view_of(state, state.group("trace-1", model=int, ttl=300))
+    counters.increment("n")
+    assert 0 < counters.group_ttl() <= 300
+    assert scope.get("p") == Point(1, 2)
+    assert scope.expire_group(60) is True
+    assert 0 < scope.group_ttl() <= 60

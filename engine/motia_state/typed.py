@@ -477,6 +477,15 @@ class TypedGroupView(Generic[M]):
     def persist(self, key: str) -> bool:
         return self.untyped.persist(key)
 
+    def expire_group(self, ttl: float) -> bool:
+        return self.untyped.expire_group(ttl)
+
+    def group_ttl(self) -> float | None:
+        return self.untyped.group_ttl()
+
+    def persist_group(self) -> bool:
+        return self.untyped.persist_group()
+
     def watch(self, **options: Any) -> TypedWatch[M]:
         """`GroupView.watch`, its changes' values validated into ``M`` (with
         ``with_values=True``; see `TypedWatch`)."""
@@ -634,6 +643,15 @@ class AsyncTypedGroupView(Generic[M]):
 
     async def persist(self, key: str) -> bool:
         return await self.untyped.persist(key)
+
+    async def expire_group(self, ttl: float) -> bool:
+        return await self.untyped.expire_group(ttl)
+
+    async def group_ttl(self) -> float | None:
+        return await self.untyped.group_ttl()
+
+    async def persist_group(self) -> bool:
+        return await self.untyped.persist_group()
 
     def watch(self, **options: Any) -> AsyncTypedWatch[M]:
         return AsyncTypedWatch(self.untyped.watch(**options), self._model)
