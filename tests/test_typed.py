@@ -180,42 +180,13 @@ KINDS = [
 # -- helpers ---------------------------------------------------------------------------
 
 
-class TypedBlocking(Blocking):
-    """`Blocking` for an `AsyncTypedGroupView`, its watch started as an `AsyncWatch` is (see
-    `typed`: until `Blocking` itself wraps the typed async view)."""
-
-    def watch(self, **options: Any) -> TypedBlockingWatch:
-        watch = self._target.watch(**options)
-        assert isinstance(watch, AsyncTypedWatch)
-        return TypedBlockingWatch(self._loop.run_until_complete(watch._start()), self._loop)
-
-
-class TypedBlockingWatch:
-    """An `AsyncTypedWatch` driven from sync code, like a `TypedWatch`."""
-
-    def __init__(self, watch: AsyncTypedWatch[Any], loop: Any) -> None:
-        self._watch = watch
-        self._loop = loop
-
-    def __iter__(self) -> TypedBlockingWatch:
-        return self
-
-    def __next__(self) -> Any:
-        return self._loop.run_until_complete(self._watch.__anext__())
-
-    def __enter__(self) -> TypedBlockingWatch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.run_until_complete(self._watch.aclose())
-
-
 def typed_view_of(state: Any, view: Any) -> Any:
-    """A typed view, driven from sync code for an async state."""
+    """A typed view, driven from sync code for an async state (`Blocking` wraps it)."""
     if isinstance(view, AsyncTypedGroupView):
-        return TypedBlocking(view, state._loop)
-    if isinstance(view, Blocking) and isinstance(view._target, AsyncTypedGroupView):
-        return TypedBlocking(view._target, state._loop)
+        return Blocking(view, state._loop)
+    if isinstance(view, Blocking):
+        assert isinstance(view._target, AsyncTypedGroupView), view
+        return view
     assert isinstance(view, TypedGroupView), view
     return view
 

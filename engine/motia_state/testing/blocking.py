@@ -8,10 +8,11 @@ import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 from ..async_state import AsyncGroupView
 from ..subscriptions import AsyncSubscription
+from ..typed import AsyncTypedGroupView, AsyncTypedWatch
 from ..watch import AsyncWatch
 
 
@@ -42,11 +43,12 @@ class Blocking:
                 if isinstance(result, AsyncSubscription):
                     return BlockingSubscription(result, self._loop)
                 return result
-            if isinstance(result, AsyncWatch):
-                return BlockingWatch(self._loop.run_until_complete(result._start()), self._loop)
+            if isinstance(result, (AsyncWatch, AsyncTypedWatch)):
+                started = self._loop.run_until_complete(result._start())
+                return BlockingWatch(cast("AsyncWatch | AsyncTypedWatch[Any]", started), self._loop)
             if isinstance(result, AsyncIterator):
                 return self._drain(result)
-            if isinstance(result, AsyncGroupView):
+            if isinstance(result, (AsyncGroupView, AsyncTypedGroupView)):
                 return Blocking(result, self._loop)
             if hasattr(result, "__aenter__"):
                 return self._context(result)
@@ -81,9 +83,12 @@ class Blocking:
 
 
 class BlockingWatch:
-    """`AsyncWatch` driven from synchronous code, like `motia_state.watch.Watch`."""
+    """`AsyncWatch` (or a typed view's) driven from synchronous code, like
+    `motia_state.watch.Watch`."""
 
-    def __init__(self, watch: AsyncWatch, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, watch: AsyncWatch | AsyncTypedWatch[Any], loop: asyncio.AbstractEventLoop
+    ) -> None:
         self._watch = watch
         self._loop = loop
 
