@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .. import capabilities, ops, updates
 from ..adapters import AsyncStateAdapter, GroupMeta, Record, StateAdapter
@@ -558,6 +558,33 @@ def _failed(describe: str, op: ops.Request[Any], exc: Exception, atomic: bool) -
     return BackendUnavailable(detail)
 
 
+class Run(Generic[T]):
+    """What became of the handler inside an `atomic` block, told apart from what the block's
+    exit did: an exception the block swallowed (an ``except: rollback()`` that forgot to
+    raise again) must still reach the caller, and a failure after the handler finished (the
+    commit) may have applied the write, so its outcome is unknown, not "nothing written"."""
+
+    __slots__ = ("failure", "ran", "value")
+
+    def __init__(self) -> None:
+        self.failure: BaseException | None = None
+        self.ran = False  # the handler finished: everything after it is the commit
+        self.value: T
+
+    def block(self, drive: Callable[[Steps[T]], T], steps: Steps[T]) -> None:
+        try:
+            self.value = drive(steps)
+        except BaseException as exc:
+            self.failure = exc
+            raise
+        self.ran = True
+
+    def result(self) -> T:
+        if self.failure is not None:  # atomic() suppressed it; whatever it did, the call failed
+            raise self.failure
+        return self.value
+
+
 def drive(adapter: StateAdapter, steps: Steps[T]) -> T:
     """Run a handler's steps on a synchronous adapter."""
     try:
@@ -580,15 +607,17 @@ class AdapterBackend:
 
     def execute(self, op: ops.Request[T]) -> T:
         steps: Steps[T] = HANDLERS.table[type(op)](self._context, op)
+        run: Run[T] = Run()
         try:
-            if ops.traits(op).writes and self.capabilities & ATOMIC:
-                with self.adapter.atomic():
-                    return self._drive(steps)
-            return self._drive(steps)
+            if not (ops.traits(op).writes and self.capabilities & ATOMIC):
+                return self._drive(steps)
+            with self.adapter.atomic():
+                run.block(self._drive, steps)
+            return run.result()
         except StateError:
             raise
         except Exception as exc:
-            raise _failed(self.describe, op, exc, self._all_or_nothing) from exc
+            raise _failed(self.describe, op, exc, self._all_or_nothing and not run.ran) from exc
 
     def _drive(self, steps: Steps[T]) -> T:
         return drive(self.adapter, steps)
@@ -613,15 +642,22 @@ class AsyncAdapterBackend:
 
     async def execute(self, op: ops.Request[T]) -> T:
         steps: Steps[T] = HANDLERS.table[type(op)](self._context, op)
+        run: Run[T] = Run()
         try:
-            if ops.traits(op).writes and self.capabilities & ATOMIC:
-                async with self.adapter.atomic():
-                    return await self._drive(steps)
-            return await self._drive(steps)
+            if not (ops.traits(op).writes and self.capabilities & ATOMIC):
+                return await self._drive(steps)
+            async with self.adapter.atomic():
+                try:
+                    run.value = await self._drive(steps)
+                except BaseException as exc:
+                    run.failure = exc
+                    raise
+                run.ran = True
+            return run.result()
         except StateError:
             raise
         except Exception as exc:
-            raise _failed(self.describe, op, exc, self._all_or_nothing) from exc
+            raise _failed(self.describe, op, exc, self._all_or_nothing and not run.ran) from exc
 
     async def _drive(self, steps: Steps[T]) -> T:
         adapter = self.adapter

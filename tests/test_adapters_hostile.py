@@ -1,0 +1,132 @@
+"""Custom adapters written carelessly, and sqlite:// under hostile conditions: what the engine
+must still promise (typed errors, no secret in a message, no hang, a write whole or absent,
+an unknown outcome called unknown) whatever the adapter does wrong.
+
+The adapters here are the example package's (memo://) with one method broken each, as a
+careless author would break it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import pytest
+
+import motia_state_memo as memo
+from motia_state import (
+    AsyncState,
+    OutcomeUnknown,
+    State,
+    StateError,
+    VersionConflict,
+    register_adapter,
+    unregister_adapter,
+)
+
+
+@pytest.fixture
+def scheme() -> Iterator[Any]:
+    """Registers ``hostile://`` to open the adapter a test makes."""
+
+    def use(make: Any) -> str:
+        register_adapter("hostile", lambda url: make(url), replace=True)
+        return "hostile://"
+
+    yield use
+    unregister_adapter("hostile")
+
+
+# -- atomic() blocks written wrong ------------------------------------------------------
+
+
+class Swallowing(memo.MemoAdapter):
+    """A transaction block that rolls back on error and forgets to raise again: the commonest
+    mistake in a hand-written context manager."""
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        with self.store.lock:
+            try:  # noqa: SIM105 (the careless author's own rollback)
+                yield
+            except Exception:
+                pass
+
+
+class AsyncSwallowing(memo.AsyncMemoAdapter):
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        with self._sync.store.lock:
+            try:  # noqa: SIM105 (the careless author's own rollback)
+                yield
+            except Exception:
+                pass
+
+
+def test_an_atomic_block_that_swallows_errors_cannot_hide_a_conflict(scheme: Any) -> None:
+    with State.from_url(scheme(lambda url: Swallowing(memo.Store()))) as state:
+        state.set("g", "k", 1)
+        with pytest.raises(VersionConflict):
+            state.set("g", "k", 2, version=5)
+        with pytest.raises(StateError):
+            state.update("g", "k", [{"type": "increment", "path": "a", "by": 1}])
+        assert state.get_item("g", "k").version == 1
+
+
+def test_an_async_atomic_block_that_swallows_errors_cannot_hide_a_conflict(
+    scheme: Any,
+) -> None:
+    url = scheme(lambda url: AsyncSwallowing(memo.Store()))
+
+    async def main() -> None:
+        async with AsyncState.from_url(url) as state:
+            await state.set("g", "k", 1)
+            with pytest.raises(VersionConflict):
+                await state.set("g", "k", 2, version=5)
+            assert (await state.get_item("g", "k")).version == 1
+
+    asyncio.run(main())
+
+
+class CommitLost(memo.MemoAdapter):
+    """A store whose commit applies and then reports a failure (a connection lost while the
+    server committed): whether the write applied cannot be known."""
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        with self.store.lock:
+            yield
+        raise ConnectionError("connection reset during COMMIT")
+
+
+class AsyncCommitLost(memo.AsyncMemoAdapter):
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        with self._sync.store.lock:
+            yield
+        raise ConnectionError("connection reset during COMMIT")
+
+
+def test_a_commit_that_fails_after_the_block_ran_is_an_unknown_outcome(scheme: Any) -> None:
+    store = memo.Store()
+    with State.from_url(scheme(lambda url: CommitLost(store))) as state:
+        with pytest.raises(OutcomeUnknown, match="COMMIT"):
+            state.set("g", "k", 1)
+        with pytest.raises(OutcomeUnknown):
+            state.increment("g", "n")
+    assert set(store.groups["g"]) == {"k", "n"}  # it did apply: not "nothing was sent"
+
+
+def test_an_async_commit_that_fails_after_the_block_ran_is_an_unknown_outcome(
+    scheme: Any,
+) -> None:
+    url = scheme(lambda url: AsyncCommitLost(memo.Store()))
+
+    async def main() -> None:
+        async with AsyncState.from_url(url) as state:
+            with pytest.raises(OutcomeUnknown, match="COMMIT"):
+                await state.set("g", "k", 1)
+
+    asyncio.run(main())
