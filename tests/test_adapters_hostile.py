@@ -9,6 +9,7 @@ careless author would break it.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 import motia_state_memo as memo
 from motia_state import (
     AsyncState,
+    BackendUnavailable,
     OutcomeUnknown,
     State,
     StateError,
@@ -130,3 +132,64 @@ def test_an_async_commit_that_fails_after_the_block_ran_is_an_unknown_outcome(
                 await state.set("g", "k", 1)
 
     asyncio.run(main())
+
+
+# -- an async adapter under the synchronous State (OnLoop) ----------------------------------
+
+
+def test_an_async_adapter_closed_refuses_calls_with_a_typed_error() -> None:
+    state = State.from_url("amemo://")
+    state.set("g", "k", 1)
+    state.close()
+    with pytest.raises(BackendUnavailable, match="closed"):
+        state.get("g", "k")
+    with pytest.raises(BackendUnavailable, match="closed"):
+        state.set("g", "k", 2)
+    state.close()  # twice is fine
+
+
+class Slow(memo.AsyncMemoAdapter):
+    """A read that waits on a network round trip the test decides the end of."""
+
+    entered = threading.Event()
+    release: threading.Event | None = None  # armed once set
+
+    async def get(self, group: str, key: str) -> memo.Record | None:
+        if self.release is not None:
+            self.entered.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.01)
+        return await super().get(group, key)
+
+
+def test_closing_an_async_adapter_under_a_call_in_flight_does_not_hang_the_caller(
+    scheme: Any,
+) -> None:
+    adapter = Slow(memo.Store())
+    state = State.from_url(scheme(lambda url: adapter))
+    state.set("g", "slow", 1)
+    adapter.entered, adapter.release = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def read() -> None:
+        try:
+            outcome.append(state.get("g", "slow"))
+        except StateError as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert adapter.entered.wait(10)
+    closer = threading.Thread(target=state.close)
+    closer.start()
+    while True:  # until the close has begun: new calls are refused, the read still waits
+        try:
+            state.list_groups()
+        except BackendUnavailable:
+            break
+    adapter.release.set()
+    closer.join(10)
+    reader.join(10)
+    assert not closer.is_alive()
+    assert not reader.is_alive()
+    assert outcome == [1]  # the call in flight finished before the adapter closed

@@ -14,6 +14,7 @@ of its own reads and writes, so a refused op leaves the store as it was.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Coroutine, Generator, Iterable
@@ -679,29 +680,48 @@ class AsyncAdapterBackend:
 class OnLoop:
     """An `AsyncStateAdapter` under the synchronous `State`: its coroutines run on an event
     loop of this backend's own, in a daemon thread, so that callers in any thread share the
-    adapter's connections (which belong to that loop)."""
+    adapter's connections (which belong to that loop). `close` lets the calls in flight end
+    before it closes the adapter and the loop: a call whose loop stopped under it would wait
+    for ever. After it, calls are refused."""
 
     def __init__(self, backend: AsyncAdapterBackend) -> None:
         self._backend = backend
         self.capabilities = backend.capabilities
         self.describe = backend.describe
         self._loop = asyncio.new_event_loop()
+        self._guard = threading.Lock()
+        self._closed = False
+        self._calls: set[concurrent.futures.Future[Any]] = set()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"motia-state {self.describe}", daemon=True
         )
         self._thread.start()
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        with self._guard:
+            if self._closed:
+                coroutine.close()  # never started: nothing of the call ran
+                raise BackendUnavailable(f"{self.describe} is closed")
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+            self._calls.add(future)
+        try:
+            return future.result()
+        finally:
+            with self._guard:
+                self._calls.discard(future)
 
     def execute(self, op: ops.Request[T]) -> T:
         return self._call(self._backend.execute(op))
 
     def close(self) -> None:
-        if self._loop.is_closed():
-            return
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+            in_flight = list(self._calls)
+        concurrent.futures.wait(in_flight)
         try:
-            self._call(self._backend.aclose())
+            asyncio.run_coroutine_threadsafe(self._backend.aclose(), self._loop).result()
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
