@@ -193,3 +193,42 @@ def test_closing_an_async_adapter_under_a_call_in_flight_does_not_hang_the_calle
     assert not closer.is_alive()
     assert not reader.is_alive()
     assert outcome == [1]  # the call in flight finished before the adapter closed
+
+
+# -- secrets in an adapter's own messages ------------------------------------------------------
+
+
+def test_a_password_in_an_adapters_error_is_never_repeated(scheme: Any) -> None:
+    class Leaky(memo.MemoAdapter):
+        url = ""
+
+        def get(self, group: str, key: str) -> memo.Record | None:
+            raise ConnectionError(f"lost the connection to {self.url}")
+
+    def make(url: str) -> Leaky:
+        adapter = Leaky(memo.Store())
+        adapter.url = url
+        return adapter
+
+    scheme(make)
+    url = "hostile://admin:hunter2@db.example:5432/x?token=s3cr3t"
+    with State.from_url(url) as state, pytest.raises(BackendUnavailable) as info:
+        state.get("g", "k")
+    for shown in (str(info.value), repr(info.value)):
+        assert "hunter2" not in shown
+        assert "s3cr3t" not in shown
+        assert "ConnectionError" in shown
+        assert "db.example" in shown
+
+    def refuse(url: str) -> memo.MemoAdapter:
+        raise ValueError(f"bad DSN {url}")
+
+    scheme(refuse)
+    with pytest.raises(BackendUnavailable, match="bad DSN") as opened:
+        State.from_url(url)
+    assert "hunter2" not in str(opened.value)
+    assert "s3cr3t" not in str(opened.value)
+    assert opened.value.__cause__ is None  # the original, password and all, is not chained
+
+
+# -- what an adapter returns -----------------------------------------------------------------

@@ -36,7 +36,7 @@ import redis.sentinel
 from . import adapters, validate
 from .adapters import AsyncStateAdapter, StateAdapter
 from .backends import embedded, sqlite
-from .backends.adapter import AdapterBackend, AsyncAdapterBackend, OnLoop
+from .backends.adapter import AdapterBackend, AsyncAdapterBackend, OnLoop, failure_text
 from .backends.base import AsyncBackend, AsyncOverSync, Backend
 from .backends.file import DEFAULT_PATH, FileBackend
 from .backends.memory import MemoryBackend
@@ -178,6 +178,22 @@ def redact(url: str) -> str:
     password (up to the last ``@``, however malformed what precedes it), and the value of
     every query option but the engine's own that are not credentials (a misspelt
     ``passwrd=`` is hidden too)."""
+    redacted, end = "", 0
+    for span_start, span_end in _hidden(url):
+        if span_start > end or not redacted:
+            redacted += url[end:span_start] + "***"
+        end = max(end, span_end)
+    return redacted + url[end:]
+
+
+def secrets(url: str) -> list[str]:
+    """What `redact` hides, as written and percent-decoded: for scrubbing an adapter's own
+    messages, which may quote the URL it was given."""
+    found = {url[start:end] for start, end in _hidden(url) if end > start}
+    return sorted(found | {unquote(text) for text in found}, key=len, reverse=True)
+
+
+def _hidden(url: str) -> list[tuple[int, int]]:
     spans = [
         m.span(2)
         for m in _OPTION.finditer(url)
@@ -194,12 +210,7 @@ def redact(url: str) -> str:
                 spans.append((colon.end(), at))
         else:  # no scheme://: anything before the '@' may be the secret
             spans.append((start, at))
-    redacted, end = "", 0
-    for span_start, span_end in sorted(spans):
-        if span_start > end or not redacted:
-            redacted += url[end:span_start] + "***"
-        end = max(end, span_end)
-    return redacted + url[end:]
+    return sorted(spans)
 
 
 def default_url() -> str:
@@ -602,19 +613,19 @@ def _local(target: _Target) -> Backend | AsyncAdapterBackend:
 def _adapter(
     target: _Target, factory: adapters.Factory, codec: Codec
 ) -> AdapterBackend | AsyncAdapterBackend:
+    hidden = secrets(target.url)
     try:
         made = factory(target.url)
     except StateError:
         raise
     except Exception as exc:  # the adapter's own failure to open its store
-        raise BackendUnavailable(
-            f"{target.describe}: the adapter failed to open: {type(exc).__name__}: "
-            f"{brief(str(exc))}"
-        ) from exc
+        text, secret = failure_text(exc, hidden)
+        error = BackendUnavailable(f"{target.describe}: the adapter failed to open: {text}")
+        raise error from (None if secret else exc)
     if isinstance(made, StateAdapter):
-        return AdapterBackend(made, codec, target.describe)
+        return AdapterBackend(made, codec, target.describe, hidden)
     if isinstance(made, AsyncStateAdapter):
-        return AsyncAdapterBackend(made, codec, target.describe)
+        return AsyncAdapterBackend(made, codec, target.describe, hidden)
     raise InvalidInput(
         f"{target.describe}: the adapter factory returned {type(made).__name__}, not a "
         "motia_state.StateAdapter or AsyncStateAdapter"

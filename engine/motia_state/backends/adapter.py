@@ -549,14 +549,38 @@ for _kind in [kind for kind, traits in ops.REGISTRY.items() if traits.feed]:
 # -- running the handlers ------------------------------------------------------------------
 
 
-def _failed(describe: str, op: ops.Request[Any], exc: Exception, atomic: bool) -> StateError:
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret of the URL replaced by ``***``: an adapter's own message may
+    quote the URL it was opened with, password and all."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def failure_text(exc: BaseException, secrets: Iterable[str]) -> tuple[str, bool]:
+    """An adapter's exception for a message, and whether it held a secret (then the
+    exception itself must not travel along as the cause)."""
+    text = brief(str(exc))
+    shown = scrub(text, secrets)
+    return f"{type(exc).__name__}: {shown}", shown != text
+
+
+def _failed(
+    describe: str, op: ops.Request[Any], exc: Exception, atomic: bool, secrets: Iterable[str]
+) -> StateError:
     """An adapter's own exception as the engine's: a write that may have stored part of its
-    work (no all-or-nothing block around it) is `OutcomeUnknown`."""
-    detail = f"{describe}: {type(exc).__name__}: {brief(str(exc))}"
+    work (no all-or-nothing block around it) is `OutcomeUnknown`. Its cause is the adapter's
+    exception unless that quoted a secret."""
+    text, secret = failure_text(exc, secrets)
+    detail = f"{describe}: {text}"
     traits = ops.traits(op)
+    error: StateError
     if traits.writes and not traits.resend and not atomic:
-        return OutcomeUnknown(f"{detail} (the write may have applied in part)")
-    return BackendUnavailable(detail)
+        error = OutcomeUnknown(f"{detail} (the write may have applied in part)")
+    else:
+        error = BackendUnavailable(detail)
+    error.__cause__ = None if secret else exc
+    return error
 
 
 class Run(Generic[T]):
@@ -599,8 +623,11 @@ def drive(adapter: StateAdapter, steps: Steps[T]) -> T:
 class AdapterBackend:
     """A `StateAdapter` as the engine's synchronous backend."""
 
-    def __init__(self, adapter: StateAdapter, codec: Codec, describe: str) -> None:
+    def __init__(
+        self, adapter: StateAdapter, codec: Codec, describe: str, secrets: Iterable[str] = ()
+    ) -> None:
         self.adapter = adapter
+        self._secrets = tuple(secrets)
         self.capabilities = capabilities_of(adapter)
         self.describe = describe
         self._context = Context(self.capabilities, codec, self.describe)
@@ -618,7 +645,9 @@ class AdapterBackend:
         except StateError:
             raise
         except Exception as exc:
-            raise _failed(self.describe, op, exc, self._all_or_nothing and not run.ran) from exc
+            all_or_nothing = self._all_or_nothing and not run.ran
+            error = _failed(self.describe, op, exc, all_or_nothing, self._secrets)
+            raise error from error.__cause__
 
     def _drive(self, steps: Steps[T]) -> T:
         return drive(self.adapter, steps)
@@ -634,8 +663,11 @@ class AdapterBackend:
 class AsyncAdapterBackend:
     """An `AsyncStateAdapter` as the engine's asyncio backend."""
 
-    def __init__(self, adapter: AsyncStateAdapter, codec: Codec, describe: str) -> None:
+    def __init__(
+        self, adapter: AsyncStateAdapter, codec: Codec, describe: str, secrets: Iterable[str] = ()
+    ) -> None:
         self.adapter = adapter
+        self._secrets = tuple(secrets)
         self.capabilities = capabilities_of(adapter)
         self.describe = describe
         self._context = Context(self.capabilities, codec, self.describe)
@@ -658,7 +690,9 @@ class AsyncAdapterBackend:
         except StateError:
             raise
         except Exception as exc:
-            raise _failed(self.describe, op, exc, self._all_or_nothing and not run.ran) from exc
+            all_or_nothing = self._all_or_nothing and not run.ran
+            error = _failed(self.describe, op, exc, all_or_nothing, self._secrets)
+            raise error from error.__cause__
 
     async def _drive(self, steps: Steps[T]) -> T:
         adapter = self.adapter
