@@ -18,7 +18,9 @@ local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group = ARGV[2]
   local now = now_ms()
-  group_open(feed, KEYS, group, gx, now)
+  if gx then
+    gx.open(feed, group, now)
+  end
   local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
   local removed = 0
   for _, field in ipairs(due) do
@@ -30,7 +32,9 @@ return feed_guard(feed, function()
   if KEYS[7] and redis.call('EXISTS', KEYS[4]) == 0 then
     redis.call('SREM', KEYS[7], group)
   end
-  group_close(KEYS, group, gx, now, false)
+  if gx then
+    gx.close(group, now, false)
+  end
   local more = redis.call('ZCOUNT', KEYS[4], '-inf', now) > 0 and 1 or 0
   return feed_close(feed, {removed, more})
 end)

@@ -25,7 +25,9 @@ local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group = ARGV[2]
   local now = now_ms()
-  group_open(feed, KEYS, group, gx, now)
+  if gx then
+    gx.open(feed, group, now)
+  end
   if redis.call('EXISTS', KEYS[4]) == 1 then
     for _, field in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
       purge_expired(KEYS, field, group, feed, now, true)
@@ -48,6 +50,8 @@ return feed_guard(feed, function()
   if n > 0 then
     record(feed, KEYS[3], 'clear', group, '', floor, 0, false, false)
   end
-  group_close(KEYS, group, gx, now, false)
+  if gx then
+    gx.close(group, now, false)
+  end
   return feed_close(feed, n)
 end)

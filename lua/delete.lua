@@ -18,17 +18,21 @@ local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group, field, expected = ARGV[2], ARGV[3], ARGV[4]
   local now = (has or gx) and now_ms()
-  if group_open(feed, KEYS, group, gx, now) then
+  if gx and gx.open(feed, group, now) then
     has = false
   end
   local recorded, current, old = item_load(KEYS, group, field, feed, now, has, 'value')
   if expected ~= '' and tonumber(expected) ~= current then
-    group_close(KEYS, group, gx, now, false)
+    if gx then
+      gx.close(group, now, false)
+    end
     return feed_close(feed, {STATUS_CONFLICT, current})
   end
   if current > 0 then
     item_remove(feed, KEYS, group, field, current, recorded, has, old, 'delete')
   end
-  group_close(KEYS, group, gx, now, true)
+  if gx then
+    gx.close(group, now, true)
+  end
   return feed_close(feed, current > 0 and {STATUS_OK, old} or {STATUS_OK})
 end)

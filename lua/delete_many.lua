@@ -17,7 +17,7 @@ local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group, n = ARGV[2], 0
   local now = (has or gx) and now_ms()
-  if group_open(feed, KEYS, group, gx, now) then
+  if gx and gx.open(feed, group, now) then
     has = false
   end
   local read = feed.values and 'value' or 'version'  -- the old value only for the record
@@ -29,6 +29,8 @@ return feed_guard(feed, function()
       n = n + 1
     end
   end
-  group_close(KEYS, group, gx, now, true)
+  if gx then
+    gx.close(group, now, true)
+  end
   return feed_close(feed, n)
 end)

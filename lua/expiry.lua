@@ -22,12 +22,14 @@ local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group, field, how = ARGV[2], ARGV[3], ARGV[4]
   local now = now_ms()
-  if group_open(feed, KEYS, group, gx, now) then
+  if gx and gx.open(feed, group, now) then
     has = false
   end
   purge_expired(KEYS, field, group, feed, now, has)
   if redis.call('HEXISTS', KEYS[1], field) == 0 then
-    group_close(KEYS, group, gx, now, how ~= 'get')
+    if gx then
+      gx.close(group, now, how ~= 'get')
+    end
     return feed_close(feed, how ~= 'get' and 0 or nil)
   end
   local reply = 1
@@ -44,6 +46,8 @@ return feed_guard(feed, function()
   else
     apply_expiry(KEYS, field, group, how, false, now, has)
   end
-  group_close(KEYS, group, gx, now, how ~= 'get')
+  if gx then
+    gx.close(group, now, how ~= 'get')
+  end
   return feed_close(feed, reply)
 end)

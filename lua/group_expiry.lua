@@ -17,12 +17,14 @@ local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group = ARGV[2]
   local now = now_ms()
-  group_open(feed, KEYS, group, gx, now)
+  if gx then
+    gx.open(feed, group, now)
+  end
   if redis.call('EXISTS', KEYS[1]) == 0 then
     return feed_close(feed, 0)
   end
   if ms then
-    group_align(KEYS, group, now + ms)
+    gx.align(group, now + ms)  -- a TTL given: gx is there
     return feed_close(feed, 1)
   end
   -- an expiry another tool gave the hash counts: it is the one `redis-cli TTL` shows
@@ -30,7 +32,7 @@ return feed_guard(feed, function()
   redis.call('PERSIST', KEYS[2])
   redis.call('PERSIST', KEYS[4])
   if gx and (gx.at or gx.tomb) then
-    group_drop(KEYS, group)
+    gx.drop(group)
   end
   return feed_close(feed, (had or (gx and gx.at)) and 1 or 0)
 end)

@@ -19,18 +19,22 @@ local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group, field, expected = ARGV[2], ARGV[3], ARGV[4]
   local now = (has or gx) and now_ms()  -- else read only if an expiry is set (apply_expiry)
-  if group_open(feed, KEYS, group, gx, now) then
+  if gx and gx.open(feed, group, now) then
     has = false
   end
   -- the old value for the change record; the current version only for a condition
   local read = feed.values and 'value' or (expected ~= '' and 'version' or nil)
   local recorded, current, old = item_load(KEYS, group, field, feed, now, has, read)
   if expected ~= '' and tonumber(expected) ~= current then
-    group_close(KEYS, group, gx, now, false)
+    if gx then
+      gx.close(group, now, false)
+    end
     return feed_close(feed, {STATUS_CONFLICT, current})
   end
   local version = item_write(feed, KEYS, group, field, ARGV[6], recorded, ARGV[5], now, has,
     'set', old)
-  group_close(KEYS, group, gx, now, true)
+  if gx then
+    gx.close(group, now, true)
+  end
   return feed_close(feed, {STATUS_OK, version})
 end)

@@ -22,7 +22,7 @@ return feed_guard(feed, function()
   -- the clock once for the whole batch, where an expiry is reachable (apply_expiry would
   -- otherwise read it for every item the batch gives one)
   local now = (gx or reaches_expiry(how, has)) and now_ms()
-  if group_open(feed, KEYS, group, gx, now) then
+  if gx and gx.open(feed, group, now) then
     has = false
   end
   local fields = {}
@@ -36,6 +36,8 @@ return feed_guard(feed, function()
     item_write(feed, KEYS, group, fields[i], ARGV[2 * i + 5], recorded[i], how, now, has, 'set',
       olds[i], floor)
   end
-  group_close(KEYS, group, gx, now, true)
+  if gx then
+    gx.close(group, now, true)
+  end
   return feed_close(feed, n)
 end)

@@ -15,7 +15,7 @@ acl_group(KEYS, false, false, true)
 local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group = ARGV[2]
-  if group_open(feed, KEYS, group, gx, now_ms()) then
+  if gx and gx.open(feed, group, now_ms()) then
     return feed_close(feed, 1)
   end
   if KEYS[6] then

@@ -57,8 +57,8 @@ return feed_guard(feed, function()
       local k = group_keys[g]
       if has[g] == nil then
         names[g] = group
-        has[g] = not group_open(feed, k, group, grouped[g], now)
-          and redis.call('EXISTS', k[4]) == 1
+        local gx = grouped[g]
+        has[g] = not (gx and gx.open(feed, group, now)) and redis.call('EXISTS', k[4]) == 1
       end
       local recorded, current, text = item_load(k, group, key, feed, now, has[g], 'value')
       item = {g = g, k = k, group = group, key = key, exists = current > 0, version = current,
@@ -84,7 +84,9 @@ return feed_guard(feed, function()
   -- Each touched group's deadline, once its ops are done (slide: they applied).
   local function close_groups(slide)
     for g, group in pairs(names) do
-      group_close(group_keys[g], group, grouped[g], now, slide)
+      if grouped[g] then
+        grouped[g].close(group, now, slide)
+      end
     end
   end
 

@@ -23,12 +23,14 @@ local feed = feed_open(ARGV[1])
 return feed_guard(feed, function()
   local group, field, expected = ARGV[2], ARGV[3], ARGV[4]
   local now = (has or gx) and now_ms()  -- else read only if an expiry is set (apply_expiry)
-  if group_open(feed, KEYS, group, gx, now) then
+  if gx and gx.open(feed, group, now) then
     has = false
   end
   local recorded, current, old = item_load(KEYS, group, field, feed, now, has, 'value')
   if expected ~= '' and tonumber(expected) ~= current then
-    group_close(KEYS, group, gx, now, false)
+    if gx then
+      gx.close(group, now, false)
+    end
     return feed_close(feed, {STATUS_CONFLICT, current})
   end
   local ok, result = pcall(function()
@@ -40,17 +42,23 @@ return feed_guard(feed, function()
   end)
   if not ok then
     if type(result) == 'table' then
-      group_close(KEYS, group, gx, now, false)
+      if gx then
+        gx.close(group, now, false)
+      end
       return feed_close(feed, {STATUS_REFUSED, result.code, result.op})
     end
     error(result)
   end
   if #result > tonumber(ARGV[8]) then
-    group_close(KEYS, group, gx, now, false)
+    if gx then
+      gx.close(group, now, false)
+    end
     return feed_close(feed, {STATUS_REFUSED, 'too_large', 0})
   end
   local version = item_write(feed, KEYS, group, field, result, recorded, ARGV[5], now, has,
     ARGV[7], old)
-  group_close(KEYS, group, gx, now, true)
+  if gx then
+    gx.close(group, now, true)
+  end
   return feed_close(feed, {STATUS_OK, version, result})
 end)
