@@ -9,6 +9,7 @@ careless author would break it.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -232,3 +233,33 @@ def test_a_password_in_an_adapters_error_is_never_repeated(scheme: Any) -> None:
 
 
 # -- what an adapter returns -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "returned", "message"),
+    [
+        ("get", lambda self, g, k: memo.Record("text", 1), "Record.data is str"),
+        ("get", lambda self, g, k: memo.Record(b"1", "1"), "Record.version is '1'"),
+        ("get", lambda self, g, k: memo.Record(b"1", 1, 1.5), "Record.expires_at is 1.5"),
+        ("get", lambda self, g, k: {"data": b"1", "version": 1}, "get returned dict"),
+        ("items", lambda self, g: [("k", b"1")], "items returned bytes, not a Record"),
+        ("items", lambda self, g: {"k": memo.Record(b"1", 1)}, "items returned dict"),
+        ("meta", lambda self, g: None, "meta returned None"),
+        ("list_groups", lambda self: "g", "list_groups returned str"),
+    ],
+)
+def test_an_adapter_returning_the_wrong_type_is_a_typed_error_naming_it(
+    scheme: Any, method: str, returned: Any, message: str
+) -> None:
+    broken = type("Broken", (memo.MemoAdapter,), {method: returned})
+    read = {
+        "get": lambda state: state.get_item("g", "k"),
+        "items": lambda state: state.items("g"),
+        "meta": lambda state: state.get_group("g"),
+        "list_groups": lambda state: state.list_groups(),
+    }[method]
+    store = memo.Store()
+    memo.MemoAdapter(store).set("g", "k", memo.Record(b"1", 1))
+    state = State.from_url(scheme(lambda url: broken(store)))
+    with state, pytest.raises(BackendUnavailable, match=re.escape(message)):
+        read(state)

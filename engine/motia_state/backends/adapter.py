@@ -610,6 +610,65 @@ class Run(Generic[T]):
         return self.value
 
 
+def _record(record: object, where: str) -> Record:
+    if not isinstance(record, Record):
+        raise TypeError(f"{where} {type(record).__name__}, not a Record")
+    data, version, at = record.data, record.version, record.expires_at
+    if not isinstance(data, bytes):
+        raise TypeError(f"{where} a Record whose Record.data is {type(data).__name__}, not bytes")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise TypeError(f"{where} a Record whose Record.version is {brief(version)}")
+    if at is not None and (not isinstance(at, int) or isinstance(at, bool)):
+        raise TypeError(f"{where} a Record whose Record.expires_at is {brief(at)}")
+    return record
+
+
+def checked(adapter: object, method: str, result: Any) -> Any:
+    """What an adapter returned, as the handlers expect it: a wrong type is a `TypeError`
+    naming the method (so a `BackendUnavailable`), never a wrong value handed on to the
+    caller or an error of the engine's own code. Listings are read once, here."""
+    where = f"{type(adapter).__name__}.{method} returned"
+    if method == "get":
+        return None if result is None else _record(result, where)
+    if method == "items":
+        if isinstance(result, (dict, str, bytes)) or not isinstance(result, Iterable):
+            raise TypeError(f"{where} {type(result).__name__}, not (key, Record) pairs")
+        pairs = list(result)
+        for pair in pairs:  # exact types first: this runs for every item of a group read
+            if type(pair) is tuple and len(pair) == 2 and type(pair[0]) is str:
+                record = pair[1]
+                if (
+                    type(record) is Record
+                    and type(record.data) is bytes
+                    and type(record.version) is int
+                    and (record.expires_at is None or type(record.expires_at) is int)
+                ):
+                    continue
+            elif not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)):
+                raise TypeError(f"{where} {brief(pair)} among its (key, Record) pairs")
+            _record(pair[1], where)
+        return pairs
+    if method in ("list_groups", "expired_groups"):
+        if isinstance(result, (dict, str, bytes)) or not isinstance(result, Iterable):
+            raise TypeError(f"{where} {type(result).__name__}, not group names")
+        names = list(result)
+        if not all(isinstance(name, str) for name in names):
+            raise TypeError(f"{where} a name that is not a str")
+        return names
+    if method == "meta":
+        if not isinstance(result, GroupMeta):
+            raise TypeError(f"{where} {brief(result)}, not a GroupMeta")
+        floor, at = result.floor, result.expires_at
+        if not isinstance(floor, int) or isinstance(floor, bool):
+            raise TypeError(f"{where} a GroupMeta whose floor is {brief(floor)}")
+        if at is not None and (not isinstance(at, int) or isinstance(at, bool)):
+            raise TypeError(f"{where} a GroupMeta whose expires_at is {brief(at)}")
+        return result
+    if method == "cleanup" and (not isinstance(result, int) or isinstance(result, bool)):
+        raise TypeError(f"{where} {brief(result)}, not a count")
+    return result
+
+
 def drive(adapter: StateAdapter, steps: Steps[T]) -> T:
     """Run a handler's steps on a synchronous adapter."""
     try:
@@ -650,7 +709,14 @@ class AdapterBackend:
             raise error from error.__cause__
 
     def _drive(self, steps: Steps[T]) -> T:
-        return drive(self.adapter, steps)
+        adapter = self.adapter
+        try:
+            method, args = next(steps)
+            while True:
+                result = checked(adapter, method, getattr(adapter, method)(*args))
+                method, args = steps.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self.adapter.close()
@@ -699,7 +765,8 @@ class AsyncAdapterBackend:
         try:
             method, args = next(steps)
             while True:
-                method, args = steps.send(await getattr(adapter, method)(*args))
+                result = checked(adapter, method, await getattr(adapter, method)(*args))
+                method, args = steps.send(result)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
