@@ -9,10 +9,12 @@ careless author would break it.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -263,3 +265,17 @@ def test_an_adapter_returning_the_wrong_type_is_a_typed_error_naming_it(
     state = State.from_url(scheme(lambda url: broken(store)))
     with state, pytest.raises(BackendUnavailable, match=re.escape(message)):
         read(state)
+
+
+# -- sqlite:// -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["", "?mode=ro"])
+def test_sqlite_on_a_path_that_is_not_a_regular_file_is_refused_and_creates_nothing(
+    tmp_path: Path, query: str
+) -> None:
+    fifo = tmp_path / "s.db"
+    os.mkfifo(fifo)
+    with pytest.raises(BackendUnavailable, match="not a regular file"):
+        State.from_url(f"sqlite://{fifo}{query}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,12 +98,19 @@ class SqliteAdapter(StateAdapter):
         with self._errors("open"):
             if settings.read_only:  # a URI, so that SQLite itself refuses every write
                 target, uri = f"file:{quote(self.path)}?mode=ro", True
+                if os.path.exists(self.path):
+                    self._regular(os.stat(self.path))
             else:
                 target, uri = self.path, False
                 if self.path != ":memory:":
                     Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                     # created 0600 before SQLite opens it, whatever the umask allows
-                    os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+                    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK  # a FIFO must not hang it
+                    fd = os.open(self.path, flags, 0o600)
+                    try:
+                        self._regular(os.fstat(fd))
+                    finally:
+                        os.close(fd)
             connection = sqlite3.connect(
                 target,
                 timeout=settings.timeout,
@@ -130,6 +138,12 @@ class SqliteAdapter(StateAdapter):
                 connection.close()
                 raise
             return connection
+
+    def _regular(self, found: os.stat_result) -> None:
+        """A device or a FIFO at the path is refused before SQLite opens it: it would fail
+        with a vague I/O error after creating its journal beside it (/dev/null-journal)."""
+        if not stat.S_ISREG(found.st_mode):
+            raise BackendUnavailable(f"sqlite://{self.path}: not a regular file")
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
