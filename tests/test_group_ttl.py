@@ -120,6 +120,34 @@ def test_a_group_expires_whole(open_state: Opener, target: Target) -> None:
     assert state.group_ttl("trace") is None
 
 
+HOSTILE = ["}y", "x{y}", "{}x", "a{}b{c}", "trace:42:step", "g*?[x]\\", "é" * 40, " "]
+
+
+def test_hostile_group_names_expire_whole_and_alone(open_state: Opener, target: Target) -> None:
+    """Names that play with Cluster hash tags, globs and the file's ':' escaping: each group
+    expires alone, found by the sweep and recorded under its own name."""
+    state = open_state(cleanup_interval=None)
+    for name in HOSTILE:
+        state.group(name, ttl=0.3).set("k", name)
+        state.set(name + "-kept", "k", 1)
+    eventually(state, lambda: all(gone(state, name) for name in HOSTILE))
+    state.cleanup()
+    assert state.list_groups() == sorted(name + "-kept" for name in HOSTILE)
+    if target.is_redis:
+        for name in HOSTILE:
+            (record,) = expiries(state, name)
+            assert record.group == name
+        left = server_keys(target)
+        layout = target.layout()
+        marks = {key: ttl for key, ttl in left.items() if key.startswith(layout.meta_root + b"d{")}
+        if target.name == "cluster":  # the '-' that keeps each record's stream a week at most
+            assert set(marks) == {layout.deadline(name) for name in HOSTILE}
+            assert all(0 < ttl <= WEEK_MS for ttl in marks.values())
+        else:
+            assert marks == {}
+            assert layout.deadlines() not in left
+
+
 def test_writes_through_a_ttl_view_slide_the_whole_group(open_state: Opener) -> None:
     """Each write through the view moves the deadline to ttl from now: shortened by hand to
     5 s first, the group's TTL is back near 60 after each kind of write."""
@@ -463,8 +491,9 @@ def test_the_near_cache_never_serves_past_the_groups_expiry(
 def test_a_layout_names_the_deadline_keys() -> None:
     for cluster in (False, True):
         layout = KeyLayout(cluster=cluster)
+        for name in HOSTILE:  # the cluster sweep finds groups by these names
+            assert layout.group_of_deadline(layout.deadline(name)) == name
         key = layout.deadline("x{y}")
-        assert layout.group_of_deadline(key) == "x{y}"
         assert key.startswith(layout.meta_root + b"d{")
         keys = layout.group_keys("x{y}")
         assert keys[4] == key

@@ -3,6 +3,9 @@
 Expired items are invisible to reads at once; sweeping only reclaims their
 memory and writes their ``expire`` change records, so a failed sweep is logged
 and retried at the next interval rather than raised into the caller's code.
+A group that expired whole is gone on the server at its deadline; the sweep is
+what writes its ``expire_group`` record (if no write to the group did first), so
+while some State sweeps, that record is at most one interval late.
 """
 
 from __future__ import annotations
