@@ -30,6 +30,7 @@ from motia_state import (
     register_adapter,
     unregister_adapter,
 )
+from motia_state.backends import sqlite
 
 
 @pytest.fixture
@@ -279,3 +280,35 @@ def test_sqlite_on_a_path_that_is_not_a_regular_file_is_refused_and_creates_noth
     with pytest.raises(BackendUnavailable, match="not a regular file"):
         State.from_url(f"sqlite://{fifo}{query}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+
+
+class Small(sqlite.SqliteAdapter):
+    """sqlite:// on a disk that fills up: SQLITE_FULL midway through a write."""
+
+    def __init__(self, settings: sqlite.Settings) -> None:
+        super().__init__(settings)
+        self._connection.execute("PRAGMA max_page_count=12")
+
+
+def test_sqlite_full_midway_rolls_the_write_back_whole_and_says_so(
+    scheme: Any, tmp_path: Path
+) -> None:
+    with State.from_url(
+        scheme(lambda url: Small(sqlite.Settings(str(tmp_path / "s.db"))))
+    ) as state:
+        state.set("g", "a", 1)
+        with pytest.raises(BackendUnavailable, match="disk is full") as info:
+            state.set_many("g", {f"k{i}": "x" * 3000 for i in range(30)})
+        assert not isinstance(info.value, OutcomeUnknown)
+
+        def transaction() -> None:
+            with state.transaction() as tx:
+                tx.set("g", "a", 2)
+                for i in range(30):
+                    tx.set("g", f"t{i}", "y" * 3000)
+
+        with pytest.raises(BackendUnavailable, match="disk is full"):
+            transaction()
+        assert state.items("g") == {"a": 1}
+        assert state.get_item("g", "a").version == 1
+        assert state.set("g", "b", 2) == 1  # and the store goes on

@@ -24,7 +24,7 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,15 +178,19 @@ class SqliteAdapter(StateAdapter):
             try:
                 yield
             except BaseException:
-                with self._errors("rollback"):
-                    self._connection.execute("ROLLBACK")
+                # SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR): the error
+                # to report is the one that stopped the block, not the ROLLBACK's.
+                if self._connection.in_transaction:
+                    with suppress(sqlite3.Error):
+                        self._connection.execute("ROLLBACK")
                 raise
             try:
                 with self._errors("commit"):
                     self._connection.execute("COMMIT")
             except BaseException:
                 if self._connection.in_transaction:
-                    self._connection.execute("ROLLBACK")
+                    with suppress(sqlite3.Error):
+                        self._connection.execute("ROLLBACK")
                 raise
 
     def get(self, group: str, key: str) -> Record | None:
