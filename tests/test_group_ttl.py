@@ -10,6 +10,7 @@ sleep: a condition is polled until a deadline.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
@@ -22,7 +23,7 @@ from motia_state import DecodeError, InvalidInput, NotANumber, State, VersionCon
 from motia_state.changes import Change
 from motia_state.layout import KeyLayout, escape_glob
 
-from .conftest import Opener, Servers, Target, settle
+from .conftest import Blocking, Opener, Servers, Target, settle
 from .test_cache import CACHED, _server_ms
 
 WEEK_MS = 7 * 24 * 3600 * 1000
@@ -425,11 +426,13 @@ def test_racing_sweepers_and_writers_record_each_expiry_once(
         except BaseException as exc:  # reported below
             failures.append(exc)
 
-    async_states = any(hasattr(s, "pause") for s in sweepers)
-    if async_states:  # one event loop: the calls interleave on the server, not in threads
-        start = threading.Barrier(1)
-        for state in sweepers:
-            sweep(state)
+    if isinstance(writer, Blocking):  # one event loop: the sweeps run as concurrent tasks
+        raw = [state._target for state in sweepers]
+
+        async def race() -> None:
+            await asyncio.gather(*(state.cleanup() for state in raw for _ in range(3)))
+
+        writer._loop.run_until_complete(race())
     else:
         threads = [threading.Thread(target=sweep, args=(s,)) for s in sweepers]
         for thread in threads:
