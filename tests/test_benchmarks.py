@@ -46,6 +46,8 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
         ("get, TTL or not", "no TTL"),
         ("default install: set", "file"),
         ("default install: get", "embedded"),
+        ("default install: set", "sqlite"),
+        ("default install: get", "sqlite3 (raw)"),
         ("get, near cache", "cached"),
         ("get, near cache", "uncached"),
     ]:
@@ -55,7 +57,7 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
         assert len(r["ops_per_s"]) == 2
         assert all(x > 0 for x in r["ops_per_s"])
         assert r["median"] > 0
-        if r["impl"] == "file":  # no server
+        if r["impl"] in ("file", "sqlite", "sqlite (normal)", "sqlite3 (raw)"):  # no server
             assert r["server"] is None
             continue
         if (r["workload"], r["impl"]) == ("get, near cache", "cached"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -323,3 +324,22 @@ def test_foreign_values_that_cannot_be_read_are_decode_errors(
         assert f"{key!r}/{key!r}" in removed.reason
         assert state.keys(key) == []
     assert state.items("fine") == {"k": [1]}
+
+
+def test_how_deep_a_stored_value_may_nest_does_not_depend_on_the_recursion_limit() -> None:
+    """An application (or mypy, in the same process) may raise the recursion limit: foreign
+    JSON deeper than orjson reads is still refused, on the stdlib parser's path too, and text
+    as deep as orjson reads still decodes there."""
+    codec = JsonCodec()
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(50_000)
+    try:
+        for data in FOREIGN["json"].values():
+            with pytest.raises(DecodeError):
+                codec.decode(data)
+        deep = b"[" * 1024 + b"12345678901234567890" + b"]" * 1024  # the stdlib's path
+        assert codec.decode(deep) is not None
+        quoted = b'["' + b"[" * 2000 + b'", 123456789012345678901]'  # brackets in a string
+        assert codec.decode(quoted) == ["[" * 2000, 123456789012345678901]
+    finally:
+        sys.setrecursionlimit(limit)

@@ -27,6 +27,14 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 MAX_DEPTH = 128  # below orjson's own limit, so the check, not the encoder, explains a refusal
 TOO_DEEP = "stored value nests too deeply to decode"
+# What JSON text may nest to when read: orjson's own limit, so that the stdlib parser, which
+# reads what orjson does not (huge ints, NaN, lone surrogates), takes no deeper text than
+# orjson would, whatever the interpreter's recursion limit (which an application, or mypy,
+# may have raised far past it).
+MAX_READ_DEPTH = 1024
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_NESTING = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+_NOT_NESTING = bytes(b for b in range(256) if b not in b"[{]}")
 
 
 class Codec(Protocol):
@@ -147,6 +155,21 @@ _LONG_DIGITS = re.compile(rb"-[0-9]{19}|[0-9]{20}")
 _DIGITS = b"0123456789"
 
 
+def _nests_deeper(data: bytes, limit: int) -> bool:
+    """Whether JSON text nests deeper than ``limit``: counted in C first (a text with no more
+    brackets than that cannot), else level by level outside its strings."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    text = _STRINGS.sub(b"", data)
+    steps = text.translate(_NESTING, _NOT_NESTING)
+    depth = 0
+    for step in steps:  # 2: opens, 0: closes
+        depth += step - 1
+        if depth > limit:
+            return True
+    return False
+
+
 def _may_hold_huge_int(data: bytes) -> bool:
     return len(data) - len(data.translate(None, _DIGITS)) >= 19 and bool(_LONG_DIGITS.search(data))
 
@@ -223,6 +246,8 @@ class JsonCodec:
                 return orjson.loads(data)
             except orjson.JSONDecodeError:
                 pass  # the stdlib reads a little more (NaN, lone surrogates); let it decide
+        if _nests_deeper(data, MAX_READ_DEPTH):
+            raise DecodeError(TOO_DEEP)
         try:  # strict UTF-8: json.loads would take UTF-16 and encoded lone surrogates
             return json.loads(data.decode())
         except ValueError as exc:
