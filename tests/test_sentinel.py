@@ -127,7 +127,8 @@ def test_reads_follow_the_primary_after_a_failover(watched: Servers, api: str) -
     url = _url(watcher, "/motia?client_name=reader")
 
     async def read_async() -> Any:
-        async with AsyncState.from_url(url) as state:
+        # replicated: the write is on the replica before it is promoted, or it could be lost
+        async with AsyncState.from_url(url, durability="replicated", replica_timeout=5.0) as state:
             await state.set("g", "k", 1)
             _fail_over(watcher, to=replica)
             _has_replica(replica)
@@ -141,7 +142,7 @@ def test_reads_follow_the_primary_after_a_failover(watched: Servers, api: str) -
                     await asyncio.sleep(0.1)
 
     if api == "sync":
-        with State.from_url(url) as state:
+        with State.from_url(url, durability="replicated", replica_timeout=5.0) as state:
             state.set("g", "k", 1)
             _fail_over(watcher, to=replica)
             _has_replica(replica)  # the old primary is demoted: Sentinel closed its clients
