@@ -186,10 +186,12 @@ def test_user_text_is_never_markup_emoji_or_control(
 def test_watch_prints_clear_and_gap_records_readably(capsys: pytest.CaptureFixture[str]) -> None:
     _print_change(Out(False), Change("1-0", "clear", "orders", None, None, 0.0))
     _print_change(Out(False), Change("2-0", "external", None, None, None, 0.0, event="gap"))
-    clear, gap = capsys.readouterr().out.splitlines()
+    _print_change(Out(False), Change("3-0", "expire_group", "trace-1", None, None, 0.0))
+    clear, gap, expired = capsys.readouterr().out.splitlines()
     assert clear.endswith(" 1-0 clear 'orders' (every item)")
     assert gap.endswith(" 2-0 external gap")
-    assert "None" not in clear + gap
+    assert expired.endswith(" 3-0 expire_group 'trace-1' (every item)")
+    assert "None" not in clear + gap + expired
 
 
 def test_negative_numbers_are_values(server: Server) -> None:

@@ -638,11 +638,11 @@ def _print_change(out: Out, change: Change) -> None:
     parts += [repr(n) for n in (change.group, change.key) if n is not None]
     if change.op == "external":
         parts.append(change.event or "")
-    elif change.op == "clear":
+    elif change.op in ("clear", "expire_group"):  # the whole group: cleared, or expired whole
         parts.append("(every item)")
     elif change.version is not None:
         parts.append(f"v{change.version}")
-    if change.has_values and change.op not in ("delete", "clear"):
+    if change.has_values and change.op not in ("delete", "clear", "expire_group"):
         parts.append(shown(change.value))
     out.print(escape(" ".join(parts)))
 
