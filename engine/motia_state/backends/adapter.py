@@ -669,12 +669,16 @@ def checked(adapter: object, method: str, result: Any) -> Any:
     return result
 
 
-def drive(adapter: StateAdapter, steps: Steps[T]) -> T:
-    """Run a handler's steps on a synchronous adapter."""
+def drive(
+    adapter: StateAdapter, steps: Steps[T], check: Callable[[object, str, Any], Any] | None = None
+) -> T:
+    """Run a handler's steps on a synchronous adapter; ``check`` vets each result (`checked`;
+    none for the engine's own in-process model)."""
     try:
         method, args = next(steps)
         while True:
-            method, args = steps.send(getattr(adapter, method)(*args))
+            result = getattr(adapter, method)(*args)
+            method, args = steps.send(result if check is None else check(adapter, method, result))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 
@@ -709,14 +713,7 @@ class AdapterBackend:
             raise error from error.__cause__
 
     def _drive(self, steps: Steps[T]) -> T:
-        adapter = self.adapter
-        try:
-            method, args = next(steps)
-            while True:
-                result = checked(adapter, method, getattr(adapter, method)(*args))
-                method, args = steps.send(result)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+        return drive(self.adapter, steps, checked)
 
     def close(self) -> None:
         self.adapter.close()
