@@ -235,6 +235,48 @@ def test_a_password_in_an_adapters_error_is_never_repeated(scheme: Any) -> None:
     assert opened.value.__cause__ is None  # the original, password and all, is not chained
 
 
+def test_a_password_in_an_engine_error_an_adapter_raises_is_never_repeated(scheme: Any) -> None:
+    """An adapter may raise the engine's own errors (sqlite:// does): still no secret, sync,
+    async or from the factory, and the error keeps the type the adapter chose."""
+    url = "hostile://admin:hunter2@db.example:5432/x?token=s3cr3t"
+
+    def lost(url: str) -> BackendUnavailable:
+        try:
+            raise ConnectionError(f"reset by {url}")
+        except ConnectionError as exc:  # chained, as an adapter's error usually is
+            try:
+                raise BackendUnavailable(f"lost {url}") from exc
+            except BackendUnavailable as error:
+                return error
+
+    class Leaky(memo.MemoAdapter):
+        def get(self, group: str, key: str) -> memo.Record | None:
+            raise lost(url)
+
+    class AsyncLeaky(memo.AsyncMemoAdapter):
+        async def get(self, group: str, key: str) -> memo.Record | None:
+            raise lost(url)
+
+    def refuse(url: str) -> memo.MemoAdapter:
+        raise lost(url)
+
+    for make in (lambda url: Leaky(memo.Store()), lambda url: AsyncLeaky(memo.Store())):
+        scheme(make)
+        with State.from_url(url) as state, pytest.raises(BackendUnavailable) as info:
+            state.get("g", "k")
+        assert "db.example" in str(info.value)
+        for shown in (str(info.value), repr(info.value)):
+            assert "hunter2" not in shown
+            assert "s3cr3t" not in shown
+        assert info.value.__cause__ is None
+    scheme(refuse)
+    with pytest.raises(BackendUnavailable, match="lost") as opened:
+        State.from_url(url)
+    assert "hunter2" not in str(opened.value)
+    assert "s3cr3t" not in str(opened.value)
+    assert opened.value.__cause__ is None
+
+
 # -- what an adapter returns -----------------------------------------------------------------
 
 

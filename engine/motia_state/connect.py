@@ -36,7 +36,13 @@ import redis.sentinel
 from . import adapters, validate
 from .adapters import AsyncStateAdapter, StateAdapter
 from .backends import embedded, sqlite
-from .backends.adapter import AdapterBackend, AsyncAdapterBackend, OnLoop, failure_text
+from .backends.adapter import (
+    AdapterBackend,
+    AsyncAdapterBackend,
+    OnLoop,
+    failure_text,
+    scrubbed,
+)
 from .backends.base import AsyncBackend, AsyncOverSync, Backend
 from .backends.file import DEFAULT_PATH, FileBackend
 from .backends.memory import MemoryBackend
@@ -616,8 +622,8 @@ def _adapter(
     hidden = secrets(target.url)
     try:
         made = factory(target.url)
-    except StateError:
-        raise
+    except StateError as exc:
+        raise scrubbed(exc, hidden)  # noqa: B904 (the same error, re-raised)
     except Exception as exc:  # the adapter's own failure to open its store
         text, secret = failure_text(exc, hidden)
         error = BackendUnavailable(f"{target.describe}: the adapter failed to open: {text}")

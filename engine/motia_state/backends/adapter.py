@@ -565,6 +565,18 @@ def failure_text(exc: BaseException, secrets: Iterable[str]) -> tuple[str, bool]
     return f"{type(exc).__name__}: {shown}", shown != text
 
 
+def scrubbed(exc: StateError, secrets: Iterable[str]) -> StateError:
+    """An adapter may raise the engine's own errors too (sqlite:// does, naming its file):
+    such an error goes on as it is, typed as the adapter chose, but not with a secret of the
+    URL in its message, nor with the exception it came from, which may quote it too."""
+    text = str(exc)
+    shown = scrub(text, secrets)
+    if shown != text:
+        exc.args = (shown,)
+        exc.__cause__, exc.__suppress_context__ = None, True
+    return exc
+
+
 def _failed(
     describe: str, op: ops.Request[Any], exc: Exception, atomic: bool, secrets: Iterable[str]
 ) -> StateError:
@@ -705,8 +717,8 @@ class AdapterBackend:
             with self.adapter.atomic():
                 run.block(self._drive, steps)
             return run.result()
-        except StateError:
-            raise
+        except StateError as exc:
+            raise scrubbed(exc, self._secrets)  # noqa: B904 (the same error, re-raised)
         except Exception as exc:
             all_or_nothing = self._all_or_nothing and not run.ran
             error = _failed(self.describe, op, exc, all_or_nothing, self._secrets)
@@ -750,8 +762,8 @@ class AsyncAdapterBackend:
                     raise
                 run.ran = True
             return run.result()
-        except StateError:
-            raise
+        except StateError as exc:
+            raise scrubbed(exc, self._secrets)  # noqa: B904 (the same error, re-raised)
         except Exception as exc:
             all_or_nothing = self._all_or_nothing and not run.ran
             error = _failed(self.describe, op, exc, all_or_nothing, self._secrets)
