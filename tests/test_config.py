@@ -125,6 +125,31 @@ def test_async_from_config_against_redis(
     assert_ttl(left, 50, 60)
 
 
+def test_a_cluster_from_config(
+    tmp_path: Path, servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session's 3-master Cluster named node by node, as an environment variable gives
+    them (one text, comma-separated), with a group TTL: a trace scope on Cluster from the file."""
+    url = servers.cluster().url
+    nodes = url.split("://", 1)[1]
+    prefix = f"cfg{uuid.uuid4().hex[:10]}:"
+    path = write(
+        tmp_path,
+        f"state:\n  adapter: cluster\n  nodes: ${{CFG_NODES}}\n  prefix: '{prefix}'\n"
+        "  group_ttl: 60\n",
+    )
+    monkeypatch.setenv("CFG_NODES", nodes)
+    try:
+        with State.from_config(path) as state:
+            assert repr(state) == f"State('redis+cluster://{nodes}')"
+            for n in range(12):  # groups on every master
+                state.set(f"trace-{n}", "k", n)
+            assert [state.get(f"trace-{n}", "k") for n in range(12)] == list(range(12))
+            assert_ttl(state.group_ttl("trace-0"), 50, 60)
+    finally:
+        _purge(url, prefix)
+
+
 @pytest.fixture
 def acl_user(redis_at: tuple[str, int, str]) -> Iterator[tuple[str, str]]:
     """A user on the test Redis with a password holding every character a URL or the
