@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,22 +19,12 @@ import pytest
 from motia_state import DecodeError, State
 from motia_state.changes import Change
 from motia_state.layout import KeyLayout, escape_glob
+from motia_state.testing.contract.scopes import eventually, gone
 
-from .conftest import Blocking, Opener, Servers, Target, settle
+from .conftest import Blocking, Opener, Servers, Target
 from .test_cache import CACHED, _server_ms
 
 WEEK_MS = 7 * 24 * 3600 * 1000
-
-
-def eventually(state: Any, condition: Callable[[], Any], timeout: float = 15.0) -> Any:
-    """Poll ``condition`` until it is truthy (an async state's loop runs meanwhile)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "the condition never held"
-        settle(state, 0.02)
 
 
 def server_keys(target: Target) -> dict[bytes, int]:
@@ -61,10 +49,6 @@ def records(state: Any, group: str) -> list[Change]:
 
 def expiries(state: Any, group: str) -> list[Change]:
     return [c for c in records(state, group) if c.op == "expire_group"]
-
-
-def gone(state: Any, group: str) -> bool:
-    return state.get_group(group) == [] and state.group_ttl(group) is None
 
 
 # -- the API, on every backend ------------------------------------------------------------

@@ -36,6 +36,7 @@ from ..errors import (
 )
 
 T = TypeVar("T")
+A = TypeVar("A", StateAdapter, AsyncStateAdapter)
 Use = tuple[str, tuple[Any, ...]]  # an adapter method's name and its arguments
 Steps = Generator[Use, Any, T]
 Handler = Callable[["Context", Any], Steps[Any]]
@@ -695,18 +696,26 @@ def drive(
         return done.value  # type: ignore[no-any-return]
 
 
-class AdapterBackend:
-    """A `StateAdapter` as the engine's synchronous backend."""
+class _Backend(Generic[A]):
+    """What the sync and async backends over an adapter share: everything but the I/O."""
 
     def __init__(
-        self, adapter: StateAdapter, codec: Codec, describe: str, secrets: Iterable[str] = ()
+        self, adapter: A, codec: Codec, describe: str, secrets: Iterable[str] = ()
     ) -> None:
-        self.adapter = adapter
+        self.adapter: A = adapter
         self._secrets = tuple(secrets)
         self.capabilities = capabilities_of(adapter)
         self.describe = describe
         self._context = Context(self.capabilities, codec, self.describe)
         self._all_or_nothing = "transactions" in self.capabilities
+
+    def session(self) -> Any:
+        self._context.need("feed", "the change feed (watch, on_change, ack, the keyspace bridge)")
+        return self.adapter.session()
+
+
+class AdapterBackend(_Backend[StateAdapter]):
+    """A `StateAdapter` as the engine's synchronous backend."""
 
     def execute(self, op: ops.Request[T]) -> T:
         steps: Steps[T] = HANDLERS.table[type(op)](self._context, op)
@@ -730,23 +739,9 @@ class AdapterBackend:
     def close(self) -> None:
         self.adapter.close()
 
-    def session(self) -> Any:
-        self._context.need("feed", "the change feed (watch, on_change, ack, the keyspace bridge)")
-        return self.adapter.session()
 
-
-class AsyncAdapterBackend:
+class AsyncAdapterBackend(_Backend[AsyncStateAdapter]):
     """An `AsyncStateAdapter` as the engine's asyncio backend."""
-
-    def __init__(
-        self, adapter: AsyncStateAdapter, codec: Codec, describe: str, secrets: Iterable[str] = ()
-    ) -> None:
-        self.adapter = adapter
-        self._secrets = tuple(secrets)
-        self.capabilities = capabilities_of(adapter)
-        self.describe = describe
-        self._context = Context(self.capabilities, codec, self.describe)
-        self._all_or_nothing = "transactions" in self.capabilities
 
     async def execute(self, op: ops.Request[T]) -> T:
         steps: Steps[T] = HANDLERS.table[type(op)](self._context, op)
@@ -781,10 +776,6 @@ class AsyncAdapterBackend:
 
     async def aclose(self) -> None:
         await self.adapter.close()
-
-    def session(self) -> Any:
-        self._context.need("feed", "the change feed (watch, on_change, ack, the keyspace bridge)")
-        return self.adapter.session()
 
 
 class OnLoop:
