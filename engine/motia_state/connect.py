@@ -121,6 +121,8 @@ class Options:
     # group a trace scope: lua/include/group.lua); None: only where asked (expire_group, views).
     group_ttl: float | None = None
     cleanup_interval: float | None = 1.0  # seconds between background sweeps; None: none
+    # Seconds an idempotency key's receipt is kept: a retry later than that applies again.
+    idempotency_ttl: float = 24 * 3600.0
     cache: object = None  # the near cache: None/False, True, max items, or a NearCache
 
     @classmethod
@@ -139,9 +141,12 @@ class Options:
         validate.positive_int("retries", result.retries, minimum=0)
         for name in (
             "ttl", "group_ttl", "cleanup_interval", "socket_timeout", "socket_connect_timeout",
+            "idempotency_ttl",
         ):  # fmt: skip
             validate.seconds(name, getattr(result, name))
         validate.seconds("replica_timeout", result.replica_timeout)
+        if result.idempotency_ttl is None:
+            raise InvalidInput("idempotency_ttl must be a number of seconds: receipts expire")
         result.near()
         return result
 
@@ -351,6 +356,7 @@ def _resolve(url: str | None, options: dict[str, Any]) -> tuple[_Target, Core]:
         default_ttl=opts.ttl,
         cleanup_interval=opts.cleanup_interval,
         group_ttl=opts.group_ttl,
+        idempotency_ttl=opts.idempotency_ttl,
     )
     return target, core
 

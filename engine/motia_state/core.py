@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
-from . import ops, updates, validate
+from . import idempotency, ops, updates, validate
 from .calls import Call
 from .codecs import Codec, decode_all, encode_all
 from .errors import DecodeError, InvalidInput, Unsupported, ValueTooLarge
@@ -77,6 +77,7 @@ class Core:
         default_ttl: float | None = None,
         cleanup_interval: float | None = None,
         group_ttl: float | None = None,
+        idempotency_ttl: float = idempotency.DEFAULT_TTL_S,
     ) -> None:
         self.codec = codec
         self.max_value_bytes = max_value_bytes
@@ -85,6 +86,8 @@ class Core:
         # Every write slides its group's expiry as a whole to this many ms from now (the
         # group_ttl option, or a ``ttl=`` group view's Core): lua/include/group.lua.
         self.group_ttl_ms = validate.ttl(group_ttl, "group_ttl")
+        # How long an idempotency key's receipt is kept (motia_state.idempotency).
+        self.idempotency_ttl_ms = validate.ttl(idempotency_ttl, "idempotency_ttl")
 
     def sliding(self, ttl: object) -> Core:
         """This Core, with every write sliding its group's expiry to ``ttl`` seconds from now
@@ -95,6 +98,15 @@ class Core:
         core = copy.copy(self)
         core.group_ttl_ms = ms
         return core
+
+    def _keyed(self, plan: Plan[R], key: str | None) -> Plan[R]:
+        """``plan`` whose write carries the idempotency key ``key``, if any: applied once
+        however often it is sent (see `motia_state.idempotency`)."""
+        if key is None:
+            return plan
+        assert self.idempotency_ttl_ms is not None
+        op = idempotency.attach(plan.op, key, self.idempotency_ttl_ms)
+        return Plan(op, plan.finish, plan.expiring)
 
     def _expiring(self, expire: str) -> bool:
         """Whether a write with this expiry instruction gives something a deadline, so the
@@ -207,20 +219,28 @@ class Core:
         *,
         version: int | None = None,
         ttl: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Plan[int]:
         """Store ``value``; returns the item's new version (1 on create).
 
         ``version=N`` writes only if the current version is N, ``version=0`` only
         if the item is absent; otherwise `VersionConflict` and nothing changes.
+        ``idempotency_key``: applied once however often it is sent; a repeat returns the
+        first call's result (see Exactly-once steps in the README).
         """
         g, k = validate.group(group), validate.key(key)
         v = validate.version(version)
         expire = self._expire_for_set(ttl)
         op = ops.Set(g, k, self.encode(g, k, value), v, expire, self.group_ttl_ms)
-        return Plan(op, _same, self._expiring(expire))
+        return self._keyed(Plan(op, _same, self._expiring(expire)), idempotency_key)
 
     def set_many(
-        self, group: str, mapping: Mapping[str, Any], *, ttl: float | None = None
+        self,
+        group: str,
+        mapping: Mapping[str, Any],
+        *,
+        ttl: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Plan[int]:
         """Store many items; atomic per server call (up to 1000 items or 4 MiB each)."""
         g = validate.group(group)
@@ -251,22 +271,33 @@ class Core:
         items = tuple(zip(keys, datas, strict=True))
         expire = self._expire_for_set(ttl)
         op = ops.SetMany(g, items, expire, self.group_ttl_ms)
-        return Plan(op, _same, self._expiring(expire))
+        return self._keyed(Plan(op, _same, self._expiring(expire)), idempotency_key)
 
-    def delete(self, group: str, key: str, *, version: int | None = None) -> Plan[Any]:
+    def delete(
+        self,
+        group: str,
+        key: str,
+        *,
+        version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Plan[Any]:
         """Remove an item and return its value (None when absent), atomically."""
         g, k = validate.group(group), validate.key(key)
         v = validate.version(version)
-        return Plan(
+        plan = Plan(
             ops.Delete(g, k, v, self.group_ttl_ms),
             lambda raw: self.decode_removed(g, k, raw),
             self._expiring(""),
         )
+        return self._keyed(plan, idempotency_key)
 
-    def delete_many(self, group: str, keys: Iterable[str]) -> Plan[int]:
+    def delete_many(
+        self, group: str, keys: Iterable[str], *, idempotency_key: str | None = None
+    ) -> Plan[int]:
         g = validate.group(group)
         unique = tuple(dict.fromkeys(validate.keys(keys)))
-        return Plan(ops.DeleteMany(g, unique, self.group_ttl_ms), _same, self._expiring(""))
+        plan = Plan(ops.DeleteMany(g, unique, self.group_ttl_ms), _same, self._expiring(""))
+        return self._keyed(plan, idempotency_key)
 
     def clear(self, group: str) -> Plan[int]:
         """Remove every item of a group (and its expiry as a whole); returns how many there
@@ -292,18 +323,20 @@ class Core:
         group's."""
         return Plan(ops.Ttl(validate.group(group), validate.key(key)), _same)
 
-    def expire(self, group: str, key: str, ttl: float) -> Plan[bool]:
+    def expire(
+        self, group: str, key: str, ttl: float, *, idempotency_key: str | None = None
+    ) -> Plan[bool]:
         """Give an existing item a TTL of ``ttl`` seconds; False when it does not exist."""
         ms = validate.ttl(ttl)
         if ms is None:
             raise InvalidInput("expire needs a ttl in seconds; use persist() to remove one")
         op = ops.SetExpiry(validate.group(group), validate.key(key), ms, self.group_ttl_ms)
-        return Plan(op, _same, True)
+        return self._keyed(Plan(op, _same, True), idempotency_key)
 
-    def persist(self, group: str, key: str) -> Plan[bool]:
+    def persist(self, group: str, key: str, *, idempotency_key: str | None = None) -> Plan[bool]:
         """Remove an item's expiry; True when it had one."""
         op = ops.SetExpiry(validate.group(group), validate.key(key), None, self.group_ttl_ms)
-        return Plan(op, _same, self._expiring(""))
+        return self._keyed(Plan(op, _same, self._expiring("")), idempotency_key)
 
     def expire_group(self, group: str, ttl: float) -> Plan[bool]:
         """Make the whole group expire in ``ttl`` seconds: its items, versions and metadata
@@ -324,16 +357,19 @@ class Core:
         one."""
         return Plan(ops.SetGroupExpiry(validate.group(group), None), bool)
 
-    def transaction(self, plans: Sequence[Plan[Any]]) -> Plan[list[Any]]:
+    def transaction(
+        self, plans: Sequence[Plan[Any]], idempotency_key: str | None = None
+    ) -> Plan[list[Any]]:
         """One call applying the writes ``plans`` (set, delete, increment, update) in order."""
         plans = list(plans)
         subs = tuple(cast("ops.Set | ops.Delete | ops.Update", p.op) for p in plans)
         op = ops.Transaction(subs, self.max_value_bytes)
-        return Plan(
+        plan = Plan(
             op,
             lambda raw: [p.finish(r) for p, r in zip(plans, raw, strict=True)],
             any(p.expiring for p in plans),
         )
+        return self._keyed(plan, idempotency_key)
 
     def cleanup(self) -> Plan[int]:
         """Remove expired items now (they are already invisible); returns how many.
@@ -352,6 +388,7 @@ class Core:
         *,
         version: int | None = None,
         ttl: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Plan[int | float]:
         """Add ``by`` atomically on the server; a missing item starts at 0. Returns the new number.
 
@@ -361,7 +398,8 @@ class Core:
         by = updates.amount(by, "increment")
         op = {"type": "increment", "path": "", "by": by}
         steps = (updates.Step("increment", (), by, 0, op),)
-        return self._update(group, key, steps, self.codec.encode(0), "increment", version, ttl)
+        plan = self._update(group, key, steps, self.codec.encode(0), "increment", version, ttl)
+        return self._keyed(plan, idempotency_key)
 
     def update(
         self,
@@ -371,6 +409,7 @@ class Core:
         *,
         version: int | None = None,
         ttl: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Plan[Any]:
         """Apply Motia v1 UpdateOps atomically on the server; returns the new value.
 
@@ -378,7 +417,8 @@ class Core:
         as it was. A missing item starts as ``{}``.
         """
         steps = updates.parse(ops)
-        return self._update(group, key, steps, self.codec.encode({}), "update", version, ttl)
+        plan = self._update(group, key, steps, self.codec.encode({}), "update", version, ttl)
+        return self._keyed(plan, idempotency_key)
 
     def _update(
         self,

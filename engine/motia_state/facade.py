@@ -27,6 +27,7 @@ from typing import (
     get_args,
 )
 
+from . import validate
 from .calls import Call
 from .changes import Change
 from .core import Core, Operations, Plan
@@ -51,6 +52,8 @@ class Runs:
 
     _scoped: ClassVar[bool] = False
     _collects: ClassVar[bool] = False
+    # Parameters of the plan the method does not take (it calls the plan with their default).
+    _omitted: ClassVar[frozenset[str]] = frozenset()
 
     _def: ClassVar[str] = "def"
     _body: ClassVar[str]  # the method's one statement: {name} and {args} filled in
@@ -73,6 +76,7 @@ class Runs:
         parameters = list(inspect.signature(plan).parameters.values())[1:]  # without self
         if cls._scoped:
             parameters = parameters[1:]  # the view supplies the group
+        parameters = [p for p in parameters if p.name not in cls._omitted]
         params, args, namespace = [], [], {"plan": plan}
         for i, param in enumerate(parameters):
             assert param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY), name
@@ -97,7 +101,7 @@ class Runs:
     def _describe(cls, method: Callable[..., Any], name: str, plan: Callable[..., Any]) -> None:
         """Give ``method`` the name, docstring and signature of ``plan``, the `Core` method."""
         signature = inspect.signature(plan, eval_str=True)
-        parameters = list(signature.parameters.values())
+        parameters = [p for p in signature.parameters.values() if p.name not in cls._omitted]
         parameters[0] = parameters[0].replace(name="self", annotation=inspect.Parameter.empty)
         if cls._scoped:
             assert parameters[1].name == "group", f"{name} does not take a group first"
@@ -136,6 +140,8 @@ class Collects(Runs):
     """`Transaction`: a method checks and encodes its op, and adds it to ``self._plans``."""
 
     _collects = True
+    # an op's idempotency key: the transaction applies, or repeats, whole, so it takes one
+    _omitted = frozenset({"idempotency_key"})
     _core: Core
     _plans: list[Plan[Any]]
 
@@ -155,10 +161,13 @@ class Transaction(Collects):
     delete = Call(Core.delete)
     increment = Call(Core.increment)
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, idempotency_key: str | None = None) -> None:
         self._core = core
         self._plans = []
         self.results: list[Any] | None = None
+        self.idempotency_key = (
+            None if idempotency_key is None else validate.idempotency_key(idempotency_key)
+        )
 
     def update(
         self,
@@ -177,7 +186,7 @@ class Transaction(Collects):
         return len(self._plans)
 
     def plan(self) -> Plan[list[Any]]:
-        return self._core.transaction(self._plans)
+        return self._core.transaction(self._plans, self.idempotency_key)
 
 
 class View(Runs, Generic[S]):

@@ -17,6 +17,8 @@ Layout, for the default prefix ``motia:state:`` and a group ``orders``::
     motia:state#writes                     pub/sub channel: the bridge's write markers
     motia:state#writes{<tag of slot>}      sharded channel: the same, per slot (cluster)
     motia:state#probe                      hash   the bridge's probe, written and deleted
+    motia:state#i{motia:state:orders}<hex> string an idempotency key's receipt: the call's
+                                                  fingerprint and result (expires on its own)
 
 Why it looks like this:
 
@@ -40,6 +42,7 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import hashlib
 from binascii import crc_hqx
 from functools import lru_cache
 
@@ -210,6 +213,16 @@ class KeyLayout:
                 keys += [deadlines, registry]
             self._cache[group] = keys
         return keys
+
+    def receipt(self, group: str, key: str, index: int = 0) -> bytes:
+        """String: the receipt an idempotency key left on ``group`` (its ``index``-th server
+        call, for a write sent in several), in the group's slot. The rest of the name is a
+        digest of group, key and index: a key may be 8 KiB of anything, and the name is
+        never read back."""
+        data_key = self.data(group)
+        named = hashlib.blake2b(b"%d:%s" % (len(data_key), data_key), digest_size=16)
+        named.update(b"%d:" % index + key.encode("utf-8", errors="surrogateescape"))
+        return self.meta_root + b"i{" + slot_tag(data_key) + b"}" + named.hexdigest().encode()
 
     def tracked_prefixes(self) -> tuple[bytes, bytes]:
         """What the near cache has the server track (CLIENT TRACKING BCAST PREFIX): every data

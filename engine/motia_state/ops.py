@@ -19,7 +19,7 @@ not a user.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from .errors import Unsupported
@@ -31,6 +31,17 @@ C = TypeVar("C", bound=type)
 
 class Request(Generic[T]):
     __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Idem:
+    """A write's idempotency key as the backends need it (see `motia_state.idempotency`):
+    ``key`` the caller's, ``fingerprint`` what the call asked (16 bytes), so that the key
+    reused with other arguments is refused, ``ttl_ms`` how long its receipt is kept."""
+
+    key: str
+    fingerprint: bytes
+    ttl_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +91,19 @@ def declare(
     return register
 
 
+_RESENT: dict[type[Request[Any]], Traits] = {}
+
+
 def traits(request: Request[Any]) -> Traits:
-    return REGISTRY[type(request)]
+    """The request's traits; a write that carries an idempotency key may be re-sent after a
+    lost reply (its receipt makes the second application return the first's result)."""
+    declared = REGISTRY[type(request)]
+    if declared.resend or getattr(request, "idem", None) is None:
+        return declared
+    resent = _RESENT.get(type(request))
+    if resent is None:
+        resent = _RESENT[type(request)] = replace(declared, resend=True)
+    return resent
 
 
 class Handlers(Generic[F]):
@@ -224,6 +246,7 @@ class Set(Request[int]):
     version: int | None
     expire: str = ""  # the expiry instruction: "" clears, "<ms>" sets (see lua/include/ttl.lua)
     group_ttl: int | None = None  # ms: slides the group's deadline (lua/include/group.lua)
+    idem: Idem | None = None  # an idempotency key (motia_state.idempotency)
 
 
 @declare(writes=True, script="set_many")
@@ -233,6 +256,7 @@ class SetMany(Request[int]):
     items: tuple[tuple[str, bytes], ...]
     expire: str = ""
     group_ttl: int | None = None  # ms: slides the group's deadline (lua/include/group.lua)
+    idem: Idem | None = None  # an idempotency key (motia_state.idempotency)
 
 
 @declare(writes=True, script="delete", conditional=True, in_transaction=True)
@@ -242,6 +266,7 @@ class Delete(Request[bytes | None]):
     key: str
     version: int | None
     group_ttl: int | None = None  # ms: slides the group's deadline (lua/include/group.lua)
+    idem: Idem | None = None  # an idempotency key (motia_state.idempotency)
 
 
 @declare(writes=True, script="delete_many")
@@ -250,6 +275,7 @@ class DeleteMany(Request[int]):
     group: str
     keys: tuple[str, ...]
     group_ttl: int | None = None  # ms: slides the group's deadline (lua/include/group.lua)
+    idem: Idem | None = None  # an idempotency key (motia_state.idempotency)
 
 
 @declare(writes=True, script="clear")
@@ -307,6 +333,7 @@ class Update(Request[tuple[int, bytes]]):
     max_bytes: int
     expire: str = "keep"  # "keep", "keep:<ms>" (a default TTL for a new item) or "<ms>"
     group_ttl: int | None = None  # ms: slides the group's deadline (lua/include/group.lua)
+    idem: Idem | None = None  # an idempotency key (motia_state.idempotency)
 
 
 @declare(writes=True, script="transaction", conditional=True)
@@ -320,6 +347,7 @@ class Transaction(Request[list[Any]]):
 
     ops: tuple[Set | Delete | Update, ...]
     max_bytes: int
+    idem: Idem | None = None  # an idempotency key (motia_state.idempotency)
 
 
 @declare(writes=False, script="expiry")
@@ -341,6 +369,7 @@ class SetExpiry(Request[bool]):
     key: str
     ms: int | None
     group_ttl: int | None = None  # ms: slides the group's deadline (lua/include/group.lua)
+    idem: Idem | None = None  # an idempotency key (motia_state.idempotency)
 
 
 @declare(writes=False)

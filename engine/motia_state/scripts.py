@@ -35,7 +35,7 @@ def lua_dir() -> Path:
 
 
 @cache
-def load(name: str, codec: str = "json") -> Script:
+def load(name: str, codec: str = "json", receipted: bool = False) -> Script:
     """The script ``lua/<name>.lua`` with the helpers it needs from ``lua/include`` in front.
 
     A header line ``-- uses: a b`` puts ``include/a.lua`` and ``include/b.lua``
@@ -43,11 +43,21 @@ def load(name: str, codec: str = "json") -> Script:
     (``json`` or ``msgpack``), so one script source gives one constant text per
     codec. Only what a script uses is sent: a script's helpers are defined anew
     on every call, and the read scripts, which run most, need only the clock.
+
+    ``receipted``: the variant that takes an idempotency key's receipt as its last KEYS and
+    ARGV entries (lua/include/receipt.lua): the script's body, unchanged, becomes a function
+    that runs only when no receipt answers the call.
     """
     root = lua_dir()
     body = (root / f"{name}.lua").read_bytes()
     uses = re.search(rb"^-- uses: (.+)$", body, re.MULTILINE)
     names = uses.group(1).decode().replace("$codec", codec).split() if uses else []
+    if receipted:
+        names += [n for n in ("status", "receipt") if n not in names]
+        body = (
+            b"local receipt_key, receipt_spec = receipt_take()\n"
+            b"return receipt_run(receipt_key, receipt_spec, function()\n" + body + b"\nend)\n"
+        )
     parts = [(root / "include" / f"{n}.lua").read_bytes() for n in names]
     text = b"\n".join([*parts, body])
-    return Script(name, text, hashlib.sha1(text).hexdigest())
+    return Script(f"{name}+receipt" if receipted else name, text, hashlib.sha1(text).hexdigest())

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from pydantic import TypeAdapter, ValidationError
 
     from .async_state import AsyncGroupView
+    from .barrier import BarrierState
     from .state import GroupView
     from .subscriptions import AsyncSubscription, Subscription
     from .watch import AsyncWatch, Watch
@@ -398,26 +399,62 @@ class TypedGroupView(Generic[M]):
     def keys(self) -> list[str]:
         return self.untyped.keys()
 
+    def barrier(
+        self,
+        key: str,
+        *,
+        parties: int,
+        arrival: str,
+        data: Any = None,
+        ttl: float | None = None,
+    ) -> BarrierState:
+        """`GroupView.barrier`: a barrier's data is its arrivals', not ``M``, so untyped."""
+        return self.untyped.barrier(key, parties=parties, arrival=arrival, data=data, ttl=ttl)
+
+    def barrier_state(self, key: str) -> BarrierState | None:
+        return self.untyped.barrier_state(key)
+
+    def reset_barrier(self, key: str) -> BarrierState | None:
+        return self.untyped.reset_barrier(key)
+
     def set(
-        self, key: str, value: M, *, version: int | None = None, ttl: float | None = None
+        self,
+        key: str,
+        value: M,
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
+        idempotency_key: str | None = None,
     ) -> int:
         """Store ``value`` once it is a valid ``M``; returns the item's new version."""
         data = self._model.dump(self.name, validate.key(key), value)
-        return self.untyped.set(key, data, version=version, ttl=ttl)
+        return self.untyped.set(
+            key, data, version=version, ttl=ttl, idempotency_key=idempotency_key
+        )
 
-    def set_many(self, mapping: Mapping[str, M], *, ttl: float | None = None) -> int:
+    def set_many(
+        self,
+        mapping: Mapping[str, M],
+        *,
+        ttl: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
         """Store many items once every value is a valid ``M`` (the first that is not raises,
         and nothing is written)."""
-        return self.untyped.set_many(self._model.dump_all(self.name, mapping), ttl=ttl)
+        return self.untyped.set_many(
+            self._model.dump_all(self.name, mapping), ttl=ttl, idempotency_key=idempotency_key
+        )
 
-    def delete(self, key: str, *, version: int | None = None) -> M | Undecodable | None:
+    def delete(
+        self, key: str, *, version: int | None = None, idempotency_key: str | None = None
+    ) -> M | Undecodable | None:
         """Remove an item and return its value (None when absent); a value that does not fit
         the model comes back as `Undecodable`, since the delete went through."""
-        removed = self.untyped.delete(key, version=version)
+        removed = self.untyped.delete(key, version=version, idempotency_key=idempotency_key)
         return self._model.removed(self.name, key, removed, self.state._core.codec)
 
-    def delete_many(self, keys: Iterable[str]) -> int:
-        return self.untyped.delete_many(keys)
+    def delete_many(self, keys: Iterable[str], *, idempotency_key: str | None = None) -> int:
+        return self.untyped.delete_many(keys, idempotency_key=idempotency_key)
 
     def clear(self) -> int:
         return self.untyped.clear()
@@ -429,12 +466,17 @@ class TypedGroupView(Generic[M]):
         *,
         version: int | None = None,
         ttl: float | None = None,
+        idempotency_key: str | None = None,
     ) -> M:
         """Apply Motia v1 UpdateOps; returns the new value. A result that would not be a valid
         ``M`` raises `ModelValidationError` and nothing is written (see the module)."""
         update, sources = _update(self._model, self.name, key, ops)
         return self._modify(
-            update, version, lambda at: self.untyped.update(key, sources, version=at, ttl=ttl)
+            update,
+            version,
+            lambda at: self.untyped.update(
+                key, sources, version=at, ttl=ttl, idempotency_key=idempotency_key
+            ),
         )
 
     def increment(
@@ -444,12 +486,17 @@ class TypedGroupView(Generic[M]):
         *,
         version: int | None = None,
         ttl: float | None = None,
+        idempotency_key: str | None = None,
     ) -> M:
         """Add ``by`` (a model of a number: ``model=int``); returns the new value, checked as
         `update` checks its result."""
         update, amount = _increment(self._model, self.name, key, by)
         return self._modify(
-            update, version, lambda at: self.untyped.increment(key, amount, version=at, ttl=ttl)
+            update,
+            version,
+            lambda at: self.untyped.increment(
+                key, amount, version=at, ttl=ttl, idempotency_key=idempotency_key
+            ),
         )
 
     def _modify(self, update: Update, version: int | None, send: Callable[[int], Any]) -> M:
@@ -471,11 +518,11 @@ class TypedGroupView(Generic[M]):
     def ttl(self, key: str) -> float | None:
         return self.untyped.ttl(key)
 
-    def expire(self, key: str, ttl: float) -> bool:
-        return self.untyped.expire(key, ttl)
+    def expire(self, key: str, ttl: float, *, idempotency_key: str | None = None) -> bool:
+        return self.untyped.expire(key, ttl, idempotency_key=idempotency_key)
 
-    def persist(self, key: str) -> bool:
-        return self.untyped.persist(key)
+    def persist(self, key: str, *, idempotency_key: str | None = None) -> bool:
+        return self.untyped.persist(key, idempotency_key=idempotency_key)
 
     def expire_group(self, ttl: float) -> bool:
         return self.untyped.expire_group(ttl)
@@ -572,21 +619,59 @@ class AsyncTypedGroupView(Generic[M]):
     async def keys(self) -> list[str]:
         return await self.untyped.keys()
 
+    async def barrier(
+        self,
+        key: str,
+        *,
+        parties: int,
+        arrival: str,
+        data: Any = None,
+        ttl: float | None = None,
+    ) -> BarrierState:
+        """`TypedGroupView.barrier`."""
+        return await self.untyped.barrier(
+            key, parties=parties, arrival=arrival, data=data, ttl=ttl
+        )
+
+    async def barrier_state(self, key: str) -> BarrierState | None:
+        return await self.untyped.barrier_state(key)
+
+    async def reset_barrier(self, key: str) -> BarrierState | None:
+        return await self.untyped.reset_barrier(key)
+
     async def set(
-        self, key: str, value: M, *, version: int | None = None, ttl: float | None = None
+        self,
+        key: str,
+        value: M,
+        *,
+        version: int | None = None,
+        ttl: float | None = None,
+        idempotency_key: str | None = None,
     ) -> int:
         data = self._model.dump(self.name, validate.key(key), value)
-        return await self.untyped.set(key, data, version=version, ttl=ttl)
+        return await self.untyped.set(
+            key, data, version=version, ttl=ttl, idempotency_key=idempotency_key
+        )
 
-    async def set_many(self, mapping: Mapping[str, M], *, ttl: float | None = None) -> int:
-        return await self.untyped.set_many(self._model.dump_all(self.name, mapping), ttl=ttl)
+    async def set_many(
+        self,
+        mapping: Mapping[str, M],
+        *,
+        ttl: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
+        return await self.untyped.set_many(
+            self._model.dump_all(self.name, mapping), ttl=ttl, idempotency_key=idempotency_key
+        )
 
-    async def delete(self, key: str, *, version: int | None = None) -> M | Undecodable | None:
-        removed = await self.untyped.delete(key, version=version)
+    async def delete(
+        self, key: str, *, version: int | None = None, idempotency_key: str | None = None
+    ) -> M | Undecodable | None:
+        removed = await self.untyped.delete(key, version=version, idempotency_key=idempotency_key)
         return self._model.removed(self.name, key, removed, self.state._core.codec)
 
-    async def delete_many(self, keys: Iterable[str]) -> int:
-        return await self.untyped.delete_many(keys)
+    async def delete_many(self, keys: Iterable[str], *, idempotency_key: str | None = None) -> int:
+        return await self.untyped.delete_many(keys, idempotency_key=idempotency_key)
 
     async def clear(self) -> int:
         return await self.untyped.clear()
@@ -598,10 +683,15 @@ class AsyncTypedGroupView(Generic[M]):
         *,
         version: int | None = None,
         ttl: float | None = None,
+        idempotency_key: str | None = None,
     ) -> M:
         update, sources = _update(self._model, self.name, key, ops)
         return await self._modify(
-            update, version, lambda at: self.untyped.update(key, sources, version=at, ttl=ttl)
+            update,
+            version,
+            lambda at: self.untyped.update(
+                key, sources, version=at, ttl=ttl, idempotency_key=idempotency_key
+            ),
         )
 
     async def increment(
@@ -611,10 +701,15 @@ class AsyncTypedGroupView(Generic[M]):
         *,
         version: int | None = None,
         ttl: float | None = None,
+        idempotency_key: str | None = None,
     ) -> M:
         update, amount = _increment(self._model, self.name, key, by)
         return await self._modify(
-            update, version, lambda at: self.untyped.increment(key, amount, version=at, ttl=ttl)
+            update,
+            version,
+            lambda at: self.untyped.increment(
+                key, amount, version=at, ttl=ttl, idempotency_key=idempotency_key
+            ),
         )
 
     async def _modify(
@@ -638,11 +733,11 @@ class AsyncTypedGroupView(Generic[M]):
     async def ttl(self, key: str) -> float | None:
         return await self.untyped.ttl(key)
 
-    async def expire(self, key: str, ttl: float) -> bool:
-        return await self.untyped.expire(key, ttl)
+    async def expire(self, key: str, ttl: float, *, idempotency_key: str | None = None) -> bool:
+        return await self.untyped.expire(key, ttl, idempotency_key=idempotency_key)
 
-    async def persist(self, key: str) -> bool:
-        return await self.untyped.persist(key)
+    async def persist(self, key: str, *, idempotency_key: str | None = None) -> bool:
+        return await self.untyped.persist(key, idempotency_key=idempotency_key)
 
     async def expire_group(self, ttl: float) -> bool:
         return await self.untyped.expire_group(ttl)

@@ -12,6 +12,8 @@ MAX_VERSION = 2**53  # versions are Lua numbers (doubles) on the server
 DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024
 MAX_TTL_S = 100 * 365 * 24 * 3600
 MAX_INT = 2**63 - 1  # what the server takes as a count
+# Group names that begin so are the engine's own (off Redis, the idempotency receipts).
+RESERVED_GROUP_PREFIX = "\x00motia-state:"
 
 
 def _name(kind: str, value: object, limit: int) -> str:
@@ -29,11 +31,21 @@ def _name(kind: str, value: object, limit: int) -> str:
 
 
 def group(value: object) -> str:
-    return _name("group", value, MAX_GROUP_BYTES)
+    name = _name("group", value, MAX_GROUP_BYTES)
+    if name.startswith(RESERVED_GROUP_PREFIX):
+        raise InvalidInput(
+            f"group {brief(name)} is reserved: names starting with NUL "
+            "'motia-state:' are the engine's own"
+        )
+    return name
 
 
 def key(value: object) -> str:
     return _name("key", value, MAX_KEY_BYTES)
+
+
+def idempotency_key(value: object) -> str:
+    return _name("idempotency_key", value, MAX_KEY_BYTES)
 
 
 def name(kind: str, value: object) -> str:

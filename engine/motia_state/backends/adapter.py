@@ -21,12 +21,13 @@ from collections.abc import Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
-from .. import capabilities, ops, updates
+from .. import capabilities, idempotency, ops, updates
 from ..adapters import AsyncStateAdapter, GroupMeta, Record, StateAdapter
 from ..codecs import Codec
 from ..errors import (
     BackendUnavailable,
     DecodeError,
+    IdempotencyKeyReused,
     InvalidInput,
     OutcomeUnknown,
     StateError,
@@ -34,6 +35,8 @@ from ..errors import (
     VersionConflict,
     brief,
 )
+from ..idempotency import RECEIPTS
+from ..validate import RESERVED_GROUP_PREFIX
 
 T = TypeVar("T")
 A = TypeVar("A", StateAdapter, AsyncStateAdapter)
@@ -273,11 +276,12 @@ def _scan_page(ctx: Context, op: ops.ScanPage) -> Steps[tuple[int, list[tuple[st
 
 @HANDLERS.on(ops.ListGroups)
 def _list_groups(ctx: Context, op: ops.ListGroups) -> Steps[list[str]]:
-    names: Iterable[str] = yield ("list_groups", ())
+    listed: Iterable[str] = yield ("list_groups", ())
+    names = {name for name in listed if not name.startswith(RESERVED_GROUP_PREFIX)}
     if not ctx.ttl:
-        return sorted(set(names))
+        return sorted(names)
     now, live = now_ms(), []
-    for name in sorted(set(names)):  # a group whose items all expired is not listed
+    for name in sorted(names):  # a group whose items all expired is not listed
         if (yield from _live_items(ctx, name, now)):
             live.append(name)
     return live
@@ -450,9 +454,13 @@ def _set_group_expiry(ctx: Context, op: ops.SetGroupExpiry) -> Steps[bool]:
 
 @HANDLERS.on(ops.Cleanup)
 def _cleanup(ctx: Context, op: ops.Cleanup) -> Steps[int]:
-    if not ctx.ttl:
-        return 0  # nothing can expire
     now = now_ms()
+    if not ctx.ttl:  # no item can expire; idempotency receipts do, and go here
+        receipts: list[tuple[str, Record]] = list((yield ("items", (RECEIPTS,))))
+        for key, record in receipts:
+            if expired(record.expires_at, now):
+                yield ("delete", (RECEIPTS, key))
+        return 0
     for group in list((yield ("expired_groups", (now,)))):
         yield from _settle(ctx, group, now)  # not counted: its items expired with it
     removed: int = yield ("cleanup", (now,))
@@ -536,6 +544,37 @@ def _transaction(ctx: Context, op: ops.Transaction) -> Steps[list[Any]]:
         raise VersionConflict(conflicts)
     yield from overlay.flush()
     return results
+
+
+def _receipted(ctx: Context, op: Any, idem: ops.Idem, steps: Steps[T]) -> Steps[T]:
+    """``steps`` of a write with an idempotency key: a live receipt of the key answers with
+    the first call's result, running nothing; else the write runs and leaves its receipt, in
+    the same atomic block (see `motia_state.idempotency`). A write its condition refused
+    raises before the receipt, so its retry is a first attempt."""
+    ctx.need("versions", "an idempotency key (a receipt written in the write's atomic block)")
+    group = op.group if hasattr(op, "group") else op.ops[0].group
+    key, now = idempotency.receipt_key(group, idem), now_ms()
+    receipt: Record | None = yield ("get", (RECEIPTS, key))
+    if receipt is not None and not expired(receipt.expires_at, now):
+        fingerprint, result = idempotency.unpack(receipt.data)
+        if fingerprint != idem.fingerprint:
+            raise IdempotencyKeyReused(
+                f"idempotency key {brief(idem.key)} on group {brief(group)} already applied a "
+                "call with other arguments; nothing was written"
+            )
+        steps.close()
+        return result  # type: ignore[no-any-return]
+    result = yield from steps
+    blob = idempotency.pack(idem.fingerprint, result)
+    yield ("set", (RECEIPTS, key, Record(blob, 1, now + idem.ttl_ms)))
+    return result
+
+
+def steps_of(ctx: Context, op: ops.Request[T]) -> Steps[T]:
+    """The handler's steps for ``op``, receipted when it carries an idempotency key."""
+    steps: Steps[T] = HANDLERS.table[type(op)](ctx, op)
+    idem: ops.Idem | None = getattr(op, "idem", None)
+    return steps if idem is None else _receipted(ctx, op, idem, steps)
 
 
 def _feed(ctx: Context, op: ops.Request[Any]) -> Steps[Any]:
@@ -718,7 +757,7 @@ class AdapterBackend(_Backend[StateAdapter]):
     """A `StateAdapter` as the engine's synchronous backend."""
 
     def execute(self, op: ops.Request[T]) -> T:
-        steps: Steps[T] = HANDLERS.table[type(op)](self._context, op)
+        steps = steps_of(self._context, op)
         run: Run[T] = Run()
         try:
             if not (ops.traits(op).writes and self.capabilities & ATOMIC):
@@ -744,7 +783,7 @@ class AsyncAdapterBackend(_Backend[AsyncStateAdapter]):
     """An `AsyncStateAdapter` as the engine's asyncio backend."""
 
     async def execute(self, op: ops.Request[T]) -> T:
-        steps: Steps[T] = HANDLERS.table[type(op)](self._context, op)
+        steps = steps_of(self._context, op)
         run: Run[T] = Run()
         try:
             if not (ops.traits(op).writes and self.capabilities & ATOMIC):

@@ -136,9 +136,7 @@ def no_feed(describe: str) -> Unsupported:
 
 def apply(groups: Groups, op: ops.Request[T], codec: Codec, describe: str) -> T:
     """Carry out ``op`` on ``groups``; ``codec`` is the State's, for update ops."""
-    steps: adapter.Steps[T] = adapter.HANDLERS.table[type(op)](
-        adapter.Context(IN_PROCESS, codec, describe), op
-    )
+    steps = adapter.steps_of(adapter.Context(IN_PROCESS, codec, describe), op)
     return adapter.drive(GroupsStore(groups), steps)
 
 

@@ -16,11 +16,11 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any, TypeVar
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
-from ... import ops, scripts, updates, watch
+from ... import idempotency, ops, scripts, updates, watch
 from ...changes import FeedSettings
-from ...errors import InvalidInput, NotReplicated, VersionConflict
+from ...errors import IdempotencyKeyReused, InvalidInput, NotReplicated, VersionConflict, brief
 from ...layout import KeyLayout, key_slot
 from ...steps import At, Batch, Call, Masters, Steps
 
@@ -38,7 +38,7 @@ def _by_convention(kind: type[ops.Request[Any]]) -> Handler | None:
     names: list[str] = [f.name for f in fields(kind)] if is_dataclass(kind) else []
     if ops.REGISTRY[kind].script is None or "group" not in names:
         return None
-    rest = [name for name in names if name not in ("group", "key")]
+    rest = [name for name in names if name not in ("group", "key", "idem")]
 
     def handler(plan: RedisPlan, op: Any) -> Steps[Any]:
         own = ["" if (value := getattr(op, name)) is None else value for name in rest]
@@ -56,6 +56,8 @@ TRANSACTION_PARTS: ops.Handlers[Callable[[Any, Any], tuple[str, list[Any]]]] = o
 # Items per script call in set_many/delete_many: one call stays around a few
 # milliseconds of server time, and far below Lua's unpack/stack limits.
 CHUNK_ITEMS = 1000
+# How lua/include/receipt.lua's refusal of a reused idempotency key begins.
+REUSED = "IDEMPOTENCY_KEY_REUSED"
 CHUNK_BYTES = 4 * 1024 * 1024
 SCAN_COUNT = 1000
 # Expired items removed per cleanup call: about 2 ms of server time on a slow machine.
@@ -165,7 +167,9 @@ class RedisPlan:
         steps of `_script` itself when there is no WAIT to add: no frame of its own on the
         hot path of every single read and write."""
         traits = ops.REGISTRY[type(op)]
-        if self._wait is None or not traits.writes or traits.feed:  # see `_confirms`
+        if (self._wait is None or not traits.writes or traits.feed) and (
+            not traits.writes or getattr(op, "idem", None) is None
+        ):  # see `_confirms` and `_receipted`
             return self._script(self._script_of(op, traits), keys, args)
         return self._first(self._own_batch(op, keys, [args]))
 
@@ -190,11 +194,52 @@ class RedisPlan:
         writes state and durability is replicated."""
         traits = ops.traits(op)
         name, confirm = self._script_of(op, traits), self._confirms(traits)
+        idem: ops.Idem | None = getattr(op, "idem", None)
+        if idem is not None:
+            return (yield from self._receipted(op, idem, name, keys, arg_lists, confirm))
         if len(arg_lists) == 1 and not confirm:
             return [(yield from self._script(name, keys, arg_lists[0]))]
         script = scripts.load(name, self._codec)
         calls = [self._eval(script, keys, args) for args in arg_lists]
         return (yield from self._batch_with_reload(script, calls, traits if confirm else None))
+
+    def _receipted(
+        self,
+        op: ops.Request[Any],
+        idem: ops.Idem,
+        name: str,
+        keys: Sequence[bytes],
+        arg_lists: Sequence[Sequence[Any]],
+        confirm: bool,
+    ) -> Steps[list[Any]]:
+        """``op``'s calls with an idempotency key: each call runs the script's receipted
+        variant, its receipt (one per call, in the slot of the group, a transaction's first)
+        as the last KEYS entry and the receipt spec (fingerprint, lifetime) as the last ARGV
+        entry (lua/include/receipt.lua)."""
+        group = op.group if hasattr(op, "group") else op.ops[0].group  # type: ignore[attr-defined]
+        script = scripts.load(name, self._codec, receipted=True)
+        ttl = b"%d" % idem.ttl_ms
+        calls = [
+            self._eval(
+                script,
+                [*keys, self.layout.receipt(group, idem.key, i)],
+                [*args, idempotency.part(idem, i) + ttl],
+            )
+            for i, args in enumerate(arg_lists)
+        ]
+        try:
+            return (
+                yield from self._batch_with_reload(
+                    script, calls, ops.traits(op) if confirm else None
+                )
+            )
+        except ResponseError as exc:
+            if str(exc).startswith(REUSED):
+                raise IdempotencyKeyReused(
+                    f"idempotency key {brief(idem.key)} on group {brief(group)} already applied "
+                    "a call with other arguments; nothing was written"
+                ) from None
+            raise
 
     def _batch_with_reload(
         self, script: scripts.Script, calls: list[Call], confirm: ops.Traits | None = None
