@@ -142,9 +142,11 @@ class AsyncState(Facade[AsyncWatch], Async):
                 yield item
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def transaction(
+        self, *, idempotency_key: str | None = None
+    ) -> AsyncIterator[Transaction]:
         """``async with state.transaction() as tx:``; see `State.transaction`."""
-        tx = Transaction(self._core)
+        tx = Transaction(self._core, idempotency_key)
         yield tx
         if len(tx):
             tx.results = await self._run(tx.plan())

@@ -74,6 +74,12 @@ class VersionConflict(StateError):
         return self.conflicts[0][3]
 
 
+class IdempotencyKeyReused(InvalidInput):
+    """An ``idempotency_key`` already applied a call that asked something else (another group,
+    key, value, op or version); its receipt stands and nothing was written. A key names one
+    call: the step's invocation id and the call's position in it, not the step alone."""
+
+
 class BackendUnavailable(StateError):
     """The backend cannot be reached or started (connection refused, timed out, server did
     not start). ``sent`` is False when nothing of the call reached the server, so nothing of

@@ -144,15 +144,16 @@ class State(Facade[Watch], Sync):
             yield from self._run(plan)
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
+    def transaction(self, *, idempotency_key: str | None = None) -> Iterator[Transaction]:
         """Collect set/delete/increment/update ops; commit them as ONE server call on exit.
 
         All or nothing: a failed ``version=`` condition raises `VersionConflict`
         naming every failing op, and nothing applies. Ops apply in order and see
         each other's effects. An exception inside the block sends nothing.
-        ``tx.results`` holds each op's result afterwards.
+        ``tx.results`` holds each op's result afterwards. ``idempotency_key``: the
+        transaction applies once; a repeat gets the first one's results.
         """
-        tx = Transaction(self._core)
+        tx = Transaction(self._core, idempotency_key)
         yield tx
         if len(tx):
             tx.results = self._run(tx.plan())
