@@ -6,6 +6,7 @@ on memory, file, sqlite, embedded, Redis and Cluster through State and AsyncStat
 from __future__ import annotations
 
 from motia_state.testing.contract.atomic import *  # noqa: F403
+from motia_state.testing.contract.barrier import *  # noqa: F403
 from motia_state.testing.contract.declared import *  # noqa: F403
 from motia_state.testing.contract.feed import *  # noqa: F403
 from motia_state.testing.contract.inputs import *  # noqa: F403

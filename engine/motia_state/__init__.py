@@ -14,12 +14,14 @@ from .adapters import (
     unregister_adapter,
 )
 from .async_state import AsyncGroupView, AsyncState
+from .barrier import BarrierState, completed_by
 from .bridge import Bridge
 from .cache import CacheStats, NearCache
 from .changes import Change
 from .codecs import JsonCodec, MsgpackCodec
 from .errors import (
     BackendUnavailable,
+    Contention,
     DecodeError,
     EncodeError,
     IntegerOverflow,
@@ -27,9 +29,11 @@ from .errors import (
     InvalidUpdate,
     ModelDecodeError,
     ModelValidationError,
+    NotABarrier,
     NotANumber,
     NotReplicated,
     OutcomeUnknown,
+    PartiesMismatch,
     PermissionDenied,
     ServerBusy,
     StateError,
@@ -59,9 +63,11 @@ __all__ = [
     "AsyncTypedGroupView",
     "AsyncTypedWatch",
     "BackendUnavailable",
+    "BarrierState",
     "Bridge",
     "CacheStats",
     "Change",
+    "Contention",
     "DecodeError",
     "EncodeError",
     "GroupMeta",
@@ -77,10 +83,12 @@ __all__ = [
     "ModelValidationError",
     "MsgpackCodec",
     "NearCache",
+    "NotABarrier",
     "NotANumber",
     "NotReplicated",
     "Op",
     "OutcomeUnknown",
+    "PartiesMismatch",
     "PermissionDenied",
     "Record",
     "ServerBusy",
@@ -97,6 +105,7 @@ __all__ = [
     "UpdateFailed",
     "ValueTooLarge",
     "VersionConflict",
+    "completed_by",
     "register_adapter",
     "unregister_adapter",
 ]

@@ -10,9 +10,11 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
+from . import barrier as barriers
 from . import config, connect, ops, validate
 from .backends.base import AsyncBackend
 from .backends.redis.tracking import AsyncNearBackend
+from .barrier import BarrierState
 from .bridge import Bridge
 from .cache import CacheStats
 from .changes import Change
@@ -141,6 +143,33 @@ class AsyncState(Facade[AsyncWatch], Async):
             for item in await self._run(plan):
                 yield item
 
+    async def barrier(
+        self,
+        group: str,
+        key: str,
+        *,
+        parties: int,
+        arrival: str,
+        data: Any = None,
+        ttl: float | None = None,
+    ) -> BarrierState:
+        """`State.barrier`."""
+        steps = barriers.arrive(
+            self._core, group, key, parties=parties, arrival=arrival, data=data, ttl=ttl
+        )
+        barriers.need_versions(self.capabilities, self._backend.describe, "barrier")
+        return await barriers.drive_async(steps, self._run)
+
+    async def barrier_state(self, group: str, key: str) -> BarrierState | None:
+        """`State.barrier_state`."""
+        return await barriers.drive_async(barriers.read(self._core, group, key), self._run)
+
+    async def reset_barrier(self, group: str, key: str) -> BarrierState | None:
+        """`State.reset_barrier`."""
+        steps = barriers.reset(self._core, group, key)
+        barriers.need_versions(self.capabilities, self._backend.describe, "reset_barrier")
+        return await barriers.drive_async(steps, self._run)
+
     @asynccontextmanager
     async def transaction(
         self, *, idempotency_key: str | None = None
@@ -194,6 +223,26 @@ class AsyncGroupView(GroupOperations, AsyncView[AsyncState]):
 
     def iter_items(self, batch: int = DEFAULT_SCAN_BATCH) -> AsyncIterator[tuple[str, Any]]:
         return self.state.iter_items(self.name, batch)
+
+    async def barrier(
+        self,
+        key: str,
+        *,
+        parties: int,
+        arrival: str,
+        data: Any = None,
+        ttl: float | None = None,
+    ) -> BarrierState:
+        """`GroupView.barrier`."""
+        return await self.state.barrier(
+            self.name, key, parties=parties, arrival=arrival, data=data, ttl=ttl
+        )
+
+    async def barrier_state(self, key: str) -> BarrierState | None:
+        return await self.state.barrier_state(self.name, key)
+
+    async def reset_barrier(self, key: str) -> BarrierState | None:
+        return await self.state.reset_barrier(self.name, key)
 
 
 class _AsyncSliding(AsyncState):

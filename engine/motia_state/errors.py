@@ -228,3 +228,39 @@ class ModelDecodeError(DecodeError):
     @property
     def paths(self) -> list[str]:
         return [path for path, _ in self.problems]
+
+
+class NotABarrier(InvalidInput):
+    """A barrier call (`State.barrier`, ``barrier_state``, ``reset_barrier``) named an item
+    that holds something else than a barrier, or one in a layout this engine does not read;
+    nothing was written, and the item stays as it was."""
+
+
+class PartiesMismatch(InvalidInput):
+    """An arrival gave another ``parties`` than the barrier recorded when it was made: the
+    steps disagree on how many must arrive. Nothing was written; ``recorded`` and ``given``
+    say both."""
+
+    def __init__(self, group: str, key: str, recorded: int, given: int) -> None:
+        self._args = (group, key, recorded, given)
+        self.recorded = recorded
+        self.given = given
+        super().__init__(
+            f"{brief(group)}/{brief(key)}: the barrier was made for {recorded} parties; "
+            f"this arrival says {given}"
+        )
+
+
+class Contention(StateError):
+    """A compare-and-set loop (a barrier's arrival or reset) lost the race to other writers
+    ``attempts`` times in a row and gave up: this call's arrival is not recorded (or the
+    barrier not reset), and calling again is safe. Arrivals alone never cause it (each loses
+    at most once per other party); a writer rewriting the item without pause does."""
+
+    def __init__(self, group: str, key: str, attempts: int) -> None:
+        self._args = (group, key, attempts)
+        self.attempts = attempts
+        super().__init__(
+            f"{brief(group)}/{brief(key)}: the item changed under {attempts} compare-and-set "
+            "attempts in a row; nothing of this call was written"
+        )

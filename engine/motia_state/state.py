@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
+from . import barrier as barriers
 from . import config, connect, ops, validate
 from .backends.base import Backend
 from .backends.redis.tracking import NearBackend
+from .barrier import BarrierState
 from .bridge import Bridge
 from .cache import CacheStats
 from .changes import Change
@@ -143,6 +145,45 @@ class State(Facade[Watch], Sync):
         while (plan := scan.next_page()) is not None:
             yield from self._run(plan)
 
+    def barrier(
+        self,
+        group: str,
+        key: str,
+        *,
+        parties: int,
+        arrival: str,
+        data: Any = None,
+        ttl: float | None = None,
+    ) -> BarrierState:
+        """Arrive at the fan-in barrier ``group``/``key`` as ``arrival``: once ``parties``
+        distinct arrivals are recorded, the one that completed it gets ``released=True``
+        (start the join there), and no other arrival ever does.
+
+        Idempotent per arrival name, for steps run at least once: a retry counts once, its
+        ``data`` does not replace the first, and it gets the first answer again (``released``
+        included). An arrival after completion is recorded nowhere: complete, not released,
+        and absent from ``data``. The item may be given a ``ttl`` as `set` gives one (each
+        arrival that records itself sets it anew). Needs the ``versions`` capability; see
+        `motia_state.barrier` for the stored layout and `reset_barrier` to use it again."""
+        steps = barriers.arrive(
+            self._core, group, key, parties=parties, arrival=arrival, data=data, ttl=ttl
+        )
+        barriers.need_versions(self.capabilities, self._backend.describe, "barrier")
+        return barriers.drive(steps, self._run)
+
+    def barrier_state(self, group: str, key: str) -> BarrierState | None:
+        """The barrier ``group``/``key`` as stored (None when there is none), without
+        arriving: the joining step reads its parties' data here. ``released`` is False."""
+        return barriers.drive(barriers.read(self._core, group, key), self._run)
+
+    def reset_barrier(self, group: str, key: str) -> BarrierState | None:
+        """Remove the barrier, complete or not, so its key starts a new one; returns what it
+        held (None when there was none). An arrival that lands before the reset goes with
+        it; one after starts the new use (a late retry of an old arrival included)."""
+        steps = barriers.reset(self._core, group, key)
+        barriers.need_versions(self.capabilities, self._backend.describe, "reset_barrier")
+        return barriers.drive(steps, self._run)
+
     @contextmanager
     def transaction(self, *, idempotency_key: str | None = None) -> Iterator[Transaction]:
         """Collect set/delete/increment/update ops; commit them as ONE server call on exit.
@@ -209,6 +250,27 @@ class GroupView(GroupOperations, SyncView[State]):
 
     def iter_items(self, batch: int = DEFAULT_SCAN_BATCH) -> Iterator[tuple[str, Any]]:
         return self.state.iter_items(self.name, batch)
+
+    def barrier(
+        self,
+        key: str,
+        *,
+        parties: int,
+        arrival: str,
+        data: Any = None,
+        ttl: float | None = None,
+    ) -> BarrierState:
+        """`State.barrier` in this group (through a ``ttl=`` view, an arrival that records
+        itself slides the group's expiry, as any write there does)."""
+        return self.state.barrier(
+            self.name, key, parties=parties, arrival=arrival, data=data, ttl=ttl
+        )
+
+    def barrier_state(self, key: str) -> BarrierState | None:
+        return self.state.barrier_state(self.name, key)
+
+    def reset_barrier(self, key: str) -> BarrierState | None:
+        return self.state.reset_barrier(self.name, key)
 
 
 class _Sliding(State):

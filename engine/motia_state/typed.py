@@ -629,9 +629,7 @@ class AsyncTypedGroupView(Generic[M]):
         ttl: float | None = None,
     ) -> BarrierState:
         """`TypedGroupView.barrier`."""
-        return await self.untyped.barrier(
-            key, parties=parties, arrival=arrival, data=data, ttl=ttl
-        )
+        return await self.untyped.barrier(key, parties=parties, arrival=arrival, data=data, ttl=ttl)
 
     async def barrier_state(self, key: str) -> BarrierState | None:
         return await self.untyped.barrier_state(key)
