@@ -69,6 +69,11 @@ def _ops() -> dict[str, Callable[[State, str], Any]]:
             tx.increment(g, "n", 2)
             tx.delete(g, "k")
 
+    def keyed_transaction(state: State, g: str) -> None:
+        with state.transaction(idempotency_key="tx") as tx:
+            tx.set(g, "new", {"t": 1})
+            tx.delete(g, "k")
+
     return {
         "set new": lambda s, g: s.set(g, "new", 1),
         "set existing": lambda s, g: s.set(g, "k", {"v": 2}),
@@ -95,6 +100,12 @@ def _ops() -> dict[str, Callable[[State, str], Any]]:
         "set_many through a ttl view": lambda s, g: s.group(g, ttl=60).set_many({"k": 1}),
         "expire_group": lambda s, g: s.expire_group(g, 60),
         "persist_group": lambda s, g: s.persist_group(g),
+        # with an idempotency key: the receipted scripts (lua/include/receipt.lua)
+        "set with a key": lambda s, g: s.set(g, "k", {"v": 9}, idempotency_key="i"),
+        "increment with a key": lambda s, g: s.increment(g, "n", 5, idempotency_key="i"),
+        "delete with a key": lambda s, g: s.delete(g, "k", idempotency_key="i"),
+        "set_many with a key": lambda s, g: s.set_many(g, {"k": 1, "x": 3}, idempotency_key="i"),
+        "transaction with a key": keyed_transaction,
     }
 
 

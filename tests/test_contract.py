@@ -9,6 +9,7 @@ from motia_state.testing.contract.atomic import *  # noqa: F403
 from motia_state.testing.contract.barrier import *  # noqa: F403
 from motia_state.testing.contract.declared import *  # noqa: F403
 from motia_state.testing.contract.feed import *  # noqa: F403
+from motia_state.testing.contract.idempotency import *  # noqa: F403
 from motia_state.testing.contract.inputs import *  # noqa: F403
 from motia_state.testing.contract.items import *  # noqa: F403
 from motia_state.testing.contract.scopes import *  # noqa: F403

@@ -23,6 +23,7 @@ Because nothing here does I/O, routing is unit-tested with scripted replies.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from ...layout import key_slot
 from ...steps import At, Batch, Call, Masters, Steps
 from .outcome import NotSent, account, retry_delay, translate
 from .plan import RedisPlan
+
+log = logging.getLogger("motia_state")
 
 T = TypeVar("T")
 
@@ -293,6 +296,13 @@ def operation(op: ops.Request[T], plan: RedisPlan, router: Router, describe: str
             if isinstance(exc, OutcomeUnknown):
                 raise
             delay = retry_delay(op, exc, attempt, plan, started)
+            if exc.sent and ops.traits(op).writes:
+                log.info(
+                    "%s: no reply to a write with an idempotency key (%s); sending it again "
+                    "(if it applied, its receipt answers)",
+                    describe,
+                    exc,
+                )
         yield Sleep(delay)
         attempt += 1
 
