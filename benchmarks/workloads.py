@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import multiprocessing
 import re
@@ -148,9 +149,9 @@ class Bench:
             )
 
     @contextmanager
-    def state(self, url: str | None = None) -> Iterator[State]:
+    def state(self, url: str | None = None, prefix: str | None = None) -> Iterator[State]:
         """A State on a private prefix (Redis) or the given URL, emptied afterwards."""
-        options = {} if url else {"prefix": f"bench-{uuid.uuid4().hex[:8]}:"}
+        options = {} if url else {"prefix": prefix or f"bench-{uuid.uuid4().hex[:8]}:"}
         with State.from_url(url or self.url, **options) as st:
             yield st
             for group in st.list_groups():
@@ -805,6 +806,72 @@ def atomic(b: Bench) -> None:
         )
 
 
+def idempotency(b: Bench) -> None:
+    """What an idempotency key costs: the first application of each key (a fresh key per
+    call, as every step's call is), a repeat (the same key: the receipt answers), beside the
+    same call without a key and plain redis-py; and what a receipt takes in memory."""
+    s = b.sizes
+    n = s.serial_ops
+    params = {"items": 1, "ops_per_round": n}
+    fresh = itertools.count()
+    layout = KeyLayout(f"bench-{uuid.uuid4().hex[:8]}:")
+    with b.state(prefix=layout.prefix.decode()) as state, b.raw_hash({}) as key:
+        r = b.raw
+        value = make_value(0, 100)
+
+        def calls(call: Callable[[], object]) -> Callable[[Latencies], int]:
+            def run(lat: Latencies) -> int:
+                for _ in range(n):
+                    timed(call, lat)
+                return n
+
+            return run
+
+        def keyed(call: Callable[[str], object]) -> Callable[[Latencies], int]:
+            def run(lat: Latencies) -> int:
+                for _ in range(n):
+                    timed(lambda: call(f"inv-{next(fresh)}:0"), lat)
+                return n
+
+            return run
+
+        state.set("g", "k", value, idempotency_key="repeat")
+        state.increment("c", "n", idempotency_key="repeat")
+        b.compare(
+            "set, idempotency key",
+            params,
+            {
+                "engine": calls(lambda: state.set("g", "k", value)),
+                "engine, keyed": keyed(lambda k: state.set("g", "k", value, idempotency_key=k)),
+                "engine, repeat": calls(
+                    lambda: state.set("g", "k", value, idempotency_key="repeat")
+                ),
+                "redis-py": calls(lambda: r.hset(key, "k", dumps(value))),
+            },
+        )
+        b.compare(
+            "increment, idem. key",
+            params,
+            {
+                "engine": calls(lambda: state.increment("c", "n")),
+                "engine, keyed": keyed(lambda k: state.increment("c", "n", idempotency_key=k)),
+                "engine, repeat": calls(
+                    lambda: state.increment("c", "n", idempotency_key="repeat")
+                ),
+                "redis-py": calls(lambda: r.hincrby(key, "n", 1)),
+            },
+        )
+        for group, what in (("g", "set"), ("c", "increment")):
+            used = r.memory_usage(layout.receipt(group, "repeat"))
+            b.notes.append(
+                f"idempotency receipt of a {what}: {used} bytes (MEMORY USAGE), kept for "
+                "idempotency_ttl (24 h by default)"
+            )
+        receipts = list(r.scan_iter(match=layout.meta_root + b"i{*", count=1000))
+        for i in range(0, len(receipts), 1000):
+            r.delete(*receipts[i : i + 1000])
+
+
 def hot_key(b: Bench) -> None:
     """4 processes on one key vs on 4 keys: server-side ops keep a hot key from collapsing."""
     s = b.sizes
@@ -1140,6 +1207,7 @@ SUITES: list[tuple[str, Callable[[Bench], None]]] = [
     ("near cache", near_cache),
     ("ACL checks in the write scripts", acl_checks),
     ("atomic operations", atomic),
+    ("idempotency keys", idempotency),
     ("hot key, 4 processes", hot_key),
     ("AsyncState, 64 tasks", concurrent),
     ("set_many", batches),
