@@ -39,6 +39,7 @@ from .changes import Change
 from .core import Core, Plan
 from .errors import (
     Contention,
+    DecodeError,
     InvalidInput,
     NotABarrier,
     OutcomeUnknown,
@@ -47,6 +48,7 @@ from .errors import (
     VersionConflict,
     brief,
 )
+from .ops import Item
 
 R = TypeVar("R")
 Steps = Generator[Plan[Any], Any, R]
@@ -162,6 +164,15 @@ def parse(group: str, key: str, value: Any) -> _Barrier:
     return barrier
 
 
+def _load(core: Core, group: str, key: str) -> Steps[Item | None]:
+    """The item at the barrier's key; one whose value does not decode is not a barrier."""
+    try:
+        item: Item | None = yield core.get_item(group, key)
+    except DecodeError as exc:
+        raise NotABarrier(f"{brief(group)}/{brief(key)} is not a barrier: {exc}") from None
+    return item
+
+
 def _arrival(arrival: object) -> str:
     name = validate.name("arrival", arrival)
     return str.__str__(name)  # a str subclass's __eq__ and __hash__ decide nothing here
@@ -193,7 +204,7 @@ def _arrive(
     core: Core, group: str, key: str, parties: int, name: str, data: Any, ttl: float | None
 ) -> Steps[BarrierState]:
     for _ in range(attempts_for(parties)):
-        item = yield core.get_item(group, key)
+        item = yield from _load(core, group, key)
         if item is None:
             barrier, read = _Barrier(parties, ()), 0
         else:
@@ -224,7 +235,7 @@ def read(core: Core, group: str, key: str) -> Steps[BarrierState | None]:
 
 
 def _read(core: Core, group: str, key: str) -> Steps[BarrierState | None]:
-    item = yield core.get_item(group, key)
+    item = yield from _load(core, group, key)
     if item is None:
         return None
     return parse(group, key, item.value).state(item.version, None)
@@ -238,7 +249,7 @@ def reset(core: Core, group: str, key: str) -> Steps[BarrierState | None]:
 
 def _reset(core: Core, group: str, key: str) -> Steps[BarrierState | None]:
     for _ in range(MARGIN):
-        item = yield core.get_item(group, key)
+        item = yield from _load(core, group, key)
         if item is None:
             return None
         barrier = parse(group, key, item.value)  # a stranger's item is never deleted
