@@ -27,7 +27,11 @@ def test_demo_runs_the_order_workflow(tmp_path: Path, url: str) -> None:
     assert out.count("created order-") == 4
     assert out.count("payment of") == 4
     assert out.count("a racing worker was refused") == 4
-    assert "4 order(s), 4 paid, revenue 378.97" in out
+    # exactly once: the crashed step's retry counts once; the join is released once
+    assert "step crashed: worker killed after paying" in out
+    assert "paid_orders went 4 -> 5, once" in out
+    assert out.count("releases the join") == 1
+    assert "4 order(s), 5 paid, revenue 420.97" in out
     # the demo's own namespace: a prefix of its own on a server, groups of its own elsewhere
     found = re.search(
         r"writes only (?:under the prefix '(motia:demo:\w+:)'|in the groups (\S+)\*)", out
@@ -35,7 +39,8 @@ def test_demo_runs_the_order_workflow(tmp_path: Path, url: str) -> None:
     assert found is not None, out
     prefix, ns = found.group(1) or "motia:state:", found.group(2) or ""
     assert (
-        "groups now: " + ", ".join(ns + g for g in ("orders", "payments", "reports", "stats"))
+        "groups now: "
+        + ", ".join(ns + g for g in ("joins", "orders", "payments", "reports", "stats"))
         in out
     )
     assert ("motia:demo:" in prefix) == (url == ""), out  # the default here: the embedded server

@@ -26,7 +26,7 @@ from .updates import Op
 Print = Callable[[str], None]
 
 CUSTOMERS = [("ada", 3, 19.99), ("grace", 1, 250.0), ("linus", 2, 4.5), ("margaret", 5, 12.0)]
-GROUPS = ("orders", "payments", "stats", "reports")
+GROUPS = ("orders", "payments", "stats", "reports", "joins")
 
 
 def create_orders(state: State, out: Print, ns: str = "") -> list[str]:
@@ -86,10 +86,50 @@ def daily_report(state: State, out: Print, ns: str = "") -> dict[str, object]:
     return report
 
 
+class SimulatedCrash(Exception):
+    """The worker dies after its write committed and before it acknowledged its event."""
+
+
+def exactly_once(state: State, out: Print, ns: str = "") -> None:
+    """A step runs at least once: here it crashes after its writes and is retried with the
+    same invocation id, as a supervisor would. With idempotency keys the retry changes
+    nothing a second time: the counters stay exact, and the fan-in barrier after three
+    parallel checks (one of them retried) releases the join exactly once."""
+    order_id = f"order-{uuid.uuid4().hex[:8]}"
+    invocation = f"pay-{order_id}"  # the step's invocation id, the same on every retry
+
+    def pay_step(crash: bool) -> list[object]:
+        with state.transaction(idempotency_key=f"{invocation}:0") as tx:
+            tx.set(ns + "payments", order_id, {"order": order_id, "amount": 42.0})
+            tx.increment(ns + "stats", "paid_orders")
+            tx.increment(ns + "stats", "revenue", 42.0)
+        if crash:
+            raise SimulatedCrash(f"worker killed after paying {order_id}")
+        assert tx.results is not None
+        return tx.results
+
+    before = state.get(ns + "stats", "paid_orders") or 0
+    try:
+        pay_step(crash=True)
+    except SimulatedCrash as exc:
+        out(f"step crashed: {exc}; the supervisor retries it with invocation id {invocation}")
+    results = pay_step(crash=False)
+    after = state.get(ns + "stats", "paid_orders")
+    out(
+        f"retried: the same results {results[1:]} came back from the first run's receipt; "
+        f"paid_orders went {before} -> {after}, once"
+    )
+    for check in ("check-credit", "check-fraud", "check-stock", "check-fraud"):  # one retried
+        joined = state.barrier(ns + "joins", order_id, parties=3, arrival=check, data={"ok": True})
+        word = "releases the join" if joined.released else "waits"
+        out(f"  {check} arrives: {joined.arrived}/{joined.parties}, {word}")
+
+
 def run(state: State, out: Print = print, ns: str = "") -> dict[str, object]:
     """The workflow in the groups ``ns + GROUPS``, which must be empty: its own."""
     create_orders(state, out, ns)
     process_payments(state, out, ns)
+    exactly_once(state, out, ns)
     report = daily_report(state, out, ns)
     mine = [g for g in state.list_groups() if g.startswith(ns)]
     out(f"groups now: {', '.join(mine)}")
