@@ -6,6 +6,7 @@ hostile names and stored values; a backend without compare-and-set."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -33,6 +34,7 @@ from motia_state import (
     State,
     Unsupported,
     VersionConflict,
+    completed_by,
     register_adapter,
     unregister_adapter,
 )
@@ -40,8 +42,9 @@ from motia_state import barrier as barriers
 from motia_state.backends import embedded
 from motia_state.core import Plan
 from motia_state.ops import Set
+from motia_state.testing.contract.feed import drain
 
-from .conftest import Servers, Target
+from .conftest import Opener, Servers, Target
 from .test_adapters import Plain
 
 BINARY = shutil.which("redis-server") or embedded.valkey_binary()
@@ -187,6 +190,43 @@ def test_threads_and_tasks_racing_release_exactly_one(open_state: Any, target: T
         assert {name for name, _ in released} == {final.released_by}
         assert len(released) == retries
         assert state.get_item("g", key).version == parties  # retries wrote nothing
+
+
+# -- the change record of completion ---------------------------------------------------
+
+
+@pytest.mark.redis_only
+def test_completion_is_one_record_a_watcher_recognises(open_state: Opener) -> None:
+    writer = open_state(record_values=True)
+    with writer.watch("joins", block=0.3, with_values=True) as watch:
+        writer.barrier("joins", "t", parties=3, arrival="a")
+        writer.barrier("joins", "t", parties=3, arrival="a")  # a retry: no record
+        writer.barrier("joins", "t", parties=3, arrival="b")
+        writer.barrier("joins", "t", parties=3, arrival="c")
+        writer.barrier("joins", "t", parties=3, arrival="c")
+        writer.barrier("joins", "t", parties=3, arrival="late")
+        writer.set("joins", "other", layout(1, ("x", 1)))
+        writer.set("joins", "other", layout(1, ("y", 2)))  # complete before
+        writer.reset_barrier("joins", "t")
+        writer.barrier("joins", "t", parties=1, arrival="again")  # a new use, complete at once
+        changes = drain(watch)
+    assert [(c.op, c.key) for c in changes] == [
+        ("set", "t"),
+        ("set", "t"),
+        ("set", "t"),
+        ("set", "other"),
+        ("set", "other"),
+        ("delete", "t"),
+        ("set", "t"),
+    ]
+    assert [completed_by(c) for c in changes] == [None, None, "c", "x", None, None, "again"]
+    with pytest.raises(InvalidInput, match="with_values"):
+        completed_by(dataclasses.replace(changes[0], has_values=False))
+    # Without values: the record whose version is the complete barrier's.
+    done = writer.barrier_state("joins", "t")
+    assert done is not None
+    assert done.complete
+    assert [c for c in changes if c.key == "t" and c.version == done.version] == [changes[-1]]
 
 
 # -- the loop's bound and its reading again, with real writes ------------------------------

@@ -1,6 +1,7 @@
 """Fan-in barriers: each arrival counted once however often it is retried, exactly one arrival
 released, the stored layout public, bad input and strangers' items refused with nothing
-written. (Many processes racing on one Redis server: tests/test_barrier.py.)"""
+written. (Many processes racing on one server, and the change record of completion:
+tests/test_barrier.py.)"""
 
 from __future__ import annotations
 
@@ -17,11 +18,9 @@ from motia_state import (
     NotABarrier,
     PartiesMismatch,
     ValueTooLarge,
-    completed_by,
 )
 from motia_state.testing import Opener, requires
 
-from .feed import drain
 from .scopes import eventually
 from .values import with_codec
 
@@ -340,37 +339,3 @@ def test_through_a_ttl_view_a_recorded_arrival_slides_the_group_expiry(state: An
     state.expire_group("trace", 10)
     view.reset_barrier("join")  # a write too
     assert 59 < state.group_ttl("trace") <= 60
-
-
-@requires("versions", "feed")
-def test_completion_is_one_record_a_watcher_recognises(open_state: Opener) -> None:
-    writer = open_state(record_values=True)
-    with writer.watch("joins", block=0.3, with_values=True) as watch:
-        writer.barrier("joins", "t", parties=3, arrival="a")
-        writer.barrier("joins", "t", parties=3, arrival="a")  # a retry: no record
-        writer.barrier("joins", "t", parties=3, arrival="b")
-        writer.barrier("joins", "t", parties=3, arrival="c")
-        writer.barrier("joins", "t", parties=3, arrival="c")
-        writer.barrier("joins", "t", parties=3, arrival="late")
-        writer.set("joins", "other", layout(1, ("x", 1), released_by="x"))
-        writer.set("joins", "other", layout(1, ("y", 2), released_by="y"))  # complete before
-        writer.reset_barrier("joins", "t")
-        writer.barrier("joins", "t", parties=1, arrival="again")  # a new use, complete at once
-        changes = drain(watch)
-    assert [(c.op, c.key) for c in changes] == [
-        ("set", "t"),
-        ("set", "t"),
-        ("set", "t"),
-        ("set", "other"),
-        ("set", "other"),
-        ("delete", "t"),
-        ("set", "t"),
-    ]
-    assert [completed_by(c) for c in changes] == [None, None, "c", "x", None, None, "again"]
-    with pytest.raises(InvalidInput, match="with_values"):
-        completed_by(dataclasses.replace(changes[0], has_values=False))
-    # Without values: the record whose version is the complete barrier's.
-    done = writer.barrier_state("joins", "t")
-    assert done is not None
-    assert done.complete
-    assert [c for c in changes if c.key == "t" and c.version == done.version] == [changes[-1]]
