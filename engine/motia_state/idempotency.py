@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import fields, is_dataclass, replace
+from functools import cache
 from typing import Any, TypeVar
 
 import msgpack
@@ -52,13 +53,17 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+@cache
+def _asking(kind: type[ops.Request[Any]]) -> tuple[str, ...]:
+    """The fields of a kind of request that say what it asks, in declaration order."""
+    assert is_dataclass(kind)
+    return tuple(f.name for f in fields(kind) if f.name not in _NOT_ASKED)
+
+
 def _asked(op: ops.Request[Any]) -> list[Any]:
     """What a request asks, as plain data: its kind and its fields in declaration order."""
-    assert is_dataclass(op)
     asked: list[Any] = [type(op).__name__]
-    for f in fields(op):
-        if f.name not in _NOT_ASKED:
-            asked.append(_canonical(getattr(op, f.name)))
+    asked += [_canonical(getattr(op, name)) for name in _asking(type(op))]
     if isinstance(op, ops.Update):
         asked.append([step.kind for step in op.steps])
     return asked
