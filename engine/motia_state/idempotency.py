@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import fields, is_dataclass, replace
-from functools import cache
 from typing import Any, TypeVar
 
 import msgpack
@@ -53,11 +52,16 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-@cache
-def _asking(kind: type[ops.Request[Any]]) -> tuple[str, ...]:
+_ASKING: dict[type, tuple[str, ...]] = {}
+
+
+def _asking(kind: type) -> tuple[str, ...]:
     """The fields of a kind of request that say what it asks, in declaration order."""
-    assert is_dataclass(kind)
-    return tuple(f.name for f in fields(kind) if f.name not in _NOT_ASKED)
+    names = _ASKING.get(kind)
+    if names is None:
+        assert is_dataclass(kind)
+        names = _ASKING[kind] = tuple(f.name for f in fields(kind) if f.name not in _NOT_ASKED)
+    return names
 
 
 def _asked(op: ops.Request[Any]) -> list[Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -86,13 +87,14 @@ def test_a_transaction_repeats_whole(state: Any) -> None:
 
 def test_the_key_with_other_arguments_is_refused_and_writes_nothing(state: Any) -> None:
     state.set("g", "k", 1, idempotency_key="once")
-    for other in (
+    others: list[Callable[[], Any]] = [
         lambda: state.set("g", "k", 2, idempotency_key="once"),
         lambda: state.set("g", "k2", 1, idempotency_key="once"),
         lambda: state.set("g", "k", 1, ttl=60, idempotency_key="once"),
         lambda: state.increment("g", "k", 1, idempotency_key="once"),
         lambda: state.delete("g", "k", idempotency_key="once"),
-    ):
+    ]
+    for other in others:
         with pytest.raises(IdempotencyKeyReused, match="other arguments"):
             other()
     assert state.get_item("g", "k").version == 1
