@@ -153,16 +153,17 @@ def test_receipts_expire(open_state: Any) -> None:
 def test_a_bad_key_is_refused_before_anything_is_written(state: Any, key: Any) -> None:
     with pytest.raises(InvalidInput, match="idempotency_key"):
         state.set("g", "k", 1, idempotency_key=key)
-    with pytest.raises(InvalidInput, match="idempotency_key"):
-        with state.transaction(idempotency_key=key) as tx:
-            tx.set("g", "k", 1)
+    with (
+        pytest.raises(InvalidInput, match="idempotency_key"),
+        state.transaction(idempotency_key=key) as tx,
+    ):
+        tx.set("g", "k", 1)
     assert state.get("g", "k") is None
 
 
 def test_an_op_in_a_transaction_takes_no_key(state: Any) -> None:
-    with pytest.raises(TypeError, match="idempotency_key"):
-        with state.transaction() as tx:
-            tx.set("g", "k", 1, idempotency_key="x")
+    with pytest.raises(TypeError, match="idempotency_key"), state.transaction() as tx:
+        tx.set("g", "k", 1, idempotency_key="x")
     assert state.get("g", "k") is None
 
 
