@@ -266,6 +266,24 @@ def test_a_writer_that_never_pauses_meets_the_bound_and_nothing_is_written(
         assert (done.released, done.data) == (True, {"other": 1, "mine": None})
 
 
+def test_a_reset_under_a_writer_that_never_pauses_gives_up_too(target: Target) -> None:
+    with State.from_url(target.url, **target.options) as state:
+        state.set("g", "k", layout(3, ("other", 1)))
+        deletes = 0
+
+        def run(plan: Plan[Any]) -> Any:
+            nonlocal deletes
+            if type(plan.op).__name__ == "Delete":
+                deletes += 1
+                state.set("g", "k", layout(3, ("other", deletes)))  # the rival's write
+            return state._run(plan)
+
+        with pytest.raises(Contention) as info:
+            barriers.drive(barriers.reset(state._core, "g", "k"), run)
+        assert deletes == info.value.attempts == barriers.attempts_for(3)
+        assert state.barrier_state("g", "k").data == {"other": deletes}  # still there
+
+
 def test_the_bound_grows_with_the_parties_and_is_capped() -> None:
     assert barriers.attempts_for(1) == 1 + barriers.MARGIN
     assert barriers.attempts_for(1000) == 1000 + barriers.MARGIN

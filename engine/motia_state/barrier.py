@@ -77,7 +77,7 @@ class BarrierState:
     one arrival ever (and for every retry of it), false from `State.barrier_state`, which
     arrives as no one. ``released_by``: the name of that arrival, None until complete.
     ``data``: each arrival's data by name, in arrival order. ``version``: the barrier item's
-    version after the call (0 when `State.reset_barrier` found none).
+    version after the call (what `State.reset_barrier` returns: the version it removed).
     """
 
     arrived: int
@@ -248,19 +248,22 @@ def reset(core: Core, group: str, key: str) -> Steps[BarrierState | None]:
 
 
 def _reset(core: Core, group: str, key: str) -> Steps[BarrierState | None]:
-    for _ in range(MARGIN):
+    lost = 0
+    while True:
         item = yield from _load(core, group, key)
         if item is None:
             return None
         barrier = parse(group, key, item.value)  # a stranger's item is never deleted
         try:
             yield core.delete(group, key, version=item.version)
-        except VersionConflict:
-            continue  # an arrival landed meanwhile: it goes with the rest
+        except VersionConflict:  # an arrival landed meanwhile: it goes with the rest
+            lost += 1
+            if lost >= attempts_for(barrier.parties):
+                raise Contention(group, key, lost) from None
+            continue
         # Not OutcomeUnknown: had the delete landed, an arrival of the next use may have
         # made the barrier anew since, and deleting again would lose it.
         return barrier.state(item.version, None)
-    raise Contention(group, key, MARGIN)
 
 
 def completed_by(change: Change) -> str | None:
