@@ -456,6 +456,21 @@ def test_errors_name_the_item_and_cross_processes() -> None:
     assert len(str(Contention("g", huge, 5))) < 300
 
 
+def test_a_typed_view_passes_the_barrier_through_untyped(state: Any) -> None:
+    """A barrier's data is its arrivals', not the view's model: it goes through as it is."""
+    from pydantic import BaseModel
+
+    class Order(BaseModel):
+        id: str
+
+    view = state.group("g", model=Order)
+    assert not view.barrier("k", parties=2, arrival="a", data={"not": "an order"}).released
+    assert view.barrier("k", parties=2, arrival="b", data=[1]).released
+    assert view.barrier_state("k").data == {"a": {"not": "an order"}, "b": [1]}
+    assert view.reset_barrier("k").complete
+    assert view.barrier_state("k") is None
+
+
 # -- a backend without compare-and-set --------------------------------------------------
 
 
