@@ -65,7 +65,7 @@ def test_a_backend_cannot_handle_one_request_twice() -> None:
 def test_the_in_process_backends_refuse_feed_requests_clearly() -> None:
     """A backend that cannot do something says so (derived from the ``feed`` trait)."""
     feed = [kind for kind, traits in ops.REGISTRY.items() if traits.feed]
-    assert {kind.__name__ for kind in feed} == {"Ack", "External", "Lease"}
+    assert {kind.__name__ for kind in feed} == {"Ack", "External", "Lease", "Emit"}
     for kind in feed:
         with pytest.raises(Unsupported, match="needs the capability 'feed'"):
             local.apply(local.Groups(), kind.__new__(kind), JsonCodec(), "memory://")

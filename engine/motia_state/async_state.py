@@ -26,7 +26,7 @@ from .ops import GroupStats
 from .subscriptions import AsyncSubscription
 from .sweeper import sweep_forever
 from .typed import AsyncTypedGroupView
-from .watch import AsyncWatch, Reader
+from .watch import AsyncWatch, Reader, Records
 
 R = TypeVar("R")
 M = TypeVar("M")
@@ -208,6 +208,22 @@ class AsyncState(Facade[AsyncWatch], Async):
         """`State.on_change` as a task started now (the handler may be a coroutine function);
         ``await subscription.stop()`` ends it."""
         watch = self._reopener(groups, since, consumer, claim_after, with_values)
+        first = await watch(None)  # checks the arguments, and fixes the position now
+        return AsyncSubscription(first, watch, handler, self.ack if consumer else None)
+
+    async def on_event(
+        self,
+        topics: str | Iterable[str] | None,
+        handler: Callable[[Change], Awaitable[Any] | Any],
+        *,
+        consumer: tuple[str, str] | None = None,
+        claim_after: float | None = None,
+        since: str = "$",
+        groups: str | Iterable[str] | None = None,
+    ) -> AsyncSubscription:
+        """`State.on_event` as a task started now (the handler may be a coroutine function);
+        ``await subscription.stop()`` ends it."""
+        watch = self._reopener(groups, since, consumer, claim_after, False, Records.EVENTS, topics)
         first = await watch(None)  # checks the arguments, and fixes the position now
         return AsyncSubscription(first, watch, handler, self.ack if consumer else None)
 

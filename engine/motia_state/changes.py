@@ -18,6 +18,13 @@ the group's keys at its deadline, with no script running, so the record is writt
 it, by the next sweep (cleanup) or the group's next write, whichever comes first, and
 exactly once (see lua/include/group.lua); its entry id carries the time it was recorded,
 not the deadline.
+
+``emit`` is an event a transaction emitted (``tx.emit``, ``emit=``: the outbox), recorded in
+the same atomic call as the transaction's changes, after them in op order: ``group`` (the
+stream it went to), ``key`` the topic, versions 0, and ``data``, the event's data as the
+State's codec encoded it, stored whatever ``record_values`` says. It is a record of the feed
+like any other (the same stream, retention, consumer groups, acks and claims), but not a
+change of state: a watch yields it only when asked (``watch(events=True)``, `State.events`).
 """
 
 from __future__ import annotations
@@ -28,13 +35,15 @@ from typing import Any
 
 from . import validate
 from .codecs import Codec
-from .errors import InvalidInput, brief
+from .errors import DecodeError, InvalidInput, brief
+from .ops import Undecodable
 
 _ID = re.compile(r"^\d+(-\d+)?$")
 # Ops whose records say something was removed (Motia's state:deleted), and those that name no
 # single item, whose version means nothing to a reader.
 GONE = frozenset({"delete", "expire", "clear", "expire_group"})
 WHOLE_GROUP = frozenset({"clear", "expire_group", "external"})
+EMIT = "emit"  # an event's op (the outbox)
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,10 @@ class Change:
     delete or expire ``value`` is None. ``event`` names the Redis event of an
     ``external`` record (``hset``, ``hdel``, ``del``, ``expired``, ``evicted``, ...,
     or ``gap`` when the bridge was disconnected and may have missed some).
+
+    An event a transaction emitted (op ``emit``, `is_event`) has its ``topic`` and ``data``
+    (decoded, always; `ops.Undecodable` when it does not decode, so one bad event cannot stop
+    a consumer), ``key`` and ``version`` None, and `event_id`, its id for deduplication.
     """
 
     id: str
@@ -99,8 +112,22 @@ class Change:
     old_value: Any = None
     has_values: bool = False
     event: str | None = None
+    topic: str | None = None
+    data: Any = None
     stream: bytes = field(default=b"", repr=False, compare=False)
     consumer_group: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_event(self) -> bool:
+        """An event a transaction emitted (``tx.emit``, ``emit=``), not a change of state."""
+        return self.op == EMIT
+
+    @property
+    def event_id(self) -> str:
+        """The record's id in the feed: the same on every delivery of it (a consumer's own
+        pending entries read again, a claim by another consumer), so a consumer that keeps
+        the ids it handled deduplicates redeliveries with it."""
+        return self.id
 
     @property
     def created(self) -> bool:
@@ -112,9 +139,11 @@ class Change:
 
         set/update/increment map to ``state:created`` or ``state:updated``; delete, expire,
         clear and expire_group to ``state:deleted`` (clear and expire_group with ``key``
-        None: one event for the whole group); external records have no Motia equivalent.
+        None: one event for the whole group); external records have no Motia equivalent, nor
+        do emitted events, which trigger no state handler (Motia's ``emit`` takes their
+        ``topic`` and ``data``).
         """
-        if self.op == "external" or self.group is None:
+        if self.op in ("external", EMIT) or self.group is None:
             return None
         if self.op in GONE:
             kind = "state:deleted"
@@ -141,11 +170,25 @@ def decode_entry(
     with_values: bool,
     consumer_group: str | None,
 ) -> Change:
-    """A stream entry as a `Change`; values are decoded only when asked for."""
+    """A stream entry as a `Change`; values are decoded only when asked for, an event's data
+    always."""
     ident = _text(entry_id)
     op = _text(fields.get(b"op", b"external"))
     group = _text(fields[b"group"]) if fields.get(b"group") else None
     key = _text(fields[b"key"]) if fields.get(b"key") else None
+    if op == EMIT:
+        return Change(
+            id=ident,
+            op=op,
+            group=group,
+            key=None,
+            version=None,
+            ts=int(ident.split("-", 1)[0]) / 1000,
+            topic=key or "",
+            data=_event_data(fields.get(b"data", b""), codec),
+            stream=stream,
+            consumer_group=consumer_group,
+        )
     version = int(fields.get(b"version") or 0)
     has_values = with_values and b"value" in fields
     value = old = None
@@ -170,6 +213,13 @@ def decode_entry(
         stream=stream,
         consumer_group=consumer_group,
     )
+
+
+def _event_data(raw: bytes, codec: Codec) -> Any:
+    try:
+        return codec.decode(raw)
+    except DecodeError as exc:
+        return Undecodable(raw, str(exc))
 
 
 def entry_fields(raw: list[bytes] | dict[bytes, bytes] | None) -> dict[bytes, bytes] | None:

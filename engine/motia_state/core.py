@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar, cast
 
 from . import idempotency, ops, updates, validate
 from .calls import Call
 from .codecs import Codec, decode_all, encode_all
-from .errors import DecodeError, InvalidInput, Unsupported, ValueTooLarge
+from .errors import DecodeError, InvalidInput, Unsupported, ValueTooLarge, brief
 
 R = TypeVar("R")
 DEFAULT_SCAN_BATCH = 1000
+UNNAMED = ""  # an emit's group before `Core.grouped` names it (no group is named '')
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,54 @@ class Core:
         assert self.idempotency_ttl_ms is not None
         op = idempotency.attach(plan.op, key, self.idempotency_ttl_ms)
         return Plan(op, plan.finish, plan.expiring)
+
+    def _written(self, plan: Plan[R], key: str | None, emit: object) -> Plan[R]:
+        """``plan`` with its idempotency key, and with ``emit`` (a (topic, data) pair, or None)
+        recorded in the same atomic call: a transaction of the write and the event (the
+        outbox), whose result is the write's. The transaction carries the key."""
+        if emit is None:
+            return self._keyed(plan, key)
+        if not isinstance(emit, (tuple, list)) or len(emit) != 2:
+            raise InvalidInput(
+                f"emit must be a (topic, data) pair, like ('order.created', {{'id': 1}}), "
+                f"not {brief(emit)}"
+            )
+        group = cast("ops.Set | ops.Delete | ops.Update", plan.op).group
+        tx = self.transaction([plan, self.emit(group, emit[0], emit[1])], key)
+        return Plan(tx.op, lambda raw: tx.finish(raw)[0], tx.expiring)
+
+    def emit(self, group: str | None, topic: str, data: Any) -> Plan[str]:
+        """An event for a transaction (`facade.Transaction.emit`): ``data`` encoded by the
+        codec and held to ``max_value_bytes`` as a value is; ``group`` None: the group
+        `grouped` gives it when the transaction is sent."""
+        g = UNNAMED if group is None else validate.group(group)
+        t = validate.name("topic", topic)
+        data_ = self.codec.encode(data)
+        if len(data_) > self.max_value_bytes:
+            raise ValueTooLarge(
+                f"data of event {brief(t)} encodes to {len(data_)} bytes; "
+                f"max_value_bytes is {self.max_value_bytes}"
+            )
+        return Plan(ops.Emit(g, t, data_), _same)
+
+    @staticmethod
+    def grouped(plans: Sequence[Plan[Any]]) -> list[Plan[Any]]:
+        """A transaction's plans, each emit that named no group given the group of the first
+        op that names one; `InvalidInput` when none does (nothing is sent)."""
+        plans = list(plans)
+        unnamed = [i for i, p in enumerate(plans) if getattr(p.op, "group", None) == UNNAMED]
+        if not unnamed:
+            return plans
+        named = [p.op.group for p in plans if p.op.group != UNNAMED]  # type: ignore[attr-defined]
+        if not named:
+            raise InvalidInput(
+                "a transaction of emits alone must say which group they go to: "
+                "tx.emit(topic, data, group=...)"
+            )
+        for i in unnamed:
+            op = cast("ops.Emit", plans[i].op)
+            plans[i] = Plan(replace(op, group=named[0]), plans[i].finish)
+        return plans
 
     def _expiring(self, expire: str) -> bool:
         """Whether a write with this expiry instruction gives something a deadline, so the
@@ -220,6 +269,7 @@ class Core:
         version: int | None = None,
         ttl: float | None = None,
         idempotency_key: str | None = None,
+        emit: tuple[str, Any] | None = None,
     ) -> Plan[int]:
         """Store ``value``; returns the item's new version (1 on create).
 
@@ -227,12 +277,14 @@ class Core:
         if the item is absent; otherwise `VersionConflict` and nothing changes.
         ``idempotency_key``: applied once however often it is sent; a repeat returns the
         first call's result (see Exactly-once steps in the README).
+        ``emit=(topic, data)``: also record that event in the change feed, in the same atomic
+        call, only if the write applies (the outbox: `Transaction.emit`; Redis only).
         """
         g, k = validate.group(group), validate.key(key)
         v = validate.version(version)
         expire = self._expire_for_set(ttl)
         op = ops.Set(g, k, self.encode(g, k, value), v, expire, self.group_ttl_ms)
-        return self._keyed(Plan(op, _same, self._expiring(expire)), idempotency_key)
+        return self._written(Plan(op, _same, self._expiring(expire)), idempotency_key, emit)
 
     def set_many(
         self,
@@ -280,8 +332,10 @@ class Core:
         *,
         version: int | None = None,
         idempotency_key: str | None = None,
+        emit: tuple[str, Any] | None = None,
     ) -> Plan[Any]:
-        """Remove an item and return its value (None when absent), atomically."""
+        """Remove an item and return its value (None when absent), atomically.
+        ``emit=(topic, data)``: also record that event, as `set` does."""
         g, k = validate.group(group), validate.key(key)
         v = validate.version(version)
         plan = Plan(
@@ -289,7 +343,7 @@ class Core:
             lambda raw: self.decode_removed(g, k, raw),
             self._expiring(""),
         )
-        return self._keyed(plan, idempotency_key)
+        return self._written(plan, idempotency_key, emit)
 
     def delete_many(
         self, group: str, keys: Iterable[str], *, idempotency_key: str | None = None
@@ -360,9 +414,10 @@ class Core:
     def transaction(
         self, plans: Sequence[Plan[Any]], idempotency_key: str | None = None
     ) -> Plan[list[Any]]:
-        """One call applying the writes ``plans`` (set, delete, increment, update) in order."""
+        """One call applying the writes ``plans`` (set, delete, increment, update) in order,
+        and recording the events (emit) among them if they apply."""
         plans = list(plans)
-        subs = tuple(cast("ops.Set | ops.Delete | ops.Update", p.op) for p in plans)
+        subs = tuple(cast("ops.Set | ops.Delete | ops.Update | ops.Emit", p.op) for p in plans)
         op = ops.Transaction(subs, self.max_value_bytes)
         plan = Plan(
             op,
@@ -389,17 +444,19 @@ class Core:
         version: int | None = None,
         ttl: float | None = None,
         idempotency_key: str | None = None,
+        emit: tuple[str, Any] | None = None,
     ) -> Plan[int | float]:
         """Add ``by`` atomically on the server; a missing item starts at 0. Returns the new number.
 
         Integers stay exact across the signed 64-bit range (`IntegerOverflow` past it);
         a float makes a float. A stored value that is not a number raises `NotANumber`.
+        ``emit=(topic, data)``: also record that event, as `set` does.
         """
         by = updates.amount(by, "increment")
         op = {"type": "increment", "path": "", "by": by}
         steps = (updates.Step("increment", (), by, 0, op),)
         plan = self._update(group, key, steps, self.codec.encode(0), "increment", version, ttl)
-        return self._keyed(plan, idempotency_key)
+        return self._written(plan, idempotency_key, emit)
 
     def update(
         self,
@@ -410,15 +467,17 @@ class Core:
         version: int | None = None,
         ttl: float | None = None,
         idempotency_key: str | None = None,
+        emit: tuple[str, Any] | None = None,
     ) -> Plan[Any]:
         """Apply Motia v1 UpdateOps atomically on the server; returns the new value.
 
         All ops apply or none does; every part of the value no op touches stays exactly
-        as it was. A missing item starts as ``{}``.
+        as it was. A missing item starts as ``{}``. ``emit=(topic, data)``: also record that
+        event, as `set` does.
         """
         steps = updates.parse(ops)
         plan = self._update(group, key, steps, self.codec.encode({}), "update", version, ttl)
-        return self._keyed(plan, idempotency_key)
+        return self._written(plan, idempotency_key, emit)
 
     def _update(
         self,

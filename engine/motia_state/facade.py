@@ -31,9 +31,10 @@ from . import validate
 from .calls import Call
 from .changes import Change
 from .core import Core, Operations, Plan
+from .errors import InvalidInput, brief
 from .layout import KeyLayout
 from .subscriptions import TICK_S
-from .watch import BATCH, Reader, group_names
+from .watch import BATCH, Reader, Records, group_names, topic_names
 
 P = ParamSpec("P")
 Q = ParamSpec("Q")
@@ -140,8 +141,9 @@ class Collects(Runs):
     """`Transaction`: a method checks and encodes its op, and adds it to ``self._plans``."""
 
     _collects = True
-    # an op's idempotency key: the transaction applies, or repeats, whole, so it takes one
-    _omitted = frozenset({"idempotency_key"})
+    # an op's idempotency key: the transaction applies, or repeats, whole, so it takes one;
+    # an op's emit=: the transaction's own `Transaction.emit` says it
+    _omitted = frozenset({"idempotency_key", "emit"})
     _core: Core
     _plans: list[Plan[Any]]
 
@@ -154,7 +156,7 @@ class Transaction(Collects):
     Each op is checked and encoded when it is added, so a bad op raises inside the
     block, before anything is sent. After the block, ``results`` holds each op's
     result in order: the new version (set), the old value (delete), the new number
-    (increment), the new value (update).
+    (increment), the new value (update), the event's id (emit).
     """
 
     set = Call(Core.set)
@@ -182,11 +184,25 @@ class Transaction(Collects):
         (Its operand is named ``ops_`` here, as it always was.)"""
         self._plans.append(self._core.update(group, key, ops_, version=version, ttl=ttl))
 
+    def emit(self, topic: str, data: Any, *, group: str | None = None) -> None:
+        """Record the event ``topic`` with ``data`` (encoded by the State's codec) in the
+        change feed, in the same atomic call as the transaction's writes: recorded if they
+        apply, not at all if any is refused (the outbox). Read it with `State.events` or
+        `State.on_event`; its id comes in ``results``.
+
+        ``group``: the stream it goes to and what ``events(groups=...)`` filters by; by
+        default the group of the transaction's first op that names one (a transaction of
+        emits alone must name it). On Redis Cluster it lives in that group's stream, so it
+        must share the slot of the transaction's groups, and it is ordered with the changes of
+        that stream only; on one server every group shares one stream and one order. Needs the
+        feed (Redis): elsewhere the transaction raises `Unsupported`, writing nothing."""
+        self._plans.append(self._core.emit(group, topic, data))
+
     def __len__(self) -> int:
         return len(self._plans)
 
     def plan(self) -> Plan[list[Any]]:
-        return self._core.transaction(self._plans, self.idempotency_key)
+        return self._core.transaction(self._core.grouped(self._plans), self.idempotency_key)
 
 
 class View(Runs, Generic[S]):
@@ -235,6 +251,7 @@ class Facade(Operations, Generic[W]):
         claim_after: float | None = None,
         with_values: bool = False,
         batch: int = BATCH,
+        events: bool = False,
     ) -> W:
         """Iterate over committed changes of ``groups`` (None: every group), in commit order.
 
@@ -245,6 +262,8 @@ class Facade(Operations, Generic[W]):
         ``claim_after``: take over changes another consumer left unacknowledged that many
         seconds. ``with_values``: decode the values writers recorded (``record_values``).
         ``batch``: changes fetched per read (consumers of one group share work per batch).
+        ``events``: also yield the events transactions emitted (``tx.emit``; `Change.is_event`),
+        in commit order with the changes; by default a watch yields changes of state only.
         The iterator's position is fixed when this returns; it reads on a connection of
         its own: close it (or use ``with``) to release it. Needs a Redis backend;
         memory:// and file:// raise `Unsupported`.
@@ -253,7 +272,53 @@ class Facade(Operations, Generic[W]):
         auto-pipeline, so a blocking read holds up no other task): ``await`` it to fix its
         position at once, else the first iteration does; `aclose` it (or ``async with``).
         """
+        if not isinstance(events, bool):
+            raise InvalidInput(f"events must be True or False, not {brief(events)}")
+        records = Records.ALL if events else Records.CHANGES
+        return self._watch(
+            groups, since, block, consumer, claim_after, with_values, batch, records, None
+        )
 
+    def events(
+        self,
+        topics: str | Iterable[str] | None = None,
+        *,
+        groups: str | Iterable[str] | None = None,
+        since: str | Change = "$",
+        block: float | None = None,
+        consumer: tuple[str, str] | None = None,
+        claim_after: float | None = None,
+        batch: int = BATCH,
+    ) -> W:
+        """Iterate over the events transactions emitted (``tx.emit``, ``emit=``) on
+        ``topics`` (None: every topic), of ``groups`` (None: every group), in commit order:
+        `Change` records with ``topic``, ``data`` and ``event_id``. A watch that yields events
+        only; its arguments are `watch`'s.
+
+        Delivery is at least once. With ``consumer=(group, name)`` an event stays pending
+        until acknowledged (`ack`), comes back to its consumer after a restart and to another
+        after ``claim_after``; it keeps its ``event_id`` on every delivery, so a handler with
+        effects outside the state deduplicates by it. Name a consumer group that reads events
+        only: entries a reader skips (changes, other topics) are acknowledged for its group.
+        A new consumer group starts at ``since`` ('$': events from now on; '0': every event
+        the feed still retains). Events obey the feed's retention (``changes_maxlen``,
+        ``changes_max_age``): one trimmed before it was read is lost."""
+        return self._watch(
+            groups, since, block, consumer, claim_after, False, batch, Records.EVENTS, topics
+        )
+
+    def _watch(
+        self,
+        groups: str | Iterable[str] | None,
+        since: str | Change,
+        block: float | None,
+        consumer: tuple[str, str] | None,
+        claim_after: float | None,
+        with_values: bool,
+        batch: int,
+        records: str,
+        topics: str | Iterable[str] | None,
+    ) -> W:
         def reader(layout: KeyLayout) -> Reader:
             return Reader(
                 layout,
@@ -265,6 +330,8 @@ class Facade(Operations, Generic[W]):
                 block=block,
                 with_values=with_values,
                 batch=batch,
+                records=records,
+                topics=topics,
             )
 
         return self._watching(reader)
@@ -276,18 +343,24 @@ class Facade(Operations, Generic[W]):
         consumer: tuple[str, str] | None,
         claim_after: float | None,
         with_values: bool,
+        records: str = Records.CHANGES,
+        topics: str | Iterable[str] | None = None,
     ) -> Callable[[str | None], W]:
-        """``on_change``'s watches: the first (``None``), and one resuming after a change id."""
-        names = group_names(groups)
+        """``on_change``'s (``on_event``'s) watches: the first (``None``), and one resuming
+        after a change id."""
+        names, wanted = group_names(groups), topic_names(topics)
 
         def watch(last: str | None) -> W:
-            return self.watch(
+            return self._watch(
                 names,
-                since=last or since,
-                block=TICK_S,
-                consumer=consumer,
-                claim_after=claim_after,
-                with_values=with_values,
+                last or since,
+                TICK_S,
+                consumer,
+                claim_after,
+                with_values,
+                BATCH,
+                records,
+                wanted,
             )
 
         return watch

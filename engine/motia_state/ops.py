@@ -336,16 +336,30 @@ class Update(Request[tuple[int, bytes]]):
     idem: Idem | None = None  # an idempotency key (motia_state.idempotency)
 
 
+@declare(writes=True, in_transaction=True, feed=True)
+@dataclass(frozen=True, slots=True)
+class Emit(Request[str]):
+    """An event for the change feed (the outbox: ``tx.emit``, ``emit=``), appended in the
+    same atomic call as the transaction that holds it, so it is recorded exactly when that
+    transaction's state changes are. ``data`` is encoded by the State's codec. Returns the
+    event's id (its feed entry's). See `motia_state.changes` for the record."""
+
+    group: str
+    topic: str
+    data: bytes
+
+
 @declare(writes=True, script="transaction", conditional=True)
 @dataclass(frozen=True, slots=True)
 class Transaction(Request[list[Any]]):
-    """Set, Delete and Update ops across keys and groups, applied in order, all or nothing.
+    """Set, Delete and Update ops across keys and groups, applied in order, all or nothing;
+    and Emit ops, whose events are recorded only if the rest applies.
 
     Returns each op's own raw result. Every failed version condition is reported
     together in one `VersionConflict`.
     """
 
-    ops: tuple[Set | Delete | Update, ...]
+    ops: tuple[Set | Delete | Update | Emit, ...]
     max_bytes: int
     idem: Idem | None = None  # an idempotency key (motia_state.idempotency)
 

@@ -25,7 +25,7 @@ from .ops import GroupStats
 from .subscriptions import Subscription
 from .sweeper import Sweeper
 from .typed import TypedGroupView
-from .watch import Reader, Watch
+from .watch import Reader, Records, Watch
 
 R = TypeVar("R")
 M = TypeVar("M")
@@ -232,6 +232,27 @@ class State(Facade[Watch], Sync):
         connection is logged and retried. Returns the started thread; ``stop()`` ends it.
         """
         watch = self._reopener(groups, since, consumer, claim_after, with_values)
+        first = watch(None)  # checks the arguments, and fixes the position now
+        subscription = Subscription(first, watch, handler, self.ack if consumer else None)
+        subscription.start()
+        return subscription
+
+    def on_event(
+        self,
+        topics: str | Iterable[str] | None,
+        handler: Callable[[Change], Any],
+        *,
+        consumer: tuple[str, str] | None = None,
+        claim_after: float | None = None,
+        since: str = "$",
+        groups: str | Iterable[str] | None = None,
+    ) -> Subscription:
+        """`on_change` for the events transactions emitted on ``topics`` (None: every topic;
+        see `events`): ``handler(event)`` in a background thread. With ``consumer``, each
+        event is acknowledged after the handler returns; one that raises stays pending, for a
+        restart or for ``claim_after``: at least once, so deduplicate by ``event.event_id``.
+        """
+        watch = self._reopener(groups, since, consumer, claim_after, False, Records.EVENTS, topics)
         first = watch(None)  # checks the arguments, and fixes the position now
         subscription = Subscription(first, watch, handler, self.ack if consumer else None)
         subscription.start()

@@ -14,6 +14,11 @@ it was handed before and never acknowledged (its own pending entries, after a
 restart), and with ``claim_after`` it also takes over entries another consumer
 left unacknowledged that long (XPENDING IDLE + XCLAIM). Entries of groups the watcher does
 not follow are acknowledged for it, so they never sit pending.
+
+Which records a reader hands on (`Records`): state changes (a watch, by default), the events
+transactions emitted (``events``, of some topics or all), or both in commit order. The rest
+are skipped as entries of other groups are, and acknowledged likewise: a consumer group that
+reads only events must not share its name with one that reads changes.
 """
 
 from __future__ import annotations
@@ -39,7 +44,16 @@ BATCH = 100  # entries per read, by default
 # Replies to a consumer group's reads once its stream is gone: Redis unblocks the read with
 # UNBLOCKED, Valkey answers NOGROUP.
 GROUP_GONE = ("NOGROUP", "UNBLOCKED")
+EMIT = changes.EMIT.encode()
 SOCKET_SLACK_S = 10.0  # a watcher's socket waits this much longer than its longest block
+
+
+class Records:
+    """Which feed records a reader yields: state changes, emitted events, or both."""
+
+    CHANGES = "changes"
+    EVENTS = "events"
+    ALL = "all"
 
 
 def consumer_of(consumer: object) -> tuple[str, str] | None:
@@ -69,6 +83,20 @@ def group_names(groups: str | Iterable[str] | None) -> list[str] | None:
     return list(groups)
 
 
+def topic_names(topics: str | Iterable[str] | None) -> list[str] | None:
+    """``topics`` as a list of checked topics (a str is one topic; None: every topic)."""
+    if topics is None:
+        return None
+    if isinstance(topics, str):
+        topics = [topics]
+    elif isinstance(topics, (bytes, bytearray, Mapping)) or not isinstance(topics, Iterable):
+        raise InvalidInput(f"topics must be a topic or a list of them, not {brief(topics)}")
+    names = [validate.name("topic", topic) for topic in topics]
+    if not names:
+        raise InvalidInput("topics must name at least one topic, or be None for all")
+    return names
+
+
 def seconds(name: str, value: object, *, zero: bool = False) -> float | None:
     if value is None:
         return None
@@ -94,6 +122,8 @@ class Reader:
         block: object,
         with_values: bool,
         batch: object = BATCH,
+        records: str = Records.CHANGES,
+        topics: str | Iterable[str] | None = None,
     ) -> None:
         names = group_names(groups)
         self.groups = None if names is None else frozenset(validate.group(g) for g in names)
@@ -108,6 +138,12 @@ class Reader:
         self.batch = validate.positive_int("batch", batch)
         self.with_values = bool(with_values)
         self._codec = codec
+        assert records in (Records.CHANGES, Records.EVENTS, Records.ALL), records
+        self._changes = records != Records.EVENTS
+        self._events = records != Records.CHANGES
+        wanted = topic_names(topics)
+        # compared with the entry's raw key field: no decoding of entries skipped
+        self._topics = None if wanted is None else frozenset(t.encode() for t in wanted)
         # Standalone: one stream for every group, filtered here; Cluster: one per group,
         # found by SCAN on every master when the watch follows every group.
         self._layout = layout
@@ -309,6 +345,9 @@ class Reader:
             if fields is None:  # pending, but trimmed from the stream meanwhile
                 skipped.append(entry_id)
                 continue
+            if not self._wanted(fields):
+                skipped.append(entry_id)
+                continue
             change = changes.decode_entry(
                 stream, entry_id, fields, self._codec, self.with_values, cg
             )
@@ -319,6 +358,13 @@ class Reader:
         if skipped and cg is not None:
             yield ("XACK", stream, cg, *skipped)
         return found
+
+    def _wanted(self, fields: dict[bytes, bytes]) -> bool:
+        """Whether the entry is of a kind this reader yields (a change, an event of its
+        topics), read from its raw fields before anything is decoded."""
+        if fields.get(b"op") != EMIT:
+            return self._changes
+        return self._events and (self._topics is None or fields.get(b"key", b"") in self._topics)
 
 
 def _id_order(entry_id: str) -> tuple[int, ...]:

@@ -531,10 +531,17 @@ class Overlay:
 
 @HANDLERS.on(ops.Transaction)
 def _transaction(ctx: Context, op: ops.Transaction) -> Steps[list[Any]]:
+    emits = {i: sub for i, sub in enumerate(op.ops) if isinstance(sub, ops.Emit)}
+    if emits:  # refused before any op applies: an event needs the feed to land in
+        ctx.need("feed", OUTBOX)
     ctx.need("transactions", "transaction() (all or nothing)")
-    overlay, results = Overlay(), []
+    overlay = Overlay()
+    results: list[Any] = []
     conflicts: list[tuple[str, str, int | None, int]] = []
     for sub in op.ops:
+        if isinstance(sub, ops.Emit):
+            results.append(None)  # recorded once every other op has applied
+            continue
         try:
             results.append((yield from overlay.run(HANDLERS.table[type(sub)](ctx, sub))))
         except VersionConflict as exc:
@@ -543,7 +550,32 @@ def _transaction(ctx: Context, op: ops.Transaction) -> Steps[list[Any]]:
     if conflicts:
         raise VersionConflict(conflicts)
     yield from overlay.flush()
+    for i, emit in emits.items():  # in the atomic block, after the state writes, in op order
+        results[i] = yield from _emit(emit)
     return results
+
+
+# What the adapter's `feed` is handed an `ops.Emit` for: see `_emit`.
+OUTBOX = "tx.emit and emit= (events recorded in the feed with the state: the outbox)"
+
+
+def _emit(op: ops.Emit) -> Steps[str]:
+    """An event, as an adapter that declares ``feed`` (and ``transactions``) records it: its
+    `feed` method gets the `ops.Emit` inside the transaction's atomic block, after the state
+    writes, and returns the event's id (a non-empty str, the entry id its watch plans read).
+    Anything else is a broken promise, a `BackendUnavailable` raised inside the block, which
+    rolls back the state writes with it."""
+    event_id = yield ("feed", (op,))
+    if type(event_id) is not str or not event_id:
+        raise TypeError(f"feed() returned {brief(event_id)} for an ops.Emit, not an event id")
+    return event_id
+
+
+@HANDLERS.on(ops.Emit)
+def _emit_alone(ctx: Context, op: ops.Emit) -> Steps[str]:
+    """An event alone: a transaction of that one op, refused and recorded as in any other."""
+    (event_id,) = yield from _transaction(ctx, ops.Transaction((op,), 0))
+    return str(event_id)
 
 
 def _receipted(ctx: Context, op: Any, idem: ops.Idem, steps: Steps[T]) -> Steps[T]:
@@ -583,7 +615,8 @@ def _feed(ctx: Context, op: ops.Request[Any]) -> Steps[Any]:
 
 
 for _kind in [kind for kind, traits in ops.REGISTRY.items() if traits.feed]:
-    HANDLERS.on(_kind)(_feed)
+    if _kind is not ops.Emit:  # (its own handler, above)
+        HANDLERS.on(_kind)(_feed)
 
 
 # -- running the handlers ------------------------------------------------------------------

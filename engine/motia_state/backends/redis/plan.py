@@ -586,11 +586,15 @@ class RedisPlan:
         registry, deadlines = self.layout.registry(), self.layout.deadlines()
         if registry is not None and deadlines is not None:
             keys += [deadlines, registry]
-        # each group's TTL, as its ops carry it (one Core made them all: they agree)
-        ttls = {sub.group: sub.group_ttl for sub in op.ops}
-        argv += [_ms(ttls[g]) for g in groups]
+        # each group's TTL, as its ops carry it (one Core made them all: they agree); an
+        # emit carries none (recording an event slides no group's expiry)
+        ttls = {sub.group: sub.group_ttl for sub in op.ops if not isinstance(sub, ops.Emit)}
+        argv += [_ms(ttls.get(g)) for g in groups]
         for sub in op.ops:
-            head = [sub.group, sub.key, self._expected(sub.version), getattr(sub, "expire", "")]
+            if isinstance(sub, ops.Emit):  # the topic in the key's place; no condition, expiry
+                head = [sub.group, sub.topic, "", ""]
+            else:
+                head = [sub.group, sub.key, self._expected(sub.version), getattr(sub, "expire", "")]
             kind, tail = TRANSACTION_PARTS.table[type(sub)](self, sub)
             argv += [kind, groups[sub.group], *head, *tail]
         reply = yield from self._own(op, keys, argv)
@@ -606,10 +610,14 @@ class RedisPlan:
             sub, step = op.ops[int(reply[2]) - 1], int(reply[3])
             assert isinstance(sub, ops.Update)
             raise updates.fail(reply[1].decode(), sub.steps[step - 1] if step else None)
-        return [
-            (int(r[0]), r[1]) if isinstance(sub, ops.Update) else r
-            for sub, r in zip(op.ops, reply[1:], strict=True)
-        ]
+        results = list(reply[1:])
+        assert len(results) == len(op.ops), reply
+        for i, sub in enumerate(op.ops):
+            if isinstance(sub, ops.Update):
+                results[i] = (int(results[i][0]), results[i][1])
+            elif isinstance(sub, ops.Emit):  # the event's id
+                results[i] = _text(results[i])
+        return results
 
     @TRANSACTION_PARTS.on(ops.Set)
     def _in_transaction_set(self, sub: ops.Set) -> tuple[str, list[Any]]:
@@ -618,6 +626,16 @@ class RedisPlan:
     @TRANSACTION_PARTS.on(ops.Delete)
     def _in_transaction_delete(self, sub: ops.Delete) -> tuple[str, list[Any]]:
         return "delete", []
+
+    @TRANSACTION_PARTS.on(ops.Emit)
+    def _in_transaction_emit(self, sub: ops.Emit) -> tuple[str, list[Any]]:
+        return "emit", [sub.data]
+
+    @HANDLERS.on(ops.Emit)
+    def _emit(self, op: ops.Emit) -> Steps[str]:
+        """An event alone: a transaction of that one op (its script carries emits)."""
+        (event_id,) = yield from self._transaction(ops.Transaction((op,), 0))
+        return str(event_id)
 
     @TRANSACTION_PARTS.on(ops.Update)
     def _in_transaction_update(self, sub: ops.Update) -> tuple[str, list[Any]]:
