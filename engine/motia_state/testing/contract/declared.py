@@ -18,6 +18,12 @@ def _transaction(state: Any) -> None:
         tx.set("g", "k", 1)
 
 
+def _emitting(state: Any) -> None:
+    with state.transaction() as tx:
+        tx.set("g", "k", 1)
+        tx.emit("order.created", {"id": 1})
+
+
 # The calls each capability exists for: where it is missing, every one raises.
 NEEDS: dict[str, list[Callable[[Any], object]]] = {
     "versions": [
@@ -38,6 +44,10 @@ NEEDS: dict[str, list[Callable[[Any], object]]] = {
         lambda state: state.on_change("g", print),
         lambda state: state.ack(Change("1-0", "set", "g", "k", 1, 0.0, consumer_group="c")),
         lambda state: state.track(),
+        _emitting,  # the outbox: refused before the transaction's writes apply
+        lambda state: state.set("g", "k", 1, emit=("order.created", {"id": 1})),
+        lambda state: state.events(),
+        lambda state: state.on_event("order.created", print),
     ],
 }
 

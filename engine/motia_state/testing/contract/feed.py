@@ -6,11 +6,21 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from motia_state import Change, InvalidInput, Op
+from motia_state import (
+    Change,
+    EncodeError,
+    IdempotencyKeyReused,
+    InvalidInput,
+    NotANumber,
+    Op,
+    ValueTooLarge,
+    VersionConflict,
+)
 from motia_state.testing import Opener, requires, settle
 
 
@@ -260,3 +270,284 @@ def test_every_change_gets_its_record(state: Any) -> None:
         ("delete", "{t}g", "k", 3),
         ("update", "{t}h", "d", 1),
     ]
+
+
+# -- the outbox: events a transaction emits, recorded with its changes -------------------------
+#
+# One group per test where order is checked: on Redis Cluster each group has its own stream.
+
+
+def events_of(state: Any, **options: Any) -> list[Change]:
+    """Every retained event (of ``options``' topics, groups), read from the start."""
+    with state.events(since="0", block=0.2, **options) as events:
+        return drain(events)
+
+
+@requires("feed", "transactions")
+def test_an_event_commits_with_its_transaction(state: Any) -> None:
+    with state.watch("orders", block=0.3, events=True) as watch:
+        with state.transaction() as tx:
+            tx.set("orders", "o-1", {"total": 3})
+            tx.emit("order.created", {"id": "o-1", "total": 3})
+        found = drain(watch)
+    assert tx.results is not None
+    version, event_id = tx.results
+    assert version == 1
+    assert isinstance(event_id, str)
+    assert [(c.op, c.key, c.topic) for c in found] == [
+        ("set", "o-1", None),
+        ("emit", None, "order.created"),
+    ]
+    event = found[1]
+    assert event.is_event
+    assert not found[0].is_event
+    assert (event.group, event.data, event.version) == ("orders", {"id": "o-1", "total": 3}, None)
+    assert event.event_id == event.id == event_id  # the id the transaction got back
+    assert event.motia_event() is None  # no state trigger: Motia's emit takes topic and data
+    assert not event.has_values
+    assert event.value is None
+    assert state.get("orders", "o-1") == {"total": 3}
+
+
+@requires("feed", "transactions", "versions")
+def test_a_refused_transaction_emits_nothing(state: Any) -> None:
+    state.set("orders", "o-1", {"total": 3})
+    state.set("orders", "text", "not a number")
+    with pytest.raises(VersionConflict), state.transaction() as tx:  # noqa: PT012
+        tx.emit("order.paid", {"id": "o-1"})
+        tx.set("orders", "o-1", {"total": 4}, version=7)
+    with pytest.raises(NotANumber), state.transaction() as tx:  # noqa: PT012
+        tx.set("orders", "o-2", {"total": 1})
+        tx.emit("order.created", {"id": "o-2"})
+        tx.increment("orders", "text")
+    with pytest.raises(RuntimeError), state.transaction() as tx:  # noqa: PT012
+        tx.emit("order.created", {"id": "o-3"}, group="orders")
+        raise RuntimeError("the step failed")
+    with pytest.raises(VersionConflict):
+        state.set("orders", "o-1", 5, version=9, emit=("order.paid", {"id": "o-1"}))
+    assert events_of(state) == []
+    assert state.items("orders") == {"o-1": {"total": 3}, "text": "not a number"}
+    assert state.get_item("orders", "o-1").version == 1
+
+
+@requires("feed", "transactions", "versions")
+def test_emit_on_a_write_returns_what_the_write_returns(state: Any) -> None:
+    view = state.group("orders")
+    with state.watch("orders", block=0.3, events=True) as watch:
+        assert state.set("orders", "o-1", {"total": 3}, emit=("order.created", {"id": 1})) == 1
+        assert state.increment("orders", "n", 2, emit=("counted", 2)) == 2
+        ops = [Op.set("paid", True)]
+        assert state.update("orders", "o-1", ops, emit=["order.paid", None]) == {
+            "total": 3,
+            "paid": True,
+        }
+        assert state.delete("orders", "o-1", emit=("order.deleted", {"id": 1})) == {
+            "total": 3,
+            "paid": True,
+        }
+        # (above the group's floor: o-1 was removed at version 3)
+        assert view.set("o-2", "two", version=0, emit=("order.created", {"id": 2})) == 4
+        assert state.delete("orders", "absent", emit=("order.deleted", {"id": 3})) is None
+        found = drain(watch)
+    assert [(c.op, c.key or c.topic, c.data) for c in found] == [
+        ("set", "o-1", None),
+        ("emit", "order.created", {"id": 1}),
+        ("increment", "n", None),
+        ("emit", "counted", 2),
+        ("update", "o-1", None),
+        ("emit", "order.paid", None),
+        ("delete", "o-1", None),
+        ("emit", "order.deleted", {"id": 1}),
+        ("set", "o-2", None),
+        ("emit", "order.created", {"id": 2}),
+        ("emit", "order.deleted", {"id": 3}),  # a delete of nothing still applies: it emits
+    ]
+
+
+@requires("feed", "transactions", "versions")
+def test_a_keyed_transaction_repeated_emits_once(state: Any) -> None:
+    results = []
+    for _retry in range(3):
+        with state.transaction(idempotency_key="step-7") as tx:
+            tx.increment("orders", "count")
+            tx.emit("order.counted", {"step": 7})
+        results.append(tx.results)
+    assert results[0] == results[1] == results[2]  # the same event id too
+    for _retry in range(3):
+        assert state.set("orders", "o-1", 1, idempotency_key="s", emit=("order.created", 1)) == 1
+    with pytest.raises(IdempotencyKeyReused):  # the key without the event asks another thing
+        state.set("orders", "o-1", 1, idempotency_key="s")
+    found = events_of(state)
+    assert [(c.topic, c.data) for c in found] == [
+        ("order.counted", {"step": 7}),
+        ("order.created", 1),
+    ]
+    assert found[0].event_id == results[0][1]
+    assert state.get("orders", "count") == 1
+
+
+@requires("feed", "transactions")
+def test_events_and_changes_share_one_order(state: Any) -> None:
+    with state.watch("g", block=0.3, events=True) as watch:
+        with state.transaction() as tx:
+            tx.emit("first", 1)  # before any write: the group is the first op's that names one
+            tx.set("g", "a", 1)
+            tx.emit("second", 2)
+            tx.delete("g", "a")
+            tx.emit("third", 3)
+        state.set("g", "b", 2, emit=("fourth", 4))
+        everything = drain(watch)
+    with state.watch("g", since="0", block=0.2) as watch:  # a plain watch: changes only
+        changes = drain(watch)
+    assert [c.op if c.op != "emit" else c.topic for c in everything] == [
+        "first", "set", "second", "delete", "third", "set", "fourth"
+    ]  # fmt: skip
+    assert [c.op for c in changes] == ["set", "delete", "set"]
+    assert all(c.group == "g" for c in everything)
+
+
+@requires("feed", "transactions")
+def test_events_are_filtered_by_topic_and_group(state: Any) -> None:
+    for group, topic in [("a", "x"), ("a", "y"), ("b", "x"), ("b", "z")]:
+        with state.transaction() as tx:
+            tx.emit(topic, f"{group}{topic}", group=group)
+    assert [c.data for c in events_of(state, topics="x")] == ["ax", "bx"]
+    assert [c.data for c in events_of(state, topics=["y", "z"])] == ["ay", "bz"]
+    assert [c.data for c in events_of(state, topics="x", groups="b")] == ["bx"]
+    assert [c.data for c in events_of(state, topics="nobody")] == []
+    assert sorted(c.data for c in events_of(state)) == ["ax", "ay", "bx", "bz"]
+    with state.watch(since="0", block=0.2) as watch:
+        assert drain(watch) == []  # events only, and a watch yields changes by default
+
+
+@requires("feed", "transactions")
+def test_consumers_of_events_ack_resume_and_claim(open_state: Opener) -> None:
+    state = open_state()
+    mailer = state.events("order.created", consumer=("mailer", "m1"), block=0.2)
+    for i in range(5):
+        state.set("orders", f"o{i}", i, emit=("order.created", {"id": i}))
+        state.set("orders", f"o{i}", i + 1, emit=("order.updated", {"id": i}))
+    got = [next(mailer) for _ in range(5)]
+    assert [c.data for c in got] == [{"id": i} for i in range(5)]
+    assert state.ack(*got[:2]) == 2
+    mailer.close()  # "crashes" with three events unacknowledged
+
+    again = state.events("order.created", consumer=("mailer", "m1"), block=0.2)
+    resumed = drain(again)  # its own pending events first, with the ids they had
+    assert [c.event_id for c in resumed] == [c.event_id for c in got[2:]]
+    again.close()
+
+    settle(state, 0.3)  # m1 never comes back: m2 claims what it left that long
+    other = state.events("order.created", consumer=("mailer", "m2"), claim_after=0.2, block=0.3)
+    claimed = drain(other)
+    assert [c.event_id for c in claimed] == [c.event_id for c in got[2:]]
+    assert state.ack(*claimed) == 3
+    state.set("orders", "new", 1, emit=("order.created", {"id": "new"}))
+    assert [c.data for c in drain(other)] == [{"id": "new"}]
+    other.close()
+    assert state.ack(*claimed) == 0  # acknowledged once only
+
+
+@requires("feed", "transactions")
+def test_on_event_acks_after_the_handler_and_retries_a_failure(state: Any) -> None:
+    seen: list[tuple[str, Any]] = []
+    failed: list[str] = []
+
+    def handler(event: Change) -> None:
+        if event.data == "flaky" and not failed:
+            failed.append(event.event_id)
+            raise RuntimeError("the mail server is down")
+        seen.append((event.event_id, event.data))
+
+    subscription = state.on_event(["mail"], handler, consumer=("mailer", "m1"))
+    try:
+        for data in ["one", "flaky", "two"]:
+            state.set("orders", data, 1, emit=("mail", data))
+        state.set("orders", "other", 1, emit=("sms", "not mine"))
+        deadline = time.monotonic() + 15
+        while len({d for _, d in seen}) < 3 and time.monotonic() < deadline:
+            settle(state, 0.1)
+    finally:
+        subscription.stop()
+    assert {d for _, d in seen} == {"one", "flaky", "two"}
+    assert [i for i, d in seen if d == "flaky"] == failed  # retried under the same id
+    assert all(d != "not mine" for _, d in seen)
+    with state.events("mail", consumer=("mailer", "m1"), block=0.2) as pending:
+        assert drain(pending) == []  # every one acknowledged once handled
+
+
+@requires("feed", "transactions")
+def test_an_emit_names_its_group(state: Any) -> None:
+    with state.transaction() as tx:
+        tx.set("{o}a", "k", 1)
+        tx.emit("default", 1)
+        tx.emit("named", 2, group="{o}b")
+    with state.transaction() as tx:
+        tx.emit("alone", 3, group="{o}b")
+    assert [(c.topic, c.group) for c in events_of(state, groups="{o}a")] == [("default", "{o}a")]
+    assert [(c.topic, c.group) for c in events_of(state, groups="{o}b")] == [
+        ("named", "{o}b"),
+        ("alone", "{o}b"),
+    ]
+    assert state.list_groups() == ["{o}a"]  # an event is no item: its group stays empty
+    with pytest.raises(InvalidInput, match="group="), state.transaction() as tx:
+        tx.emit("nowhere", 1)
+    assert len(events_of(state)) == 3
+
+
+@requires("feed", "transactions")
+@pytest.mark.parametrize(
+    ("emit", "error", "match"),
+    [
+        (lambda tx, s: tx.emit("", 1), InvalidInput, "topic must not be empty"),
+        (lambda tx, s: tx.emit(None, 1), InvalidInput, "topic must be a str"),
+        (lambda tx, s: tx.emit(b"t", 1), InvalidInput, "topic must be a str"),
+        (lambda tx, s: tx.emit("t\ud800", 1), InvalidInput, "lone surrogate"),
+        (lambda tx, s: tx.emit("t" * 1025, 1), InvalidInput, "limit is 1024"),
+        (lambda tx, s: tx.emit("t", {1, 2}), EncodeError, None),
+        (lambda tx, s: tx.emit("t", object()), EncodeError, None),
+        (lambda tx, s: tx.emit("t", float("nan")), EncodeError, None),
+        (lambda tx, s: tx.emit("t", "x" * 2048), ValueTooLarge, "data of event 't'"),
+        (lambda tx, s: tx.emit("t", 1, group=""), InvalidInput, "group must not be empty"),
+        (lambda tx, s: tx.emit("t", 1, group=5), InvalidInput, "group must be a str"),
+        (lambda tx, s: tx.set("g", "k", 1, emit=("t", 1)), TypeError, "emit"),
+        (lambda tx, s: s.set("g", "k", 1, emit="t"), InvalidInput, "emit must be a"),
+        (lambda tx, s: s.set("g", "k", 1, emit=("t", 1, 2)), InvalidInput, "emit must be a"),
+        (lambda tx, s: s.set("g", "k", 1, emit={"t": 1}), InvalidInput, "emit must be a"),
+        (lambda tx, s: s.set("g", "k", 1, emit=("", 1)), InvalidInput, "topic"),
+        (lambda tx, s: s.delete("g", "k", emit=("t", {1})), EncodeError, None),
+        (lambda tx, s: s.increment("g", "k", emit=("t", "x" * 2048)), ValueTooLarge, "event"),
+    ],
+)
+def test_a_bad_event_is_refused_and_nothing_is_written(
+    open_state: Opener,
+    emit: Callable[[Any, Any], None],
+    error: type[Exception],
+    match: str | None,
+) -> None:
+    state = open_state(max_value_bytes=1024)
+    with pytest.raises(error, match=match), state.transaction() as tx:  # noqa: PT012
+        tx.set("g", "k", "kept out")
+        emit(tx, state)
+    assert state.list_groups() == []
+    assert events_of(state) == []
+
+
+@requires("feed")
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda s: s.events(topics=[]), "at least one topic"),
+        (lambda s: s.events(topics=5), "topics must be a topic or a list"),
+        (lambda s: s.events(topics=b"t"), "topics must be a topic or a list"),
+        (lambda s: s.events(topics=["ok", ""]), "topic must not be empty"),
+        (lambda s: s.events(groups=[]), "at least one group"),
+        (lambda s: s.events(since="yesterday"), "since"),
+        (lambda s: s.events(claim_after=1), "claim_after needs a consumer"),
+        (lambda s: s.watch(events="yes"), "events must be True or False"),
+        (lambda s: s.on_event(["t", None], print), "topic must be a str"),
+    ],
+)
+def test_bad_event_reader_arguments_are_refused_up_front(state: Any, call: Any, match: str) -> None:
+    with pytest.raises(InvalidInput, match=match):
+        call(state)
