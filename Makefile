@@ -44,9 +44,11 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-# The long soak: 8 writer processes for 60 s and a watcher, on a server it starts itself.
+# The long soak: 8 writer processes for 60 s and a watcher, on a server it starts itself;
+# then the exactly-once workflow under faults for 400 orders (tests/exactly_once.py).
 soak: $(STAMP)
 	$(BIN)/python -m tests.soak --processes 8 --seconds 60
+	$(BIN)/python -m tests.exactly_once --orders 400 --workers 6
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m benchmarks
