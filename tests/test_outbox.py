@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgpack
@@ -21,6 +22,7 @@ import redis
 from motia_state import (
     BackendUnavailable,
     InvalidInput,
+    ModelValidationError,
     Op,
     PermissionDenied,
     Record,
@@ -107,6 +109,32 @@ def test_on_cluster_an_event_shares_the_slot_of_its_transaction(
         tx.emit("order.created", 1, group="{o}mail")
     assert [f[b"op"] for _, f in _records(target, "{o}orders")] == [b"set"]
     assert [f[b"key"] for _, f in _records(target, "{o}mail")] == [b"order.created"]
+
+
+@dataclass
+class Order:
+    id: str
+    total: int
+
+
+@REDIS
+def test_a_typed_view_emits_as_the_untyped_one(open_state: Opener) -> None:
+    orders = open_state().group("orders", model=Order)
+    with orders.watch(block=0.3, events=True) as watch:
+        assert orders.set("o-1", Order("o-1", 3), emit=("order.created", {"id": "o-1"})) == 1
+        assert orders.update("o-1", [Op.increment("total", 2)], emit=("paid", 5)) == Order("o-1", 5)
+        assert orders.delete("o-1", emit=("order.deleted", None)) == Order("o-1", 5)
+        with pytest.raises(ModelValidationError):  # refused before it is sent: no event
+            orders.set("o-2", {"id": "o-2"}, emit=("order.created", {"id": "o-2"}))
+        found = [(c.op, c.key or c.topic) for c in _drain(watch)]
+    assert found == [
+        ("set", "o-1"),
+        ("emit", "order.created"),
+        ("update", "o-1"),
+        ("emit", "paid"),
+        ("delete", "o-1"),
+        ("emit", "order.deleted"),
+    ]
 
 
 @REDIS

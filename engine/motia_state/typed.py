@@ -425,11 +425,12 @@ class TypedGroupView(Generic[M]):
         version: int | None = None,
         ttl: float | None = None,
         idempotency_key: str | None = None,
+        emit: tuple[str, Any] | None = None,
     ) -> int:
         """Store ``value`` once it is a valid ``M``; returns the item's new version."""
         data = self._model.dump(self.name, validate.key(key), value)
         return self.untyped.set(
-            key, data, version=version, ttl=ttl, idempotency_key=idempotency_key
+            key, data, version=version, ttl=ttl, idempotency_key=idempotency_key, emit=emit
         )
 
     def set_many(
@@ -446,11 +447,18 @@ class TypedGroupView(Generic[M]):
         )
 
     def delete(
-        self, key: str, *, version: int | None = None, idempotency_key: str | None = None
+        self,
+        key: str,
+        *,
+        version: int | None = None,
+        idempotency_key: str | None = None,
+        emit: tuple[str, Any] | None = None,
     ) -> M | Undecodable | None:
         """Remove an item and return its value (None when absent); a value that does not fit
         the model comes back as `Undecodable`, since the delete went through."""
-        removed = self.untyped.delete(key, version=version, idempotency_key=idempotency_key)
+        removed = self.untyped.delete(
+            key, version=version, idempotency_key=idempotency_key, emit=emit
+        )
         return self._model.removed(self.name, key, removed, self.state._core.codec)
 
     def delete_many(self, keys: Iterable[str], *, idempotency_key: str | None = None) -> int:
@@ -467,6 +475,7 @@ class TypedGroupView(Generic[M]):
         version: int | None = None,
         ttl: float | None = None,
         idempotency_key: str | None = None,
+        emit: tuple[str, Any] | None = None,
     ) -> M:
         """Apply Motia v1 UpdateOps; returns the new value. A result that would not be a valid
         ``M`` raises `ModelValidationError` and nothing is written (see the module)."""
@@ -475,7 +484,7 @@ class TypedGroupView(Generic[M]):
             update,
             version,
             lambda at: self.untyped.update(
-                key, sources, version=at, ttl=ttl, idempotency_key=idempotency_key
+                key, sources, version=at, ttl=ttl, idempotency_key=idempotency_key, emit=emit
             ),
         )
 
@@ -487,6 +496,7 @@ class TypedGroupView(Generic[M]):
         version: int | None = None,
         ttl: float | None = None,
         idempotency_key: str | None = None,
+        emit: tuple[str, Any] | None = None,
     ) -> M:
         """Add ``by`` (a model of a number: ``model=int``); returns the new value, checked as
         `update` checks its result."""
@@ -495,7 +505,7 @@ class TypedGroupView(Generic[M]):
             update,
             version,
             lambda at: self.untyped.increment(
-                key, amount, version=at, ttl=ttl, idempotency_key=idempotency_key
+                key, amount, version=at, ttl=ttl, idempotency_key=idempotency_key, emit=emit
             ),
         )
 
@@ -645,10 +655,11 @@ class AsyncTypedGroupView(Generic[M]):
         version: int | None = None,
         ttl: float | None = None,
         idempotency_key: str | None = None,
+        emit: tuple[str, Any] | None = None,
     ) -> int:
         data = self._model.dump(self.name, validate.key(key), value)
         return await self.untyped.set(
-            key, data, version=version, ttl=ttl, idempotency_key=idempotency_key
+            key, data, version=version, ttl=ttl, idempotency_key=idempotency_key, emit=emit
         )
 
     async def set_many(
@@ -663,9 +674,16 @@ class AsyncTypedGroupView(Generic[M]):
         )
 
     async def delete(
-        self, key: str, *, version: int | None = None, idempotency_key: str | None = None
+        self,
+        key: str,
+        *,
+        version: int | None = None,
+        idempotency_key: str | None = None,
+        emit: tuple[str, Any] | None = None,
     ) -> M | Undecodable | None:
-        removed = await self.untyped.delete(key, version=version, idempotency_key=idempotency_key)
+        removed = await self.untyped.delete(
+            key, version=version, idempotency_key=idempotency_key, emit=emit
+        )
         return self._model.removed(self.name, key, removed, self.state._core.codec)
 
     async def delete_many(self, keys: Iterable[str], *, idempotency_key: str | None = None) -> int:
@@ -682,13 +700,14 @@ class AsyncTypedGroupView(Generic[M]):
         version: int | None = None,
         ttl: float | None = None,
         idempotency_key: str | None = None,
+        emit: tuple[str, Any] | None = None,
     ) -> M:
         update, sources = _update(self._model, self.name, key, ops)
         return await self._modify(
             update,
             version,
             lambda at: self.untyped.update(
-                key, sources, version=at, ttl=ttl, idempotency_key=idempotency_key
+                key, sources, version=at, ttl=ttl, idempotency_key=idempotency_key, emit=emit
             ),
         )
 
@@ -700,13 +719,14 @@ class AsyncTypedGroupView(Generic[M]):
         version: int | None = None,
         ttl: float | None = None,
         idempotency_key: str | None = None,
+        emit: tuple[str, Any] | None = None,
     ) -> M:
         update, amount = _increment(self._model, self.name, key, by)
         return await self._modify(
             update,
             version,
             lambda at: self.untyped.increment(
-                key, amount, version=at, ttl=ttl, idempotency_key=idempotency_key
+                key, amount, version=at, ttl=ttl, idempotency_key=idempotency_key, emit=emit
             ),
         )
 
