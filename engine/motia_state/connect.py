@@ -357,6 +357,7 @@ def _resolve(url: str | None, options: dict[str, Any]) -> tuple[_Target, Core]:
         cleanup_interval=opts.cleanup_interval,
         group_ttl=opts.group_ttl,
         idempotency_ttl=opts.idempotency_ttl,
+        sweep_receipts=not (target.is_server or target.is_cluster),
     )
     return target, core
 

@@ -79,6 +79,7 @@ class Core:
         cleanup_interval: float | None = None,
         group_ttl: float | None = None,
         idempotency_ttl: float = idempotency.DEFAULT_TTL_S,
+        sweep_receipts: bool = False,
     ) -> None:
         self.codec = codec
         self.max_value_bytes = max_value_bytes
@@ -89,6 +90,9 @@ class Core:
         self.group_ttl_ms = validate.ttl(group_ttl, "group_ttl")
         # How long an idempotency key's receipt is kept (motia_state.idempotency).
         self.idempotency_ttl_ms = validate.ttl(idempotency_ttl, "idempotency_ttl")
+        # Receipts expire only when a sweep removes them (off Redis, where the server does
+        # not): a keyed write then starts the State's background cleanup, as a TTL does.
+        self.sweep_receipts = sweep_receipts
 
     def sliding(self, ttl: object) -> Core:
         """This Core, with every write sliding its group's expiry to ``ttl`` seconds from now
@@ -107,7 +111,11 @@ class Core:
             return plan
         assert self.idempotency_ttl_ms is not None
         op = idempotency.attach(plan.op, key, self.idempotency_ttl_ms)
-        return Plan(op, plan.finish, plan.expiring)
+        if isinstance(op, ops.SetMany | ops.DeleteMany) and not (
+            op.items if isinstance(op, ops.SetMany) else op.keys
+        ):
+            return plan  # an empty batch sends nothing: it writes nothing and binds no key
+        return Plan(op, plan.finish, plan.expiring or self.sweep_receipts)
 
     def _written(self, plan: Plan[R], key: str | None, emit: object) -> Plan[R]:
         """``plan`` with its idempotency key, and with ``emit`` (a (topic, data) pair, or None)

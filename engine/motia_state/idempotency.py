@@ -79,6 +79,28 @@ def fingerprint(op: ops.Request[Any]) -> bytes:
     return hashlib.blake2b(packed, digest_size=FINGERPRINT_BYTES).digest()
 
 
+def receipt_group(op: ops.Request[Any]) -> str:
+    """The group whose slot holds ``op``'s receipt: its own, or for a transaction the least
+    of its groups (on Cluster they share one slot). Not the first op's: a retry that lists
+    its ops in another order must find the receipt, and be refused for asking otherwise."""
+    group = getattr(op, "group", None)
+    if isinstance(group, str):
+        return group
+    assert isinstance(op, ops.Transaction)
+    return min(sub.group for sub in op.ops)
+
+
+def canonical(op: R) -> R:
+    """``op`` with the parts whose order means nothing in a fixed order: a batch's items and
+    keys by key (a retried step may build them from a set, which iterates in another order
+    in another process). A batch writes distinct keys, so the order changes nothing else."""
+    if isinstance(op, ops.SetMany):
+        return replace(op, items=tuple(sorted(op.items)))
+    if isinstance(op, ops.DeleteMany):
+        return replace(op, keys=tuple(sorted(op.keys)))
+    return op
+
+
 def part(idem: ops.Idem, index: int) -> bytes:
     """The fingerprint of one server call of a request sent in several (set_many's chunks):
     each call leaves its own receipt, and a reuse with other arguments is refused at the first."""
@@ -89,8 +111,10 @@ def part(idem: ops.Idem, index: int) -> bytes:
 
 
 def attach(op: R, key: str, ttl_ms: int) -> R:
-    """``op`` carrying the idempotency key ``key`` (checked: a str of 1 to 8192 bytes)."""
+    """``op`` carrying the idempotency key ``key`` (checked: a str of 1 to 8192 bytes), in
+    its `canonical` order."""
     validate.idempotency_key(key)  # an item key's rules
+    op = canonical(op)
     return replace(op, idem=ops.Idem(key, fingerprint(op), ttl_ms))  # type: ignore[type-var]
 
 
@@ -108,13 +132,44 @@ def pack(fingerprint_: bytes, result: Any) -> bytes:
     return orjson.dumps({"fingerprint": fingerprint_.hex(), "result": packed})
 
 
-def unpack(blob: bytes) -> tuple[bytes, Any]:
-    """The fingerprint and result of a receipt `pack` made; one that is not (damaged, or
-    written by someone else) has an empty fingerprint, which no call's matches."""
+def unpack(blob: bytes) -> tuple[bytes, Any] | None:
+    """The fingerprint and result of a receipt `pack` made; None for one it did not make
+    (damaged, or written by someone else)."""
     try:
         doc = orjson.loads(blob)
         return bytes.fromhex(doc["fingerprint"]), msgpack.unpackb(
             base64.b64decode(doc["result"], validate=True), raw=False
         )
     except (ValueError, TypeError, KeyError, msgpack.UnpackException):
-        return b"", None
+        return None
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def fits(op: ops.Request[Any], result: Any) -> bool:
+    """Whether a receipt's result has the shape ``op``'s handler returns (off Redis): one
+    that does not was not written by this engine, and is not handed to the caller."""
+    if isinstance(op, ops.Set | ops.SetMany | ops.DeleteMany):
+        return _int(result)
+    if isinstance(op, ops.Delete):
+        return result is None or isinstance(result, bytes)
+    if isinstance(op, ops.Update):
+        return (
+            isinstance(result, list | tuple)
+            and len(result) == 2
+            and _int(result[0])
+            and isinstance(result[1], bytes)
+        )
+    if isinstance(op, ops.SetExpiry):
+        return isinstance(result, bool)
+    if isinstance(op, ops.Emit):
+        return isinstance(result, str)
+    if isinstance(op, ops.Transaction):
+        return (
+            isinstance(result, list)
+            and len(result) == len(op.ops)
+            and all(fits(sub, r) for sub, r in zip(op.ops, result, strict=True))
+        )
+    return False

@@ -33,6 +33,7 @@ from typing import Any
 import redis
 
 from . import connect, validate
+from .backends.file import entry_group
 from .codecs import get_codec
 from .errors import BackendUnavailable, DecodeError, EncodeError, InvalidInput, StateError
 from .layout import DEFAULT_PREFIX, escape_glob
@@ -185,7 +186,11 @@ def from_motia_file(path: str, splitter: Splitter, report: Report) -> Iterator[l
     if not isinstance(content, dict):
         raise InvalidInput(f"{path} is not a Motia state file (expected a JSON object)")
     page: list[Entry] = []
+    # this engine's idempotency receipts (file:// keeps them as entries of a reserved group)
+    reserved = entry_group(validate.RESERVED_GROUP_PREFIX)
     for name, text in content.items():
+        if name.startswith(reserved):
+            continue
         if not isinstance(text, str):
             report.read += 1
             report.note("unreadable", name)

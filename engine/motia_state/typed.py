@@ -51,6 +51,7 @@ from .errors import (
     ModelDecodeError,
     ModelValidationError,
     Unsupported,
+    UpdateFailed,
     VersionConflict,
     brief,
 )
@@ -68,6 +69,11 @@ if TYPE_CHECKING:
 M = TypeVar("M")
 INSTALL = "pip install 'motia-state[typed]'"
 ATTEMPTS = 100  # reads and conditional writes a typed update tries before its VersionConflict
+# What a typed update's own check refuses before anything is sent; and the version no item has,
+# at which a keyed retry asks its receipt alone (the receipt ignores version=; without one the
+# write is refused, writing nothing).
+REFUSED_BY_CHECK = (ModelValidationError, VersionConflict, UpdateFailed)
+NO_VERSION = validate.MAX_VERSION
 PROBLEMS_KEPT = 20  # of pydantic's errors, kept in an exception's ``problems``
 SEGMENT_CHARS = 64  # a field path segment may be a key of stored data: cut long ones
 MESSAGE_CHARS = 120  # pydantic's messages, cut (a few quote a piece of the input)
@@ -486,6 +492,7 @@ class TypedGroupView(Generic[M]):
             lambda at: self.untyped.update(
                 key, sources, version=at, ttl=ttl, idempotency_key=idempotency_key, emit=emit
             ),
+            idempotency_key is not None,
         )
 
     def increment(
@@ -507,13 +514,25 @@ class TypedGroupView(Generic[M]):
             lambda at: self.untyped.increment(
                 key, amount, version=at, ttl=ttl, idempotency_key=idempotency_key, emit=emit
             ),
+            idempotency_key is not None,
         )
 
-    def _modify(self, update: Update, version: int | None, send: Callable[[int], Any]) -> M:
+    def _modify(
+        self, update: Update, version: int | None, send: Callable[[int], Any], keyed: bool
+    ) -> M:
         version = validate.version(version)
         conflict: VersionConflict | None = None
         for _ in range(ATTEMPTS):
-            at = update.check(self.untyped.get_item(update.key), version)
+            try:
+                at = update.check(self.untyped.get_item(update.key), version)
+            except REFUSED_BY_CHECK as refused:
+                if not keyed:
+                    raise
+                try:  # a keyed retry whose first run applied: only its receipt can answer
+                    raw = send(NO_VERSION)
+                except VersionConflict:
+                    raise refused from None
+                return self._model.load(self.name, update.key, raw)
             try:
                 raw = send(at)
             except VersionConflict as exc:
@@ -709,6 +728,7 @@ class AsyncTypedGroupView(Generic[M]):
             lambda at: self.untyped.update(
                 key, sources, version=at, ttl=ttl, idempotency_key=idempotency_key, emit=emit
             ),
+            idempotency_key is not None,
         )
 
     async def increment(
@@ -728,15 +748,29 @@ class AsyncTypedGroupView(Generic[M]):
             lambda at: self.untyped.increment(
                 key, amount, version=at, ttl=ttl, idempotency_key=idempotency_key, emit=emit
             ),
+            idempotency_key is not None,
         )
 
     async def _modify(
-        self, update: Update, version: int | None, send: Callable[[int], Awaitable[Any]]
+        self,
+        update: Update,
+        version: int | None,
+        send: Callable[[int], Awaitable[Any]],
+        keyed: bool,
     ) -> M:
         version = validate.version(version)
         conflict: VersionConflict | None = None
         for _ in range(ATTEMPTS):
-            at = update.check(await self.untyped.get_item(update.key), version)
+            try:
+                at = update.check(await self.untyped.get_item(update.key), version)
+            except REFUSED_BY_CHECK as refused:
+                if not keyed:
+                    raise
+                try:  # a keyed retry whose first run applied: only its receipt can answer
+                    raw = await send(NO_VERSION)
+                except VersionConflict:
+                    raise refused from None
+                return self._model.load(self.name, update.key, raw)
             try:
                 raw = await send(at)
             except VersionConflict as exc:

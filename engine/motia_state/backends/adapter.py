@@ -455,11 +455,13 @@ def _set_group_expiry(ctx: Context, op: ops.SetGroupExpiry) -> Steps[bool]:
 @HANDLERS.on(ops.Cleanup)
 def _cleanup(ctx: Context, op: ops.Cleanup) -> Steps[int]:
     now = now_ms()
-    if not ctx.ttl:  # no item can expire; idempotency receipts do, and go here
-        receipts: list[tuple[str, Record]] = list((yield ("items", (RECEIPTS,))))
-        for key, record in receipts:
-            if expired(record.expires_at, now):
-                yield ("delete", (RECEIPTS, key))
+    # Idempotency receipts expire too: removed here, and first, so that the adapter's own
+    # cleanup neither counts them as items nor keeps a version floor for their group.
+    receipts: list[tuple[str, Record]] = list((yield ("items", (RECEIPTS,))))
+    for key, record in receipts:
+        if expired(record.expires_at, now):
+            yield ("delete", (RECEIPTS, key))
+    if not ctx.ttl:  # no item can expire
         return 0
     for group in list((yield ("expired_groups", (now,)))):
         yield from _settle(ctx, group, now)  # not counted: its items expired with it
@@ -584,16 +586,22 @@ def _receipted(ctx: Context, op: Any, idem: ops.Idem, steps: Steps[T]) -> Steps[
     the same atomic block (see `motia_state.idempotency`). A write its condition refused
     raises before the receipt, so its retry is a first attempt."""
     ctx.need("versions", "an idempotency key (a receipt written in the write's atomic block)")
-    group = op.group if hasattr(op, "group") else op.ops[0].group
+    group = idempotency.receipt_group(op)
     key, now = idempotency.receipt_key(group, idem), now_ms()
     receipt: Record | None = yield ("get", (RECEIPTS, key))
     if receipt is not None and not expired(receipt.expires_at, now):
-        fingerprint, result = idempotency.unpack(receipt.data)
-        if fingerprint != idem.fingerprint:
+        unpacked = idempotency.unpack(receipt.data)
+        if unpacked is not None and unpacked[0] != idem.fingerprint:
             raise IdempotencyKeyReused(
                 f"idempotency key {brief(idem.key)} on group {brief(group)} already applied a "
                 "call with other arguments; nothing was written"
             )
+        if unpacked is None or not idempotency.fits(op, unpacked[1]):
+            raise DecodeError(
+                f"the receipt of idempotency key {brief(idem.key)} on group {brief(group)} is "
+                "damaged (another tool wrote it?); nothing was written"
+            )
+        result = unpacked[1]
         steps.close()
         return result  # type: ignore[no-any-return]
     result = yield from steps

@@ -118,7 +118,7 @@ def retry_delay(
             raise exc
         return delay
     if attempt >= plan.retries:
-        if exc.sent and ops.traits(op).writes:  # a keyed write (the others raised above)
+        if exc.sent and getattr(op, "idem", None) is not None:
             exc.args = (
                 f"{exc}; the write carries an idempotency key, so calling it again with the "
                 "same key is safe: it applies at most once",

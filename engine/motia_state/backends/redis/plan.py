@@ -20,7 +20,14 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from ... import idempotency, ops, scripts, updates, watch
 from ...changes import FeedSettings
-from ...errors import IdempotencyKeyReused, InvalidInput, NotReplicated, VersionConflict, brief
+from ...errors import (
+    DecodeError,
+    IdempotencyKeyReused,
+    InvalidInput,
+    NotReplicated,
+    VersionConflict,
+    brief,
+)
 from ...layout import KeyLayout, key_slot
 from ...steps import At, Batch, Call, Masters, Steps
 
@@ -58,6 +65,7 @@ TRANSACTION_PARTS: ops.Handlers[Callable[[Any, Any], tuple[str, list[Any]]]] = o
 CHUNK_ITEMS = 1000
 # How lua/include/receipt.lua's refusal of a reused idempotency key begins.
 REUSED = "IDEMPOTENCY_KEY_REUSED"
+DAMAGED = "IDEMPOTENCY_RECEIPT_DAMAGED"
 CHUNK_BYTES = 4 * 1024 * 1024
 SCAN_COUNT = 1000
 # Expired items removed per cleanup call: about 2 ms of server time on a slow machine.
@@ -213,33 +221,43 @@ class RedisPlan:
         confirm: bool,
     ) -> Steps[list[Any]]:
         """``op``'s calls with an idempotency key: each call runs the script's receipted
-        variant, its receipt (one per call, in the slot of the group, a transaction's first)
-        as the last KEYS entry and the receipt spec (fingerprint, lifetime) as the last ARGV
-        entry (lua/include/receipt.lua)."""
-        group = op.group if hasattr(op, "group") else op.ops[0].group  # type: ignore[attr-defined]
+        variant, its receipt (one per call, in the slot of `idempotency.receipt_group`) as the
+        last KEYS entry and the receipt spec as the last ARGV entry (lua/include/receipt.lua):
+        the fingerprint, the lifetime, and under replicated durability ``w``, for a replay to
+        write its receipt again, so that the WAIT after it waits for the first write too (a
+        replay on another connection has written nothing a WAIT would count).
+
+        A write sent in several calls (set_many's chunks) sends its first call alone: the key
+        reused with other arguments is refused there, before any other chunk runs."""
+        group = idempotency.receipt_group(op)
         script = scripts.load(name, self._codec, receipted=True)
-        ttl = b"%d" % idem.ttl_ms
+        tail = b"%d" % idem.ttl_ms + (b"w" if confirm else b"")
         calls = [
             self._eval(
                 script,
                 [*keys, self.layout.receipt(group, idem.key, i)],
-                [*args, idempotency.part(idem, i) + ttl],
+                [*args, idempotency.part(idem, i) + tail],
             )
             for i, args in enumerate(arg_lists)
         ]
+        traits = ops.traits(op) if confirm else None
         try:
-            return (
-                yield from self._batch_with_reload(
-                    script, calls, ops.traits(op) if confirm else None
-                )
-            )
+            replies = yield from self._batch_with_reload(script, calls[:1], traits)
+            if len(calls) > 1:
+                replies += yield from self._batch_with_reload(script, calls[1:], traits)
         except ResponseError as exc:
             if str(exc).startswith(REUSED):
                 raise IdempotencyKeyReused(
                     f"idempotency key {brief(idem.key)} on group {brief(group)} already applied "
                     "a call with other arguments; nothing was written"
                 ) from None
+            if str(exc).startswith(DAMAGED):
+                raise DecodeError(
+                    f"the receipt of idempotency key {brief(idem.key)} on group {brief(group)} "
+                    "is damaged (another tool wrote it?); nothing was written"
+                ) from None
             raise
+        return replies
 
     def _batch_with_reload(
         self, script: scripts.Script, calls: list[Call], confirm: ops.Traits | None = None

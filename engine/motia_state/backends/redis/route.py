@@ -296,7 +296,7 @@ def operation(op: ops.Request[T], plan: RedisPlan, router: Router, describe: str
             if isinstance(exc, OutcomeUnknown):
                 raise
             delay = retry_delay(op, exc, attempt, plan, started)
-            if exc.sent and ops.traits(op).writes:
+            if exc.sent and getattr(op, "idem", None) is not None:
                 log.info(
                     "%s: no reply to a write with an idempotency key (%s); sending it again "
                     "(if it applied, its receipt answers)",
