@@ -16,9 +16,8 @@ from motia_state.testing.blocking import Blocking
 
 from .scopes import eventually
 
-pytestmark = requires("versions")
 
-
+@requires("versions")
 def test_a_repeated_set_returns_the_first_version_and_writes_nothing(state: Any) -> None:
     assert state.set("orders", "o-1", {"total": 3}, idempotency_key="step-1:0") == 1
     for _ in range(3):
@@ -30,6 +29,7 @@ def test_a_repeated_set_returns_the_first_version_and_writes_nothing(state: Any)
     assert state.get("orders", "o-1") == {"total": 4}
 
 
+@requires("versions")
 def test_a_counter_stays_exact_under_retries(state: Any) -> None:
     for step in range(5):
         for _retry in range(3):
@@ -40,6 +40,7 @@ def test_a_counter_stays_exact_under_retries(state: Any) -> None:
     assert state.get_item("stats", "orders").version == 5
 
 
+@requires("versions")
 def test_every_write_repeats_its_first_result(state: Any) -> None:
     state.set("g", "gone", {"was": "here"})
     assert state.delete("g", "gone", idempotency_key="d") == {"was": "here"}
@@ -63,7 +64,7 @@ def test_every_write_repeats_its_first_result(state: Any) -> None:
     assert state.get("g", "k0") == "again"
 
 
-@requires("ttl")
+@requires("versions", "ttl")
 def test_expire_and_persist_repeat(state: Any) -> None:
     state.set("g", "k", 1)
     assert state.expire("g", "k", 600, idempotency_key="e") is True
@@ -73,7 +74,7 @@ def test_expire_and_persist_repeat(state: Any) -> None:
     assert state.persist("g", "k", idempotency_key="p") is True  # the first answer
 
 
-@requires("transactions")
+@requires("versions", "transactions")
 def test_a_transaction_repeats_whole(state: Any) -> None:
     for _ in range(3):
         with state.transaction(idempotency_key="pay-7") as tx:  # one slot on Cluster: {shop}
@@ -85,6 +86,7 @@ def test_a_transaction_repeats_whole(state: Any) -> None:
     assert state.get_item("{shop}orders", "o-7").version == 1
 
 
+@requires("versions")
 def test_the_key_with_other_arguments_is_refused_and_writes_nothing(state: Any) -> None:
     state.set("g", "k", 1, idempotency_key="once")
     others: list[Callable[[], Any]] = [
@@ -101,6 +103,7 @@ def test_the_key_with_other_arguments_is_refused_and_writes_nothing(state: Any) 
     assert state.get("g", "k2") is None
 
 
+@requires("versions")
 def test_a_version_read_anew_by_the_retry_gets_the_receipt(state: Any) -> None:
     """A retried step reads the item again and finds the version its first run wrote: the
     condition is not part of what the key names, so the receipt answers."""
@@ -110,6 +113,7 @@ def test_a_version_read_anew_by_the_retry_gets_the_receipt(state: Any) -> None:
     assert state.get_item("g", "k").version == 2
 
 
+@requires("versions")
 def test_a_refused_call_leaves_no_receipt(state: Any) -> None:
     state.set("g", "k", "v1")
     with pytest.raises(VersionConflict):
@@ -122,6 +126,7 @@ def test_a_refused_call_leaves_no_receipt(state: Any) -> None:
     assert state.increment("g", "text", 1, idempotency_key="inc") == 42
 
 
+@requires("versions")
 def test_a_key_belongs_to_its_group(state: Any) -> None:
     assert state.increment("a", "n", idempotency_key="k") == 1
     assert state.increment("b", "n", idempotency_key="k") == 1
@@ -129,6 +134,7 @@ def test_a_key_belongs_to_its_group(state: Any) -> None:
     assert (state.get("a", "n"), state.get("b", "n")) == (1, 1)
 
 
+@requires("versions")
 def test_receipts_are_invisible(state: Any) -> None:
     state.set("orders", "o", 1, idempotency_key="x")
     state.delete("orders", "o", idempotency_key="y")
@@ -137,6 +143,7 @@ def test_receipts_are_invisible(state: Any) -> None:
         state.get_group("\x00motia-state:receipts")
 
 
+@requires("versions")
 def test_receipts_expire(open_state: Any) -> None:
     state = open_state(idempotency_ttl=0.3)
     assert state.increment("g", "n", idempotency_key="k") == 1
@@ -167,6 +174,7 @@ def test_an_op_in_a_transaction_takes_no_key(state: Any) -> None:
     assert state.get("g", "k") is None
 
 
+@requires("versions")
 def test_racing_repeats_apply_once_and_agree(open_state: Any) -> None:
     """States of their own send one keyed increment at once (threads; tasks on one loop for
     the async API): exactly one applies, and every caller gets its result."""
