@@ -97,12 +97,15 @@ def exactly_once(state: State, out: Print, ns: str = "") -> None:
     parallel checks (one of them retried) releases the join exactly once."""
     order_id = f"order-{uuid.uuid4().hex[:8]}"
     invocation = f"pay-{order_id}"  # the step's invocation id, the same on every retry
+    feed = "feed" in state.capabilities  # the outbox needs the change feed (a Redis server)
 
     def pay_step(crash: bool) -> list[object]:
         with state.transaction(idempotency_key=f"{invocation}:0") as tx:
             tx.set(ns + "payments", order_id, {"order": order_id, "amount": 42.0})
             tx.increment(ns + "stats", "paid_orders")
             tx.increment(ns + "stats", "revenue", 42.0)
+            if feed:  # the event commits with the writes: both or neither, and once
+                tx.emit("order.paid", {"order": order_id, "amount": 42.0})
         if crash:
             raise SimulatedCrash(f"worker killed after paying {order_id}")
         assert tx.results is not None
@@ -116,9 +119,13 @@ def exactly_once(state: State, out: Print, ns: str = "") -> None:
     results = pay_step(crash=False)
     after = state.get(ns + "stats", "paid_orders")
     out(
-        f"retried: the same results {results[1:]} came back from the first run's receipt; "
+        f"retried: the same results {results[1:3]} came back from the first run's receipt; "
         f"paid_orders went {before} -> {after}, once"
     )
+    if feed:
+        with state.events("order.paid", groups=ns + "payments", since="0", block=0) as events:
+            paid = [e.data for e in iter(events.__next__, None)]
+        out(f"order.paid events in the feed: {len(paid)}, for a step that ran twice")
     for check in ("check-credit", "check-fraud", "check-stock", "check-fraud"):  # one retried
         joined = state.barrier(ns + "joins", order_id, parties=3, arrival=check, data={"ok": True})
         word = "releases the join" if joined.released else "waits"
