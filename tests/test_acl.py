@@ -106,6 +106,11 @@ def _ops() -> dict[str, Callable[[State, str], Any]]:
         "delete with a key": lambda s, g: s.delete(g, "k", idempotency_key="i"),
         "set_many with a key": lambda s, g: s.set_many(g, {"k": 1, "x": 3}, idempotency_key="i"),
         "transaction with a key": keyed_transaction,
+        # the outbox: the event's XADD comes with the transaction's writes, or not at all
+        "set with an event": lambda s, g: s.set(g, "k", 8, emit=("order.created", {"k": 8})),
+        "increment with an event and a key": lambda s, g: s.increment(
+            g, "n", 1, emit=("counted", 1), idempotency_key="e"
+        ),
     }
 
 
