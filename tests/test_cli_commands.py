@@ -178,6 +178,50 @@ def _line(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any] | None:
     return None
 
 
+def test_watch_with_events_prints_the_outbox_beside_the_changes(shell: Target) -> None:
+    if not shell.is_redis:
+        pytest.skip(f"{shell.name}:// has no change feed")
+    t = shell
+    with State.from_url(t.url, **t.options) as state:
+        state.set("orders", "o1", {"n": 1}, emit=("order.created", {"id": "o1"}))
+    command = [EXE, "watch", "orders", "--events", "--since", "0", "--url", t.url]
+    command += ["--prefix", t.options["prefix"]]
+    for form in ([], ["--json"]):
+        proc = subprocess.Popen(
+            command + form, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            lines = _lines(proc, 2, 30)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        if form:
+            change, event = (json.loads(line) for line in lines)
+            assert (change["op"], change["key"]) == ("set", "o1")
+            assert (event["op"], event["topic"], event["data"]) == (
+                "emit", "order.created", {"id": "o1"},
+            )  # fmt: skip
+        else:
+            assert " set 'orders' 'o1' v1" in lines[0], lines
+            assert """ emit 'orders' 'order.created' {"id": "o1"}""" in lines[1], lines
+
+
+def _lines(proc: subprocess.Popen[str], n: int, timeout: float) -> list[str]:
+    """The first ``n`` lines ``proc`` prints, read from its pipe as they come (a buffered
+    readline could take both at once and leave select nothing to see)."""
+    assert proc.stdout is not None
+    fd, text, deadline = proc.stdout.fileno(), b"", time.monotonic() + timeout
+    while text.count(b"\n") < n:
+        left = deadline - time.monotonic()
+        assert left > 0, f"printed only {text!r}"
+        assert select.select([fd], [], [], left)[0], f"printed only {text!r}"
+        chunk = os.read(fd, 65536)
+        assert chunk, f"ended after {text!r}"
+        text += chunk
+    return text.decode().splitlines()[:n]
+
+
 def test_watch_prints_each_change_until_stopped(shell: Target) -> None:
     if not shell.is_redis:
         pytest.skip(f"{shell.name}:// has no change feed")

@@ -596,6 +596,7 @@ def _until_signalled() -> Iterator[_Signalled]:
 @click.option("--since", default="$", show_default=True, help="'$' new, '0' all kept, or an id.")
 @click.option("--consumer", default=None, help="GROUP:NAME: read as a consumer group member.")
 @click.option("--values", "with_values", is_flag=True, help="Show recorded values.")
+@click.option("--events", is_flag=True, help="Show the events transactions emitted too.")
 @with_state
 def watch(
     state: State,
@@ -604,8 +605,10 @@ def watch(
     since: str,
     consumer: str | None,
     with_values: bool,
+    events: bool,
 ) -> None:
-    """Print changes as they happen, one per line, until interrupted."""
+    """Print changes (and with --events the outbox's events) as they happen, one per line,
+    until interrupted."""
     member: tuple[str, str] | None = None
     if consumer is not None:
         name, sep, who = consumer.partition(":")
@@ -614,7 +617,11 @@ def watch(
         member = (name, who)
     with _until_signalled():
         changes = state.watch(
-            list(group_names) or None, since=since, consumer=member, with_values=with_values
+            list(group_names) or None,
+            since=since,
+            consumer=member,
+            with_values=with_values,
+            events=events,
         )
         with changes:
             for change in changes:
@@ -635,6 +642,10 @@ def _print_change(out: Out, change: Change) -> None:
         + f".{int(change.ts * 1000) % 1000:03d}"
     )
     parts = [stamp, change.id, change.op]
+    if change.is_event:  # the outbox: its group, topic and data
+        parts += [repr(change.group), repr(change.topic), shown(change.data)]
+        out.print(escape(" ".join(parts)))
+        return
     parts += [repr(n) for n in (change.group, change.key) if n is not None]
     if change.op == "external":
         parts.append(change.event or "")
