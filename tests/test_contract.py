@@ -12,6 +12,7 @@ from motia_state.testing.contract.feed import *  # noqa: F403
 from motia_state.testing.contract.idempotency import *  # noqa: F403
 from motia_state.testing.contract.inputs import *  # noqa: F403
 from motia_state.testing.contract.items import *  # noqa: F403
+from motia_state.testing.contract.query import *  # noqa: F403
 from motia_state.testing.contract.scopes import *  # noqa: F403
 from motia_state.testing.contract.transactions import *  # noqa: F403
 from motia_state.testing.contract.ttl import *  # noqa: F403

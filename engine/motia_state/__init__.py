@@ -46,6 +46,7 @@ from .errors import (
 from .facade import Transaction
 from .layout import KeyLayout
 from .ops import GroupStats, Item, Undecodable
+from .query import F, Page
 from .state import GroupView, State
 from .typed import (
     AsyncTypedGroupView,
@@ -71,6 +72,7 @@ __all__ = [
     "Contention",
     "DecodeError",
     "EncodeError",
+    "F",
     "GroupMeta",
     "GroupStats",
     "GroupView",
@@ -90,6 +92,7 @@ __all__ = [
     "NotReplicated",
     "Op",
     "OutcomeUnknown",
+    "Page",
     "PartiesMismatch",
     "PermissionDenied",
     "Record",

@@ -5,24 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from . import barrier as barriers
 from . import config, connect, ops, validate
+from . import query as queries
 from .backends.base import AsyncBackend
 from .backends.redis.tracking import AsyncNearBackend
 from .barrier import BarrierState
 from .bridge import Bridge
 from .cache import CacheStats
 from .changes import Change
-from .core import DEFAULT_SCAN_BATCH, Core, GroupOperations, Plan
+from .core import DEFAULT_SCAN_BATCH, Core, GroupOperations, Plan, drive_async
 from .errors import DecodeError, Unsupported
 from .facade import Async, AsyncView, Facade, Transaction
 from .layout import KeyLayout
 from .ops import GroupStats
+from .query import Page
 from .subscriptions import AsyncSubscription
 from .sweeper import sweep_forever
 from .typed import AsyncTypedGroupView
@@ -143,6 +145,24 @@ class AsyncState(Facade[AsyncWatch], Async):
             for item in await self._run(plan):
                 yield item
 
+    async def query(
+        self,
+        group: str,
+        where: object = None,
+        *,
+        order_by: str | Sequence[str] | None = None,
+        descending: bool = False,
+        limit: int = queries.DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page:
+        """`State.query`."""
+        plans = queries.steps(self._core, group, where, order_by, descending, limit, cursor)
+        return await drive_async(plans, self._run)
+
+    async def count(self, group: str, where: object = None) -> int:
+        """`State.count`."""
+        return await drive_async(queries.counting(self._core, group, where), self._run)
+
     async def barrier(
         self,
         group: str,
@@ -236,6 +256,29 @@ class AsyncGroupView(GroupOperations, AsyncView[AsyncState]):
         self, handler: Callable[[Change], Awaitable[Any] | Any], **options: Any
     ) -> AsyncSubscription:
         return await self.state.on_change(self.name, handler, **options)
+
+    async def query(
+        self,
+        where: object = None,
+        *,
+        order_by: str | Sequence[str] | None = None,
+        descending: bool = False,
+        limit: int = queries.DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page:
+        """`State.query` of this group."""
+        return await self.state.query(
+            self.name,
+            where,
+            order_by=order_by,
+            descending=descending,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    async def count(self, where: object = None) -> int:
+        """`State.count` of this group."""
+        return await self.state.count(self.name, where)
 
     def iter_items(self, batch: int = DEFAULT_SCAN_BATCH) -> AsyncIterator[tuple[str, Any]]:
         return self.state.iter_items(self.name, batch)

@@ -30,13 +30,13 @@ so the loop decides what a conflict means). `State` drives it with `drive`, `Asy
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from . import validate
 from .changes import Change
-from .core import Core, Plan
+from .core import Core, Plan, drive, drive_async
 from .errors import (
     Contention,
     DecodeError,
@@ -52,6 +52,7 @@ from .ops import Item
 
 R = TypeVar("R")
 Steps = Generator[Plan[Any], Any, R]
+__all__ = ["BarrierState", "arrive", "completed_by", "drive", "drive_async", "read", "reset"]
 
 LAYOUT = 1
 FIELDS = frozenset({"barrier", "parties", "arrivals", "released_by"})
@@ -303,34 +304,3 @@ def need_versions(capabilities: frozenset[str], describe: str, what: str) -> Non
             f"{describe}: {what} needs the capability 'versions' (a compare-and-set loop over "
             f"version=), which it does not declare (it declares {sorted(capabilities) or 'none'})"
         )
-
-
-def drive(steps: Steps[R], run: Callable[[Plan[Any]], Any]) -> R:
-    """Run ``steps`` with ``run`` (`State._run`): each plan's result is sent back in, its
-    error thrown in."""
-    try:
-        plan = next(steps)
-        while True:
-            try:
-                result = run(plan)
-            except Exception as exc:
-                plan = steps.throw(exc)
-            else:
-                plan = steps.send(result)
-    except StopIteration as stop:
-        return cast(R, stop.value)
-
-
-async def drive_async(steps: Steps[R], run: Callable[[Plan[Any]], Coroutine[Any, Any, Any]]) -> R:
-    """`drive` awaiting ``run`` (`AsyncState._run`)."""
-    try:
-        plan = next(steps)
-        while True:
-            try:
-                result = await run(plan)
-            except Exception as exc:
-                plan = steps.throw(exc)
-            else:
-                plan = steps.send(result)
-    except StopIteration as stop:
-        return cast(R, stop.value)

@@ -10,7 +10,7 @@ synchronously or with ``await``. Nothing about a call's meaning is written twice
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar, cast
 
@@ -36,6 +36,43 @@ class Plan(Generic[R]):
 
 def _same(raw: R) -> R:
     return raw
+
+
+PlanSteps = Generator[Plan[Any], Any, R]
+
+
+def drive(steps: PlanSteps[R], run: Callable[[Plan[Any]], Any]) -> R:
+    """Run an operation made of several plans (a barrier's arrival, a query's pages), written
+    once as a generator of plans, with ``run`` (`State._run`): each plan's result is sent
+    back in, its error thrown in."""
+    try:
+        plan = next(steps)
+        while True:
+            try:
+                result = run(plan)
+            except Exception as exc:
+                plan = steps.throw(exc)
+            else:
+                plan = steps.send(result)
+    except StopIteration as stop:
+        return cast(R, stop.value)
+
+
+async def drive_async(
+    steps: PlanSteps[R], run: Callable[[Plan[Any]], Coroutine[Any, Any, Any]]
+) -> R:
+    """`drive` awaiting ``run`` (`AsyncState._run`)."""
+    try:
+        plan = next(steps)
+        while True:
+            try:
+                result = await run(plan)
+            except Exception as exc:
+                plan = steps.throw(exc)
+            else:
+                plan = steps.send(result)
+    except StopIteration as stop:
+        return cast(R, stop.value)
 
 
 class Scan:

@@ -237,6 +237,48 @@ class ScanPage(Request[tuple[int, list[tuple[str, bytes]]]]):
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class QueryMatch:
+    """An item a query page matched, as stored: its encoded value, version and expiry (ms)."""
+
+    key: str
+    data: bytes
+    version: int
+    expires_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueryReply:
+    """One server call of a query: where the next call starts (``cursor``, '0': the group is
+    done), where its last page started and how many of ``matches`` came from that page (a
+    resume in the middle of it), and the matches (items mode) or their number (count)."""
+
+    cursor: str
+    page_cursor: str
+    page_matches: int
+    matches: list[QueryMatch]
+    count: int
+
+
+@declare(writes=False, script="query")
+@dataclass(frozen=True, slots=True)
+class QueryPage(Request[QueryReply]):
+    """Pages of a group's items from ``cursor`` on (``skip`` matches of its first page
+    already returned), filtered by a predicate (motia_state.query), until ``wanted`` matches
+    or ``budget`` items examined. ``tokens``: the predicate as lua/query.lua takes it;
+    ``reference``: the same tree, operands decoded, for a backend that evaluates it itself."""
+
+    group: str
+    cursor: str
+    skip: int
+    page_count: int
+    budget: int
+    wanted: int
+    mode: str  # "items" or "count"
+    tokens: tuple[bytes, ...]
+    reference: Any = field(default=None, compare=False)
+
+
 @declare(writes=True, script="set", conditional=True, in_transaction=True)
 @dataclass(frozen=True, slots=True)
 class Set(Request[int]):

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from . import barrier as barriers
 from . import config, connect, ops, validate
+from . import query as queries
 from .backends.base import Backend
 from .backends.redis.tracking import NearBackend
 from .barrier import BarrierState
 from .bridge import Bridge
 from .cache import CacheStats
 from .changes import Change
-from .core import DEFAULT_SCAN_BATCH, Core, GroupOperations, Plan
+from .core import DEFAULT_SCAN_BATCH, Core, GroupOperations, Plan, drive
 from .errors import DecodeError
 from .facade import Facade, Sync, SyncView, Transaction
 from .layout import KeyLayout
 from .ops import GroupStats
+from .query import Page
 from .subscriptions import Subscription
 from .sweeper import Sweeper
 from .typed import TypedGroupView
@@ -144,6 +146,38 @@ class State(Facade[Watch], Sync):
         scan = self._core.scan(group, batch)
         while (plan := scan.next_page()) is not None:
             yield from self._run(plan)
+
+    def query(
+        self,
+        group: str,
+        where: object = None,
+        *,
+        order_by: str | Sequence[str] | None = None,
+        descending: bool = False,
+        limit: int = queries.DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page:
+        """Items of ``group`` matching ``where``, ``limit`` at a time: a `Page` of items
+        (key, value, version, expires_at) and the ``cursor`` of the next page (None: no more).
+
+        ``where``: a predicate built with `F` (``(F("status") == "paid") & (F("total") > 100)``),
+        Motia v0's filter dicts (``{"valueKey": "status", "operation": "eq", "value": "paid"}``,
+        a list of them: all must hold), or ``{"and"|"or": [...]}``, ``{"not": ...}`` around
+        them; None: every item. On Redis it is evaluated in the server over HSCAN pages, each
+        call bounded, and only matches cross the network. Without ``order_by`` items come in
+        the hash's order, and a cursor resumes where the last page ended (HSCAN's guarantee:
+        an item present throughout comes back, once unless the hash was rehashed meanwhile).
+        ``order_by`` (a path): the first ``limit`` items by that value (numbers, then strings,
+        then the rest; ties by key; ``descending=True`` reverses values), reading the whole
+        group and keeping a heap of ``limit`` in the client; its cursor resumes after the
+        last item returned."""
+        plans = queries.steps(self._core, group, where, order_by, descending, limit, cursor)
+        return drive(plans, self._run)
+
+    def count(self, group: str, where: object = None) -> int:
+        """How many items of ``group`` match ``where`` (see `query`): counted in the server,
+        page by page, on Redis."""
+        return drive(queries.counting(self._core, group, where), self._run)
 
     def barrier(
         self,
@@ -268,6 +302,29 @@ class GroupView(GroupOperations, SyncView[State]):
 
     def on_change(self, handler: Callable[[Change], Any], **options: Any) -> Subscription:
         return self.state.on_change(self.name, handler, **options)
+
+    def query(
+        self,
+        where: object = None,
+        *,
+        order_by: str | Sequence[str] | None = None,
+        descending: bool = False,
+        limit: int = queries.DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page:
+        """`State.query` of this group."""
+        return self.state.query(
+            self.name,
+            where,
+            order_by=order_by,
+            descending=descending,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def count(self, where: object = None) -> int:
+        """`State.count` of this group."""
+        return self.state.count(self.name, where)
 
     def iter_items(self, batch: int = DEFAULT_SCAN_BATCH) -> Iterator[tuple[str, Any]]:
         return self.state.iter_items(self.name, batch)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
-from .. import capabilities, idempotency, ops, updates
+from .. import capabilities, idempotency, ops, query, updates
 from ..adapters import AsyncStateAdapter, GroupMeta, Record, StateAdapter
 from ..codecs import Codec
 from ..errors import (
@@ -272,6 +272,29 @@ def _keys(ctx: Context, op: ops.Keys) -> Steps[list[str]]:
 def _scan_page(ctx: Context, op: ops.ScanPage) -> Steps[tuple[int, list[tuple[str, bytes]]]]:
     # One page: the adapter's listing is the unit it can give.
     return 0, [(k, r.data) for k, r in (yield from _live_items(ctx, op.group, now_ms()))]
+
+
+@HANDLERS.on(ops.QueryPage)
+def _query_page(ctx: Context, op: ops.QueryPage) -> Steps[ops.QueryReply]:
+    """The whole group as one page, filtered by the reference semantics (motia_state.query):
+    the adapter's listing is the unit it can give. A value that does not decode matches
+    nothing, as on Redis."""
+    now = now_ms()
+    deadline = yield from _deadline(ctx, op.group)
+    found: list[ops.QueryMatch] = []
+    for key, record in (yield from _live_items(ctx, op.group, now)):
+        try:
+            value = ctx.codec.decode(record.data)
+        except DecodeError:
+            continue
+        if query.matches(op.reference, value):
+            at = _earlier(record.expires_at, deadline)
+            found.append(ops.QueryMatch(key, record.data, record.version, at))
+    if op.cursor == "0":
+        found = found[op.skip :]
+    if op.mode == "count":
+        return ops.QueryReply("0", "0", len(found), [], len(found))
+    return ops.QueryReply("0", "0", len(found), found, len(found))
 
 
 @HANDLERS.on(ops.ListGroups)

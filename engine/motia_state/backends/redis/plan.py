@@ -396,6 +396,23 @@ class RedisPlan:
                 page = [(k, v) for k, v in page if k not in gone]
         return int(cursor), page
 
+    @HANDLERS.on(ops.QueryPage)
+    def _query_page(self, op: ops.QueryPage) -> Steps[ops.QueryReply]:
+        g = op.group
+        keys = [self.layout.data(g), self.layout.versions(g), self.layout.expiries(g)]
+        args = [op.cursor, op.skip, op.page_count, op.budget, op.wanted, op.mode]
+        reply = yield from self._own(op, keys, [*args, len(op.tokens), *op.tokens])
+        cursor, page_cursor, page_matches, *rest = reply
+        head = (_text(cursor), _text(page_cursor), int(page_matches))
+        if op.mode == "count":
+            return ops.QueryReply(*head, [], int(rest[0]))
+        it = iter(rest)
+        matches = [
+            ops.QueryMatch(_text(key), data, int(version), int(at) if at else None)
+            for key, data, version, at in zip(it, it, it, it, strict=True)
+        ]
+        return ops.QueryReply(*head, matches, len(matches))
+
     def _scan(self, pattern: bytes, kind: str) -> Steps[list[bytes]]:
         """Keys matching ``pattern`` of type ``kind``, from every master."""
         found: list[bytes] = []
