@@ -43,6 +43,7 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from . import query as queries
 from . import updates, validate
 from .changes import Change
 from .core import DEFAULT_SCAN_BATCH
@@ -56,6 +57,7 @@ from .errors import (
     brief,
 )
 from .ops import Item, Undecodable
+from .query import Page
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter, ValidationError
@@ -241,8 +243,9 @@ class Model(Generic[M]):
         return out
 
     def item(self, item: Item | None) -> TypedItem[M] | None:
-        if item is None:
-            return None
+        return None if item is None else self.typed(item)
+
+    def typed(self, item: Item) -> TypedItem[M]:
         value = self.load(item.group, item.key, item.value)
         return TypedItem(item.group, item.key, value, item.version, item.expires_at)
 
@@ -401,6 +404,25 @@ class TypedGroupView(Generic[M]):
     def iter_items(self, batch: int = DEFAULT_SCAN_BATCH) -> Iterator[tuple[str, M]]:
         for key, raw in self.untyped.iter_items(batch):
             yield key, self._model.load(self.name, key, raw)
+
+    def query(
+        self,
+        where: object = None,
+        *,
+        order_by: str | Sequence[str] | None = None,
+        descending: bool = False,
+        limit: int = queries.DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page:
+        """`State.query` of this group; each item's ``value`` is the model (one that does not
+        fit raises `ModelDecodeError`, naming its key)."""
+        page = self.untyped.query(
+            where, order_by=order_by, descending=descending, limit=limit, cursor=cursor
+        )
+        return Page([self._model.typed(item) for item in page.items], page.cursor)
+
+    def count(self, where: object = None) -> int:
+        return self.untyped.count(where)
 
     def keys(self) -> list[str]:
         return self.untyped.keys()
@@ -644,6 +666,25 @@ class AsyncTypedGroupView(Generic[M]):
     async def iter_items(self, batch: int = DEFAULT_SCAN_BATCH) -> AsyncIterator[tuple[str, M]]:
         async for key, raw in self.untyped.iter_items(batch):
             yield key, self._model.load(self.name, key, raw)
+
+    async def query(
+        self,
+        where: object = None,
+        *,
+        order_by: str | Sequence[str] | None = None,
+        descending: bool = False,
+        limit: int = queries.DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page:
+        """`State.query` of this group; each item's ``value`` is the model (one that does not
+        fit raises `ModelDecodeError`, naming its key)."""
+        page = await self.untyped.query(
+            where, order_by=order_by, descending=descending, limit=limit, cursor=cursor
+        )
+        return Page([self._model.typed(item) for item in page.items], page.cursor)
+
+    async def count(self, where: object = None) -> int:
+        return await self.untyped.count(where)
 
     async def keys(self) -> list[str]:
         return await self.untyped.keys()
