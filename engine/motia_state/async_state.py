@@ -24,7 +24,7 @@ from .errors import DecodeError, Unsupported
 from .facade import Async, AsyncView, Facade, Transaction
 from .layout import KeyLayout
 from .ops import GroupStats
-from .query import Page
+from .query import KeyPage, Page
 from .subscriptions import AsyncSubscription
 from .sweeper import sweep_forever
 from .typed import AsyncTypedGroupView
@@ -159,6 +159,12 @@ class AsyncState(Facade[AsyncWatch], Async):
         plans = queries.steps(self._core, group, where, order_by, descending, limit, cursor)
         return await drive_async(plans, self._run)
 
+    async def list_keys(
+        self, group: str, *, cursor: str | None = None, count: int = 1000
+    ) -> KeyPage:
+        """`State.list_keys`."""
+        return await drive_async(queries.key_page(self._core, group, cursor, count), self._run)
+
     async def count(self, group: str, where: object = None) -> int:
         """`State.count`."""
         return await drive_async(queries.counting(self._core, group, where), self._run)
@@ -275,6 +281,10 @@ class AsyncGroupView(GroupOperations, AsyncView[AsyncState]):
             limit=limit,
             cursor=cursor,
         )
+
+    async def list_keys(self, *, cursor: str | None = None, count: int = 1000) -> KeyPage:
+        """`State.list_keys` of this group."""
+        return await self.state.list_keys(self.name, cursor=cursor, count=count)
 
     async def count(self, where: object = None) -> int:
         """`State.count` of this group."""

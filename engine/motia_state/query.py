@@ -652,3 +652,24 @@ def steps(
 def counting(core: Core, group: str, where: object) -> PlanSteps[int]:
     """`State.count`'s plans, its arguments checked now."""
     return count(Query(core, group, where))
+
+
+MAX_KEY_PAGE = 10_000
+
+
+def key_page(core: Core, group: str, cursor: object, count: object) -> PlanSteps[KeyPage]:
+    """`State.list_keys`: one HSCAN page of a group's live keys (iii's ``list_keys``): about
+    ``count`` of them, the values not decoded (one another tool wrote that is not valid for
+    the codec is listed too)."""
+    g = validate.group(group)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_KEY_PAGE:
+        raise InvalidInput(f"count must be an int from 1 to {MAX_KEY_PAGE}, got {brief(count)}")
+    if cursor is None:
+        scan = 0
+    elif isinstance(cursor, str) and cursor.isdigit() and len(cursor) <= 30:
+        scan = int(cursor)
+    else:
+        raise InvalidInput(f"cursor {brief(cursor)} is not one a key page gave")
+    raw: tuple[int, list[tuple[str, bytes]]] = yield Plan(ops.ScanPage(g, scan, count), _same)
+    following, pairs = raw
+    return KeyPage([key for key, _ in pairs], str(following) if following else None)

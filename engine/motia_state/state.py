@@ -23,7 +23,7 @@ from .errors import DecodeError
 from .facade import Facade, Sync, SyncView, Transaction
 from .layout import KeyLayout
 from .ops import GroupStats
-from .query import Page
+from .query import KeyPage, Page
 from .subscriptions import Subscription
 from .sweeper import Sweeper
 from .typed import TypedGroupView
@@ -174,6 +174,12 @@ class State(Facade[Watch], Sync):
         plans = queries.steps(self._core, group, where, order_by, descending, limit, cursor)
         return drive(plans, self._run)
 
+    def list_keys(self, group: str, *, cursor: str | None = None, count: int = 1000) -> KeyPage:
+        """One page of ``group``'s keys, about ``count`` of them, and the ``cursor`` of the
+        next (None: no more): HSCAN's guarantees (a key present throughout comes back, once
+        unless the hash was rehashed meanwhile); values are not decoded."""
+        return drive(queries.key_page(self._core, group, cursor, count), self._run)
+
     def count(self, group: str, where: object = None) -> int:
         """How many items of ``group`` match ``where`` (see `query`): counted in the server,
         page by page, on Redis."""
@@ -321,6 +327,10 @@ class GroupView(GroupOperations, SyncView[State]):
             limit=limit,
             cursor=cursor,
         )
+
+    def list_keys(self, *, cursor: str | None = None, count: int = 1000) -> KeyPage:
+        """`State.list_keys` of this group."""
+        return self.state.list_keys(self.name, cursor=cursor, count=count)
 
     def count(self, where: object = None) -> int:
         """`State.count` of this group."""

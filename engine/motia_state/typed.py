@@ -57,7 +57,7 @@ from .errors import (
     brief,
 )
 from .ops import Item, Undecodable
-from .query import Page
+from .query import KeyPage, Page
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter, ValidationError
@@ -421,6 +421,9 @@ class TypedGroupView(Generic[M]):
         )
         return Page([self._model.typed(item) for item in page.items], page.cursor)
 
+    def list_keys(self, *, cursor: str | None = None, count: int = 1000) -> KeyPage:
+        return self.untyped.list_keys(cursor=cursor, count=count)
+
     def count(self, where: object = None) -> int:
         return self.untyped.count(where)
 
@@ -682,6 +685,9 @@ class AsyncTypedGroupView(Generic[M]):
             where, order_by=order_by, descending=descending, limit=limit, cursor=cursor
         )
         return Page([self._model.typed(item) for item in page.items], page.cursor)
+
+    async def list_keys(self, *, cursor: str | None = None, count: int = 1000) -> KeyPage:
+        return await self.untyped.list_keys(cursor=cursor, count=count)
 
     async def count(self, where: object = None) -> int:
         return await self.untyped.count(where)
