@@ -10,7 +10,8 @@ Every command takes ``--url`` (else the ``--url`` before the command, else
 ``state:`` section of a YAML file (Motia's config.yml) for every command; a ``--url``
 replaces its address and a command's options win over its keys. Human output uses Rich
 (colours only on a terminal); ``--json`` prints one JSON document, or one JSON object per
-line for the commands that stream (``items``, ``watch``). Exit codes: 0 ok, 1 not found
+line for the commands that stream (``items``, ``watch``; ``items --limit`` prints one page, a
+document with the next page's cursor). Exit codes: 0 ok, 1 not found
 (or the operation failed), 2 usage or invalid input, 3 version conflict, 4 backend
 unavailable, 130 interrupted (``migrate``), 141 stdout closed early (``| head``).
 Errors are one line on stderr.
@@ -46,11 +47,21 @@ from rich.table import Table
 from . import config
 from . import demo as demo_module
 from . import migrate as migration
+from . import query as queries
 from .bridge import Bridge
 from .changes import Change
 from .codecs import INT64_MIN, MAX_DEPTH
-from .errors import BackendUnavailable, EncodeError, InvalidInput, StateError, VersionConflict
+from .errors import (
+    BackendUnavailable,
+    EncodeError,
+    InvalidInput,
+    StateError,
+    VersionConflict,
+    brief,
+)
 from .layout import DEFAULT_PREFIX
+from .ops import Item
+from .query import Page, Predicate
 from .state import State
 
 OK, NOT_FOUND, USAGE, CONFLICT, UNAVAILABLE, INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -362,23 +373,238 @@ def get(state: State, out: Out, group: str, key: str) -> None:
         out.print(f"[dim]version {item.version}, {_when(item.expires_at)}[/dim]")
 
 
+# -- queries: items --where ------------------------------------------------------------
+
+#: The short form's symbols, beside the operation names: ``total > 100``.
+SYMBOLS = {"==": "eq", "!=": "neq", ">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
+_SHORT = re.compile(r"\s*(\S+)\s+(\S+)(?:\s+(.*?))?\s*", re.DOTALL)
+#: Items per query call when every match is printed: pages stream as they come. An ordered
+#: query reads the whole group for each page, so it takes the largest page there is.
+STREAM_PAGE = 1000
+ORDERED_PAGE = queries.MAX_LIMIT
+WHERE_HELP = (
+    "PATH OP [VALUE] (e.g. 'status eq paid', 'total gt 100', 'note isNull'; VALUE is JSON "
+    "when it parses as JSON, else text), or JSON: a Motia v0 filter dict or list, "
+    '{"and"|"or": [...]}, {"not": ...}. Repeat: all must hold.'
+)
+
+
+def where_option(ctx: click.Context, _: click.Parameter, texts: tuple[str, ...]) -> Any:
+    """The ``--where`` options as one checked predicate (None: none given), refused while
+    the command line is read, before the state is opened."""
+    if not texts:
+        return None
+    nodes = [where_of(text) for text in texts]
+    if len(nodes) == 1:
+        return nodes[0]
+    try:  # each was checked alone; together they may be past the size limit
+        return queries.parse(queries.All(tuple(nodes)))
+    except InvalidInput as exc:
+        raise InvalidInput(f"--where (all {len(nodes)} together): {exc}") from None
+
+
+def where_of(text: str) -> Predicate:
+    """One ``--where``: JSON when it starts as a JSON object or list does, else the short
+    form ``PATH OP [VALUE]``; every refusal names the option and what was given."""
+    stripped = text.strip()
+    try:
+        raw = parse_json("FILTER", stripped) if stripped[:1] in ("{", "[") else short_form(text)
+        node = queries.parse(raw)
+    except (InvalidInput, EncodeError) as exc:
+        raise InvalidInput(f"--where {brief(text)}: {exc}") from None
+    assert node is not None
+    return node
+
+
+def short_form(text: str) -> dict[str, Any]:
+    """``PATH OP [VALUE]`` as the Motia v0 filter dict it stands for. A path with spaces,
+    or the whole value (an empty path), needs the JSON form."""
+    found = _SHORT.fullmatch(text)
+    if found is None:
+        raise InvalidInput(
+            "give PATH OP [VALUE] (as in 'status eq paid', 'total gt 100', 'note isNull') or JSON"
+        )
+    path, op, value = found.groups()
+    op = SYMBOLS.get(op, op)
+    if op in queries.CHECKS:
+        if value is not None:
+            raise InvalidInput(f"{op} takes no VALUE")
+        return {"valueKey": path, "operation": op}
+    if op not in queries.OPERAND_OPS:
+        known = ", ".join([*queries.OPERAND_OPS, *queries.CHECKS, *SYMBOLS])
+        raise InvalidInput(f"unknown operation {brief(op)} (one of {known})")
+    if value is None:
+        raise InvalidInput(f"{op} needs a VALUE")
+    return {"valueKey": path, "operation": op, "value": operand(value)}
+
+
+def operand(text: str) -> Any:
+    """VALUE as JSON when its syntax is JSON's (``100``, ``true``, ``["Oslo","Rome"]``,
+    ``"42"``), else the text itself (``paid``, ``007``). JSON that the engine would refuse
+    (an integer past 64 bits, a number past a double, NaN, a key twice) is refused, not
+    taken as text: it was meant as a value."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    except (ValueError, RecursionError):  # digits past Python's limit, nesting: read below
+        pass
+    return parse_json("VALUE", text)
+
+
+def limit_option(ctx: click.Context, _: click.Parameter, text: str | None) -> int | None:
+    """``--limit`` read here, not by click's INT, so that a bad one is one line."""
+    if text is None:
+        return None
+    if not re.fullmatch(r"\s*\+?\d{1,9}\s*", text):
+        raise InvalidInput(
+            f"--limit must be an int from 1 to {queries.MAX_LIMIT}, got {brief(text)}"
+        )
+    try:
+        return queries.limit_of(int(text))
+    except InvalidInput as exc:
+        raise InvalidInput(f"--{exc}") from None
+
+
+def order_option(ctx: click.Context, _: click.Parameter, text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return queries.order_path(text)
+    except InvalidInput as exc:
+        raise InvalidInput(f"--order-by {brief(text)}: {exc}") from None
+
+
+def record(item: Item) -> dict[str, Any]:
+    """A query's item as --json prints it: a value that JSON cannot carry is named in
+    ``error`` instead (as `json_line` does for a stream)."""
+    found = {
+        "key": item.key,
+        "value": item.value,
+        "version": item.version,
+        "expires_at": item.expires_at,
+    }
+    try:
+        dumps(found)
+    except Unprintable as exc:
+        return {**{k: v for k, v in found.items() if k != "value"}, "error": str(exc)}
+    return found
+
+
+def show_item(key: str, value: Any) -> None:
+    click.echo(click.style(name(key), fg="cyan", bold=True) + "\t" + shown(value))
+
+
 @main.command()
 @click.argument("group")
+@click.option(
+    "--where", "where", multiple=True, metavar="FILTER", callback=where_option, help=WHERE_HELP
+)
+@click.option(
+    "--order-by",
+    "order_by",
+    default=None,
+    metavar="PATH",
+    callback=order_option,
+    help="Sort by the value at PATH (numbers, then strings, then the rest; ties by key). "
+    "Reads the whole group per page.",
+)
+@click.option("--desc", is_flag=True, help="With --order-by: largest first.")
+@click.option(
+    "--limit",
+    default=None,
+    metavar="N",
+    callback=limit_option,
+    help=f"Print one page of at most N items (1 to {queries.MAX_LIMIT}) and the cursor of "
+    "the next (default: every match).",
+)
+@click.option("--cursor", default=None, help="Resume where the page that printed it ended.")
+@click.option("--count", "count_only", is_flag=True, help="Print only how many items match.")
 @with_state
-def items(state: State, out: Out, group: str) -> None:
-    """Print every item of a group, one per line, as the group is read (HSCAN pages).
+def items(
+    state: State,
+    out: Out,
+    group: str,
+    where: Predicate | None,
+    order_by: tuple[str, ...] | None,
+    desc: bool,
+    limit: int | None,
+    cursor: str | None,
+    count_only: bool,
+) -> None:
+    """Print the items of a group, one per line: every item as the group is read (HSCAN
+    pages), or with --where, --order-by, --limit or --cursor the items a query returns
+    (evaluated in the server on Redis; with --json each line carries version and
+    expires_at, and --limit prints one JSON document: {"items": [...], "cursor": ...}).
+
+    \b
+    Examples:
+      motia-state items orders --where 'status eq paid' --where 'total gt 100'
+      motia-state items orders --where 'customer.city in ["Oslo","Rome"]' --count
+      motia-state items orders --order-by total --desc --limit 10
+      motia-state items orders --where '{"not": {"valueKey": "note", "operation": "isNull"}}'
 
     An item whose value cannot be read is shown as such (``error`` with --json).
     """
+    if count_only:
+        if order_by is not None or desc or limit is not None or cursor is not None:
+            fail("--count takes only --where (not --order-by, --desc, --limit, --cursor)", USAGE)
+        matched = state.count(group, where)
+        if out.as_json:
+            out.json({"count": matched})
+        else:
+            click.echo(str(matched))
+        return
+    if desc and order_by is None:
+        fail("--desc needs --order-by", USAGE)
+    if where is None and order_by is None and limit is None and cursor is None:
+        every_item(state, out, group)
+    elif limit is not None:
+        page = state.query(
+            group, where, order_by=order_by, descending=desc, limit=limit, cursor=cursor
+        )
+        print_page(out, page)
+    else:
+        size = ORDERED_PAGE if order_by is not None else STREAM_PAGE
+        printed = 0
+        while True:
+            page = state.query(
+                group, where, order_by=order_by, descending=desc, limit=size, cursor=cursor
+            )
+            for item in page.items:
+                if out.as_json:
+                    click.echo(dumps(record(item)))
+                else:
+                    show_item(item.key, item.value)
+            printed += len(page.items)
+            if page.cursor is None:
+                break
+            cursor = page.cursor
+        if not out.as_json:
+            click.echo(f"{printed} item(s)", err=True)
+
+
+def every_item(state: State, out: Out, group: str) -> None:
+    """Every item, streamed; a value that cannot be read is shown as such."""
     count = 0
     for key, value in migration.lenient_items(state, group):
         count += 1
         if out.as_json:
             click.echo(json_line({"key": key, "value": value}))
         else:
-            click.echo(click.style(name(key), fg="cyan", bold=True) + "\t" + shown(value))
+            show_item(key, value)
     if not out.as_json:
         click.echo(f"{count} item(s)", err=True)
+
+
+def print_page(out: Out, page: Page) -> None:
+    if out.as_json:
+        out.json({"items": [record(item) for item in page.items], "cursor": page.cursor})
+        return
+    for item in page.items:
+        show_item(item.key, item.value)
+    more = "" if page.cursor is None else f"; next page: --cursor {page.cursor}"
+    click.echo(f"{len(page.items)} item(s){more}", err=True)
 
 
 @main.command()
