@@ -25,13 +25,14 @@ import redis
 import redis.asyncio
 from tests.servers import cluster
 
-from motia_state import AsyncState, Op, State, scripts
+from motia_state import AsyncState, F, Op, State, scripts
 from motia_state.backends import embedded
 from motia_state.backends.embedded import valkey_binary as embedded_binary
 from motia_state.changes import FeedSettings
 from motia_state.layout import KeyLayout
 
 from .measure import (
+    NOT_WORKLOAD,
     Latencies,
     Result,
     Round,
@@ -41,7 +42,7 @@ from .measure import (
     nested_names,
     timed,
 )
-from .report import LIMIT, NEAR_CACHE_GET, server_note
+from .report import LIMIT, NEAR_CACHE_GET, fig, server_note
 
 HERE = Path(__file__).resolve().parent
 NODE_DRIVER = HERE / "motia_v0" / "driver.mjs"
@@ -123,19 +124,22 @@ class Bench:
         unit: str = "ops",
         servers: dict[str, Sequence[redis.Redis]] | None = None,
         nested: Collection[str] | None = None,
+        rounds: int | None = None,
+        warmup: int | None = None,
     ) -> None:
         """Each implementation's rounds, interleaved; ``servers[impl]``: the servers whose
         INFO commandstats its rounds are measured on (default: the server under test);
         ``nested``: the commands run inside scripts (default: any the engine's scripts call;
-        see `measure.nested_in`)."""
+        see `measure.nested_in`); ``rounds``, ``warmup``: fewer than the sizes say, for a
+        workload whose every round is long (or warmed up by a round of its own)."""
         s = self.sizes
         on = {name: (servers or {}).get(name, [self.raw]) for name in impls}
         for result in compare(
             workload,
             params,
             impls,
-            rounds=s.rounds,
-            warmup=s.warmup,
+            rounds=min(s.rounds, rounds or s.rounds),
+            warmup=s.warmup if warmup is None else min(s.warmup, warmup),
             unit=unit,
             servers=on,
             nested=self.nested if nested is None else nested,
@@ -184,7 +188,9 @@ class MotiaV0:
     def available() -> bool:
         return shutil.which("node") is not None and (HERE / "motia_v0" / "node_modules").is_dir()
 
-    def __init__(self, url: str, workload: str, items: int, ops: int, value_bytes: int) -> None:
+    def __init__(
+        self, url: str, workload: str, items: int, ops: int, value_bytes: int, **more: Any
+    ) -> None:
         args = {
             "url": url,
             "prefix": f"bench-v0-{uuid.uuid4().hex[:8]}:",
@@ -193,6 +199,7 @@ class MotiaV0:
             "items": items,
             "ops": ops,
             "valueBytes": value_bytes,
+            **more,  # a workload's own (driver.mjs reads them)
         }
         self.proc = subprocess.Popen(
             [str(shutil.which("node")), str(NODE_DRIVER), json.dumps(args)],
@@ -226,14 +233,14 @@ class MotiaV0:
 
 @contextmanager
 def motia_v0(
-    b: Bench, workload: str, items: int, ops: int, value_bytes: int
+    b: Bench, workload: str, items: int, ops: int, value_bytes: int, **more: Any
 ) -> Iterator[dict[str, Round]]:
     """``{"motia v0 (node)": round}`` when the Node adapter is installed, else nothing."""
     if not b.v0:
         yield {}
         return
     try:
-        driver = MotiaV0(b.url, workload, items, ops, value_bytes)
+        driver = MotiaV0(b.url, workload, items, ops, value_bytes, **more)
     except (RuntimeError, OSError, ValueError) as exc:  # a broken Node install: say so, go on
         b.notes.append(f"Motia v0 baseline skipped for {workload}: {exc}")
         b.say(f"  (Motia v0 driver failed to start: {exc})")
@@ -552,6 +559,9 @@ def groups(b: Bench) -> None:
                     params,
                     {"engine": engine_iter, "redis-py": raw_iter},
                     unit="items",
+                    # HSCAN is sent at top level beside expired_among.lua (query.lua calls
+                    # it too): only that script's calls are inside it
+                    nested=nested_in([scripts.load("expired_among").text]),
                 )
 
 
@@ -569,6 +579,171 @@ def other_keys(b: Bench, n: int) -> Iterator[None]:
     finally:
         for start in range(0, n, 10_000):
             b.raw.unlink(*keys[start : start + 10_000])
+
+
+# -- queries: a filter evaluated in the server, or in the client ------------------------
+
+QUERY = "query, 1 % match"
+QUERY_MATCH_EVERY = 100  # item i matches when i % 100 == 0: 1 %
+#: Rounds of the query suite at most: every round is one query over the whole group, and
+#: Motia v0's takes seconds (a GET per key).
+QUERY_ROUNDS = 3
+#: SLOWLOG entries kept while the longest call is read: every command of a query, Motia v0's
+#: GET per key included, with room to spare (SLOWLOG keeps only the latest).
+SLOWLOG_ENTRIES = 250_000
+
+
+def status_value(i: int, size: int, every: int) -> dict[str, Any]:
+    """`measure.make_value` whose status is "match" when ``i % every == 0``, the padding
+    made up for it; driver.mjs builds the same bytes (its ``matchEvery``)."""
+    base: dict[str, Any] = {
+        "id": i,
+        "status": "match" if i % every == 0 else "pending",
+        "payload": "",
+    }
+    pad = max(0, size - len(dumps(base)))
+    return {**base, "payload": "x" * pad}
+
+
+def query(b: Bench) -> None:
+    """Issue 19: the 1 % of a 100k-item group whose status is "match", one query per round:
+    evaluated in the server (state.query paged 10,000 at a time, state.count), in the client
+    through the engine (get_group, then a Python filter) and at the client side's limit
+    (HGETALL, orjson, the same filter), and Motia v0's items() with its filter. Then, outside
+    the timed rounds, each one's bytes over the wire per query (INFO stats) and its longest
+    single server call (SLOWLOG with every command logged)."""
+    s = b.sizes
+    n, size, every = s.large_group, s.value_small, QUERY_MATCH_EVERY
+    values = {f"k{i}": status_value(i, size, every) for i in range(n)}
+    matching = len(range(0, n, every))
+    where = F("status") == "match"
+    params = {"items": n, "value_bytes": size, "matching": matching}
+    r = b.raw
+    with (
+        State.from_url(
+            b.url, prefix=f"bench-{uuid.uuid4().hex[:8]}:", cleanup_interval=None
+        ) as state,  # no sweeper: a background call would be in the SLOWLOG read
+        b.raw_hash(values) as key,
+    ):
+        state.set_many("g", values)
+
+        def matched(found: int) -> int:
+            if found != matching:
+                raise AssertionError(f"{found} items matched, not {matching}")
+            return 1
+
+        def engine_query(lat: Latencies) -> int:
+            def pages() -> int:
+                found, cursor = 0, None
+                while True:
+                    page = state.query("g", where, limit=10_000, cursor=cursor)
+                    found += len(page.items)
+                    if page.cursor is None:
+                        return found
+                    cursor = page.cursor
+
+            t0 = time.perf_counter_ns()
+            found = pages()
+            lat.append(time.perf_counter_ns() - t0)
+            return matched(found)
+
+        def engine_count(lat: Latencies) -> int:
+            t0 = time.perf_counter_ns()
+            found = state.count("g", where)
+            lat.append(time.perf_counter_ns() - t0)
+            return matched(found)
+
+        def engine_filter(lat: Latencies) -> int:
+            t0 = time.perf_counter_ns()
+            found = [v for v in state.get_group("g") if v.get("status") == "match"]
+            lat.append(time.perf_counter_ns() - t0)
+            return matched(len(found))
+
+        def raw_filter(lat: Latencies) -> int:
+            t0 = time.perf_counter_ns()
+            found = {}
+            for k, v in r.hgetall(key).items():
+                value = orjson.loads(v)
+                if value.get("status") == "match":
+                    found[k] = value
+            lat.append(time.perf_counter_ns() - t0)
+            return matched(len(found))
+
+        impls: dict[str, Round] = {
+            "engine query": engine_query,
+            "engine count": engine_count,
+            "engine get_group + filter": engine_filter,
+            "redis-py HGETALL + orjson + filter": raw_filter,
+        }
+        # the scripts' calls: query.lua's (HMGET and ZMSCORE through a helper, by name) and
+        # get_group's expired_keys.lua; HVALS, HGETALL, SCAN and GET are sent at top level
+        reads = nested_in([scripts.load(name).text for name in ("query", "expired_keys")])
+        with motia_v0(b, "items", n, 1, size, matchEvery=every) as v0:
+            impls.update(v0)
+            # the untimed round that reads the wire is Motia v0's warm-up (its query takes
+            # seconds); the others warm up before theirs, so a script's first load is not in it
+            for name, one_round in impls.items():
+                if name not in v0:
+                    one_round([])
+            on_wire = {name: wire_figures(b, one_round) for name, one_round in impls.items()}
+            b.compare(
+                QUERY,
+                params,
+                impls,
+                unit="queries",
+                nested=reads | {"hmget", "zmscore"},
+                rounds=QUERY_ROUNDS,
+                warmup=0,
+            )
+    found = {r.impl: r for r in b.results if r.workload == QUERY and r.params == params}
+    for name, result in found.items():
+        if result.server is not None:
+            result.server.update(on_wire[name])
+    ms = {name: 1000 / result.median for name, result in found.items()}
+    for name, result in found.items():
+        srv, wire = result.server or {}, on_wire[name]
+        b.say(
+            f"  {name:<36} {ms[name]:>9,.1f} ms/query ({ms[name] / ms['engine query']:.2f}x), "
+            f"{wire['net_output_bytes_per_op'] / 1e6:.3f} MB out, "
+            f"{wire['net_input_bytes_per_op'] / 1e6:.3f} MB in; longest call "
+            f"{wire['longest_call']} {wire['longest_call_us']:,} us; srv "
+            f"{fig(srv.get('usec_per_call'))} us/call x {fig(srv.get('calls_per_op'))} calls"
+        )
+
+
+def wire_figures(b: Bench, one_round: Round) -> dict[str, Any]:
+    """One more round of ``one_round``, untimed: the bytes the server sent and received per
+    op (INFO stats' totals, zeroed by CONFIG RESETSTAT just before), and its longest single
+    command (SLOWLOG, every command logged; the measurement's own left out)."""
+    r = b.raw
+    saved = r.config_get("slowlog-*")
+    r.config_set("slowlog-log-slower-than", 0)
+    r.config_set("slowlog-max-len", SLOWLOG_ENTRIES)
+    try:
+        r.slowlog_reset()
+        r.config_resetstat()
+        done = one_round([])
+        stats = r.info("stats")
+        log = r.slowlog_get(SLOWLOG_ENTRIES)
+    finally:
+        for name, value in saved.items():
+            r.config_set(name, value)
+        r.slowlog_reset()
+    ops = done[0] if isinstance(done, tuple) else done
+    commands = [
+        (int(e["duration"]), e["command"].split(b" ", 1)[0].decode().lower())
+        for e in log
+        if e["command"].split(b" ", 1)[0].decode().lower() not in NOT_WORKLOAD | {"slowlog"}
+    ]
+    longest, name = max(commands, default=(0, "-"))
+    return {
+        "net_output_bytes_per_op": int(stats["total_net_output_bytes"]) / ops,
+        "net_input_bytes_per_op": int(stats["total_net_input_bytes"]) / ops,
+        "longest_call_us": longest,
+        "longest_call": name.upper(),
+        "slowlog_entries": len(commands),
+        "slowlog_full": len(log) >= SLOWLOG_ENTRIES,
+    }
 
 
 # -- the default install: file vs embedded ---------------------------------------------
@@ -1212,6 +1387,7 @@ SUITES: list[tuple[str, Callable[[Bench], None]]] = [
     ("AsyncState, 64 tasks", concurrent),
     ("set_many", batches),
     ("get_group / iter_items", groups),
+    ("query: the server filters", query),
     ("default install: file vs embedded", default_install),
     ("TTL", ttl),
     ("change feed", feed),

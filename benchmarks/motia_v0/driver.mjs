@@ -1,15 +1,19 @@
 // Drives Motia v0's Redis state adapter for the Python harness (benchmarks/workloads.py).
-// argv[2]: JSON {url, prefix, workload: "set"|"get"|"getGroup", group, items, ops, valueBytes}.
-// The group is preloaded with `items` values; then every line read on stdin runs one round
-// and answers one JSON line {ops, seconds, latencies_ns}. Values are built exactly as
-// benchmarks/measure.py builds them, so both sides move the same bytes.
+// argv[2]: JSON {url, prefix, workload: "set"|"get"|"getGroup"|"items", group, items, ops,
+// valueBytes, matchEvery}. The group is preloaded with `items` values; then every line read on
+// stdin runs one round and answers one JSON line {ops, seconds, latencies_ns}. Values are built
+// exactly as benchmarks/measure.py builds them (with matchEvery, item i's status is "match"
+// when i % matchEvery == 0, as benchmarks/workloads.py's query suite builds them), so both
+// sides move the same bytes. "items": one adapter.items() with the filter status eq "match"
+// per round.
 import { createInterface } from "node:readline";
 import { RedisStateAdapter } from "@motiadev/adapter-redis-state";
 
 const p = JSON.parse(process.argv[2]);
 
 function makeValue(i, size) {
-  const base = { id: i, status: "pending", payload: "" };
+  const status = p.matchEvery && i % p.matchEvery === 0 ? "match" : "pending";
+  const base = { id: i, status, payload: "" };
   const pad = Math.max(0, size - JSON.stringify(base).length);
   return { ...base, payload: "x".repeat(pad) };
 }
@@ -32,6 +36,13 @@ async function round() {
     const values = await adapter.getGroup(p.group);
     if (values.length !== p.items) throw new Error(`getGroup returned ${values.length} items`);
     ops = p.items;
+  } else if (p.workload === "items") {
+    const filter = [{ valueKey: "status", operation: "eq", value: "match" }];
+    const found = await adapter.items({ groupId: p.group, filter });
+    const want = Math.ceil(p.items / p.matchEvery);
+    if (found.length !== want) throw new Error(`items returned ${found.length}, not ${want}`);
+    ops = 1;
+    latencies.push(Number(process.hrtime.bigint() - start));
   } else {
     for (let i = 0; i < p.ops; i++) {
       const key = `k${i % p.items}`;
