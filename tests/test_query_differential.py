@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from motia_state import query
 from motia_state.query import All, AnyOf, Check, Compare, Not, Predicate
 
-from .conftest import Opener
+from .conftest import Opener, Target
 
 INT64 = (-(2**63), 2**63 - 1)
 EDGES = [0, 1, -1, 2**53, 2**53 + 1, 2**63 - 1, -(2**63), 2**62]
@@ -76,8 +76,10 @@ predicates = st.recursive(
 )
 @given(items=st.lists(values, min_size=1, max_size=12), where=st.lists(predicates, max_size=3))
 def test_the_server_and_the_reference_agree(
-    open_state: Opener, codec: str, items: list[Any], where: list[Predicate]
+    open_state: Opener, target: Target, codec: str, items: list[Any], where: list[Predicate]
 ) -> None:
+    if codec == "msgpack" and target.name == "file":
+        pytest.skip("file:// keeps Motia's JSON file: JSON only")
     state = open_state(codec=codec, cleanup_interval=None)
     group = f"q-{uuid.uuid4().hex[:8]}"
     state.set_many(group, {f"k{i}": v for i, v in enumerate(items)})
