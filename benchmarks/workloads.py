@@ -153,10 +153,13 @@ class Bench:
             )
 
     @contextmanager
-    def state(self, url: str | None = None, prefix: str | None = None) -> Iterator[State]:
-        """A State on a private prefix (Redis) or the given URL, emptied afterwards."""
+    def state(
+        self, url: str | None = None, prefix: str | None = None, **more: Any
+    ) -> Iterator[State]:
+        """A State on a private prefix (Redis) or the given URL, emptied afterwards;
+        ``more``: other `State.from_url` options."""
         options = {} if url else {"prefix": prefix or f"bench-{uuid.uuid4().hex[:8]}:"}
-        with State.from_url(url or self.url, **options) as st:
+        with State.from_url(url or self.url, **options, **more) as st:
             yield st
             for group in st.list_groups():
                 st.clear(group)
@@ -588,6 +591,9 @@ QUERY_MATCH_EVERY = 100  # item i matches when i % 100 == 0: 1 %
 #: Rounds of the query suite at most: every round is one query over the whole group, and
 #: Motia v0's takes seconds (a GET per key).
 QUERY_ROUNDS = 3
+#: Untimed queries whose longest call is read (the median is reported: one pause of the shared
+#: machine is in one of them); Motia v0's takes seconds and its longest call is a GET: one.
+QUERY_PROBES = 3
 #: SLOWLOG entries kept while the longest call is read: every command of a query, Motia v0's
 #: GET per key included, with room to spare (SLOWLOG keeps only the latest).
 SLOWLOG_ENTRIES = 250_000
@@ -619,12 +625,8 @@ def query(b: Bench) -> None:
     where = F("status") == "match"
     params = {"items": n, "value_bytes": size, "matching": matching}
     r = b.raw
-    with (
-        State.from_url(
-            b.url, prefix=f"bench-{uuid.uuid4().hex[:8]}:", cleanup_interval=None
-        ) as state,  # no sweeper: a background call would be in the SLOWLOG read
-        b.raw_hash(values) as key,
-    ):
+    # no sweeper: a background call would be in the SLOWLOG read
+    with b.state(cleanup_interval=None) as state, b.raw_hash(values) as key:
         state.set_many("g", values)
 
         def matched(found: int) -> int:
@@ -685,7 +687,10 @@ def query(b: Bench) -> None:
             for name, one_round in impls.items():
                 if name not in v0:
                     one_round([])
-            on_wire = {name: wire_figures(b, one_round) for name, one_round in impls.items()}
+            on_wire = {
+                name: wire_figures(b, one_round, 1 if name in v0 else QUERY_PROBES)
+                for name, one_round in impls.items()
+            }
             b.compare(
                 QUERY,
                 params,
@@ -706,43 +711,48 @@ def query(b: Bench) -> None:
             f"  {name:<36} {ms[name]:>9,.1f} ms/query ({ms[name] / ms['engine query']:.2f}x), "
             f"{wire['net_output_bytes_per_op'] / 1e6:.3f} MB out, "
             f"{wire['net_input_bytes_per_op'] / 1e6:.3f} MB in; longest call "
-            f"{wire['longest_call']} {wire['longest_call_us']:,} us; srv "
+            f"{wire['longest_call']} {wire['longest_call_us']:,} us "
+            f"(each: {', '.join(f'{us:,}' for us in wire['longest_call_us_each'])}); srv "
             f"{fig(srv.get('usec_per_call'))} us/call x {fig(srv.get('calls_per_op'))} calls"
         )
 
 
-def wire_figures(b: Bench, one_round: Round) -> dict[str, Any]:
-    """One more round of ``one_round``, untimed: the bytes the server sent and received per
-    op (INFO stats' totals, zeroed by CONFIG RESETSTAT just before), and its longest single
-    command (SLOWLOG, every command logged; the measurement's own left out)."""
+def wire_figures(b: Bench, one_round: Round, repeats: int) -> dict[str, Any]:
+    """``repeats`` more rounds of ``one_round``, untimed: the bytes the server sent and
+    received per op in the first (INFO stats' totals, zeroed by CONFIG RESETSTAT just before),
+    and each round's longest single command (SLOWLOG, every command logged; the measurement's
+    own left out): their median, and the longest of all."""
     r = b.raw
     saved = r.config_get("slowlog-*")
     r.config_set("slowlog-log-slower-than", 0)
     r.config_set("slowlog-max-len", SLOWLOG_ENTRIES)
+    rounds: list[tuple[int, dict[str, Any], list[dict[str, Any]]]] = []
     try:
-        r.slowlog_reset()
-        r.config_resetstat()
-        done = one_round([])
-        stats = r.info("stats")
-        log = r.slowlog_get(SLOWLOG_ENTRIES)
+        for _ in range(repeats):
+            r.slowlog_reset()
+            r.config_resetstat()
+            done = one_round([])
+            stats = r.info("stats")
+            log = r.slowlog_get(SLOWLOG_ENTRIES)
+            rounds.append((done[0] if isinstance(done, tuple) else done, stats, log))
     finally:
         for name, value in saved.items():
             r.config_set(name, value)
         r.slowlog_reset()
-    ops = done[0] if isinstance(done, tuple) else done
-    commands = [
-        (int(e["duration"]), e["command"].split(b" ", 1)[0].decode().lower())
-        for e in log
-        if e["command"].split(b" ", 1)[0].decode().lower() not in NOT_WORKLOAD | {"slowlog"}
-    ]
-    longest, name = max(commands, default=(0, "-"))
+    longest: list[tuple[int, str]] = []
+    for _, _, log in rounds:
+        calls = [(int(e["duration"]), e["command"].split(b" ", 1)[0].decode().lower()) for e in log]
+        mine = [(us, name) for us, name in calls if name not in NOT_WORKLOAD | {"slowlog"}]
+        longest.append(max(mine, default=(0, "-")))
+    ops, stats, log = rounds[0]
+    median_us, name = sorted(longest)[len(longest) // 2]
     return {
         "net_output_bytes_per_op": int(stats["total_net_output_bytes"]) / ops,
         "net_input_bytes_per_op": int(stats["total_net_input_bytes"]) / ops,
-        "longest_call_us": longest,
+        "longest_call_us": median_us,
         "longest_call": name.upper(),
-        "slowlog_entries": len(commands),
-        "slowlog_full": len(log) >= SLOWLOG_ENTRIES,
+        "longest_call_us_each": [us for us, _ in longest],
+        "slowlog_full": any(len(log) >= SLOWLOG_ENTRIES for _, _, log in rounds),
     }
 
 
