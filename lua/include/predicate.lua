@@ -13,7 +13,7 @@
 --   pred_valid(value) -> whether the client's codec decodes `value`: JsonCodec (orjson, else
 --     Python's json.loads on strict UTF-8: NaN and Infinity allowed, ints of at most 4300
 --     digits) or MsgpackCodec (msgpack-python, raw=False, strict_map_key: str or bin keys,
---     valid timestamps); at most 1024 nested containers.
+--     ext types 0..127 or a valid timestamp); at most 1024 nested containers.
 -- Keys touched: none.
 --
 -- Semantics (query.py's `matches` is the reference). v is the value at the path (the whole
@@ -21,7 +21,7 @@
 -- duplicated key: its last value, as the decoders keep). eq: deep equality; numbers by exact
 -- value (ints of any size as decimal text, floats as doubles, int against float exactly),
 -- booleans are not numbers, strings by their decoded bytes, objects ignoring key order,
--- msgpack bin equals bin only, ext nothing. neq: not eq. gt gte lt lte: two numbers, or two
+-- msgpack bin equals bin only, an ext an ext of the same type and bytes (no client sends one). neq: not eq. gt gte lt lte: two numbers, or two
 -- strings by bytes (not Lua's `<`: strcoll follows the server's locale). contains: substring of
 -- a string, or an element of an array equal to the operand; notContains: not contains.
 -- startsWith endsWith: strings. in: v equals an element of the operand. isNull: MISSING or
@@ -33,7 +33,7 @@
 -- for which the predicate holds is then validated whole (pred_valid): that costs the matches
 -- only, and a value no client could read never matches. Decoded values are {kind, payload}:
 -- 's' string bytes, 'b' bin bytes, 'i' canonical decimal text, 'f' double, 'N' null, 'T'
--- true, 'F' false, 'x' ext, 'a' {items}, 'o' {map, count}.
+-- true, 'F' false, 'x' ext type and data bytes, 'a' {items}, 'o' {map, count}.
 
 local pred_byte, pred_sub, pred_find = string.byte, string.sub, string.find
 local pred_huge = math.huge
@@ -124,7 +124,7 @@ local function pred_scalar_eq(ta, a, tb, b)
   if (ta == 'i' or ta == 'f') and (tb == 'i' or tb == 'f') then
     return pred_num_cmp(ta, a, tb, b) == 0
   end
-  return ta == tb and ta ~= 'x' and a == b
+  return ta == tb and a == b
 end
 
 local function pred_equal(a, b)
@@ -595,7 +595,7 @@ local function pred_json_scanner()
   end
 
   return {start = start, member = member, scalar = scalar, is_null = is_null, decode = decode,
-    valid = valid, plain = plain, needle = needle}
+    valid = valid, plain = plain, needle = needle, json = true}
 end
 
 -- The scanner of msgpack bytes (the interface of pred_json_scanner's). Numbers go through
@@ -710,8 +710,10 @@ local function pred_msgpack_scanner()
       return c == 0xc0 and 'N' or (c == 0xc3 and 'T' or 'F')
     elseif k == 'b' then
       return 'b', pred_sub(s, a, b)
+    elseif k == 'x' then
+      return 'x', pred_sub(s, a - 1, b)  -- its type and data
     end
-    return k  -- 'o', 'a', 'x'
+    return k  -- 'o', 'a'
   end
 
   local function decode(s, i, depth)
@@ -775,8 +777,11 @@ local function pred_msgpack_scanner()
       error('truncated')
     elseif k == 's' and wide and b >= a and not pred_utf8(pred_sub(s, a, b), 1, b - a + 1) then
       error('str not UTF-8')
-    elseif k == 'x' and pred_byte(s, a - 1) == 0xff then  -- a timestamp
+    elseif k == 'x' and pred_byte(s, a - 1) >= 0x80 then  -- a reserved type: -1 alone
       local n = b - a + 1
+      if pred_byte(s, a - 1) ~= 0xff then
+        error('ext type reserved')  -- msgpack-python's ExtType takes 0..127
+      end
       if n == 8 and uint(s, a, 4) >= 4 * 1000000000 or n == 12 and uint(s, a, 4) > 999999999 then
         error('timestamp nanoseconds')
       elseif n ~= 4 and n ~= 8 and n ~= 12 then
@@ -821,6 +826,16 @@ local PRED_OPERAND = {eq = true, neq = true, gt = true, gte = true, lt = true, l
   contains = true, notContains = true, startsWith = true, endsWith = true, ['in'] = true}
 local PRED_PATH = {isNull = true, isNotNull = true, exists = true}
 
+-- A token (a path segment or an operand) decoded whole; raises unless it is one value.
+local function pred_token(text)
+  local d, after = pred_scan.decode(text, pred_scan.start(text), 1)
+  local rest = pred_sub(text, after)
+  if rest ~= '' and not (pred_scan.json and pred_find(rest, '^[ \t\r\n]*$')) then
+    error('a token holds more than one value')
+  end
+  return d
+end
+
 local function pred_node(argv, at)
   local op = argv[at]
   if op == 'and' or op == 'or' then
@@ -840,13 +855,15 @@ local function pred_node(argv, at)
   local nseg = tonumber(argv[at + 1])
   local node = {op = op, segs = {}, quoted = {}}
   for k = 1, nseg do
-    local seg = codec_key(argv[at + 1 + k])
-    node.segs[k], node.quoted[k] = seg, pred_scan.needle(seg, 'whole')
+    local seg = pred_token(argv[at + 1 + k])
+    if seg[1] ~= 's' then
+      error('a path segment is not a string')
+    end
+    node.segs[k], node.quoted[k] = seg[2], pred_scan.needle(seg[2], 'whole')
   end
   at = at + 2 + nseg
   if PRED_OPERAND[op] then
-    local text = argv[at]
-    local d = pred_scan.decode(text, pred_scan.start(text), 1)
+    local d = pred_token(argv[at])
     node.d, node.t, node.v = d, d[1], d[2]
     at = at + 1
   end
