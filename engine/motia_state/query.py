@@ -47,10 +47,13 @@ MAX_DEPTH = 32  # nesting of and/or/not
 MAX_NODES = 1000
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
-# One server call: HSCAN pages of PAGE_COUNT fields until BUDGET fields were examined (a few
-# milliseconds of server time for values of a few hundred bytes; see lua/query.lua).
-PAGE_COUNT = 500
-BUDGET = 2_000
+# One server call: HSCAN pages of PAGE_COUNT fields until BUDGET fields were examined, or
+# WANTED matches found: a few milliseconds of server time at most for values of a few hundred
+# bytes (a field the predicate rejects costs about 1-3 us, a match, validated whole, 7-12 us:
+# see lua/query.lua).
+PAGE_COUNT = 250
+BUDGET = 500
+WANTED = 250
 MISSING: Any = object()
 
 Path = tuple[str, ...]
@@ -310,7 +313,11 @@ def equal(a: Any, b: Any) -> bool:
 def _ordered(a: Any, b: Any) -> int | None:
     """-1, 0 or 1 when ``a`` and ``b`` are both numbers or both strings; else None."""
     if (_number(a) and _number(b)) or (isinstance(a, str) and isinstance(b, str)):
-        return -1 if a < b else (1 if a > b else 0)
+        if a < b:
+            return -1
+        if a > b:
+            return 1
+        return 0 if a == b else None  # NaN (another tool's msgpack) is unordered
     return None
 
 
@@ -498,13 +505,13 @@ def run(query: Query, limit: int, cursor: object) -> PlanSteps[Page]:
     scan, skip = _scan_cursor(cursor)
     found: list[ops.Item] = []
     while True:
-        wanted = limit - len(found)
-        reply: ops.QueryReply = yield query.page(scan, skip, wanted, "items")
+        need = limit - len(found)
+        reply: ops.QueryReply = yield query.page(scan, skip, min(need, WANTED), "items")
         matches = reply.matches
-        if len(matches) > wanted:  # the cut falls in the last page examined
-            from_page = reply.page_matches - (len(matches) - wanted)
+        if len(matches) > need:  # the call stopped after the page that reached the count
+            from_page = reply.page_matches - (len(matches) - need)  # the cut is in that page
             resumed = skip if reply.page_cursor == scan else 0
-            found += [query.item(m) for m in matches[:wanted]]
+            found += [query.item(m) for m in matches[:need]]
             return Page(found, f"{reply.page_cursor}:{resumed + from_page}")
         found += [query.item(m) for m in matches]
         if reply.cursor == "0":
@@ -590,7 +597,7 @@ def ordered(
     heap: list[_Ranked] = []
     scan = "0"
     while True:
-        reply: ops.QueryReply = yield query.page(scan, 0, BUDGET, "items")
+        reply: ops.QueryReply = yield query.page(scan, 0, WANTED, "items")
         for raw in reply.matches:
             item = query.item(raw)
             rank = _sort_key(at(item.value, order_by))
