@@ -68,7 +68,7 @@ def _ordered_cursor(kind: Any, value: Any, key: Any) -> str:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a page cursor skips a count of matches (query.py:508, lua/query.lua:73, "
+    reason="a page cursor skips a count of matches (query.py:515, lua/query.lua:73, "
     "backends/adapter.py:294): when a returned match is deleted before the next page, the "
     "skip passes over a match present throughout that was never returned",
 )
@@ -178,8 +178,8 @@ FORGED = [
 @pytest.mark.xfail(
     strict=True,
     reason="cursors are checked by shape only: str.isdigit takes Unicode digits and any "
-    "length (query.py:458, query.py:669), an ordered cursor's value is not checked against "
-    "its kind (query.py:578); ValueError, TypeError or the server's 'invalid cursor' "
+    "length (query.py:465, query.py:676), an ordered cursor's value is not checked against "
+    "its kind (query.py:585); ValueError, TypeError or the server's 'invalid cursor' "
     "(StateError) instead of InvalidInput, or a forged cursor silently taken off Redis",
 )
 @pytest.mark.parametrize(("kind", "cursor"), FORGED)
@@ -242,8 +242,8 @@ def test_a_skip_past_the_page_gives_nothing_more(target: Target) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="query.py:566 writes the cursor with orjson, which writes inf and NaN as null: "
-    "the next page compares None with a number (TypeError, query.py:556)",
+    reason="query.py:573 writes the cursor with orjson, which writes inf and NaN as null: "
+    "the next page compares None with a number (TypeError, query.py:563)",
 )
 def test_an_ordered_cursor_resumes_after_an_infinite_value(target: Target) -> None:
     if target.name == "file":
@@ -257,7 +257,7 @@ def test_an_ordered_cursor_resumes_after_an_infinite_value(target: Target) -> No
 
 @pytest.mark.xfail(
     strict=True,
-    reason="query._before and _Sorter (query.py:551-621) order NaN as equal to every number, "
+    reason="query._before and _Sorter (query.py:558-628) order NaN as equal to every number, "
     "so the heap and the final sort are not a total order: 5 before 1 ascending",
 )
 def test_nan_does_not_scramble_the_order_of_numbers(target: Target) -> None:
@@ -290,7 +290,7 @@ def test_nan_is_ordered_with_nothing(target: Target) -> None:
 @pytest.mark.redis_only
 @pytest.mark.xfail(
     strict=True,
-    reason="query.py:566: orjson cannot write an int past 64 bits (one another tool wrote, "
+    reason="query.py:573: orjson cannot write an int past 64 bits (one another tool wrote, "
     "which the JSON codec reads), so a page whose last item holds one raises TypeError",
 )
 def test_an_ordered_cursor_names_an_int_beyond_64_bits(target: Target) -> None:
@@ -579,7 +579,7 @@ def test_a_predicate_of_1000_nodes_runs_and_1001_is_refused(target: Target) -> N
 
 @pytest.mark.xfail(
     strict=True,
-    reason="Predicate.__and__/__or__ (query.py:64-68) nest instead of flattening, so "
+    reason="Predicate.__and__/__or__ (query.py:67-71) nest instead of flattening, so "
     "where = where & cond over 33 conditions is refused as deeper than MAX_DEPTH (32), "
     "though the same conditions as a list are accepted",
 )
