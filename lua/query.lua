@@ -3,12 +3,15 @@
 --   the live matches returned. Read-only: it calls no write command.
 -- uses: clock numbers $codec predicate
 -- KEYS[1] data hash, KEYS[2] versions hash, KEYS[3] expiries.
--- ARGV[1] HSCAN cursor to start at ('0': the start), ARGV[2] matches of that first page to skip
---   (a resume in the middle of a page), ARGV[3] COUNT for each HSCAN call, ARGV[4] budget:
+-- ARGV[1] HSCAN cursor to start at ('0': the start), ARGV[2] the matches of that first page
+--   already returned, to leave out (a resume in the middle of a page): the first 16 hex digits
+--   of each one's key's SHA1, concatenated ('' for none); by identity, not by count, so that a
+--   match returned and then deleted does not shift the rest. ARGV[3] COUNT for each HSCAN call, ARGV[4] budget:
 --   fields examined in this call (once reached, stop after the page in hand), ARGV[5] wanted:
 --   stop after the page in which the matches reached this many (0: no such stop; count's
 --   calls want every match the budget reaches), ARGV[6] mode: 'items' or
---   'count', ARGV[7] predicate token count (0: every live item matches, its value unread),
+--   'count', ARGV[7] predicate token count (0: every live item whose value the client's codec
+--   decodes matches),
 --   ARGV[8...] the predicate tokens in prefix order (see include/predicate.lua).
 -- Returns {next_cursor ('0': the hash is done), page_cursor (the cursor the last page examined
 --   started at), page_matches (how many of the returned matches came from that last page,
@@ -32,7 +35,14 @@ if mode ~= 'items' and mode ~= 'count' then
 end
 local items = mode == 'items'
 local tree = pred_compile(ARGV, 8, tonumber(ARGV[7]))
-local cursor, skip, count = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local cursor, count = ARGV[1], ARGV[3]
+local skip = nil  -- digest -> true: the first page's matches already returned
+if ARGV[2] ~= '' then
+  skip = {}
+  for at = 1, #ARGV[2], 16 do
+    skip[string.sub(ARGV[2], at, at + 15)] = true
+  end
+end
 local budget, wanted = tonumber(ARGV[4]), tonumber(ARGV[5])
 local expiring = redis.call('EXISTS', KEYS[3]) == 1
 local now = expiring and now_ms()
@@ -60,7 +70,7 @@ repeat
   examined = examined + #flat / 2
   local keys, vals = {}, {}
   for j = 1, #flat, 2 do
-    if not tree or pred_match(tree, flat[j + 1]) then
+    if (tree and pred_match(tree, flat[j + 1])) or (not tree and pred_valid(flat[j + 1])) then
       keys[#keys + 1] = flat[j]
       vals[#keys] = flat[j + 1]
     end
@@ -69,15 +79,12 @@ repeat
   local live = {}
   for n = 1, #keys do
     local at = tonumber(ats[n])
-    if not (at and at <= now) then
-      if skip > 0 then
-        skip = skip - 1
-      else
-        live[#live + 1] = n
-      end
+    if not (at and at <= now)
+        and not (skip and skip[string.sub(redis.sha1hex(keys[n]), 1, 16)]) then
+      live[#live + 1] = n
     end
   end
-  skip = 0
+  skip = nil
   page_matches = #live
   total = total + page_matches
   if items and page_matches > 0 then

@@ -263,14 +263,15 @@ class QueryReply:
 @declare(writes=False, script="query")
 @dataclass(frozen=True, slots=True)
 class QueryPage(Request[QueryReply]):
-    """Pages of a group's items from ``cursor`` on (``skip`` matches of its first page
-    already returned), filtered by a predicate (motia_state.query), until ``wanted`` matches
-    or ``budget`` items examined. ``tokens``: the predicate as lua/query.lua takes it;
+    """Pages of a group's items from ``cursor`` on (``returned``: the first page's matches
+    already returned, as `query.digest`s of their keys), filtered by a predicate
+    (motia_state.query), until ``wanted`` matches or ``budget`` items examined. ``tokens``:
+    the predicate as lua/query.lua takes it;
     ``reference``: the same tree, operands decoded, for a backend that evaluates it itself."""
 
     group: str
     cursor: str
-    skip: int
+    returned: str
     page_count: int
     budget: int
     wanted: int

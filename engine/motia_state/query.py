@@ -24,7 +24,9 @@ call (`ops.QueryPage`), and the loop stops once the page is full or the group is
 from __future__ import annotations
 
 import base64
+import hashlib
 import heapq
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +47,8 @@ CHECKS = ("isNull", "isNotNull", "exists")
 MOTIA_V0 = (*COMPARISONS, *STRINGS, "isNull", "isNotNull")
 MAX_DEPTH = 32  # nesting of and/or/not
 MAX_NODES = 1000
+MAX_IN = 256  # values of an `in` list
+MAX_NEEDLE = 1024  # characters of a string operand
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 # One server call: HSCAN pages of PAGE_COUNT fields until BUDGET fields were examined, or
@@ -65,10 +69,13 @@ class Predicate:
     __slots__ = ()
 
     def __and__(self, other: Predicate) -> All:
-        return All((self, _node(other)))
+        """``a & b & c`` is one `All` of three, not nested: a long chain stays shallow."""
+        head = self.nodes if isinstance(self, All) else (self,)
+        return All((*head, _node(other)))
 
     def __or__(self, other: Predicate) -> AnyOf:
-        return AnyOf((self, _node(other)))
+        head = self.nodes if isinstance(self, AnyOf) else (self,)
+        return AnyOf((*head, _node(other)))
 
     def __invert__(self) -> Not:
         return Not(self)
@@ -257,6 +264,12 @@ def _check(node: Predicate, depth: int, count: list[int]) -> None:
             raise InvalidInput(f"{node.op} takes a str, not {brief(node.operand)}")
         if node.op == "in" and not isinstance(node.operand, (list, tuple)):
             raise InvalidInput(f"in takes a list of values, not {brief(node.operand)}")
+        # The server compares a value with each element of an `in` list, and searches a
+        # string by plain substring search: operands this size keep a call's time bounded.
+        if node.op == "in" and len(node.operand) > MAX_IN:
+            raise InvalidInput(f"in takes at most {MAX_IN} values, got {len(node.operand)}")
+        if node.op in STRINGS and isinstance(node.operand, str) and len(node.operand) > MAX_NEEDLE:
+            raise InvalidInput(f"a {node.op} string operand is over {MAX_NEEDLE} characters")
     elif isinstance(node, Check):
         if node.op not in CHECKS:
             raise InvalidInput(f"unknown check {brief(node.op)}")
@@ -455,15 +468,29 @@ class KeyPage:
     cursor: str | None
 
 
-def _scan_cursor(cursor: object) -> tuple[str, int]:
-    """A page cursor as `Page.cursor` writes it: ``<HSCAN cursor>:<matches of that page
-    already returned>``."""
+_SCAN_CURSOR = re.compile(r"(0|[1-9][0-9]{0,19}):((?:[0-9a-f]{16})*)")
+MAX_SCAN_CURSOR = 2**64 - 1
+
+
+def digest(key: str) -> str:
+    """A returned match's mark in a cursor: the first 16 hex digits of its key's SHA1 (the
+    script computes the same with redis.sha1hex)."""
+    return hashlib.sha1(key.encode("utf-8", errors="surrogateescape")).hexdigest()[:16]
+
+
+def digests(marks: str) -> list[str]:
+    return [marks[i : i + 16] for i in range(0, len(marks), 16)]
+
+
+def _scan_cursor(cursor: object) -> tuple[str, str]:
+    """A page cursor as `Page.cursor` writes it: ``<HSCAN cursor>:<the digests of the
+    matches of that page already returned>``."""
     if cursor is None:
-        return "0", 0
-    if isinstance(cursor, str):
-        scan, sep, skip = cursor.partition(":")
-        if sep and scan.isdigit() and skip.isdigit() and len(cursor) <= 60:
-            return scan, int(skip)
+        return "0", ""
+    if isinstance(cursor, str) and len(cursor) <= 21 + 16 * 100_000:
+        found = _SCAN_CURSOR.fullmatch(cursor)
+        if found and int(found[1]) <= MAX_SCAN_CURSOR:
+            return found[1], found[2]
     raise InvalidInput(f"cursor {brief(cursor)} is not one a query page gave")
 
 
@@ -483,9 +510,9 @@ class Query:
         self.tokens = wire(self.node, core.codec, core.max_value_bytes)
         self.reference = decoded(core.codec, self.node)
 
-    def page(self, cursor: str, skip: int, wanted: int, mode: str) -> Plan[Any]:
+    def page(self, cursor: str, returned: str, wanted: int, mode: str) -> Plan[Any]:
         op = ops.QueryPage(
-            self.group, cursor, skip, PAGE_COUNT, BUDGET, wanted, mode, self.tokens,
+            self.group, cursor, returned, PAGE_COUNT, BUDGET, wanted, mode, self.tokens,
             self.reference,
         )  # fmt: skip
         return Plan(op, _same)
@@ -501,30 +528,34 @@ def _same(raw: Any) -> Any:
 
 
 def run(query: Query, limit: int, cursor: object) -> PlanSteps[Page]:
-    """The items of one page, in the order the group's hash gives them."""
-    scan, skip = _scan_cursor(cursor)
+    """The items of one page, in the order the group's hash gives them. A page that ends
+    inside a server page names, in its cursor, the matches of that server page it returned,
+    so that the next call leaves out exactly those (whatever was deleted meanwhile)."""
+    scan, returned = _scan_cursor(cursor)
     found: list[ops.Item] = []
     while True:
         need = limit - len(found)
-        reply: ops.QueryReply = yield query.page(scan, skip, min(need, WANTED), "items")
+        reply: ops.QueryReply = yield query.page(scan, returned, min(need, WANTED), "items")
         matches = reply.matches
         if len(matches) > need:  # the call stopped after the page that reached the count
-            from_page = reply.page_matches - (len(matches) - need)  # the cut is in that page
-            resumed = skip if reply.page_cursor == scan else 0
-            found += [query.item(m) for m in matches[:need]]
-            return Page(found, f"{reply.page_cursor}:{resumed + from_page}")
+            taken = matches[:need]  # the cut is in that last page
+            from_page = taken[len(matches) - reply.page_matches :]
+            before = returned if reply.page_cursor == scan else ""
+            found += [query.item(m) for m in taken]
+            marks = before + "".join(digest(m.key) for m in from_page)
+            return Page(found, f"{reply.page_cursor}:{marks}")
         found += [query.item(m) for m in matches]
         if reply.cursor == "0":
             return Page(found, None)
-        scan, skip = reply.cursor, 0
+        scan, returned = reply.cursor, ""
         if len(found) == limit:
-            return Page(found, f"{scan}:0")
+            return Page(found, f"{scan}:")
 
 
 def count(query: Query) -> PlanSteps[int]:
     scan, total = "0", 0
     while True:
-        reply: ops.QueryReply = yield query.page(scan, 0, 0, "count")
+        reply: ops.QueryReply = yield query.page(scan, "", 0, "count")
         total += reply.count
         if reply.cursor == "0":
             return total
@@ -535,8 +566,8 @@ def count(query: Query) -> PlanSteps[int]:
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
-    """Numbers first, then strings; anything else (a MISSING value included) last."""
-    if _number(value):
+    """Numbers first, then strings; anything else (a MISSING value, NaN) last."""
+    if _number(value) and value == value:
         return 0, value
     if isinstance(value, str):
         return 1, value
@@ -570,7 +601,13 @@ def _after(x: _Ranked, y: _Ranked) -> bool:
 
 
 def _order_cursor(rank: tuple[int, Any], key: str) -> str:
-    return "o:" + base64.urlsafe_b64encode(orjson.dumps([rank[0], rank[1], key])).decode()
+    """The last item's place: its rank, its value as text (an int of any size, a float by
+    repr, infinities included), its key."""
+    kind, value = rank
+    text = "" if kind == 2 else (repr(value) if isinstance(value, float) else str(value))
+    tag = "f" if isinstance(value, float) else ("i" if kind == 0 else "s")
+    raw = orjson.dumps([kind, tag, text, key])
+    return "o:" + base64.urlsafe_b64encode(raw).decode()
 
 
 def _after_cursor(cursor: object) -> tuple[tuple[int, Any], str] | None:
@@ -578,12 +615,23 @@ def _after_cursor(cursor: object) -> tuple[tuple[int, Any], str] | None:
         return None
     if isinstance(cursor, str) and cursor.startswith("o:") and len(cursor) < 20_000:
         try:
-            kind, value, key = orjson.loads(base64.urlsafe_b64decode(cursor[2:]))
+            kind, tag, text, key = orjson.loads(base64.urlsafe_b64decode(cursor[2:]))
+            if not isinstance(key, str) or not isinstance(text, str):
+                raise TypeError
+            value: Any = None
+            if kind == 0 and tag == "i" and re.fullmatch(r"-?[0-9]{1,400}", text):
+                value = int(text)
+            elif kind == 0 and tag == "f":
+                value = float(text)
+                if value != value:
+                    raise ValueError
+            elif kind == 1 and tag == "s":
+                value = text
+            elif kind != 2:
+                raise ValueError
+            return (kind, value), key
         except (ValueError, TypeError):
             pass
-        else:
-            if kind in (0, 1, 2) and isinstance(key, str):
-                return (kind, value), key
     raise InvalidInput(f"cursor {brief(cursor)} is not one an ordered query page gave")
 
 
@@ -597,7 +645,7 @@ def ordered(
     heap: list[_Ranked] = []
     scan = "0"
     while True:
-        reply: ops.QueryReply = yield query.page(scan, 0, WANTED, "items")
+        reply: ops.QueryReply = yield query.page(scan, "", WANTED, "items")
         for raw in reply.matches:
             item = query.item(raw)
             rank = _sort_key(at(item.value, order_by))
@@ -673,8 +721,10 @@ def key_page(core: Core, group: str, cursor: object, count: object) -> PlanSteps
         raise InvalidInput(f"count must be an int from 1 to {MAX_KEY_PAGE}, got {brief(count)}")
     if cursor is None:
         scan = 0
-    elif isinstance(cursor, str) and cursor.isdigit() and len(cursor) <= 30:
+    elif isinstance(cursor, str) and re.fullmatch(r"[1-9][0-9]{0,19}", cursor):
         scan = int(cursor)
+        if scan > MAX_SCAN_CURSOR:
+            raise InvalidInput(f"cursor {brief(cursor)} is not one a key page gave")
     else:
         raise InvalidInput(f"cursor {brief(cursor)} is not one a key page gave")
     raw: tuple[int, list[tuple[str, bytes]]] = yield Plan(ops.ScanPage(g, scan, count), _same)

@@ -290,8 +290,9 @@ def _query_page(ctx: Context, op: ops.QueryPage) -> Steps[ops.QueryReply]:
         if query.matches(op.reference, value):
             at = _earlier(record.expires_at, deadline)
             found.append(ops.QueryMatch(key, record.data, record.version, at))
-    if op.cursor == "0":
-        found = found[op.skip :]
+    if op.cursor == "0" and op.returned:
+        returned = set(query.digests(op.returned))
+        found = [m for m in found if query.digest(m.key) not in returned]
     if op.mode == "count":
         return ops.QueryReply("0", "0", len(found), [], len(found))
     return ops.QueryReply("0", "0", len(found), found, len(found))

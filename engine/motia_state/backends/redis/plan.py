@@ -400,7 +400,7 @@ class RedisPlan:
     def _query_page(self, op: ops.QueryPage) -> Steps[ops.QueryReply]:
         g = op.group
         keys = [self.layout.data(g), self.layout.versions(g), self.layout.expiries(g)]
-        args = [op.cursor, op.skip, op.page_count, op.budget, op.wanted, op.mode]
+        args = [op.cursor, op.returned, op.page_count, op.budget, op.wanted, op.mode]
         reply = yield from self._own(op, keys, [*args, len(op.tokens), *op.tokens])
         cursor, page_cursor, page_matches, *rest = reply
         head = (_text(cursor), _text(page_cursor), int(page_matches))
