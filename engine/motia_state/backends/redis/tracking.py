@@ -18,10 +18,10 @@ parser does, and reads the pushes here, handed to ``set_invalidation_push_handle
 
 Staleness: before a hit is served, every push already in the socket is read (a non-blocking
 poll), so a hit reflects every invalidation that reached this process before the read
-began. The server writes a write's invalidation before the writer's reply, in the same pass
-of its event loop: on the same host, by the time another process has its acknowledgement,
-the push is already in this process's socket. Over a network it may still be on its way; a
-lease bounds that: each tracking connection is asked a question (PING; CLUSTER SLOTS on
+began. The server writes a write's invalidation and the writer's reply in the same pass of
+its event loop, not always in that order: on the same host the push is in this process's
+socket microseconds from the moment another process has its acknowledgement, before or
+after it. Over a network it may take longer; a lease bounds both: each tracking connection is asked a question (PING; CLUSTER SLOTS on
 Cluster, which also shows a topology change) every ``max_lag / 4``, and hits are served only
 while every connection has answered one sent less than ``max_lag`` ago. Its answer comes
 after every push the server sent before it, so a hit never misses a write acknowledged more
