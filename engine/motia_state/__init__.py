@@ -44,6 +44,7 @@ from .errors import (
     VersionConflict,
 )
 from .facade import Transaction
+from .history import History
 from .layout import KeyLayout
 from .ops import GroupStats, Item, Undecodable
 from .query import F, Page
@@ -76,6 +77,7 @@ __all__ = [
     "GroupMeta",
     "GroupStats",
     "GroupView",
+    "History",
     "IdempotencyKeyReused",
     "IntegerOverflow",
     "InvalidInput",

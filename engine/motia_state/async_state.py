@@ -22,6 +22,8 @@ from .changes import Change
 from .core import DEFAULT_SCAN_BATCH, Core, GroupOperations, Plan, drive_async
 from .errors import DecodeError, Unsupported
 from .facade import Async, AsyncView, Facade, Transaction
+from .history import DEFAULT_LIMIT as HISTORY_LIMIT
+from .history import History
 from .layout import KeyLayout
 from .ops import GroupStats
 from .query import KeyPage, Page
@@ -218,6 +220,17 @@ class AsyncState(Facade[AsyncWatch], Async):
         session = self._backend.session()
         return AsyncWatch(session, reader(session.layout))
 
+    async def history(
+        self, group: str, key: str, *, limit: int = HISTORY_LIMIT, before: str | None = None
+    ) -> History:
+        """`State.history`."""
+        steps = self._history(group, key, limit, before)
+        session = self._backend.session()
+        try:
+            return await session.run(steps(session.layout))
+        finally:
+            await session.aclose()
+
     async def ack(self, *changes: Change) -> int:
         return await self._backend.execute(ops.Ack(changes)) if changes else 0
 
@@ -309,6 +322,12 @@ class AsyncGroupView(GroupOperations, AsyncView[AsyncState]):
 
     async def barrier_state(self, key: str) -> BarrierState | None:
         return await self.state.barrier_state(self.name, key)
+
+    async def history(
+        self, key: str, *, limit: int = HISTORY_LIMIT, before: str | None = None
+    ) -> History:
+        """`State.history` of an item of this group."""
+        return await self.state.history(self.name, key, limit=limit, before=before)
 
     async def reset_barrier(self, key: str) -> BarrierState | None:
         return await self.state.reset_barrier(self.name, key)

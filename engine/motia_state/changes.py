@@ -38,7 +38,7 @@ from .codecs import Codec
 from .errors import DecodeError, InvalidInput, brief
 from .ops import Undecodable
 
-_ID = re.compile(r"^\d+(-\d+)?$")
+ENTRY_ID = re.compile(r"\d{1,20}(-\d{1,20})?")  # fullmatch: a stream entry id
 # Ops whose records say something was removed (Motia's state:deleted), and those that name no
 # single item, whose version means nothing to a reader.
 GONE = frozenset({"delete", "expire", "clear", "expire_group"})
@@ -75,7 +75,7 @@ def stream_id(since: object) -> str:
     """A ``since`` argument as a stream id: '$' (only new changes), '0' (all retained), an id."""
     if isinstance(since, Change):
         return since.id
-    if not isinstance(since, str) or not (since == "$" or _ID.match(since)):
+    if not isinstance(since, str) or not (since == "$" or ENTRY_ID.fullmatch(since)):
         raise InvalidInput(
             f"since must be '$' (new changes), '0' (every retained change) or a change id "
             f"like '1700000000000-0', not {brief(since)}"

@@ -32,7 +32,10 @@ from .calls import Call
 from .changes import Change
 from .core import Core, Operations, Plan
 from .errors import InvalidInput, brief
+from .history import History
+from .history import read as read_history
 from .layout import KeyLayout
+from .steps import Steps
 from .subscriptions import TICK_S
 from .watch import BATCH, Reader, Records, group_names, topic_names
 
@@ -240,6 +243,15 @@ class Facade(Operations, Generic[W]):
         """A watch on a connection of its own (a backend ``session()``), reading the feed
         with ``reader(session.layout)``."""
         raise NotImplementedError
+
+    def _history(
+        self, group: str, key: str, limit: int, before: str | None
+    ) -> Callable[[KeyLayout], Steps[History]]:
+        """`history`'s steps for a session's layout, its arguments checked now."""
+        read_history(KeyLayout(), self._core.codec, group, key, limit=limit, before=before)
+        return lambda layout: read_history(
+            layout, self._core.codec, group, key, limit=limit, before=before
+        )
 
     def watch(
         self,

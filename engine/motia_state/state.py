@@ -21,6 +21,8 @@ from .changes import Change
 from .core import DEFAULT_SCAN_BATCH, Core, GroupOperations, Plan, drive
 from .errors import DecodeError
 from .facade import Facade, Sync, SyncView, Transaction
+from .history import DEFAULT_LIMIT as HISTORY_LIMIT
+from .history import History
 from .layout import KeyLayout
 from .ops import GroupStats
 from .query import KeyPage, Page
@@ -251,6 +253,23 @@ class State(Facade[Watch], Sync):
         session = self._backend.session()
         return Watch(session, reader(session.layout))
 
+    def history(
+        self, group: str, key: str, *, limit: int = HISTORY_LIMIT, before: str | None = None
+    ) -> History:
+        """What happened to an item lately, newest first, from the change feed: its own
+        records and its group's whole-group ones (``clear``, a group expiry, an outside
+        tool's ``del``), with the values writers recorded (``record_values``). Up to
+        ``limit`` records; pass the result's ``cursor`` as ``before`` for older ones. One
+        call looks at 10,000 records of the feed at most (the cursor goes on from there, so
+        an item quiet for long may need several calls). Needs a change feed (a Redis
+        backend); reads on a connection of its own."""
+        steps = self._history(group, key, limit, before)
+        session = self._backend.session()
+        try:
+            return session.run(steps(session.layout))
+        finally:
+            session.close()
+
     def ack(self, *changes: Change) -> int:
         """Acknowledge changes read with ``consumer=``; returns how many were pending."""
         return self._backend.execute(ops.Ack(changes)) if changes else 0
@@ -356,6 +375,12 @@ class GroupView(GroupOperations, SyncView[State]):
 
     def barrier_state(self, key: str) -> BarrierState | None:
         return self.state.barrier_state(self.name, key)
+
+    def history(
+        self, key: str, *, limit: int = HISTORY_LIMIT, before: str | None = None
+    ) -> History:
+        """`State.history` of an item of this group."""
+        return self.state.history(self.name, key, limit=limit, before=before)
 
     def reset_barrier(self, key: str) -> BarrierState | None:
         return self.state.reset_barrier(self.name, key)

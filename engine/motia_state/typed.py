@@ -56,6 +56,8 @@ from .errors import (
     VersionConflict,
     brief,
 )
+from .history import DEFAULT_LIMIT as HISTORY_LIMIT
+from .history import History
 from .ops import Item, Undecodable
 from .query import KeyPage, Page
 
@@ -275,6 +277,9 @@ class Model(Generic[M]):
         fields = {f.name: getattr(change, f.name) for f in dataclasses.fields(change)}
         return TypedChange(**(fields | {"value": value, "old_value": old}))
 
+    def history(self, history: History) -> History:
+        return History([self.change(change) for change in history.changes], history.cursor)
+
 
 @functools.lru_cache(maxsize=256)
 def _cached(model: Any) -> Model[Any]:
@@ -444,6 +449,13 @@ class TypedGroupView(Generic[M]):
 
     def barrier_state(self, key: str) -> BarrierState | None:
         return self.untyped.barrier_state(key)
+
+    def history(
+        self, key: str, *, limit: int = HISTORY_LIMIT, before: str | None = None
+    ) -> History:
+        """`GroupView.history`, its changes' values validated into ``M`` (`TypedChange`; one
+        that does not fit raises `ModelDecodeError`: ask ``untyped`` for the raw records)."""
+        return self._model.history(self.untyped.history(key, limit=limit, before=before))
 
     def reset_barrier(self, key: str) -> BarrierState | None:
         return self.untyped.reset_barrier(key)
@@ -709,6 +721,12 @@ class AsyncTypedGroupView(Generic[M]):
 
     async def barrier_state(self, key: str) -> BarrierState | None:
         return await self.untyped.barrier_state(key)
+
+    async def history(
+        self, key: str, *, limit: int = HISTORY_LIMIT, before: str | None = None
+    ) -> History:
+        """`TypedGroupView.history`."""
+        return self._model.history(await self.untyped.history(key, limit=limit, before=before))
 
     async def reset_barrier(self, key: str) -> BarrierState | None:
         return await self.untyped.reset_barrier(key)

@@ -21,9 +21,10 @@ poll), so a hit reflects every invalidation that reached this process before the
 began. The server writes a write's invalidation and the writer's reply in the same pass of
 its event loop, not always in that order: on the same host the push is in this process's
 socket microseconds from the moment another process has its acknowledgement, before or
-after it. Over a network it may take longer; a lease bounds both: each tracking connection is asked a question (PING; CLUSTER SLOTS on
-Cluster, which also shows a topology change) every ``max_lag / 4``, and hits are served only
-while every connection has answered one sent less than ``max_lag`` ago. Its answer comes
+after it. Over a network it may take longer; a lease bounds both: each tracking connection
+is asked a question (PING; CLUSTER SLOTS on Cluster, which also shows a topology change)
+every ``max_lag / 4``, and hits are served only while every connection has answered one
+sent less than ``max_lag`` ago. Its answer comes
 after every push the server sent before it, so a hit never misses a write acknowledged more
 than ``max_lag`` before it. A connection lost (a restart, ``CLIENT KILL``, a failover), a
 lease unanswered for the socket timeout, or a changed slot map drops the whole cache; reads

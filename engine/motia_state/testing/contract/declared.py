@@ -48,6 +48,7 @@ NEEDS: dict[str, list[Callable[[Any], object]]] = {
         lambda state: state.set("g", "k", 1, emit=("order.created", {"id": 1})),
         lambda state: state.events(),
         lambda state: state.on_event("order.created", print),
+        lambda state: state.history("g", "k"),
     ],
 }
 

@@ -551,3 +551,54 @@ def test_a_bad_event_is_refused_and_nothing_is_written(
 def test_bad_event_reader_arguments_are_refused_up_front(state: Any, call: Any, match: str) -> None:
     with pytest.raises(InvalidInput, match=match):
         call(state)
+
+
+@requires("feed")
+def test_history_is_an_items_records_newest_first_and_pages_back(open_state: Opener) -> None:
+    state = open_state(record_values=True)
+    state.set("g", "k", {"a": 1})
+    state.set("g", "other", 1)  # another item, another group, an event: not its history
+    state.set("h", "k", 2)
+    state.set("g", "k", {"a": 1}, emit=("k.set", {"n": 1}))
+    state.update("g", "k", [Op.set("b", 2)])
+    state.delete("g", "k")
+    state.increment("g", "k", 5)
+    state.clear("g")  # a whole-group record is part of every item's history
+    with state.watch("g", since="0", block=0, with_values=True) as watch:
+        expected = [c for c in drain(watch) if c.key in ("k", None)][::-1]
+    assert [c.op for c in expected] == ["clear", "increment", "delete", "update", "set", "set"]
+    whole = state.history("g", "k", limit=100)
+    assert whole.changes == expected
+    assert whole.cursor is None
+    assert whole.changes[3].value == {"a": 1, "b": 2}
+    assert whole.changes[3].old_value == {"a": 1}
+    pages, cursor = [], None
+    while True:
+        page = state.history("g", "k", limit=4, before=cursor)
+        pages += page.changes
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert pages == expected
+    assert state.history("g", "never").changes == expected[:1]  # only the group's clear
+    assert state.history("elsewhere", "k").changes == []
+    assert state.history("g", "k", before=expected[0].id).changes == expected[1:]
+
+
+@requires("feed")
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": True}, "limit"),
+        ({"before": "1-0\n"}, "before"),
+        ({"before": "9" * 21}, "before"),
+        ({"before": 1}, "before"),
+        ({"before": "$"}, "before"),
+    ],
+)
+def test_history_refuses_bad_arguments(state: Any, arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        state.history("g", "k", **arguments)
+    with pytest.raises(InvalidInput, match="group"):
+        state.history("", "k")
