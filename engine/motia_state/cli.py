@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import re
 import signal
@@ -50,7 +49,6 @@ from . import migrate as migration
 from . import query as queries
 from .bridge import Bridge
 from .changes import Change
-from .codecs import INT64_MIN, MAX_DEPTH
 from .errors import (
     BackendUnavailable,
     EncodeError,
@@ -59,6 +57,7 @@ from .errors import (
     VersionConflict,
     brief,
 )
+from .jsontext import Unprintable, dumps, parse_json
 from .layout import DEFAULT_PREFIX
 from .ops import Item
 from .query import Page, Predicate
@@ -76,10 +75,6 @@ PREFIX_HELP = f"Key prefix (default: the config file's, else {DEFAULT_PREFIX})."
 ONE_SHOT: dict[str, Any] = {"cleanup_interval": None, "cache": None}
 # Negative numbers are values (`expire g k -1`, `increment g k -5`), not unknown options.
 NUMBERS = {"ignore_unknown_options": True}
-
-
-class Unprintable(StateError):
-    """A value the requested output cannot carry (NaN in JSON, nesting too deep to print)."""
 
 
 def exit_code(exc: StateError) -> int:
@@ -174,21 +169,6 @@ class Out:
         self.console.print(*parts, **options)
 
 
-def dumps(data: Any, *, strict: bool = True, indent: int | None = None) -> str:
-    """JSON text that stdout can always take. ``strict`` (--json): standard JSON only, so
-    NaN is refused, not printed. A lone surrogate (foreign text, a name that is not UTF-8)
-    becomes its ``\\uXXXX`` escape, which reads back as the same string."""
-    try:
-        text = json.dumps(
-            data, ensure_ascii=False, allow_nan=not strict, default=_plain, indent=indent
-        )
-    except ValueError:
-        raise Unprintable("the value holds NaN or Infinity, which JSON cannot carry") from None
-    except RecursionError:
-        raise Unprintable("the value nests too deeply to print") from None
-    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
-
-
 def shown(value: Any) -> str:
     """A value for human eyes; one that cannot be read or printed says why, so that the
     rest of the output still comes."""
@@ -229,14 +209,6 @@ def name(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text) + marker
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)
-
-
 def with_state(command: Callable[..., Any]) -> Callable[..., Any]:
     """Adds --url/--prefix/--codec/--json and hands the command an open `State` and `Out`."""
 
@@ -264,70 +236,6 @@ def with_state(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-INPUT_DEPTH = MAX_DEPTH + 2  # an update op's value sits two levels inside OPS
-
-
-def parse_json(what: str, text: str) -> Any:
-    """JSON from the command line, read exactly: an integer keeps every digit, so the
-    engine refuses one past 64 bits as it would from the API, instead of a float standing
-    in for it. NaN, numbers past a double's range and a key given twice in one object
-    (which would silently drop a value) are refused."""
-    try:
-        value = json.loads(
-            text,
-            parse_constant=_no_constant,
-            parse_float=_finite,
-            parse_int=_integer,
-            object_pairs_hook=_object,
-        )
-    except RecursionError:
-        raise InvalidInput(f"{what} nests deeper than {INPUT_DEPTH} levels") from None
-    except ValueError as exc:
-        raise InvalidInput(f"{what} is not JSON: {exc} (quote strings: '\"text\"')") from None
-    if _depth(value) > INPUT_DEPTH:
-        raise InvalidInput(f"{what} nests deeper than {INPUT_DEPTH} levels")
-    return value
-
-
-def _no_constant(text: str) -> Any:
-    raise ValueError(f"{text} is not a JSON number")
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise ValueError(f"key {key!r} appears twice in one object")
-        found[key] = value
-    return found
-
-
-def _integer(text: str) -> int:
-    if len(text) > len(str(INT64_MIN)):  # spares int() a text of thousands of digits
-        raise EncodeError(
-            f"integer {text[:20]}... ({len(text)} characters) is outside the signed 64-bit range"
-        )
-    return int(text)
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"{text} is beyond the range of a double")
-    return number
-
-
-def _depth(value: Any) -> int:
-    """How deep containers nest (without recursion: the input may nest deep)."""
-    deepest, todo = 0, [(value, 1)]
-    while todo:
-        node, level = todo.pop()
-        if isinstance(node, dict):
-            node = list(node.values())
-        if isinstance(node, list):
-            deepest = max(deepest, level)
-            todo += [(child, level + 1) for child in node]
-    return deepest
 
 
 def not_found(group: str, key: str) -> NoReturn:
