@@ -823,6 +823,69 @@ def track(url: str | None, prefix: str | None, quiet: bool) -> None:
 
 @main.command()
 @url_option()
+@click.option("--prefix", default=None, help=PREFIX_HELP)
+@click.option("--codec", type=click.Choice(["json", "msgpack"]), default=None, help="Value codec.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=7777, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--token",
+    envvar="MOTIA_STATE_UI_TOKEN",
+    default=None,
+    help="Required of every visitor (16+ characters; default: none on loopback, a new one "
+    "printed at start on any other address). Also MOTIA_STATE_UI_TOKEN.",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
+def ui(
+    url: str | None,
+    prefix: str | None,
+    codec: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    open_browser: bool,
+) -> None:
+    """Inspect and edit the state in a browser: groups, items, history, live changes.
+
+    Listens on loopback unless --host says otherwise; on any other address every visitor
+    needs the token (the printed URL carries it once). Needs the ui extra:
+    pip install 'motia-state[ui]'.
+    """
+    try:
+        from . import ui as inspector
+        from .ui.app import build  # noqa: F401  (the extra's imports, checked now)
+    except ImportError as exc:
+        fail(f"motia-state ui needs the ui extra ({exc.name} is missing): "
+             "pip install 'motia-state[ui]'", USAGE)  # fmt: skip
+    url, options = resolved(url, prefix=prefix, codec=codec, **ONE_SHOT)
+    options.setdefault("record_values", True)  # the page's history shows what its edits did
+    try:
+        inspector.plan_token(host, token)
+        with State.from_url(url, **options) as state:  # the address checked before listening
+            state.list_groups()
+            where = state._backend.describe
+    except inspector.Refused as exc:
+        fail(f"motia-state ui: {exc}", USAGE)
+
+    def announce(address: str) -> None:
+        click.echo(f"motia-state ui: {address}")
+        click.echo(f"  state: {where} (Ctrl-C stops)", err=True)
+
+    try:
+        inspector.serve(
+            url,
+            options,
+            host=host,
+            port=port,
+            token=token,
+            open_browser=open_browser,
+            announce=announce,
+        )
+    except OSError as exc:
+        fail(f"motia-state ui: cannot listen on {host}:{port}: {exc.strerror}", UNAVAILABLE)
+
+
+@main.command()
+@url_option()
 @click.option("--keep", is_flag=True, help="Leave the demo's data in place to look at.")
 def demo(url: str | None, keep: bool) -> None:
     """Run the order workflow from Motia's docs and print what it did.

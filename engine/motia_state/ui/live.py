@@ -1,0 +1,159 @@
+"""The change feed, live in every open page, and the rate of changes.
+
+One `Hub` per server reads the feed (a plain watch from now on, every group) and hands each
+change to every page's stream; a page that cannot keep up (its queue full) is told to reload
+instead of being sent a partial picture. The hub also counts changes per second for the
+last `WINDOW_S` seconds (the page's changes-per-second picture): counted from when the
+server started, since the feed holds records, not a rate.
+
+Backends without a feed (memory, file, sqlite) have no hub: the page polls, and says so.
+A feed that fails (the server restarted, a failover) is read again from the last change
+seen, so a page misses nothing the feed still holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..async_state import AsyncState
+from ..changes import Change
+from ..errors import StateError
+from ..jsontext import dumps
+
+log = logging.getLogger("motia_state")
+
+WINDOW_S = 300  # seconds of rate kept
+QUEUE = 2_000  # changes a page may be behind before it is told to reload
+PING_S = 15.0  # an idle stream's comment line, so proxies keep it open
+RETRY_S = 1.0  # after the feed failed, before reading it again
+
+
+def change_json(change: Change) -> dict[str, Any]:
+    return {
+        "id": change.id,
+        "op": (change.event or change.op) if change.op == "external" else change.op,
+        "group": change.group,
+        "key": change.key,
+        "version": change.version,
+        "ts": change.ts,
+    }
+
+
+def sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {dumps(data)}\n\n".encode()
+
+
+class Hub:
+    """The one feed reader of a server and the pages it feeds."""
+
+    def __init__(self, state: AsyncState) -> None:
+        self._state = state
+        self._pages: set[asyncio.Queue[bytes | None]] = set()
+        self._counts: deque[list[int]] = deque(maxlen=WINDOW_S)  # [second, changes]
+        self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self.failing: str | None = None  # why the feed is not being read, for /api/info
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._read(), name="motia-state ui feed")
+        self._ticker = asyncio.create_task(self._tick(), name="motia-state ui rate")
+
+    async def stop(self) -> None:
+        for task in (self._task, self._ticker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for page in list(self._pages):
+            self._close(page)
+
+    async def _read(self) -> None:
+        since = "$"
+        while True:
+            try:
+                watch = await self._state.watch(None, since=since, block=PING_S)
+                try:
+                    self.failing = None
+                    async for change in watch:
+                        if change is not None:
+                            since = change.id
+                            self._count(1)
+                            self._publish(sse("change", change_json(change)))
+                finally:
+                    await watch.aclose()
+            except StateError as exc:
+                if self.failing is None:
+                    log.warning("motia-state ui: the change feed failed (%s); retrying", exc)
+                self.failing = str(exc)
+                self._publish(sse("feed", {"ok": False, "message": str(exc)}))
+                await asyncio.sleep(RETRY_S)
+
+    async def _tick(self) -> None:
+        """Once a second: the second just ended, to every page."""
+        while True:
+            now = time.time()
+            await asyncio.sleep(1 - now % 1)
+            second = int(time.time()) - 1
+            self._count(0, second)
+            count = self._counts[-1][1] if self._counts[-1][0] == second else 0
+            self._publish(sse("rate", {"t": second, "count": count}))
+
+    def _count(self, n: int, second: int | None = None) -> None:
+        second = int(time.time()) if second is None else second
+        if self._counts and self._counts[-1][0] >= second:
+            if self._counts[-1][0] == second:
+                self._counts[-1][1] += n
+            return
+        self._counts.append([second, n])
+
+    def rate(self) -> list[list[int]]:
+        """[second, changes] for each of the last `WINDOW_S` seconds, zeros included."""
+        now = int(time.time())
+        counts = {second: n for second, n in self._counts}
+        return [[s, counts.get(s, 0)] for s in range(now - WINDOW_S + 1, now + 1)]
+
+    def _publish(self, message: bytes) -> None:
+        for page in list(self._pages):
+            try:
+                page.put_nowait(message)
+            except asyncio.QueueFull:
+                self._close(page)
+
+    def _close(self, page: asyncio.Queue[bytes | None]) -> None:
+        """Ends a page's stream: what is queued is dropped for a last ``reload``."""
+        self._pages.discard(page)
+        while not page.empty():
+            page.get_nowait()
+        page.put_nowait(sse("reload", {"reason": "this page fell behind the change feed"}))
+        page.put_nowait(None)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        page: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE)
+        self._pages.add(page)
+        try:
+            yield sse("hello", {"live": "feed"})
+            while True:
+                try:
+                    message = await asyncio.wait_for(page.get(), PING_S)
+                except asyncio.TimeoutError:
+                    yield b": ping\n\n"
+                    continue
+                if message is None:
+                    return
+                yield message
+        finally:
+            self._pages.discard(page)
+
+
+async def polled() -> AsyncIterator[bytes]:
+    """A poll backend's stream: it says so, then keeps the connection alive."""
+    yield sse("hello", {"live": "poll"})
+    while True:
+        await asyncio.sleep(PING_S)
+        yield b": ping\n\n"
