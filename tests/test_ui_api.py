@@ -10,6 +10,8 @@ over Server-Sent Events, and doors closed to other machines, other pages and oth
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -470,3 +472,22 @@ def test_it_refuses_what_it_cannot_serve(tmp_path: Path) -> None:
     bad = refused("nonsense://x")
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
+
+
+def test_the_demo_points_to_an_inspector_that_shows_its_state(tmp_path: Path) -> None:
+    """`make demo`'s state (the default embedded server, kept), seen through the command the
+    demo prints at its end."""
+    env = {**os.environ, "MOTIA_STATE_URL": ""}
+    demo = subprocess.run(
+        [CLI, "demo", "--keep"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert demo.returncode == 0, demo.stderr
+    found = re.search(r"^or in a browser: motia-state ui --prefix (\S+)$", demo.stdout, re.M)
+    assert found is not None, demo.stdout
+    with Inspector(f"embedded://{tmp_path}/.motia", prefix=found[1]) as inspector:
+        groups = {
+            g["group"]: g["items"] for g in inspector.client.get("/api/groups").json()["groups"]
+        }
+        assert groups["orders"] == 4
+        rows = inspector.client.get("/api/items", params={"group": "orders"}).json()["items"]
+        assert len(rows) == 4

@@ -158,12 +158,14 @@ def in_own_namespace(url: str | None, out: Print = print, *, keep: bool = False)
             if keep:
                 look = f" --prefix {prefix}" if server else ""
                 out(f"kept; look with: motia-state items {ns}orders{look}")
+                out(f"or in a browser: motia-state ui{look}")
             else:
                 for group in GROUPS:
                     state.clear(ns + group)
                 if server:
                     _drop_prefix(state, prefix)
                 out("removed everything the demo wrote")
+                out("to look at it in a browser: motia-state demo --keep, then the ui command")
 
 
 def _drop_prefix(state: State, prefix: str) -> None:
