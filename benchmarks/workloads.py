@@ -1387,6 +1387,97 @@ def near_cache(b: Bench) -> None:
             uncached.clear("g")
 
 
+INSPECTOR_PAGE = 50  # rows per page, as the page asks
+INSPECTOR_HISTORY = 10_000  # feed records one history request looks at, at most
+
+
+def inspector(b: Bench) -> None:
+    """Issue 20: what the inspector's requests cost over HTTP (the real ``motia-state ui``,
+    a keep-alive httpx client), beside the engine call each one makes and plain redis-py at
+    the machine's limit: a page of 50 rows of a 100k-item group (/api/items, state.query,
+    HSCAN COUNT 50 + orjson), one item (/api/item, state.get_item, HGET + orjson), and the
+    history of an item the last 10,000 feed records do not name, the most one request reads
+    (/api/history, state.history, one XREVRANGE COUNT 10000)."""
+    from tests.ui_server import Inspector
+
+    s = b.sizes
+    n = s.large_group
+    calls = max(20, s.serial_ops // 20)
+    values = values_for(n, s.value_small)
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    r = b.raw
+    with (
+        b.state(prefix=prefix, cleanup_interval=None, record_values=True) as state,
+        b.raw_hash(values) as key,
+        Inspector(b.url, prefix=prefix) as ui,
+    ):
+        state.set_many("g", values)
+        stream = KeyLayout(prefix).changes("")
+        client = ui.client
+
+        def timed_calls(call: Callable[[], Any]) -> Round:
+            def one_round(lat: Latencies) -> int:
+                for _ in range(calls):
+                    timed(call, lat)
+                return calls
+
+            return one_round
+
+        def api(path: str, **params: Any) -> Callable[[], Any]:
+            def call() -> Any:
+                response = client.get(path, params=params)
+                if response.status_code != 200:
+                    raise AssertionError(response.text)
+                return response.json()
+
+            return call
+
+        def raw_page() -> Any:
+            _, page = r.hscan(key, 0, count=INSPECTOR_PAGE)
+            return [orjson.loads(v) for v in page.values()]
+
+        params = {"items": n, "value_bytes": s.value_small, "ops_per_round": calls}
+        b.compare(
+            "inspector: a page of 50 rows",
+            params,
+            {
+                "GET /api/items": timed_calls(api("/api/items", group="g", limit=INSPECTOR_PAGE)),
+                "state.query": timed_calls(lambda: state.query("g", limit=INSPECTOR_PAGE)),
+                "redis-py HSCAN + orjson": timed_calls(raw_page),
+            },
+        )
+        b.compare(
+            "inspector: one item",
+            params,
+            {
+                "GET /api/item": timed_calls(api("/api/item", group="g", key="k7")),
+                "state.get_item": timed_calls(lambda: state.get_item("g", "k7")),
+                "redis-py HGET + orjson": timed_calls(lambda: orjson.loads(r.hget(key, "k7"))),
+            },
+        )
+        history_calls = max(5, calls // 10)
+
+        def histories(call: Callable[[], Any]) -> Round:
+            def one_round(lat: Latencies) -> int:
+                for _ in range(history_calls):
+                    timed(call, lat)
+                return history_calls
+
+            return one_round
+
+        b.compare(
+            "inspector: a history reading 10,000 records",
+            {**params, "ops_per_round": history_calls, "records": INSPECTOR_HISTORY},
+            {
+                "GET /api/history": histories(api("/api/history", group="g", key="nowhere")),
+                "state.history": histories(lambda: state.history("g", "nowhere")),
+                "redis-py XREVRANGE": histories(
+                    lambda: r.xrevrange(stream, "+", "-", count=INSPECTOR_HISTORY)
+                ),
+            },
+        )
+
+
 SUITES: list[tuple[str, Callable[[Bench], None]]] = [
     ("serial get/set", serial),
     ("near cache", near_cache),
@@ -1398,6 +1489,7 @@ SUITES: list[tuple[str, Callable[[Bench], None]]] = [
     ("set_many", batches),
     ("get_group / iter_items", groups),
     ("query: the server filters", query),
+    ("inspector: its requests over HTTP", inspector),
     ("default install: file vs embedded", default_install),
     ("TTL", ttl),
     ("change feed", feed),
