@@ -50,6 +50,8 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
         ("default install: get", "sqlite3 (raw)"),
         ("get, near cache", "cached"),
         ("get, near cache", "uncached"),
+        ("inspector: one item", "GET /api/item"),
+        ("inspector: a page of 50 rows", "redis-py HSCAN + orjson"),
     ]:
         assert expected in workloads
     assert ("get_group", "limit (HVALS + orjson.loads per value)") in workloads
