@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -254,6 +255,12 @@ def test_diff_large_and_far_apart_inputs_stay_correct(page: Page) -> None:
         disjoint,
         ("\n".join(reversed(big_a)), "\n".join(big_a)),
     ]
+    # Few distinct lines, far apart (D > 1000): no anchors, Myers gives up, and the longest
+    # common subsequence is still found (linear-space LCS up to 5,000 x 5,000 lines).
+    rng = random.Random(20)
+    few_a = [f"l{rng.randrange(20)}" for _ in range(1100)]
+    few_b = [f"l{rng.randrange(20)}" for _ in range(1000)]
+    cases.append(("\n".join(few_a), "\n".join(few_b)))
     results = diff_many(page, cases)
     for (a, b), ops in zip(cases, results, strict=True):
         check_script(a, b, ops)
@@ -261,6 +268,9 @@ def test_diff_large_and_far_apart_inputs_stay_correct(page: Page) -> None:
     # Each of these is the longest common subsequence: the anchors lose nothing here.
     assert same[:4] == [6000 - 60 + 20, 6000 - 40 - 9, 750, 0]  # line 3000: changed, deleted
     assert same[4] >= 1
+    best = lcs_length(few_a, few_b)
+    assert len(few_a) + len(few_b) - 2 * best > 1000  # past the Myers bound indeed
+    assert same[5] == best
 
 
 # ---------------------------------------------------------------- side by side, unified

@@ -1,17 +1,20 @@
 // Line diffs for the inspector: history (a version against the one before) and the conflict
 // view (mine against theirs).
 //
-// diffLines is exact where it matters and bounded where it could not be: Myers' O(ND)
-// algorithm gives a shortest edit script (the most unchanged lines) whenever the edit
-// distance D stays under MAX_D; past that, or for ranges over LARGE lines on both sides, it
-// anchors on lines unique to both sides (patience diff) and diffs the gaps the same way, a
-// few levels deep, and a gap still out of reach is a plain delete-then-add. Every path yields
-// a script that turns a into b; only the bounded ones may keep fewer lines than the best.
+// diffLines is exact where it can afford to be and bounded where it could not be: Myers'
+// O(ND) algorithm gives a shortest edit script (the most unchanged lines) fast while the edit
+// distance D stays under MAX_D; past that, a range of at most LCS_CELLS line pairs (5,000 by
+// 5,000) still gets an exact longest common subsequence in linear space (Hirschberg), in
+// O(NM) time. A larger range anchors on lines unique to both sides (patience diff) and diffs
+// the gaps the same way, a few levels deep, and a gap still out of reach is a plain
+// delete-then-add. Every path yields a script that turns a into b; only the last two may
+// keep fewer lines than the best.
 //
 // Line texts are hostile (any state value): the renderers use textContent only.
 
 const MAX_D = 1000; // Myers keeps about D² integers of trace
 const LARGE = 5000; // lines on each side past which Myers is not tried
+const LCS_CELLS = LARGE * LARGE; // line pairs an exact LCS may visit
 const MAX_LEVEL = 6; // patience over gaps of gaps ...
 const SAME = 0;
 const DEL = 1;
@@ -75,6 +78,68 @@ function myers(a, aLo, aHi, b, bLo, bHi, maxD, out) {
   return true;
 }
 
+// LCS lengths of a[aLo:aHi] against every prefix (or, reversed, every suffix) of b[bLo:bHi]:
+// row[k] = LCS(a range, b[bLo:bLo+k]) forward, LCS(a range, b[bLo+k:bHi]) reversed.
+function lcsRow(a, aLo, aHi, b, bLo, bHi, reverse) {
+  const m = bHi - bLo;
+  let row = new Int32Array(m + 1);
+  let next = new Int32Array(m + 1);
+  for (let s = 0; s < aHi - aLo; s++) {
+    const line = reverse ? a[aHi - 1 - s] : a[aLo + s];
+    if (reverse) {
+      next[m] = 0;
+      for (let k = m - 1; k >= 0; k--) {
+        next[k] = b[bLo + k] === line ? row[k + 1] + 1 : Math.max(row[k], next[k + 1]);
+      }
+    } else {
+      next[0] = 0;
+      for (let k = 1; k <= m; k++) {
+        next[k] = b[bLo + k - 1] === line ? row[k - 1] + 1 : Math.max(row[k], next[k - 1]);
+      }
+    }
+    [row, next] = [next, row];
+  }
+  return row;
+}
+
+// Hirschberg: an exact LCS script in linear space; recursion depth log2 of a's length.
+function hirschberg(a, aLo, aHi, b, bLo, bHi, out) {
+  let tail = 0;
+  while (aLo < aHi && bLo < bHi && a[aLo] === b[bLo]) {
+    out.push(SAME);
+    aLo++;
+    bLo++;
+  }
+  while (aHi > aLo && bHi > bLo && a[aHi - 1] === b[bHi - 1]) {
+    aHi--;
+    bHi--;
+    tail++;
+  }
+  if (aLo === aHi || bLo === bHi) {
+    push(out, DEL, aHi - aLo);
+    push(out, ADD, bHi - bLo);
+  } else if (aHi - aLo === 1) {
+    const at = b.subarray(bLo, bHi).indexOf(a[aLo]);
+    if (at < 0) {
+      push(out, DEL, 1);
+      push(out, ADD, bHi - bLo);
+    } else {
+      push(out, ADD, at);
+      out.push(SAME);
+      push(out, ADD, bHi - bLo - at - 1);
+    }
+  } else {
+    const mid = (aLo + aHi) >> 1;
+    const head = lcsRow(a, aLo, mid, b, bLo, bHi, false);
+    const rest = lcsRow(a, mid, aHi, b, bLo, bHi, true);
+    let split = 0;
+    for (let k = 1; k <= bHi - bLo; k++) if (head[k] + rest[k] > head[split] + rest[split]) split = k;
+    hirschberg(a, aLo, mid, b, bLo, bLo + split, out);
+    hirschberg(a, mid, aHi, b, bLo + split, bHi, out);
+  }
+  push(out, SAME, tail);
+}
+
 function push(out, op, count) {
   for (let i = 0; i < count; i++) out.push(op);
 }
@@ -131,6 +196,11 @@ function diffRange(a, aLo, aHi, b, bLo, bHi, level, out) {
     push(out, DEL, aHi - aLo);
     push(out, ADD, bHi - bLo);
   } else if ((aHi - aLo > LARGE && bHi - bLo > LARGE) || !myers(a, aLo, aHi, b, bLo, bHi, MAX_D, out)) {
+    if ((aHi - aLo) * (bHi - bLo) <= LCS_CELLS) {
+      hirschberg(a, aLo, aHi, b, bLo, bHi, out);
+      push(out, SAME, tail);
+      return;
+    }
     const found = level < MAX_LEVEL ? anchors(a, aLo, aHi, b, bLo, bHi) : [];
     let i = aLo;
     let j = bLo;
