@@ -717,3 +717,37 @@ def test_sources_never_write_markup(name: str) -> None:
         if sink == "http://" and "http://www.w3.org/2000/svg" in source:
             source = source.replace("http://www.w3.org/2000/svg", "")
         assert sink not in source, f"{name} uses {sink}"
+
+
+def test_theme_custom_properties_reach_the_parts(page: Page) -> None:
+    styles = """async (themed) => {
+      const charts = await import('/static/charts.js');
+      const diff = await import('/static/diff.js');
+      const { renderTree } = await import('/static/tree.js');
+      const out = document.getElementById('out');
+      out.removeAttribute('style');
+      if (themed) {
+        for (const [name, value] of Object.entries({'--chart-bar': 'rgb(1, 2, 3)',
+            '--chart-line': 'rgb(4, 5, 6)', '--chart-grid': 'rgb(7, 8, 9)',
+            '--chart-text': 'rgb(10, 11, 12)', '--diff-del': 'rgb(13, 14, 15)',
+            '--diff-line': 'rgb(16, 17, 18)', '--tree-string': 'rgb(19, 20, 21)'})) {
+          out.style.setProperty(name, value);
+        }
+      }
+      out.append(charts.barChart([{label: 'a', value: 1}]),
+                 charts.lineChart([[1, 1], [2, 2]]), diff.renderUnified('a', 'b'),
+                 renderTree({s: 'x'}));
+      const css = (selector, property) =>
+        getComputedStyle(out.querySelector(selector)).getPropertyValue(property);
+      const got = [css('.chart-bar', 'fill'), css('.chart-line', 'stroke'),
+        css('.chart-grid', 'stroke'), css('.chart text', 'fill'),
+        css('.diff-del', 'background-color'), css('.diff-ln', 'color'),
+        css('.tree-string', 'color')];
+      out.replaceChildren();
+      return got;
+    }"""
+    themed = page.evaluate(styles, True)
+    assert themed == [f"rgb({i}, {i + 1}, {i + 2})" for i in range(1, 20, 3)]
+    fallback = page.evaluate(styles, False)
+    assert fallback[:3] == ["rgb(79, 127, 217)", "rgb(60, 141, 111)", "rgba(128, 128, 128, 0.25)"]
+    assert fallback[4] == "rgba(220, 60, 60, 0.16)"

@@ -66,7 +66,7 @@ function cut(text, chars) {
 function frame(kind, title, width, height, summary) {
   const root = svg("svg", {
     xmlns: SVG_NS,
-    class: `chart chart-${kind}`,
+    class: `chart ${kind}-chart`,
     role: "img",
     width,
     height,
