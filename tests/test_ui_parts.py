@@ -668,6 +668,14 @@ def test_line_chart_empty_one_point_zeros_and_a_window(page: Page) -> None:
     fx, fy = map(float, first[1:].split(","))
     assert fx == pytest.approx(left_x + (now_x - left_x) / 300, abs=0.02)
     assert fy == pytest.approx(zero, abs=0.01)
+    long = page.evaluate(
+        """async () => {
+          const { lineChart } = await import('/static/charts.js');
+          const points = Array.from({length: 500000}, (_, i) => [i, i % 1000]);
+          return lineChart(points, {span: 500000}).querySelector('.chart-last').textContent;
+        }"""
+    )
+    assert long == "999"
     odd = chart(page, "line", [[now, float("inf")], "x", [None, 1], [now, -2], [now + 1, 2]])
     assert odd["lines"] == 1
     assert odd["last"] == "2"

@@ -187,8 +187,13 @@ export function lineChart(points, { title = "", unit = "", width, height, now, s
   const start = end - window;
   const inView = pts.filter((p) => p[0] >= start && p[0] <= end);
   const values = inView.map((p) => p[1]);
-  const peak = values.length ? Math.max(...values) : 0;
-  const low = values.length ? Math.min(0, ...values) : 0;
+  // A loop, not Math.max(...values): a spread of a long series passes the argument limit.
+  let peak = values.length ? -Infinity : 0;
+  let low = 0;
+  for (const v of values) {
+    if (v > peak) peak = v;
+    if (v < low) low = v;
+  }
   const yMax = niceMax(peak);
   const last = inView[inView.length - 1];
   const spanText = relativeTime(window).slice(1);
