@@ -55,15 +55,117 @@ export function checkJson(text) {
 }
 
 function describeJsonError(text, e) {
-  const message = String(e && e.message ? e.message : e);
-  const at = /position (\d+)/.exec(message);
-  const reason = message.replace(/^JSON\.parse: /, "").replace(/ in JSON at position \d+.*$/, "");
-  if (!at) return `Not valid JSON: ${reason}`;
-  const pos = Number(at[1]);
-  const before = text.slice(0, pos);
+  const found = locateJsonError(text);
+  if (!found) return `Not valid JSON: ${String(e && e.message ? e.message : e)}`;
+  const before = text.slice(0, found.pos);
   const line = before.split("\n").length;
-  const column = pos - before.lastIndexOf("\n");
-  return `Not valid JSON at line ${line}, column ${column}: ${reason}`;
+  const column = found.pos - before.lastIndexOf("\n");
+  return `Not valid JSON at line ${line}, column ${column}: ${found.message}.`;
+}
+
+const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+const HEX4 = /[0-9a-fA-F]{4}/y;
+
+/**
+ * Where a JSON text goes wrong and why, for a message a person can act on (the browser's own
+ * says neither line nor column). Returns {pos, message}, or null when it finds nothing.
+ */
+export function locateJsonError(text) {
+  const n = text.length;
+  let i = 0;
+  const stop = (message) => {
+    throw { pos: i, message };
+  };
+  const shown = () => (i >= n ? "the end of the text" : `“${String.fromCodePoint(text.codePointAt(i))}”`);
+  const space = () => {
+    while (i < n && (text[i] === " " || text[i] === "\t" || text[i] === "\n" || text[i] === "\r")) i++;
+  };
+  const string = () => {
+    i++;
+    while (i < n) {
+      const c = text[i];
+      if (c === '"') {
+        i++;
+        return;
+      }
+      if (c === "\\") {
+        const e = text[i + 1];
+        if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2;
+        else if (e === "u" && ((HEX4.lastIndex = i + 2), HEX4.test(text))) i += 6;
+        else stop("a backslash starts an escape that JSON does not have");
+        continue;
+      }
+      if (c < " ") stop("a control character (a line break?) inside a string; write it as \\n");
+      i++;
+    }
+    stop('a string is not closed (a " is missing)');
+  };
+  const container = (close, member) => {
+    i++;
+    space();
+    if (text[i] === close) {
+      i++;
+      return;
+    }
+    for (;;) {
+      member();
+      space();
+      if (text[i] === ",") {
+        i++;
+        space();
+        if (text[i] === close) stop(`a comma before “${close}” (JSON has no trailing commas)`);
+        continue;
+      }
+      if (text[i] === close) {
+        i++;
+        return;
+      }
+      stop(`expected “,” or “${close}”, found ${shown()}`);
+    }
+  };
+  const value = () => {
+    space();
+    const c = text[i];
+    if (c === "{") {
+      return container("}", () => {
+        space();
+        if (text[i] === "'") stop("keys need double quotes (\"), not single ones");
+        if (text[i] !== '"') stop(`expected a "quoted" key, found ${shown()}`);
+        string();
+        space();
+        if (text[i] !== ":") stop(`expected “:” after the key, found ${shown()}`);
+        i++;
+        value();
+      });
+    }
+    if (c === "[") return container("]", value);
+    if (c === '"') return string();
+    if (c === "-" || (c >= "0" && c <= "9")) {
+      NUMBER.lastIndex = i;
+      const m = NUMBER.exec(text);
+      if (!m || m[0] === "-") stop("a malformed number");
+      i += m[0].length;
+      return;
+    }
+    for (const word of ["true", "false", "null"]) {
+      if (text.startsWith(word, i)) {
+        i += word.length;
+        return;
+      }
+    }
+    if (text.startsWith("NaN", i) || text.startsWith("Infinity", i)) stop("NaN and Infinity are not JSON");
+    if (c === "'") stop("strings need double quotes (\"), not single ones");
+    stop(`expected a value, found ${shown()}`);
+  };
+  try {
+    value();
+    space();
+    if (i < n) stop(`more text after the value: ${shown()}`);
+    return null;
+  } catch (e) {
+    if (e && typeof e.pos === "number") return e;
+    return null; // nested past the stack: the browser's message will do
+  }
 }
 
 export async function request(method, path, { query, body, rawBody, signal } = {}) {

@@ -2,7 +2,7 @@
 // box (server side, case-insensitive). Counts follow the change feed, at most once a second.
 
 import { api } from "./api.js";
-import { h, clear, nameNode, nameText, formatBytes, formatCount, throttle } from "./dom.js";
+import { h, svg, clear, nameNode, nameText, formatBytes, formatCount, throttle } from "./dom.js";
 
 export class GroupsPane {
   constructor(ctx, root) {
@@ -51,6 +51,19 @@ export class GroupsPane {
         "div",
         { class: "pane-head" },
         h("h2", { class: "pane-title", id: "groups-title" }, "Groups ", this.count),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "icon-button small",
+            testid: "new-anywhere",
+            "aria-label": "New item (in any group)",
+            title: "New item (in any group)",
+            onclick: () => this.ctx.items.newItem({ anyGroup: true }),
+          },
+          svg("svg", { viewBox: "0 0 20 20", width: "16", height: "16", "aria-hidden": "true" },
+            svg("path", { d: "M10 4v12M4 10h12", stroke: "currentColor", "stroke-width": "1.8", "stroke-linecap": "round" })),
+        ),
       ),
       h("div", { class: "pane-tools" }, this.searchBox),
       this.error,
@@ -103,6 +116,13 @@ export class GroupsPane {
               {},
               h("p", { class: "empty-title", text: "No groups yet" }),
               h("p", { class: "muted", text: "Groups appear here as soon as an item is written to them." }),
+              h("button", {
+                type: "button",
+                class: "button small empty-action",
+                testid: "groups-empty-new",
+                text: "New item",
+                onclick: () => this.ctx.items.newItem({ anyGroup: true }),
+              }),
             ),
       );
     } else this.empty.hidden = true;

@@ -240,7 +240,8 @@ export class ItemPane {
 
   renderActions() {
     clear(this.actionsEl);
-    this.actionsEl.hidden = !(this.item && this.state === "view") && !this.edit;
+    // A conflict is settled by its own buttons: the usual ones stay out of the way meanwhile.
+    this.actionsEl.hidden = this.compare !== null || (!(this.item && this.state === "view") && !this.edit);
     if (this.actionsEl.hidden) return;
     if (this.edit) {
       const saving = this.edit.saving;
@@ -539,7 +540,13 @@ export class ItemPane {
         ? `You are editing version ${this.edit.baseVersion}; it is version ${current.version} now.`
         : "Your text is kept; you can save it as a new item.";
     }
-    const mine = kind === "delete" ? this.compare.openedRaw : this.edit.textarea.value;
+    let mine = kind === "delete" ? this.compare.openedRaw : this.edit.textarea.value;
+    if (kind !== "delete") {
+      // Compared as the server prints JSON, so layout alone never shows as a change; what an
+      // overwrite sends is still the text as typed.
+      const parsed = checkJson(mine);
+      if (!parsed.error) mine = pretty(parsed.value);
+    }
     const view = h(
       "div",
       { class: "conflict", testid: "conflict", role: "region", "aria-label": title },

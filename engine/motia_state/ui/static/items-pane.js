@@ -456,8 +456,11 @@ export class ItemsPane {
     for (const key of changed) if (key !== null) flash(this.rows.get(key)?.el);
   }
 
-  newItem() {
-    const group = this.group;
+  /** The new-item dialog; `anyGroup` asks for the group too (from the groups pane). */
+  newItem({ anyGroup = false } = {}) {
+    const fixed = anyGroup ? null : this.group;
+    const groupInput = h("input", { type: "text", class: "input mono", testid: "new-group", autocomplete: "off", spellcheck: "false" });
+    if (this.group !== null) groupInput.value = this.group;
     const keyInput = h("input", { type: "text", class: "input mono", testid: "new-key", autocomplete: "off", spellcheck: "false" });
     const valueInput = h("textarea", { class: "input mono", rows: "8", testid: "new-value", spellcheck: "false" });
     valueInput.value = "{\n  \n}";
@@ -467,12 +470,14 @@ export class ItemsPane {
       testid: "new-dialog",
       wide: true,
       body: [
-        h("p", { class: "muted" }, "In ", nameNode(group), ". Written only if the key is free (version 0)."),
+        fixed === null
+          ? field("Group", groupInput, "A group exists as soon as it holds an item.")
+          : h("p", { class: "muted" }, "In ", nameNode(fixed), ". Written only if the key is free (version 0)."),
         field("Key", keyInput),
         field("Value (JSON)", valueInput),
         field("Expires after (seconds, optional)", ttlInput),
       ],
-      initial: keyInput,
+      initial: fixed === null && !groupInput.value ? groupInput : keyInput,
       actions: [
         {
           label: "Create",
@@ -480,7 +485,9 @@ export class ItemsPane {
           testid: "new-create",
           submit: true,
           run: async () => {
+            const group = fixed ?? groupInput.value;
             const key = keyInput.value;
+            if (!group) throw new Error("Give the group a name.");
             if (!key) throw new Error("Give the item a key.");
             const checked = checkJson(valueInput.value);
             if (checked.error) throw new Error(checked.error);

@@ -7,7 +7,7 @@ import { h, clear, nameNode, formatCount, throttle } from "./dom.js";
 import { barChart, lineChart } from "./charts.js";
 
 const WINDOW_S = 300;
-const TOP_GROUPS = 12;
+const TOP_GROUPS = 4;
 const STORE = "motia-state.pictures";
 
 export class Pictures {
@@ -74,16 +74,14 @@ export class Pictures {
       this.message(this.groupsBody, "No items yet.");
       return;
     }
-    const top = [...nonEmpty].sort((a, b) => b.items - a.items || (a.group < b.group ? -1 : 1)).slice(0, TOP_GROUPS);
+    // The largest few: the picture is small, and the groups pane lists them all.
+    const sorted = [...nonEmpty].sort((a, b) => b.items - a.items || (a.group < b.group ? -1 : 1));
     this.groupsBody.append(
       barChart(
-        top.map((g) => ({ label: g.group, value: g.items })),
-        { title: "Items per group", unit: "items" },
+        sorted.map((g) => ({ label: g.group, value: g.items })),
+        { title: "Items per group", unit: "items", maxBars: TOP_GROUPS },
       ),
     );
-    if (nonEmpty.length > top.length) {
-      this.groupsBody.append(h("p", { class: "picture-note", text: `The ${TOP_GROUPS} largest of ${formatCount(nonEmpty.length)} groups.` }));
-    }
   }
 
   onRate(event) {
