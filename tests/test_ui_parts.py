@@ -628,6 +628,9 @@ def test_bar_chart_zero_one_and_many_bars(page: Page) -> None:
     order = chart(page, "bar", [{"label": b, "value": 5 - i} for i, b in enumerate(buckets)])
     assert order["labels"] == buckets
     assert order["more"] is None
+    pair = chart(page, "bar", [{"label": "a", "value": 1}, {"label": "b", "value": 2}],
+                 unit=["item", "items"])  # fmt: skip
+    assert pair["values"] == ["1 item", "2 items"]
     odd = chart(page, "bar", [{"label": None, "value": "x"}, {"value": float("nan")}, 7])
     assert odd["bars"] == 2
     assert odd["values"] == ["0", "0"]

@@ -53,8 +53,10 @@ export function niceMax(value) {
   return Number((step * exp).toPrecision(12));
 }
 
+// unit: a word ("items") or a [singular, plural] pair (["item", "items"]: "1 item").
 function withUnit(value, unit) {
-  return unit ? `${formatNumber(value)} ${unit}` : formatNumber(value);
+  const word = Array.isArray(unit) ? String(unit[value === 1 ? 0 : 1] ?? "") : unit;
+  return word ? `${formatNumber(value)} ${word}` : formatNumber(value);
 }
 
 function cut(text, chars) {
