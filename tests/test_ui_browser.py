@@ -388,8 +388,16 @@ def test_delete_asks_then_deletes(page: Any, redis_backend: Backend) -> None:
     with b.state() as s:
         assert s.get(group, "doomed") == {"x": 1}  # cancelled: still there
 
+    # Changed by another process while the question is asked: refused, and it says so.
     page.get_by_test_id("delete-button").click()
+    b.elsewhere('s.set(group, "doomed", {"x": 2}, version=1)', group=group)
     page.get_by_test_id("delete-dialog").get_by_test_id("confirm-ok").click()
+    conflict = page.get_by_test_id("conflict")
+    expect(conflict).to_contain_text("version 2")
+    expect(conflict.get_by_test_id("diff-b")).to_contain_text('"x": 2')
+    with b.state() as s:
+        assert s.get(group, "doomed") == {"x": 2}
+    conflict.get_by_test_id("conflict-delete").click()  # delete anyway: version 2 now
     expect(row(page, "doomed")).to_have_count(0)
     expect(row(page, "stays")).to_have_count(1)
     expect(page).to_have_url(re.compile(re.escape(route(group)) + "$"))
@@ -442,6 +450,77 @@ def test_forms_show_the_servers_errors_in_place(page: Any, redis_backend: Backen
         assert not s.get_group(group)
 
 
+def test_pages_search_and_sort(page: Any, redis_backend: Backend) -> None:
+    """A group larger than a page: 50 rows, then the cursor's next pages (the button, then
+    scrolling); the key search is the server's; column sorts order the rows loaded."""
+    b = redis_backend
+    group = unique("paged")
+    b.elsewhere(
+        """
+        s.set_many(group, {f"key-{i:03d}": {"i": i} for i in range(130)})
+        for i in range(5):
+            s.set(group, f"key-{i:03d}", {"i": i, "again": True}, ttl=3600 + 600 * i)
+        """,
+        group=group,
+    )
+    visit(page, b, route(group))
+    rows = page.get_by_test_id("item-row")
+    expect(rows).to_have_count(50)
+    more = page.get_by_test_id("items-more")
+    more.click()
+    expect(rows).to_have_count(100)
+    more.scroll_into_view_if_needed()  # the infinite scroll loads the rest
+    expect(rows).to_have_count(130)
+    expect(more).to_be_hidden()
+    keys = page.evaluate(
+        "[...document.querySelectorAll('[data-testid=item-row]')].map(r => r.dataset.key)"
+    )
+    assert sorted(keys) == [f"key-{i:03d}" for i in range(130)]  # each once
+
+    page.get_by_test_id("sort-key").click()
+    expect(rows.nth(0)).to_have_attribute("data-key", "key-000")
+    page.get_by_test_id("sort-key").click()
+    expect(rows.nth(0)).to_have_attribute("data-key", "key-129")
+    expect(page.get_by_test_id("sort-key")).to_have_attribute("aria-sort", "descending")
+    page.get_by_test_id("sort-version").click()
+    page.get_by_test_id("sort-version").click()
+    expect(rows.nth(0).get_by_test_id("row-version")).to_have_text("v2")
+    page.get_by_test_id("sort-ttl").click()  # soonest first, then the rows without
+    expect(rows.nth(0)).to_have_attribute("data-key", "key-000")
+    expect(rows.nth(4)).to_have_attribute("data-key", "key-004")
+    expect(rows.nth(5).get_by_test_id("row-ttl")).to_have_text("—")
+
+    page.get_by_test_id("items-search").fill("KEY-12")
+    expect(rows).to_have_count(10)
+    expect(page.get_by_test_id("items-status")).to_contain_text("10 loaded")
+    page.get_by_test_id("items-search").fill("no such key")
+    expect(page.get_by_test_id("items-empty")).to_contain_text("No key matches")
+    page.get_by_test_id("items-search").fill("")
+    expect(rows).to_have_count(50)
+
+    # The query filter: the CLI's short form, judged by the server, ordered by a value path.
+    page.get_by_test_id("filter-toggle").click()
+    page.get_by_test_id("filter-where").fill("i frob 1")
+    page.get_by_test_id("filter-apply").click()
+    expect(page.get_by_test_id("filter-error")).to_contain_text("not an operation")
+    page.get_by_test_id("filter-where").fill("i startsWith 12")  # a number: the engine refuses
+    page.get_by_test_id("filter-apply").click()
+    expect(page.get_by_test_id("items-error")).to_contain_text("startsWith")
+    page.get_by_test_id("filter-where").fill("i gte 125; again isNull")
+    page.get_by_test_id("filter-order").fill("i")
+    page.get_by_test_id("filter-desc").check()
+    page.get_by_test_id("filter-apply").click()
+    expect(rows).to_have_count(5)
+    expect(page.get_by_test_id("items-error")).to_be_hidden()
+    page.get_by_test_id("sort-key").click()  # back to the server's order: the filter's
+    page.get_by_test_id("sort-key").click()
+    page.get_by_test_id("sort-key").click()
+    expect(rows.nth(0)).to_have_attribute("data-key", "key-129")
+    expect(rows.nth(4)).to_have_attribute("data-key", "key-125")
+    page.get_by_test_id("filter-clear").click()
+    expect(rows).to_have_count(50)
+
+
 # ---- live -----------------------------------------------------------------------------------
 
 
@@ -465,6 +544,7 @@ def test_live_updates_never_overwrite_an_edit(page: Any, backends: Backends, nam
 
     b.elsewhere('s.set(group, "newcomer", "hello")', group=group)
     expect(row(page, "newcomer")).to_have_count(1)
+    expect(group_row(page, group).get_by_test_id("group-count")).to_have_text("3")
     expect(row(page, "newcomer").get_by_test_id("row-preview")).to_have_text('"hello"')
 
     page.get_by_test_id("edit-button").click()

@@ -760,7 +760,8 @@ export class ItemPane {
   }
 
   async deleteDialog() {
-    const version = this.item.version;
+    const opened = this.item; // what the user saw when asked, even if a change lands meanwhile
+    const version = opened.version;
     const ok = await confirmDialog({
       title: "Delete this item?",
       message: [
@@ -771,12 +772,11 @@ export class ItemPane {
       kind: "danger",
       testid: "delete-dialog",
     });
-    if (!ok) return;
-    await this.deleteNow(version);
+    if (!ok || this.item === null) return;
+    await this.deleteNow(version, { openedVersion: version, openedRaw: opened.raw });
   }
 
-  async deleteNow(version) {
-    const opened = this.compare && this.compare.kind === "delete" ? this.compare : { openedVersion: this.item.version, openedRaw: this.item.raw };
+  async deleteNow(version, opened = this.compare) {
     try {
       const { deleted } = await api.remove(this.group, this.key, version);
       this.compare = null;

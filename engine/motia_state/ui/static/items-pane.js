@@ -2,18 +2,28 @@
 // group), with a key search done by the server, a sort by key, version or TTL done here on the
 // rows loaded, and rows that follow the change feed in place.
 
-import { api, stringify, checkJson, ApiError } from "./api.js";
+import { api, checkJson, ApiError } from "./api.js";
 import { h, clear, nameNode, nameText, formatCount, flash } from "./dom.js";
 import { countdown } from "./clock.js";
 import { openDialog, field } from "./dialogs.js";
+import { parseFilter } from "./filter.js";
 
 const PAGE = 50;
 const SEARCH_PAGES = 10; // pages read in a row while a search finds fewer than a page
 const PREVIEW_CHARS = 120;
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "variant" });
 
+/** The row preview of an /api/item object, as the server writes it in /api/items: compact
+ * JSON with ", " and ": ". Made from `raw` (pretty JSON: a line break is always structure,
+ * never inside a string), so every digit stays as the server wrote it. */
 export function previewOf(item) {
-  const text = item.editable === false || item.value === undefined ? String(item.raw ?? "") : stringify(item.value);
+  let text = String(item.raw ?? "");
+  if (item.editable !== false) {
+    text = text
+      .replace(/([[{])\n\s*/g, "$1")
+      .replace(/\n\s*([\]}])/g, "$1")
+      .replace(/,\n\s*/g, ", ");
+  }
   return text.length > PREVIEW_CHARS ? text.slice(0, PREVIEW_CHARS) + "…" : text;
 }
 
@@ -26,6 +36,7 @@ export class ItemsPane {
     this.order = []; // keys in the server's order (the order with no sort)
     this.cursor = null;
     this.search = "";
+    this.filter = { text: "", where: null, orderBy: "", desc: false }; // the server's query
     this.sort = { by: null, desc: false };
     this.selectedKey = null;
     this.seq = 0;
@@ -67,6 +78,54 @@ export class ItemsPane {
         this.search = this.searchBox.value;
         this.reload();
       }, 200);
+    });
+    this.filterToggle = h("button", {
+      type: "button",
+      class: "button small ghost filter-toggle",
+      testid: "filter-toggle",
+      "aria-expanded": "false",
+      "aria-controls": "filter-form",
+      text: "Filter",
+      onclick: () => this.showFilter(this.filterForm.hidden),
+    });
+    this.filterInput = h("input", {
+      type: "text",
+      class: "input mono",
+      testid: "filter-where",
+      placeholder: "status eq paid; total > 100",
+      "aria-label": "Filter on the values (PATH OP VALUE; several joined by ;)",
+      autocomplete: "off",
+      spellcheck: "false",
+    });
+    this.orderInput = h("input", {
+      type: "text",
+      class: "input mono",
+      testid: "filter-order",
+      placeholder: "order by (path)",
+      "aria-label": "Order by a value path",
+      autocomplete: "off",
+      spellcheck: "false",
+    });
+    this.descBox = h("input", { type: "checkbox", testid: "filter-desc", id: "filter-desc" });
+    this.filterError = h("p", { class: "form-error", role: "alert", testid: "filter-error", hidden: true });
+    this.filterForm = h(
+      "form",
+      { class: "filter-form", id: "filter-form", testid: "filter-form", hidden: true, novalidate: true },
+      h("div", { class: "filter-row" }, this.filterInput),
+      h(
+        "div",
+        { class: "filter-row" },
+        this.orderInput,
+        h("label", { class: "check", for: "filter-desc" }, this.descBox, " descending"),
+        h("button", { type: "submit", class: "button small primary", testid: "filter-apply", text: "Apply" }),
+        h("button", { type: "button", class: "button small ghost", testid: "filter-clear", text: "Clear", onclick: () => this.clearFilter() }),
+      ),
+      this.filterError,
+      h("p", { class: "hint" }, "PATH OP VALUE, conditions joined by ; (eq neq gt gte lt lte contains notContains startsWith endsWith in isNull isNotNull exists), or the JSON form. Judged by the server."),
+    );
+    this.filterForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.applyFilter();
     });
     this.sortButtons = {};
     const header = h(
@@ -123,7 +182,7 @@ export class ItemsPane {
       h("div", { class: "pane-head-text" }, this.title, this.summary),
       h("div", { class: "pane-head-actions" }, this.newButton, this.clearButton),
     );
-    this.tools = h("div", { class: "pane-tools" }, this.searchBox);
+    this.tools = h("div", { class: "pane-tools" }, h("div", { class: "search-row" }, this.searchBox, this.filterToggle), this.filterForm);
     this.body = h("div", { class: "pane-scroll" }, header, this.list, this.empty, this.status, this.more);
     this.root.append(this.head, this.tools, this.error, this.body);
     // Infinite scroll: the "more" button loads the next page when it scrolls into view.
@@ -159,12 +218,71 @@ export class ItemsPane {
     this.group = group;
     this.search = "";
     this.searchBox.value = "";
+    this.filter = { text: "", where: null, orderBy: "", desc: false };
+    this.filterInput.value = "";
+    this.orderInput.value = "";
+    this.descBox.checked = false;
+    this.filterError.hidden = true;
+    this.markFilter();
     this.head.hidden = false;
     this.tools.hidden = false;
     clear(this.title).append(nameNode(group));
     this.title.title = nameText(group, 1000);
     this.updateSummary();
     this.reload();
+  }
+
+  showFilter(open) {
+    this.filterForm.hidden = !open;
+    this.filterToggle.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) this.filterInput.focus();
+  }
+
+  applyFilter() {
+    let where;
+    try {
+      where = parseFilter(this.filterInput.value);
+    } catch (e) {
+      this.filterError.textContent = e.message;
+      this.filterError.hidden = false;
+      return;
+    }
+    this.filterError.hidden = true;
+    this.filter = {
+      text: this.filterInput.value.trim(),
+      where,
+      orderBy: this.orderInput.value.trim(),
+      desc: this.descBox.checked,
+    };
+    this.markFilter();
+    this.reload();
+  }
+
+  clearFilter() {
+    this.filterInput.value = "";
+    this.orderInput.value = "";
+    this.descBox.checked = false;
+    this.applyFilter();
+  }
+
+  get filtered() {
+    return this.filter.where !== null || this.filter.orderBy !== "";
+  }
+
+  markFilter() {
+    this.filterToggle.textContent = this.filtered ? "Filter ●" : "Filter";
+    this.filterToggle.classList.toggle("active", this.filtered);
+  }
+
+  query(extra) {
+    return {
+      group: this.group,
+      search: this.search || undefined,
+      where: this.filter.where ?? undefined,
+      order_by: this.filter.orderBy || undefined,
+      desc: this.filter.orderBy && this.filter.desc ? 1 : undefined,
+      ...extra,
+    };
   }
 
   updateSummary() {
@@ -199,12 +317,9 @@ export class ItemsPane {
     let added = 0;
     try {
       do {
-        const data = await api.items({
-          group,
-          limit: PAGE,
-          cursor: first && pages === 0 ? undefined : this.cursor ?? undefined,
-          search: this.search || undefined,
-        });
+        const data = await api.items(
+          this.query({ group, limit: PAGE, cursor: first && pages === 0 ? undefined : this.cursor ?? undefined }),
+        );
         if (seq !== this.seq) return;
         const receivedAt = Date.now();
         for (const item of data.items || []) {
@@ -215,7 +330,7 @@ export class ItemsPane {
         }
         this.cursor = data.cursor ?? null;
         pages++;
-      } while (this.search && this.cursor !== null && added < PAGE && pages < SEARCH_PAGES);
+      } while ((this.search || this.filter.where) && this.cursor !== null && added < PAGE && pages < SEARCH_PAGES);
       this.error.hidden = true;
     } catch (e) {
       if (seq !== this.seq) return;
@@ -282,8 +397,8 @@ export class ItemsPane {
     if (!n && this.cursor === null && this.error.hidden) {
       this.empty.hidden = false;
       clear(this.empty).append(
-        this.search
-          ? h("p", {}, "No key matches ", h("q", {}, nameNode(this.search)), ".")
+        this.search || this.filter.where
+          ? h("p", {}, this.search ? ["No key matches ", h("q", {}, nameNode(this.search)), this.filter.where ? " with this filter." : "."] : "No item matches the filter.")
           : h(
               "div",
               {},
@@ -293,7 +408,7 @@ export class ItemsPane {
       );
     } else this.empty.hidden = true;
     this.status.textContent = n
-      ? `${formatCount(n)} loaded${this.cursor !== null ? ", more to load" : ""}${this.search ? " (search)" : ""}`
+      ? `${formatCount(n)} loaded${this.cursor !== null ? ", more to load" : ""}${this.search ? " (search)" : ""}${this.filtered ? " (filtered)" : ""}`
       : this.cursor !== null
         ? "No match in the part searched so far."
         : "";
@@ -398,7 +513,8 @@ export class ItemsPane {
       } else this.render();
       return;
     }
-    if (!known && !this.matchesSearch(key)) return;
+    // A new key shows only where the page can tell it belongs: a filter is the server's to judge.
+    if (!known && (!this.matchesSearch(key) || this.filter.where !== null)) return;
     const row = {
       data: {
         key,
@@ -424,7 +540,7 @@ export class ItemsPane {
     const limit = Math.min(500, Math.max(PAGE, this.rows.size));
     let data;
     try {
-      data = await api.items({ group, limit, search: this.search || undefined });
+      data = await api.items(this.query({ group, limit }));
     } catch {
       return;
     }
