@@ -545,6 +545,9 @@ def test_live_updates_never_overwrite_an_edit(page: Any, backends: Backends, nam
     b.elsewhere('s.set(group, "newcomer", "hello")', group=group)
     expect(row(page, "newcomer")).to_have_count(1)
     expect(group_row(page, group).get_by_test_id("group-count")).to_have_text("3")
+    b.elsewhere('s.delete(group, "other")', group=group)
+    expect(row(page, "other")).to_have_count(0)
+    expect(group_row(page, group).get_by_test_id("group-count")).to_have_text("2")
     expect(row(page, "newcomer").get_by_test_id("row-preview")).to_have_text('"hello"')
 
     page.get_by_test_id("edit-button").click()

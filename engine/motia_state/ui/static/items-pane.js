@@ -9,6 +9,8 @@ import { openDialog, field } from "./dialogs.js";
 import { parseFilter } from "./filter.js";
 
 const PAGE = 50;
+// Ops whose records say the item was removed (changes.GONE in the engine).
+const GONE = new Set(["delete", "expire", "clear", "expire_group"]);
 const SEARCH_PAGES = 10; // pages read in a row while a search finds fewer than a page
 const PREVIEW_CHARS = 120;
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "variant" });
@@ -473,7 +475,8 @@ export class ItemsPane {
       this.reload();
       return;
     }
-    this.refreshRow(change.key, { version: change.version });
+    // A removal's record may carry the version removed, the one the row shows: always look.
+    this.refreshRow(change.key, { version: GONE.has(change.op) ? null : change.version });
   }
 
   matchesSearch(key) {

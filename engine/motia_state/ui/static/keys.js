@@ -6,20 +6,25 @@ import { h } from "./dom.js";
 import { openDialog } from "./dialogs.js";
 
 const SHORTCUTS = [
-  ["/", "Search (the groups, or the open group's keys)"],
-  ["↑ ↓  or  j k", "Move in the focused list"],
-  ["Home End", "First or last row"],
-  ["Enter", "Open the focused group or item"],
-  ["← →  or  h l", "Between the groups and the items"],
-  ["e", "Edit the open item"],
-  ["Ctrl+S  or  ⌘S", "Save the edit"],
-  ["Esc", "Leave the editor, close a dialog, clear a search"],
-  ["?", "This list"],
+  [["/"], "Search (the groups, or the open group's keys)"],
+  [["↑ ↓", "j k"], "Move in the focused list"],
+  [["Home", "End"], "First or last row"],
+  [["Enter"], "Open the focused group or item"],
+  [["← →", "h l"], "Between the groups and the items"],
+  [["e"], "Edit the open item"],
+  [["Ctrl+S", "⌘S"], "Save the edit"],
+  [["Esc"], "Leave the editor, close a dialog, clear a search"],
+  [["?"], "This list"],
 ];
 
 export function showShortcuts() {
   const rows = SHORTCUTS.map(([keys, what]) =>
-    h("tr", {}, h("th", { scope: "row" }, ...keys.split("  ").map((k, i) => [i ? " or " : "", h("kbd", { text: k.replace(/^or /, "") })])), h("td", { text: what })),
+    h(
+      "tr",
+      {},
+      h("th", { scope: "row" }, keys.map((k, i) => [i ? " or " : "", h("kbd", { text: k })])),
+      h("td", { text: what }),
+    ),
   );
   openDialog({
     title: "Keyboard shortcuts",

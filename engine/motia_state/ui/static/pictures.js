@@ -79,7 +79,7 @@ export class Pictures {
     this.groupsBody.append(
       barChart(
         sorted.map((g) => ({ label: g.group, value: g.items })),
-        { title: "Items per group", unit: "items", maxBars: TOP_GROUPS },
+        { title: "Items per group", unit: ["item", "items"], maxBars: TOP_GROUPS },
       ),
     );
   }
@@ -137,7 +137,7 @@ export class Pictures {
     if (!withTtl) {
       this.message(this.expiriesBody, data.without_ttl ? "No item of this group expires." : "This group is empty.");
     } else {
-      this.expiriesBody.append(barChart(buckets.map((b) => ({ label: b.label, value: b.count })), { title: "Expiries ahead", unit: "items" }));
+      this.expiriesBody.append(barChart(buckets.map((b) => ({ label: b.label, value: b.count })), { title: "Expiries ahead", unit: ["item", "items"] }));
     }
     const notes = [];
     if (data.without_ttl) notes.push(`${formatCount(data.without_ttl)} without expiry`);
