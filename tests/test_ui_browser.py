@@ -739,6 +739,11 @@ def test_a_bookmarked_route_opens_directly(page: Any, redis_backend: Backend) ->
     page.reload()
     expect(page.get_by_test_id("item-key")).to_have_text("next")
 
+    # An address that names nothing (a broken escape) says so and lands on the start page.
+    visit(page, b, "/groups/%E0%A4%A")
+    expect(page.get_by_test_id("toast")).to_contain_text("not a page of the inspector")
+    assert path_of(page) == "/"
+
 
 def test_the_theme_toggle_is_remembered(page: Any, redis_backend: Backend) -> None:
     visit(page, redis_backend)

@@ -40,6 +40,7 @@ const ctx = {
 
   /** A write made by this page: the row, the counts and the pictures follow. */
   written(item) {
+    if (!item) return; // gone already (an expiry shorter than the round trip)
     if (item.group === ctx.items.group) ctx.items.upsert(item.key, item);
     ctx.groups.reloadSoon();
     if (item.group === ctx.route.group) ctx.pictures.reloadExpiriesSoon();

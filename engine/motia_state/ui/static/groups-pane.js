@@ -81,10 +81,14 @@ export class GroupsPane {
     try {
       const data = await api.groups(this.search || undefined);
       if (seq !== this.seq) return;
-      this.groups = data.groups || [];
+      const groups = data.groups || [];
+      const same =
+        this.loaded && this.shownSearch === this.search && JSON.stringify(groups) === JSON.stringify(this.groups);
+      this.shownSearch = this.search;
+      this.groups = groups;
       this.loaded = true;
       this.error.hidden = true;
-      this.render();
+      if (!same) this.render(); // a poll that found nothing new leaves the list (and focus) be
       for (const fn of this.listeners) fn(this.groups, this.search);
     } catch (e) {
       if (seq !== this.seq) return;

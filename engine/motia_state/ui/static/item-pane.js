@@ -483,6 +483,11 @@ export class ItemPane {
       this.edit = null;
       this.compare = null;
       this.notice = null;
+      if (!item) {
+        this.state = "gone"; // saved, and expired before it could be read back
+        this.render();
+        return;
+      }
       this.setItem(item);
       this.state = "view";
       this.render();
@@ -629,6 +634,12 @@ export class ItemPane {
   // ---- the other writes ------------------------------------------------------------------
 
   afterWrite(item, message) {
+    if (!item) {
+      this.state = "gone";
+      this.item = null;
+      this.render();
+      return;
+    }
     this.setItem(item);
     this.state = "view";
     this.render();
@@ -737,7 +748,7 @@ export class ItemPane {
           disabled: left === null,
           run: async () => {
             const { item } = await api.ttl(this.group, this.key, null);
-            if (item) this.afterWrite(item, "The item no longer expires.");
+            this.afterWrite(item, "The item no longer expires.");
           },
         },
         {

@@ -24,8 +24,9 @@ export function parseRoute(pathname) {
   if (parts[0] !== "groups" || parts.length < 2) return { group: null, key: null, invalid: true };
   try {
     const group = decodeSegment(parts[1]);
+    if (group === "") return { group: null, key: null, invalid: true }; // names are never empty
     if (parts.length === 2 || (parts.length === 3 && parts[2] === "")) return { group, key: null };
-    if (parts.length === 4 && parts[2] === "items") {
+    if (parts.length === 4 && parts[2] === "items" && parts[3] !== "") {
       return { group, key: decodeSegment(parts[3]) };
     }
   } catch {
