@@ -347,6 +347,10 @@ def test_live_changes_arrive_from_another_process(backend: Backend, group: str) 
             if name == "change" and data["group"] == group:
                 break
         assert (data["op"], data["key"], data["version"]) == ("set", "k", 1)
+        changed_at = int(data["ts"])  # the server's clock: this machine's
+        for name, data in stream:  # the second of the change, counted once it is over
+            if name == "rate" and data["t"] >= changed_at and data["count"] >= 1:
+                break
     metrics = backend.inspector.client.get("/api/metrics").json()
     assert metrics["rate"]["live"] is True
     assert len(metrics["rate"]["seconds"]) == 300

@@ -55,7 +55,8 @@ class Hub:
     def __init__(self, state: AsyncState) -> None:
         self._state = state
         self._pages: set[asyncio.Queue[bytes | None]] = set()
-        self._counts: deque[list[int]] = deque(maxlen=WINDOW_S)  # [second, changes]
+        # [second, changes] for the seconds that had any
+        self._counts: deque[list[int]] = deque(maxlen=WINDOW_S)
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.failing: str | None = None  # why the feed is not being read, for /api/info
@@ -83,7 +84,7 @@ class Hub:
                     async for change in watch:
                         if change is not None:
                             since = change.id
-                            self._count(1)
+                            self._count()
                             self._publish(sse("change", change_json(change)))
                 finally:
                     await watch.aclose()
@@ -100,17 +101,16 @@ class Hub:
             now = time.time()
             await asyncio.sleep(1 - now % 1)
             second = int(time.time()) - 1
-            self._count(0, second)
-            count = self._counts[-1][1] if self._counts[-1][0] == second else 0
+            count = next((n for s, n in reversed(self._counts) if s == second), 0)
             self._publish(sse("rate", {"t": second, "count": count}))
 
-    def _count(self, n: int, second: int | None = None) -> None:
-        second = int(time.time()) if second is None else second
-        if self._counts and self._counts[-1][0] >= second:
-            if self._counts[-1][0] == second:
-                self._counts[-1][1] += n
-            return
-        self._counts.append([second, n])
+    def _count(self) -> None:
+        """One change arrived now."""
+        second = int(time.time())
+        if self._counts and self._counts[-1][0] == second:
+            self._counts[-1][1] += 1
+        else:
+            self._counts.append([second, 1])
 
     def rate(self) -> list[list[int]]:
         """[second, changes] for each of the last `WINDOW_S` seconds, zeros included."""
