@@ -763,8 +763,31 @@ def test_the_theme_toggle_is_remembered(page: Any, redis_backend: Backend) -> No
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(14, 17, 21)"
     toggle.click()  # back to what the system asks for: the override is forgotten
-    expect(root).not_to_have_attribute("data-theme", re.compile("."))
+    expect(root).to_have_attribute("data-theme", "light")
     assert page.evaluate("localStorage.getItem('motia-state.theme')") is None
+    expect(toggle).to_have_attribute("aria-label", "Switch to the dark theme")
+
+    # With nothing remembered the page follows the system as it changes ...
+    page.emulate_media(color_scheme="dark")
+    expect(root).to_have_attribute("data-theme", "dark")
+    expect(toggle).to_have_attribute("aria-label", "Switch to the light theme")
+    toggle.click()  # ... until a choice is made: that one stays
+    expect(root).to_have_attribute("data-theme", "light")
+    assert page.evaluate("localStorage.getItem('motia-state.theme')") == "light"
+    page.emulate_media(color_scheme="light")
+    page.emulate_media(color_scheme="dark")
+    expect(root).to_have_attribute("data-theme", "light")
+
+
+def test_the_theme_is_set_before_the_page_script(page: Any, redis_backend: Backend) -> None:
+    """No flash of the wrong theme: the blocking theme.js alone paints a dark system's page
+    dark, before (here: without) the module that builds the page."""
+    page.emulate_media(color_scheme="dark")
+    page.route(re.compile(r"/static/app\.js$"), lambda r: r.abort())
+    page.goto(redis_backend.base + "/")
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(14, 17, 21)"
 
 
 # ---- hostile data ---------------------------------------------------------------------------

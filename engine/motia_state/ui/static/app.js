@@ -111,30 +111,28 @@ async function onRoute(route, { pop }) {
 const router = new Router(onRoute);
 
 function setupTheme() {
+  // theme.js has set data-theme (and keeps it on the system's while no choice is remembered).
   const root = document.documentElement;
   const toggle = $("theme-toggle");
   const media = matchMedia("(prefers-color-scheme: dark)");
-  const effective = () => root.dataset.theme || (media.matches ? "dark" : "light");
+  const other = () => (root.dataset.theme === "dark" ? "light" : "dark");
   const label = () => {
-    const next = effective() === "dark" ? "light" : "dark";
-    toggle.setAttribute("aria-label", `Switch to the ${next} theme`);
-    toggle.title = `Switch to the ${next} theme`;
+    toggle.setAttribute("aria-label", `Switch to the ${other()} theme`);
+    toggle.title = `Switch to the ${other()} theme`;
   };
   toggle.addEventListener("click", () => {
-    const next = effective() === "dark" ? "light" : "dark";
-    const system = media.matches ? "dark" : "light";
+    const next = other();
     try {
       // Back to the system's own choice: forget the override, and follow the system again.
-      if (next === system) localStorage.removeItem("motia-state.theme");
+      if (next === (media.matches ? "dark" : "light")) localStorage.removeItem("motia-state.theme");
       else localStorage.setItem("motia-state.theme", next);
     } catch {
       /* not remembered */
     }
-    if (next === system) delete root.dataset.theme;
-    else root.dataset.theme = next;
+    root.dataset.theme = next;
     label();
   });
-  media.addEventListener("change", label);
+  media.addEventListener("change", label); // after theme.js's own listener: the new theme
   label();
 }
 
