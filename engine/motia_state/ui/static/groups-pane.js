@@ -3,6 +3,7 @@
 
 import { api } from "./api.js";
 import { h, svg, clear, nameNode, nameText, formatBytes, formatCount, throttle } from "./dom.js";
+import { searchBox, markSelected } from "./listbox.js";
 
 export class GroupsPane {
   constructor(ctx, root) {
@@ -20,22 +21,14 @@ export class GroupsPane {
 
   build() {
     this.count = h("span", { class: "pane-count", testid: "groups-total" });
-    this.searchBox = h("input", {
-      type: "search",
-      class: "search",
+    this.searchBox = searchBox({
       testid: "groups-search",
       placeholder: "Search groups",
-      "aria-label": "Search groups",
-      autocomplete: "off",
-      spellcheck: "false",
-    });
-    let timer = null;
-    this.searchBox.addEventListener("input", () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        this.search = this.searchBox.value;
+      label: "Search groups",
+      onSearch: (text) => {
+        this.search = text;
         this.load();
-      }, 180);
+      },
     });
     this.list = h("ul", {
       class: "nav-list groups-list",
@@ -165,16 +158,7 @@ export class GroupsPane {
   }
 
   markSelected() {
-    let any = null;
-    for (const li of this.list.children) {
-      const on = li.__group === this.selected;
-      li.setAttribute("aria-selected", on ? "true" : "false");
-      li.classList.toggle("selected", on);
-      li.tabIndex = -1;
-      if (on) any = li;
-    }
-    const first = any || this.list.firstElementChild;
-    if (first) first.tabIndex = 0;
+    markSelected(this.list, (li) => li.__group === this.selected);
   }
 
   focusSelected() {

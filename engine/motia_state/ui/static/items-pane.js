@@ -7,6 +7,7 @@ import { h, clear, nameNode, nameText, formatCount, flash } from "./dom.js";
 import { countdown } from "./clock.js";
 import { openDialog, field } from "./dialogs.js";
 import { parseFilter } from "./filter.js";
+import { searchBox, markSelected } from "./listbox.js";
 
 const PAGE = 50;
 // Ops whose records say the item was removed (changes.GONE in the engine).
@@ -64,22 +65,14 @@ export class ItemsPane {
       text: "Clear group…",
       onclick: () => this.clearGroup(),
     });
-    this.searchBox = h("input", {
-      type: "search",
-      class: "search",
+    this.searchBox = searchBox({
       testid: "items-search",
       placeholder: "Search keys",
-      "aria-label": "Search keys in this group",
-      autocomplete: "off",
-      spellcheck: "false",
-    });
-    let timer = null;
-    this.searchBox.addEventListener("input", () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        this.search = this.searchBox.value;
+      label: "Search keys in this group",
+      onSearch: (text) => {
+        this.search = text;
         this.reload();
-      }, 200);
+      },
     });
     this.filterToggle = h("button", {
       type: "button",
@@ -450,16 +443,7 @@ export class ItemsPane {
   }
 
   markSelected() {
-    let selected = null;
-    for (const li of this.list.children) {
-      const on = this.selectedKey !== null && li.__key === this.selectedKey;
-      li.setAttribute("aria-selected", on ? "true" : "false");
-      li.classList.toggle("selected", on);
-      li.tabIndex = -1;
-      if (on) selected = li;
-    }
-    const first = selected || this.list.firstElementChild;
-    if (first) first.tabIndex = 0;
+    markSelected(this.list, (li) => this.selectedKey !== null && li.__key === this.selectedKey);
   }
 
   focusSelected() {
