@@ -102,14 +102,16 @@ function lcsRow(a, aLo, aHi, b, bLo, bHi, reverse) {
   return row;
 }
 
-// Hirschberg: an exact LCS script in linear space; recursion depth log2 of a's length.
-function hirschberg(a, aLo, aHi, b, bLo, bHi, out) {
-  let tail = 0;
+// The common head and tail of two ranges go out as SAME around what `middle(aLo, aHi, bLo,
+// bHi)` writes for the rest (both sides of it non-empty); a rest empty on one side is a plain
+// delete-then-add.
+function aroundCommon(a, aLo, aHi, b, bLo, bHi, out, middle) {
   while (aLo < aHi && bLo < bHi && a[aLo] === b[bLo]) {
     out.push(SAME);
     aLo++;
     bLo++;
   }
+  let tail = 0;
   while (aHi > aLo && bHi > bLo && a[aHi - 1] === b[bHi - 1]) {
     aHi--;
     bHi--;
@@ -118,17 +120,25 @@ function hirschberg(a, aLo, aHi, b, bLo, bHi, out) {
   if (aLo === aHi || bLo === bHi) {
     push(out, DEL, aHi - aLo);
     push(out, ADD, bHi - bLo);
-  } else if (aHi - aLo === 1) {
-    const at = b.subarray(bLo, bHi).indexOf(a[aLo]);
-    if (at < 0) {
-      push(out, DEL, 1);
-      push(out, ADD, bHi - bLo);
-    } else {
-      push(out, ADD, at);
-      out.push(SAME);
-      push(out, ADD, bHi - bLo - at - 1);
+  } else middle(aLo, aHi, bLo, bHi);
+  push(out, SAME, tail);
+}
+
+// Hirschberg: an exact LCS script in linear space; recursion depth log2 of a's length.
+function hirschberg(a, aLo, aHi, b, bLo, bHi, out) {
+  aroundCommon(a, aLo, aHi, b, bLo, bHi, out, (aLo, aHi, bLo, bHi) => {
+    if (aHi - aLo === 1) {
+      const at = b.subarray(bLo, bHi).indexOf(a[aLo]);
+      if (at < 0) {
+        push(out, DEL, 1);
+        push(out, ADD, bHi - bLo);
+      } else {
+        push(out, ADD, at);
+        out.push(SAME);
+        push(out, ADD, bHi - bLo - at - 1);
+      }
+      return;
     }
-  } else {
     const mid = (aLo + aHi) >> 1;
     const head = lcsRow(a, aLo, mid, b, bLo, bHi, false);
     const rest = lcsRow(a, mid, aHi, b, bLo, bHi, true);
@@ -136,8 +146,7 @@ function hirschberg(a, aLo, aHi, b, bLo, bHi, out) {
     for (let k = 1; k <= bHi - bLo; k++) if (head[k] + rest[k] > head[split] + rest[split]) split = k;
     hirschberg(a, aLo, mid, b, bLo, bLo + split, out);
     hirschberg(a, mid, aHi, b, bLo + split, bHi, out);
-  }
-  push(out, SAME, tail);
+  });
 }
 
 function push(out, op, count) {
@@ -181,24 +190,10 @@ function anchors(a, aLo, aHi, b, bLo, bHi) {
 }
 
 function diffRange(a, aLo, aHi, b, bLo, bHi, level, out) {
-  while (aLo < aHi && bLo < bHi && a[aLo] === b[bLo]) {
-    out.push(SAME);
-    aLo++;
-    bLo++;
-  }
-  let tail = 0;
-  while (aHi > aLo && bHi > bLo && a[aHi - 1] === b[bHi - 1]) {
-    aHi--;
-    bHi--;
-    tail++;
-  }
-  if (aLo === aHi || bLo === bHi) {
-    push(out, DEL, aHi - aLo);
-    push(out, ADD, bHi - bLo);
-  } else if ((aHi - aLo > LARGE && bHi - bLo > LARGE) || !myers(a, aLo, aHi, b, bLo, bHi, MAX_D, out)) {
+  aroundCommon(a, aLo, aHi, b, bLo, bHi, out, (aLo, aHi, bLo, bHi) => {
+    if (!(aHi - aLo > LARGE && bHi - bLo > LARGE) && myers(a, aLo, aHi, b, bLo, bHi, MAX_D, out)) return;
     if ((aHi - aLo) * (bHi - bLo) <= LCS_CELLS) {
       hirschberg(a, aLo, aHi, b, bLo, bHi, out);
-      push(out, SAME, tail);
       return;
     }
     const found = level < MAX_LEVEL ? anchors(a, aLo, aHi, b, bLo, bHi) : [];
@@ -216,8 +211,7 @@ function diffRange(a, aLo, aHi, b, bLo, bHi, level, out) {
       push(out, DEL, aHi - aLo);
       push(out, ADD, bHi - bLo);
     }
-  }
-  push(out, SAME, tail);
+  });
 }
 
 /**
