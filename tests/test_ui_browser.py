@@ -10,7 +10,6 @@ shows, with generous deadlines (two cores, other work running).
 
 from __future__ import annotations
 
-import os
 import re
 import urllib.parse
 import uuid
@@ -22,22 +21,15 @@ import pytest
 
 from .conftest import Servers, _purge
 from .ui_browser_support import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     Backend,
+    chromium,
     css_string,
-    need_chromium,
+    keep_screenshot,
+    sync_api,
     unique,
 )
 from .ui_server import Inspector, refused
 
-try:
-    from playwright import sync_api
-except ImportError:  # the test extra; where CI requires the browser tests, an error
-    if os.environ.get("MOTIA_STATE_BROWSER_TESTS") == "required":
-        raise
-    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
 Page = sync_api.Page
 expect = sync_api.expect
 
@@ -52,13 +44,8 @@ FLASH = re.compile(r"\bflash\b")
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    need_chromium()
-    with sync_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 class Backends:
@@ -170,13 +157,6 @@ def page(watched: Watched) -> Any:
 
 
 # ---- helpers --------------------------------------------------------------------------------
-
-
-def keep_screenshot(page: Any, name: str) -> None:
-    """The page as it ended, written here: Playwright's own path= writes through a thread
-    pool of its event loop whose threads outlive the test (and conftest counts them)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / f"{name}.png").write_bytes(page.screenshot())
 
 
 def segment(name: str) -> str:
@@ -298,11 +278,7 @@ def test_edit_and_save(page: Any, watched: Any, redis_backend: Backend) -> None:
     expect(page.get_by_test_id("history-entry")).to_have_count(2)
     puts = [url for method, url in watched.requests if method == "PUT"]
     assert len(puts) == 1
-    with b.state() as s:
-        item = s.get_item(group, "doc")
-        assert item is not None
-        assert item.value == {"n": 2, "note": "second", "big": 9007199254740993}
-        assert item.version == 2
+    assert b.stored(group, "doc") == ({"n": 2, "note": "second", "big": 9007199254740993}, 2)
 
 
 @pytest.mark.parametrize("choice", ["reload", "overwrite"])
@@ -327,8 +303,7 @@ def test_a_concurrent_edit_shows_the_conflict(
     expect(conflict).to_contain_text("version 2")
     expect(conflict.get_by_test_id("diff-a")).to_contain_text('"owner": "me"')
     expect(conflict.get_by_test_id("diff-b")).to_contain_text('"owner": "them"')
-    with b.state() as s:
-        assert s.get(group, "doc") == {"owner": "them", "n": 2}  # the save wrote nothing
+    assert b.stored(group, "doc") == ({"owner": "them", "n": 2}, 2)  # the save wrote nothing
 
     if choice == "reload":
         conflict.get_by_test_id("conflict-reload").click()
@@ -343,10 +318,7 @@ def test_a_concurrent_edit_shows_the_conflict(
         expect(page.get_by_test_id("item-version")).to_have_text("3")
         expect(page.get_by_test_id("item-tree")).to_contain_text('"me"')
         expected, version = {"owner": "me", "n": 10}, 3
-    with b.state() as s:
-        item = s.get_item(group, "doc")
-        assert item is not None
-        assert (item.value, item.version) == (expected, version)
+    assert b.stored(group, "doc") == (expected, version)
 
 
 def test_bad_json_is_shown_and_nothing_is_written(
@@ -374,10 +346,7 @@ def test_bad_json_is_shown_and_nothing_is_written(
     expect(error).to_be_visible()
     expect(error).to_contain_text("twice")
     assert len([u for m, u in watched.requests if m == "PUT"]) == 1
-    with b.state() as s:
-        item = s.get_item(group, "doc")
-        assert item is not None
-        assert (item.value, item.version) == ({"ok": True}, 1)
+    assert b.stored(group, "doc") == ({"ok": True}, 1)
 
 
 def test_delete_asks_then_deletes(page: Any, redis_backend: Backend) -> None:
@@ -391,8 +360,7 @@ def test_delete_asks_then_deletes(page: Any, redis_backend: Backend) -> None:
     expect(dialog).to_contain_text("doomed")
     dialog.get_by_test_id("dialog-cancel").click()
     expect(dialog).to_have_count(0)
-    with b.state() as s:
-        assert s.get(group, "doomed") == {"x": 1}  # cancelled: still there
+    assert b.stored(group, "doomed") == ({"x": 1}, 1)  # cancelled: still there
 
     # Changed by another process while the question is asked: refused, and it says so.
     page.get_by_test_id("delete-button").click()
@@ -401,14 +369,12 @@ def test_delete_asks_then_deletes(page: Any, redis_backend: Backend) -> None:
     conflict = page.get_by_test_id("conflict")
     expect(conflict).to_contain_text("version 2")
     expect(conflict.get_by_test_id("diff-b")).to_contain_text('"x": 2')
-    with b.state() as s:
-        assert s.get(group, "doomed") == {"x": 2}
+    assert b.stored(group, "doomed") == ({"x": 2}, 2)
     conflict.get_by_test_id("conflict-delete").click()  # delete anyway: version 2 now
     expect(row(page, "doomed")).to_have_count(0)
     expect(row(page, "stays")).to_have_count(1)
     expect(page).to_have_url(re.compile(re.escape(route(group)) + "$"))
-    with b.state() as s:
-        assert s.get_item(group, "doomed") is None
+    assert b.stored(group, "doomed") is None
 
 
 def test_forms_show_the_servers_errors_in_place(page: Any, redis_backend: Backend) -> None:
@@ -618,8 +584,7 @@ def test_ttl_counts_down_then_the_item_goes(page: Any, redis_backend: Backend) -
     expect(row(page, "brief")).to_have_count(0)
     expect(page.get_by_test_id("item-gone")).to_be_visible()
     expect(row(page, "stays")).to_have_count(1)
-    with b.state() as s:
-        assert s.get_item(group, "brief") is None
+    assert b.stored(group, "brief") is None
 
 
 # ---- access ---------------------------------------------------------------------------------
@@ -718,8 +683,7 @@ def test_keyboard_alone(page: Any, redis_backend: Backend) -> None:
 
     page.keyboard.press("h")
     expect(group_row(page, group)).to_be_focused()
-    with b.state() as s:
-        assert s.get(group, "k-b") == {"k": "typed"}
+    assert b.stored(group, "k-b") == ({"k": "typed"}, 2)
 
 
 def test_a_bookmarked_route_opens_directly(page: Any, redis_backend: Backend) -> None:

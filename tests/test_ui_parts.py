@@ -10,32 +10,20 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import random
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from playwright.sync_api import Browser, Page, sync_playwright
 
-ROOT = Path(__file__).resolve().parents[1]
+from .ui_browser_support import ROOT, chromium, keep_screenshot, sync_api
+
+Browser = sync_api.Browser
+Page = sync_api.Page
 STATIC = ROOT / "engine" / "motia_state" / "ui" / "static"
-ARTIFACTS = ROOT / "tests" / "artifacts" / "ui"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TEST_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>parts</title>
 <link rel="icon" href="data:,">
@@ -78,17 +66,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is absent: install Debian's chromium (apt-get install chromium)"
-        if os.environ.get("MOTIA_STATE_BROWSER_TESTS") == "required":
-            pytest.fail(f"MOTIA_STATE_BROWSER_TESTS=required but {message}", pytrace=False)
-        pytest.skip(message)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -710,14 +689,8 @@ def test_screenshot_of_all_three(page: Page) -> None:
             {title: 'Changes', unit: '/s'}));
         }"""
     )
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    target = ARTIFACTS / "parts.png"
-    target.unlink(missing_ok=True)
-    # The bytes, written here: with path= Playwright writes from an executor thread that
-    # outlives the test (conftest fails a test that leaves a non-daemon thread).
-    image = page.screenshot(full_page=True)
+    image = keep_screenshot(page, "parts", full_page=True)
     assert image[:8] == b"\x89PNG\r\n\x1a\n"
-    target.write_bytes(image)
 
 
 @pytest.mark.parametrize("name", ["tree.js", "diff.js", "charts.js"])
