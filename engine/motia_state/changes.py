@@ -189,13 +189,13 @@ def decode_entry(
             stream=stream,
             consumer_group=consumer_group,
         )
-    version = int(fields.get(b"version") or 0)
+    version = _count(fields.get(b"version"))
     has_values = with_values and b"value" in fields
     value = old = None
     if has_values:
         if fields[b"value"]:
             value = codec.decode(fields[b"value"])
-        if fields[b"old"]:
+        if fields.get(b"old"):
             old = codec.decode(fields[b"old"])
     event = fields.get(b"event")
     return Change(
@@ -205,7 +205,7 @@ def decode_entry(
         key=key,
         version=version if op not in WHOLE_GROUP else None,
         ts=int(ident.split("-", 1)[0]) / 1000,
-        prev_version=int(fields.get(b"prev") or 0),
+        prev_version=_count(fields.get(b"prev")),
         value=value,
         old_value=old,
         has_values=has_values,
@@ -213,6 +213,15 @@ def decode_entry(
         stream=stream,
         consumer_group=consumer_group,
     )
+
+
+def _count(raw: bytes | None) -> int:
+    """A version field; 0 when missing or not a number (a record another tool appended must
+    not stop every reader of the feed)."""
+    return int(raw) if raw is not None and _DIGITS.fullmatch(raw) else 0
+
+
+_DIGITS = re.compile(rb"[0-9]{1,20}")
 
 
 def _event_data(raw: bytes, codec: Codec) -> Any:

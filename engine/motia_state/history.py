@@ -12,14 +12,15 @@ the same steps on a session of their own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import changes, validate
 from .changes import Change
 from .codecs import Codec
-from .errors import InvalidInput, brief
+from .errors import DecodeError, InvalidInput, brief
 from .layout import KeyLayout
+from .ops import Undecodable
 from .steps import Steps
 
 DEFAULT_LIMIT = 20
@@ -63,6 +64,27 @@ def read(
     return _read(layout, codec, group, raw_group, raw_key, wanted, start, budget)
 
 
+def _decoded(stream: bytes, entry_id: bytes, fields: dict[bytes, bytes], codec: Codec) -> Change:
+    """A record with its values; one that does not decode (another tool's bytes, or a
+    codec other than the writer's) comes as `Undecodable`, so the rest of the history
+    still shows."""
+    try:
+        return changes.decode_entry(stream, entry_id, fields, codec, True, None)
+    except DecodeError:
+        change = changes.decode_entry(stream, entry_id, fields, codec, False, None)
+    value, old = (_lenient(fields.get(name), codec) for name in (b"value", b"old"))
+    return replace(change, value=value, old_value=old, has_values=b"value" in fields)
+
+
+def _lenient(raw: bytes | None, codec: Codec) -> Any:
+    if not raw:
+        return None
+    try:
+        return codec.decode(raw)
+    except DecodeError as exc:
+        return Undecodable(raw, str(exc))
+
+
 def _read(
     layout: KeyLayout,
     codec: Codec,
@@ -88,7 +110,7 @@ def _read(
                 continue
             mine = fields.get(b"key") == raw_key and fields.get(b"op") != changes.EMIT.encode()
             if mine or (not fields.get(b"key") and fields.get(b"op") in _WHOLE):
-                found.append(changes.decode_entry(stream, entry_id, fields, codec, True, None))
+                found.append(_decoded(stream, entry_id, fields, codec))
                 if len(found) == wanted:
                     return History(found, end[1:])
         if len(entries) < count:  # the oldest record retained was among them

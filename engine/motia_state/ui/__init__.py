@@ -8,6 +8,7 @@ printed, so the URL shown is one that already answers.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import webbrowser
 from collections.abc import Callable
@@ -81,11 +82,20 @@ def serve(
     announce(address)
     if open_browser:
         webbrowser.open(address)
+    app = build(url, options, token=in_force)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            app.end_streams()  # else open pages hold the shutdown until its timeout
+            await super().shutdown(sockets)
+
     config = uvicorn.Config(
-        build(url, options, token=in_force),
+        app,
         log_level="warning",
         access_log=False,  # URLs may carry the token on a first visit
         lifespan="on",
         timeout_graceful_shutdown=3,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    # Ctrl-C: uvicorn shuts down, then raises it again; the shutdown was the answer
+    with contextlib.suppress(KeyboardInterrupt):
+        Server(config).run(sockets=[sock])

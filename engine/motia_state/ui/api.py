@@ -10,21 +10,34 @@ Values travel as JSON. The editor's text is parsed here, exactly (`jsontext.pars
 integers past 2**53 keep their digits, a key given twice is refused), not by the browser.
 A value JSON cannot show exactly (NaN, bytes from the msgpack codec, nesting past what JSON
 parsers take) is shown as text and marked not editable, so that an edit cannot silently
-change what it did not show.
+change what it did not show (a save naming its version is refused here too); bytes no codec
+reads (another tool's) are listed and shown the same way, with why, never an error that
+would hide the rest of the group.
+
+Nothing waits without bound: a request body is read as it arrives, within `MAX_BODY` and
+`BODY_IDLE_S`/`BODY_TOTAL_S`, and a call the state does not answer within
+`CALL_TIMEOUT_S` is a 503 (`app`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+import re
 import time
+import uuid
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import query as queries
 from ..async_state import AsyncState
+from ..core import Plan
 from ..errors import (
     BackendUnavailable,
     DecodeError,
@@ -37,8 +50,8 @@ from ..errors import (
     VersionConflict,
     brief,
 )
-from ..jsontext import Unprintable, dumps, parse_json
-from ..ops import Item
+from ..jsontext import dumps, parse_json
+from ..ops import Item, RawItem, Undecodable
 from .live import Hub
 
 PAGE_LIMIT = 500  # items per page, at most
@@ -46,6 +59,13 @@ SEARCH_PAGES = 20  # server pages a key search reads per request before answerin
 PREVIEW = 120  # characters of a row's value preview
 EXPIRY_SCAN = 5_000  # items looked at for the expiries-ahead picture
 MAX_BODY = 64 * 1024 * 1024  # bytes of a request body
+BODY_IDLE_S = 10.0  # a request body that pauses longer is answered 408
+BODY_TOTAL_S = 60.0  # and one that takes longer in all
+# A call's bound: the engine retries a server that accepts connections and never answers
+# (SIGSTOP, a hung host) for minutes (~160 s with its 10 s socket timeout); the page
+# must hear something before its user gives up.
+CALL_TIMEOUT_S = 20.0
+SHOWN_BYTES = 1 << 20  # of a value no codec reads, the bytes shown
 POLL_MS = 2_000
 BUCKETS = [(60, "< 1 min"), (300, "1-5 min"), (3_600, "5-60 min"), (86_400, "1-24 h")]
 
@@ -58,10 +78,20 @@ class TooLarge(InvalidInput):
     """A request body past `MAX_BODY`."""
 
 
+class TooSlow(InvalidInput):
+    """A request body that stopped arriving (`BODY_IDLE_S`, `BODY_TOTAL_S`)."""
+
+
+class MethodNotAllowed(StateError):
+    """A route asked with a method it does not take."""
+
+
 STATUS: list[tuple[type[BaseException], int]] = [
     (VersionConflict, 409),
     (NotFound, 404),
     (TooLarge, 413),
+    (TooSlow, 408),
+    (MethodNotAllowed, 405),
     (InvalidInput, 400),
     (EncodeError, 400),
     (UpdateFailed, 400),
@@ -100,21 +130,47 @@ class Shown:
 
 
 def shown(value: Any) -> Shown:
-    exact = [True]
-
-    def inexact(obj: Any) -> Any:  # bytes, sets: shown, but not what JSON would read back
-        exact[0] = False
-        return obj.decode("utf-8", "replace") if isinstance(obj, bytes) else repr(obj)
-
+    """JSON text for any value a codec gives back. What JSON has no form for (bytes, NaN,
+    an extension type, a map key that is not a string) is written as Python writes it
+    (``b'\\x00'``, ``NaN``) and the value marked not editable; bytes no codec reads say why,
+    then show the bytes."""
+    if isinstance(value, Undecodable):
+        data = value.raw[:SHOWN_BYTES]
+        more = f" ... ({len(value.raw)} bytes)" if len(value.raw) > SHOWN_BYTES else ""
+        return Shown(None, f"(cannot read: {value.reason})\n{data!r}{more}", False)
     try:
-        raw = json.dumps(value, ensure_ascii=False, allow_nan=False, indent=2, default=inexact)
-        raw = raw.encode("utf-8", "backslashreplace").decode("utf-8")
-    except (ValueError, RecursionError):
-        try:
-            return Shown(None, dumps(value, strict=False, indent=2), False)
-        except Unprintable as exc:
-            return Shown(None, f"({exc})", False)
-    return Shown(value if exact[0] else None, raw, exact[0])
+        raw, exact = _text(value, indent=2)
+    except RecursionError:
+        return Shown(None, "(the value nests too deeply to show)", False)
+    return Shown(value if exact else None, raw, exact)
+
+
+def _text(value: Any, indent: int | None) -> tuple[str, bool]:
+    """``value`` as JSON text, and whether that text reads back as ``value``."""
+    mark = f"\x00{uuid.uuid4().hex}:"  # stands for an inexact leaf until the text is made
+    inexact: list[str] = []
+
+    def leaf(text: str) -> str:
+        inexact.append(text)
+        return f"{mark}{len(inexact) - 1}\x00"
+
+    def plain(node: Any) -> Any:
+        if node is None or isinstance(node, (bool, int, str)):
+            return node
+        if isinstance(node, float):
+            return node if math.isfinite(node) else leaf(json.dumps(node))
+        if isinstance(node, list):
+            return [plain(item) for item in node]
+        if isinstance(node, dict):
+            return {k if isinstance(k, str) else leaf(repr(k)): plain(v) for k, v in node.items()}
+        return leaf(repr(node))  # bytes, an extension type, a timestamp
+
+    text = json.dumps(plain(value), ensure_ascii=False, indent=indent)
+    if inexact:
+        quoted = re.escape(json.dumps(mark)[:-1]) + r"(\d+)\\u0000\""
+        text = re.sub(quoted, lambda m: inexact[int(m[1])], text)
+    # a lone surrogate (foreign text) as its escape, which reads back as the same string
+    return text.encode("utf-8", "backslashreplace").decode("utf-8"), not inexact
 
 
 def item_json(item: Item, now: float) -> dict[str, Any]:
@@ -133,10 +189,13 @@ def item_json(item: Item, now: float) -> dict[str, Any]:
 
 
 def row_json(item: Item, now: float) -> dict[str, Any]:
-    try:
-        preview = dumps(item.value, strict=False)
-    except Unprintable as exc:
-        preview = f"({exc})"
+    if isinstance(item.value, Undecodable):
+        preview = f"(cannot read: {item.value.reason})"
+    else:
+        try:
+            preview = _text(item.value, indent=None)[0]
+        except RecursionError:
+            preview = "(the value nests too deeply to show)"
     if len(preview) > PREVIEW:
         preview = preview[:PREVIEW] + "…"
     return {
@@ -152,8 +211,21 @@ def _ttl_ms(expires_at: float | None, now: float) -> int | None:
     return None if expires_at is None else max(0, round((expires_at - now) * 1000))
 
 
-def _text(request: Request, name: str, *, default: str | None = None) -> str:
-    value = request.query_params.get(name, default)
+def _params(request: Request) -> dict[str, str]:
+    """The query string, decoded as the engine names things: bytes that are not UTF-8 as
+    surrogate escapes (a name another tool wrote), never as U+FFFD, which would name
+    another group or key; a parameter given twice, the last."""
+    query = request.scope.get("query_string", b"").decode("utf-8", "surrogateescape")
+    pairs = parse_qsl(query, keep_blank_values=True, errors="surrogateescape")
+    return dict(pairs)
+
+
+def _param(request: Request, name: str, default: str = "") -> str:
+    return _params(request).get(name, default)
+
+
+def _required(request: Request, name: str) -> str:
+    value = _params(request).get(name)
     if value is None:
         raise InvalidInput(f"{name} is required")
     return value
@@ -175,13 +247,38 @@ def _version(body: dict[str, Any]) -> int | None:
     return version
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def read_body(request: Request) -> bytes:
+    """The body, read as it arrives: refused once past `MAX_BODY` (however it is framed:
+    chunks say no size up front) and when it stops arriving, rather than held for ever."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         raise TooLarge(f"the request body is larger than {MAX_BODY} bytes")
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise TooLarge(f"the request body is larger than {MAX_BODY} bytes")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BODY_TOTAL_S
+    chunks: list[bytes] = []
+    size = 0
+    stream = request.stream().__aiter__()
+    while True:
+        wait = min(BODY_IDLE_S, deadline - loop.time())
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), max(wait, 0.0))
+        except StopAsyncIteration:
+            return b"".join(chunks)
+        except asyncio.TimeoutError:
+            raise TooSlow(
+                f"the request body stopped arriving (at most {BODY_IDLE_S:g} s between "
+                f"parts, {BODY_TOTAL_S:g} s in all)"
+            ) from None
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise TooLarge(f"the request body is larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = getattr(request.state, "body", None)
+    if raw is None:
+        raw = await read_body(request)
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):
@@ -189,6 +286,23 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object")
     return body
+
+
+_LIST_CURSOR = re.compile(r"(0|[1-9][0-9]{0,19}):((?:[0-9a-f]{16}){0,100000})")
+
+
+def _list_cursor(cursor: str | None) -> tuple[str, str]:
+    """A listing's cursor (see `Api._listing`): the server page, the keys of it returned."""
+    if cursor is None:
+        return "0", ""
+    found = _LIST_CURSOR.fullmatch(cursor)
+    if found is None or int(found[1]) >= 2**64:
+        raise InvalidInput(f"cursor {brief(cursor)} is not one a page of items gave")
+    return found[1], found[2]
+
+
+def _same(raw: Any) -> Any:
+    return raw
 
 
 def _name(body: dict[str, Any], field: str) -> str:
@@ -243,7 +357,7 @@ class Api:
         )
 
     async def groups(self, request: Request) -> Response:
-        search = request.query_params.get("search", "").casefold()
+        search = _param(request, "search", "").casefold()
         found, _ = await self.state.stats()
         rows = [
             {
@@ -259,17 +373,19 @@ class Api:
         return json_response({"groups": rows, "now": time.time()})
 
     async def items(self, request: Request) -> Response:
-        group = _text(request, "group")
-        limit = _int(request.query_params.get("limit"), "limit", 50)
+        group = _required(request, "group")
+        limit = _int(_param(request, "limit"), "limit", 50)
         assert limit is not None
         if not 1 <= limit <= PAGE_LIMIT:
             raise InvalidInput(f"limit must be from 1 to {PAGE_LIMIT}, not {limit}")
-        where_text = request.query_params.get("where") or None
+        where_text = _param(request, "where") or None
         where = None if where_text is None else parse_json("where", where_text)
-        order_by = request.query_params.get("order_by") or None
-        descending = request.query_params.get("desc", "0") in ("1", "true")
-        needle = request.query_params.get("search", "").casefold()
-        cursor = request.query_params.get("cursor") or None
+        order_by = _param(request, "order_by") or None
+        descending = _param(request, "desc", "0") in ("1", "true")
+        needle = _param(request, "search", "").casefold()
+        cursor = _param(request, "cursor") or None
+        if where is None and order_by is None:
+            return await self._listing(group, limit, cursor, needle)
         rows: list[Item] = []
         scanned = 0
         for _ in range(SEARCH_PAGES if needle else 1):
@@ -296,12 +412,76 @@ class Api:
             }
         )
 
+    async def _listing(self, group: str, limit: int, cursor: str | None, needle: str) -> Response:
+        """The group as it is, page by page, values undecoded until shown: a value no codec
+        reads (which a query leaves out) is listed too, as a placeholder. A page that ends
+        inside a server page names in its cursor the keys of that page it returned (as
+        `State.query` does), so the next leaves out exactly those."""
+        scan, returned = _list_cursor(cursor)
+        keys: list[str] = []
+        scanned = 0
+        following: str | None = f"{scan}:{returned}"
+        for _ in range(SEARCH_PAGES):
+            page = await self.state.list_keys(
+                group, cursor=None if scan == "0" else scan, count=limit
+            )
+            skip = set(queries.digests(returned))
+            fresh = [k for k in page.keys if queries.digest(k) not in skip]
+            scanned += len(fresh)
+            wanted = [k for k in fresh if needle in k.casefold()]
+            room = limit - len(keys)
+            if len(wanted) > room:
+                taken = wanted[:room]
+                keys += taken
+                following = f"{scan}:{returned}" + "".join(queries.digest(k) for k in taken)
+                break
+            keys += wanted
+            if page.cursor is None:
+                following = None
+                break
+            scan, returned = page.cursor, ""
+            following = f"{scan}:"
+            if len(keys) == limit:
+                break
+        now = time.time()
+        found = await asyncio.gather(*(self._row(group, key, now) for key in keys))
+        return json_response(
+            {
+                "items": [row for row in found if row is not None],
+                "cursor": following,
+                "scanned": scanned,
+                "now": now,
+            }
+        )
+
+    async def _row(self, group: str, key: str, now: float) -> dict[str, Any] | None:
+        try:
+            item = await self._stored(group, key)
+        except InvalidInput as exc:  # a key the engine cannot name (not UTF-8)
+            unnamed = {"preview": f"(cannot read: {exc})", "version": None}
+            return {"key": key, **unnamed, "expires_at": None, "ttl_ms": None}
+        return None if item is None else row_json(item, now)
+
+    async def _stored(self, group: str, key: str) -> Item | None:
+        """`get_item`, except that a value no codec reads (another tool's bytes) comes as
+        `Undecodable`, to be shown, rather than as an error."""
+        core = self.state._core
+        plan = core.get_item(group, key)  # the names checked
+        raw: RawItem | None = await self.state._run(Plan(plan.op, _same))
+        if raw is None:
+            return None
+        try:
+            value = core.codec.decode(raw.data)
+        except DecodeError as exc:
+            value = Undecodable(raw.data, str(exc))
+        return Item(group, key, value, raw.version, raw.expires_at)
+
     async def _current(self, group: str, key: str) -> dict[str, Any] | None:
-        item = await self.state.get_item(group, key)
+        item = await self._stored(group, key)
         return None if item is None else item_json(item, time.time())
 
     async def item(self, request: Request) -> Response:
-        group, key = _text(request, "group"), _text(request, "key")
+        group, key = _required(request, "group"), _required(request, "key")
         found = await self._current(group, key)
         if found is None:
             raise NotFound(f"no item {key!r} in group {group!r}")
@@ -320,24 +500,36 @@ class Api:
         else:
             raise InvalidInput("give the value as raw (JSON text) or value")
         ttl = body.get("ttl")
-        await self.state.set(group, key, value, version=_version(body), ttl=ttl)
+        version = _version(body)
+        if version:  # the page saves what it opened: only what it could show exactly
+            opened = await self._stored(group, key)
+            if opened is not None and opened.version == version:
+                view = shown(opened.value)
+                if not view.editable:
+                    raise InvalidInput(
+                        f"{group!r}/{key!r} version {version} is not editable as JSON (it "
+                        "holds what JSON cannot show exactly: bytes, NaN, data no codec "
+                        "reads); saving text over it would change it unseen. Delete it and "
+                        "create it anew, or send version null to replace it regardless"
+                    )
+        await self.state.set(group, key, value, version=version, ttl=ttl)
         return await self._written(group, key)
 
     async def delete(self, request: Request) -> Response:
-        group, key = _text(request, "group"), _text(request, "key")
-        version = _int(request.query_params.get("version"), "version")
+        group, key = _required(request, "group"), _required(request, "key")
+        version = _int(_param(request, "version"), "version")
         if version is None:
             raise InvalidInput("a delete needs the version it removes (version=N)")
         await self.state.delete(group, key, version=version)
         return json_response({"deleted": True})
 
     async def history(self, request: Request) -> Response:
-        group, key = _text(request, "group"), _text(request, "key")
-        limit = _int(request.query_params.get("limit"), "limit", 20)
+        group, key = _required(request, "group"), _required(request, "key")
+        limit = _int(_param(request, "limit"), "limit", 20)
         assert limit is not None
         if not 1 <= limit <= PAGE_LIMIT:
             raise InvalidInput(f"limit must be from 1 to {PAGE_LIMIT}, not {limit}")
-        before = request.query_params.get("before") or None
+        before = _param(request, "before") or None
         found = await self.state.history(group, key, limit=limit, before=before)
         entries = []
         for change in found.changes:
@@ -418,7 +610,7 @@ class Api:
         )
 
     async def expiries(self, request: Request) -> Response:
-        group = _text(request, "group")
+        group = _required(request, "group")
         counts = [0] * (len(BUCKETS) + 1)
         without, scanned, cursor = 0, 0, None
         now = time.time()

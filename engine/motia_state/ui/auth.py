@@ -145,7 +145,8 @@ async def _enter(scope: Scope, send: Send, token: str, query: list[tuple[str, st
     """The first visit: the token becomes a cookie, and the page reloads without it."""
     rest = urlencode([(k, v) for k, v in query if k != "token"])
     location = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-    location = location.split("?", 1)[0] + (f"?{rest}" if rest else "")
+    # a path on this server: "//host/" would send the browser to another one
+    location = "/" + location.split("?", 1)[0].lstrip("/") + (f"?{rest}" if rest else "")
     cookie = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
     await send(
         {

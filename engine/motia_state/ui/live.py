@@ -25,6 +25,7 @@ from ..async_state import AsyncState
 from ..changes import Change
 from ..errors import StateError
 from ..jsontext import dumps
+from ..watch import AsyncWatch
 
 log = logging.getLogger("motia_state")
 
@@ -32,6 +33,7 @@ WINDOW_S = 300  # seconds of rate kept
 QUEUE = 2_000  # changes a page may be behind before it is told to reload
 PING_S = 15.0  # an idle stream's comment line, so proxies keep it open
 RETRY_S = 1.0  # after the feed failed, before reading it again
+QUIET_S = 1.0  # a quiet feed's read returns this often: a feed back is seen within it
 
 
 def change_json(change: Change) -> dict[str, Any]:
@@ -60,6 +62,7 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.failing: str | None = None  # why the feed is not being read, for /api/info
+        self._ending = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._read(), name="motia-state ui feed")
@@ -75,25 +78,50 @@ class Hub:
             self._close(page)
 
     async def _read(self) -> None:
-        since = "$"
-        while True:
-            try:
-                watch = await self._state.watch(None, since=since, block=PING_S)
+        """One watch for the server's life: after a failure it reads on from its own
+        position (per stream, '$' resolved when it began), so a page misses nothing the
+        feed still holds and sees nothing twice, whenever the failure came."""
+        watch: AsyncWatch | None = None
+        since = "$"  # the last change seen: where a new watch starts, if one is needed
+        try:
+            while True:
                 try:
+                    if watch is None:
+                        watch = await self._state.watch(None, since=since, block=QUIET_S)
+                    change = await watch.__anext__()
+                except StateError as exc:
+                    self._failed(str(exc))
+                    await asyncio.sleep(RETRY_S)
+                    continue
+                except Exception:  # a defect: logged with its stack, then a new watch
+                    log.exception("motia-state ui: reading the change feed failed")
+                    self._failed("the change feed could not be read (see the server's log)")
+                    if watch is not None:
+                        with contextlib.suppress(Exception):
+                            await watch.aclose()
+                        watch = None
+                    await asyncio.sleep(RETRY_S)
+                    continue
+                if self.failing is not None:
                     self.failing = None
-                    async for change in watch:
-                        if change is not None:
-                            since = change.id
-                            self._count()
-                            self._publish(sse("change", change_json(change)))
-                finally:
-                    await watch.aclose()
-            except StateError as exc:
-                if self.failing is None:
-                    log.warning("motia-state ui: the change feed failed (%s); retrying", exc)
-                self.failing = str(exc)
-                self._publish(sse("feed", {"ok": False, "message": str(exc)}))
-                await asyncio.sleep(RETRY_S)
+                    log.warning("motia-state ui: the change feed is back")
+                    self._publish(sse("feed", {"ok": True}))
+                if change is not None:
+                    since = change.id
+                    self._count()
+                    self._publish(sse("change", change_json(change)))
+        finally:
+            if watch is not None:
+                await watch.aclose()
+
+    def _failed(self, why: str) -> None:
+        """The pages are told once per failure (and when its reason changes)."""
+        if self.failing == why:
+            return
+        if self.failing is None:
+            log.warning("motia-state ui: the change feed failed (%s); retrying", why)
+        self.failing = why
+        self._publish(sse("feed", {"ok": False, "message": why}))
 
     async def _tick(self) -> None:
         """Once a second: the second just ended, to every page."""
@@ -133,8 +161,19 @@ class Hub:
         page.put_nowait(sse("reload", {"reason": "this page fell behind the change feed"}))
         page.put_nowait(None)
 
+    def end(self) -> None:
+        """Ends every page's stream now (the server is shutting down)."""
+        self._ending = True
+        for page in list(self._pages):
+            self._pages.discard(page)
+            while not page.empty():
+                page.get_nowait()
+            page.put_nowait(None)
+
     async def stream(self) -> AsyncIterator[bytes]:
         page: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE)
+        if self._ending:
+            return
         self._pages.add(page)
         try:
             yield sse("hello", {"live": "feed"})
@@ -151,9 +190,12 @@ class Hub:
             self._pages.discard(page)
 
 
-async def polled() -> AsyncIterator[bytes]:
-    """A poll backend's stream: it says so, then keeps the connection alive."""
+async def polled(closing: asyncio.Event) -> AsyncIterator[bytes]:
+    """A poll backend's stream: it says so, then keeps the connection alive (until
+    ``closing``: the server is shutting down)."""
     yield sse("hello", {"live": "poll"})
-    while True:
-        await asyncio.sleep(PING_S)
-        yield b": ping\n\n"
+    while not closing.is_set():
+        try:
+            await asyncio.wait_for(closing.wait(), PING_S)
+        except asyncio.TimeoutError:
+            yield b": ping\n\n"
