@@ -465,20 +465,30 @@ def test_a_stopped_server_gets_an_answer_in_bounded_time(
 ) -> None:
     """SIGSTOP: the server accepts connections and never answers. A call ends as 503 with a
     message within the inspector's bound (the engine alone retries for minutes: some 160 s
-    with its default 10 s socket timeout)."""
+    with its default 10 s socket timeout); Ctrl-C then ends the inspector quietly, the call
+    still waiting answered."""
     redis_server = own_server()
+    assert redis_server.proc is not None
+    pid = redis_server.proc.pid
     with Ui(redis_server.url) as ui:
-        assert redis_server.proc is not None
-        os.kill(redis_server.proc.pid, signal.SIGSTOP)
+        os.kill(pid, signal.SIGSTOP)
         try:
             stalled = ui.client.get("/api/item", params={"group": "g", "key": "k"}, timeout=90)
             assert "did not answer" in error(stalled, 503, "BackendUnavailable")
         finally:
-            os.kill(redis_server.proc.pid, signal.SIGCONT)
-        wait(
-            lambda: ui.client.get("/api/groups").status_code == 200,
-            "the API answering again after SIGCONT",
-        )
+            os.kill(pid, signal.SIGCONT)
+        wait(lambda: ui.client.get("/api/groups").status_code == 200, "the API after SIGCONT")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with connect(ui) as waiting:
+                waiting.sendall(b"GET /api/groups HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                assert ui.client.get("/api/info").status_code == 200  # that call is under way
+                os.killpg(ui.process.pid, signal.SIGINT)
+                assert ui.process.wait(WAIT_S) in (0, 130)
+                assert status_of(waiting) == 503
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    assert "Traceback" not in ui.logged, ui.logged
 
 
 # -- the HTTP layer -----------------------------------------------------------------------

@@ -64,6 +64,12 @@ def _route(holder: dict[str, Any], method: str, path: str, name: str) -> Route:
                     + ("; the change may or may not have been made: reload" if writes else "")
                 ) from None
             return response
+        except asyncio.CancelledError:
+            if not holder["closing"].is_set():
+                raise
+            # Ctrl-C with a call still waiting on the state (a stopped server): uvicorn
+            # cancels it once its graceful timeout passes; the page is answered, no stack
+            return error_response(BackendUnavailable("the inspector is shutting down"))
         except VersionConflict as exc:
             return await api.conflict(exc)
         except StateError as exc:
