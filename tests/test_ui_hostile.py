@@ -305,6 +305,24 @@ def test_a_save_cannot_replace_a_value_it_did_not_show(
         assert state.get(group, "doc") == {"b": b"\x00\xff", "n": 2}
 
 
+def test_a_body_is_read_exactly_as_the_value_text_is(json_ui: Ui, server: ServerProcess) -> None:
+    """A key given twice in the request body (which one a proxy checked and which one the
+    server takes would differ) or NaN is refused, as in the value's text; nothing written."""
+    for text in (
+        '{"group": "twice", "key": "k", "raw": "1", "version": null, "group": "other"}',
+        '{"group": "twice", "key": "k", "value": {"a": 1, "a": 2}, "version": null}',
+        '{"group": "twice", "key": "k", "value": NaN, "version": null}',
+        '{"group": "twice", "key": "k", "by": NaN}',
+    ):
+        path = "/api/increment" if '"by"' in text else "/api/item"
+        method = "POST" if '"by"' in text else "PUT"
+        answer = json_ui.client.request(method, path, content=text, headers=WRITE_HEADERS)
+        message = error(answer, 400, "InvalidInput")
+        assert "twice" in message or "NaN" in message, message
+    with State.from_url(server.url, prefix=json_ui.prefix) as state:
+        assert not {"twice", "other"} & set(state.list_groups())
+
+
 # -- foreign names --------------------------------------------------------------------------
 
 
