@@ -94,7 +94,8 @@ class Hub:
                     await asyncio.sleep(RETRY_S)
                     continue
                 except Exception:  # a defect: logged with its stack, then a new watch
-                    log.exception("motia-state ui: reading the change feed failed")
+                    if self.failing is None:  # once, not every retry
+                        log.exception("motia-state ui: reading the change feed failed")
                     self._failed("the change feed could not be read (see the server's log)")
                     if watch is not None:
                         with contextlib.suppress(Exception):
