@@ -279,3 +279,34 @@ def test_a_primary_restarted_between_two_calls_gets_the_next_write(watched: Serv
             assert await state.get("g", "a") == 2
 
     asyncio.run(main())
+
+
+def test_the_inspector_on_a_sentinel_follows_a_failover(watched: Servers) -> None:
+    """`motia-state ui` on redis+sentinel://: the feed live, and writes that reach the new
+    primary once the Sentinel names it."""
+    from .test_ui_api import events
+    from .ui_server import Inspector
+
+    _, replica, watcher = watched
+    with Inspector(_url(watcher), prefix="uisentinel:") as inspector:
+        info = inspector.client.get("/api/info").json()
+        assert (info["backend"], info["live"]) == ("sentinel", "feed")
+        body = {"group": "g", "key": "k", "raw": '{"n": 1}', "version": 0}
+        with inspector.client.stream("GET", "/api/live", timeout=60) as response:
+            stream = events(response)
+            assert next(stream)[0] == "hello"
+            assert inspector.write("PUT", "/api/item", body).status_code == 200
+            change = next(data for name, data in stream if name == "change")
+            assert (change["group"], change["key"], change["version"]) == ("g", "k", 1)
+        _fail_over(watcher, replica)
+        deadline = time.monotonic() + 30
+        while True:  # the first calls after the failover may find the old primary gone
+            reply = inspector.write("PUT", "/api/item", {**body, "version": 1})
+            if reply.status_code == 200:
+                break
+            assert reply.status_code == 503, reply.text
+            assert time.monotonic() < deadline, reply.text
+            time.sleep(0.1)
+        assert reply.json()["item"]["version"] == 2
+    with replica.client() as new_primary:
+        assert new_primary.hget("uisentinel:g", "k") is not None
