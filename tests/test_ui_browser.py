@@ -10,7 +10,11 @@ shows, with generous deadlines (two cores, other work running).
 
 from __future__ import annotations
 
+import json
+import os
+import random
 import re
+import signal
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -18,8 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
-from .conftest import Servers, _purge
+from motia_state.server import ServerProcess
+from motia_state.ui.live import sse
+
+from . import ui_server
+from .conftest import NO_PERSISTENCE, REDIS_CONF, TEST_BINARY, Servers, _purge
+from .servers import standalone
 from .ui_browser_support import (
     Backend,
     chromium,
@@ -186,6 +196,16 @@ def open_item(page: Any, backend: Backend, group: str, key: str) -> None:
     visit(page, backend, route(group, key))
     expect(page.get_by_test_id("item-key")).to_be_visible()
     expect(page.get_by_test_id("item-version")).to_be_visible()
+
+
+def until(page: Any, condition: Any, what: str) -> None:
+    """Waits for a condition of this process's (what a route handler saw), letting
+    Playwright deliver its events meanwhile."""
+    for _ in range(WAIT_MS // 50):
+        if condition():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def path_of(page: Any) -> str:
@@ -821,3 +841,278 @@ def test_hostile_names_and_values_are_only_text(
     assert page.locator('img[src="x"], svg[onload], [onerror]').count() == 0
     scripts = page.evaluate("[...document.scripts].map((s) => s.getAttribute('src'))")
     assert scripts == ["/static/theme.js", "/static/app.js"]
+
+
+# ---- when things fail -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A Redis server of the test's own on loopback, which it may lock out or stop."""
+    server = standalone(TEST_BINARY, REDIS_CONF, tmp_path / "redis", *NO_PERSISTENCE)
+    try:
+        yield server
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        server.stop()
+
+
+def own_backend(server: ServerProcess, **options: Any) -> Backend:
+    prefix = f"uib{uuid.uuid4().hex[:8]}:"
+    return Backend("redis", server.url, prefix, Inspector(server.url, prefix=prefix, **options))
+
+
+def test_the_feed_failing_shows_in_the_header_and_the_page_rereads_when_it_is_back(
+    page: Any, own_redis: ServerProcess
+) -> None:
+    """The inspector's change-feed reader is refused (its user loses XREAD): the header says
+    so with the server's reason, on this page and on one opened meanwhile; what another tool
+    wrote without a feed record meanwhile shows once the feed is back (the page read again)."""
+    b = own_backend(own_redis)
+    with b.inspector, redis.Redis.from_url(own_redis.url) as r:
+        group = unique("feed")
+        b.elsewhere('s.set(group, "kept", 1); s.set(group, "doomed", 2)', group=group)
+        visit(page, b, route(group, "doomed"))
+        expect(page.get_by_test_id("item-version")).to_have_text("1")
+        status = page.get_by_test_id("live-status")
+        expect(status).to_have_attribute("data-state", "live")
+
+        r.execute_command("ACL", "SETUSER", "default", "-xread")
+        expect(status).to_have_attribute("data-state", "feed-failed")
+        reason = b.inspector.client.get("/api/info").json()["feed_error"]
+        assert reason
+        expect(status).to_contain_text(reason)
+        page.reload()  # a page opened while the feed fails says so too (from /api/info)
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        expect(status).to_have_attribute("data-state", "feed-failed")
+        expect(status).to_contain_text(reason)
+        expect(row(page, "doomed")).to_have_count(1)
+
+        data = f"{b.prefix}{group}".encode()
+        r.hset(data, "quiet", b'"written by another tool"')  # no feed record: no change event
+        r.hdel(data, "doomed")
+        r.execute_command("ACL", "SETUSER", "default", "+xread")
+        expect(status).to_have_attribute("data-state", "live")
+        expect(row(page, "quiet").get_by_test_id("row-preview")).to_have_text(
+            '"written by another tool"'
+        )
+        expect(row(page, "doomed")).to_have_count(0)
+        expect(page.get_by_test_id("item-gone")).to_be_visible()
+        expect(row(page, "kept")).to_have_count(1)
+
+
+def test_a_page_that_fell_behind_reads_again(page: Any, redis_backend: Backend) -> None:
+    """The server's ``reload`` (a page too far behind the feed; the server drops its stream):
+    the page reads what it shows again, in place, and says so. Making a browser's stream fall
+    2,000 changes behind takes a reader that stops reading (test_ui_hostile does that), so the
+    first stream here is the server's own framing of that moment (hello, reload, end); the
+    page's next one is the real server's."""
+    b = redis_backend
+    group = unique("behind")
+    b.elsewhere('s.set(group, "seen", 1)', group=group)
+    held: list[Any] = []  # the page's first stream, answered when the test says
+    streams: list[str] = []
+
+    def live(route_: Any) -> None:
+        streams.append(route_.request.url)
+        if held:
+            route_.continue_()
+        else:
+            held.append(route_)
+
+    page.route(re.compile(r"/api/live$"), live)
+    visit(page, b, route(group))
+    expect(row(page, "seen")).to_have_count(1)
+    page.evaluate("window.__sameDocument = true")
+    # the change the page missed: written while its stream fell behind, announced never
+    with redis.Redis.from_url(b.url) as r:
+        r.hset(f"{b.prefix}{group}".encode(), "missed", b"2")
+    until(page, lambda: held, "the page's stream")
+    body = sse("hello", {"live": "feed"}) + sse("reload", {"reason": "fell behind"})
+    held[0].fulfill(status=200, headers={"content-type": "text/event-stream"}, body=body)
+    expect(page.get_by_test_id("toast")).to_contain_text("fell behind")
+    expect(row(page, "missed")).to_have_count(1)
+    expect(row(page, "seen")).to_have_count(1)
+    expect(page.get_by_test_id("live-status")).to_have_attribute("data-state", "live")
+    assert page.evaluate("window.__sameDocument") is True
+    assert len(streams) >= 2
+
+
+def test_the_inspector_stopping_and_coming_back(
+    page: Any, redis_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inspector stops under an open page: the header says disconnected; it starts again
+    on the same address: the browser's own retry reconnects, and what changed meanwhile (no
+    change event can tell: the new server's feed starts from now) shows, read again."""
+    shared = redis_backend
+    b = Backend("redis", shared.url, shared.prefix, Inspector(shared.url, prefix=shared.prefix))
+    group = unique("restart")
+    b.elsewhere('s.set(group, "before", 1)', group=group)
+    with b.inspector:
+        visit(page, b, route(group, "before"))
+        status = page.get_by_test_id("live-status")
+        expect(status).to_have_attribute("data-state", "live")
+    expect(status).to_have_attribute("data-state", "down")
+    expect(status).to_contain_text("Disconnected")
+    b.elsewhere('s.set(group, "meanwhile", 2); s.set(group, "before", 3)', group=group)
+    monkeypatch.setattr(ui_server, "free_port", lambda: b.inspector.port)
+    with Inspector(shared.url, prefix=shared.prefix) as again:
+        assert again.base == b.base
+        expect(status).to_have_attribute("data-state", "live")
+        expect(row(page, "meanwhile")).to_have_count(1)
+        expect(page.get_by_test_id("item-version")).to_have_text("2")
+        expect(row(page, "before").get_by_test_id("row-version")).to_have_text("v2")
+
+
+def test_names_that_are_not_utf8_reach_the_server_as_their_bytes(
+    fresh_redis: Backend, page: Any
+) -> None:
+    """Another tool named a key and a group with bytes that are not UTF-8 (the API gives them
+    as lone surrogates, \\udc80-\\udcff): shown with the byte escaped, and sent back as that
+    byte (%FF), in the address and in every request, so the server answers about that very
+    name (not U+FFFD, which would name another): the engine's own refusal, in place."""
+    b = fresh_redis  # its groups alone: the foreign one is among the bars
+    group = unique("bytes")
+    prefix = (b.prefix or "").encode()
+    with redis.Redis.from_url(b.url) as r:
+        r.hset(prefix + group.encode(), mapping={b"k\xff": b"1", b"fine": b"2"})
+        r.hset(prefix + b"gr\xff-" + group.encode(), b"k", b"3")
+    visit(page, b, route(group))
+    rows = page.get_by_test_id("item-row")
+    expect(rows).to_have_count(2)
+    odd = rows.filter(has_text="k\\xff")
+    expect(odd.get_by_test_id("row-key")).to_have_text("k\\xff")
+    expect(odd.get_by_test_id("row-version")).to_have_text("—")
+    expect(odd.get_by_test_id("row-preview")).to_contain_text("(cannot read")
+    expect(page.get_by_test_id("items-list")).not_to_contain_text("vnull")
+
+    odd.click()
+    assert path_of(page) == route(group) + "/items/k%FF"
+    expect(page.get_by_test_id("item-key")).to_have_text("k\\xff")
+    error = page.get_by_test_id("item-error")
+    expect(error).to_contain_text("not valid unicode")  # k\udcff itself, refused
+    expect(page.get_by_test_id("history-error")).to_contain_text("not valid unicode")
+    page.reload()  # the address names the same bytes
+    expect(error).to_contain_text("not valid unicode")
+    expect(page.get_by_test_id("item-key")).to_have_text("k\\xff")
+
+    foreign = page.get_by_test_id("group-row").filter(has_text=f"gr\\xff-{group}")
+    foreign.click()
+    assert path_of(page) == f"/groups/gr%FF-{segment(group)}"
+    expect(page.get_by_test_id("items-error")).to_contain_text("not valid unicode")
+    expect(page.get_by_test_id("items-title")).to_have_text(f"gr\\xff-{group}")
+    expect(page.get_by_test_id("chart-groups")).to_contain_text("gr\\xff-bytes")
+
+
+def test_names_decode_as_python_decodes_their_bytes(page: Any, redis_backend: Backend) -> None:
+    """names.js against Python: bytes percent-encoded decode to what
+    ``bytes.decode("utf-8", "surrogateescape")`` gives (the server's reading), and encode back
+    to those bytes; the edges of UTF-8 (overlongs, surrogates, past U+10FFFF, cut sequences)
+    weighted in. A stray % and a surrogate that stands for no byte are refused."""
+    visit(page, redis_backend)
+    rng = random.Random(20)
+    edges = [0x00, 0x25, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2]
+    edges += [0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF]
+    samples = [
+        bytes(
+            rng.choice(edges) if rng.random() < 0.7 else rng.randrange(256)
+            for _ in range(rng.randrange(1, 9))
+        )
+        for _ in range(3000)
+    ]
+    samples += [text.encode() for text in ("ключ", "😀x", "a/b %2F?#", "\u2028", "~.")]
+    found = page.evaluate(
+        """async (hexes) => {
+            const names = await import("/static/names.js");
+            return hexes.map((hex) => {
+                const name = names.decodeName(hex.replace(/../g, "%$&"));
+                const units = Array.from({ length: name.length }, (_, i) => name.charCodeAt(i));
+                return [units, names.encodeName(name)];
+            });
+        }""",
+        [data.hex() for data in samples],
+    )
+    for data, (units, encoded) in zip(samples, found, strict=True):
+        name = data.decode("utf-8", "surrogateescape")
+        utf16 = name.encode("utf-16-le", "surrogatepass")
+        expected = [int.from_bytes(utf16[i : i + 2], "little") for i in range(0, len(utf16), 2)]
+        assert units == expected, data
+        assert urllib.parse.unquote_to_bytes(encoded) == data, (data, encoded)
+    refused = page.evaluate(
+        """async () => {
+            const names = await import("/static/names.js");
+            const refuses = (f) => { try { f(); return false; } catch (e) { return true; } };
+            return [
+                refuses(() => names.decodeName("%A")),
+                refuses(() => names.decodeName("100%")),
+                refuses(() => names.encodeName("k\\ud800")),
+                refuses(() => names.encodeName("k\\udc7f")),
+            ];
+        }"""
+    )
+    assert refused == [True, True, True, True]
+
+
+def test_an_item_without_a_version_is_read_only(page: Any, redis_backend: Backend) -> None:
+    """An item the server gives as a placeholder with version null (the contract allows it
+    for data the engine cannot name): read only, its text shown, expiry allowed, no delete by
+    version (it has none) and no "null" where the version goes. No server path gives such an
+    item yet, so the item's answer is the contract's shape, the rest the real server's."""
+    b = redis_backend
+    group = unique("noversion")
+    b.elsewhere('s.set(group, "ghost", 1)', group=group)
+    placeholder = {
+        "group": group,
+        "key": "ghost",
+        "value": None,
+        "raw": "(cannot read: written by another tool)\nb'\\xff'",
+        "editable": False,
+        "version": None,
+        "expires_at": None,
+        "ttl_ms": None,
+        "bytes": 44,
+    }
+    page.route(
+        re.compile(r"/api/item\?"),
+        lambda route_: route_.fulfill(
+            status=200, content_type="application/json", body=json.dumps(placeholder)
+        ),
+    )
+    visit(page, b, route(group, "ghost"))
+    expect(page.get_by_test_id("item-raw")).to_contain_text("(cannot read: written by another")
+    expect(page.get_by_test_id("item-version")).to_have_text("—")
+    expect(page.get_by_test_id("item-pane")).not_to_contain_text("null")
+    for name in ("edit-button", "increment-button", "update-button"):
+        expect(page.get_by_test_id(name)).to_have_count(0)
+    expect(page.get_by_test_id("ttl-button")).to_be_enabled()
+    expect(page.get_by_test_id("delete-button")).to_have_count(0)
+    expect(page.get_by_test_id("read-only-note")).to_contain_text("cannot be deleted")
+    page.keyboard.press("e")
+    expect(page.get_by_test_id("editor")).to_have_count(0)
+
+
+def test_a_stopped_redis_is_a_message_in_place_then_a_retry(
+    page: Any, own_redis: ServerProcess
+) -> None:
+    """The Redis server stops answering (SIGSTOP): opening an item waits the inspector's bound
+    (20 s) and shows its 503 message in place, not a spinner for ever; once the server runs
+    again, "Try again" reads the item."""
+    b = own_backend(own_redis)
+    with b.inspector:
+        group = unique("stopped")
+        b.elsewhere('s.set(group, "a", {"n": 1})', group=group)
+        visit(page, b, route(group))
+        expect(row(page, "a")).to_have_count(1)
+        assert own_redis.proc is not None
+        os.kill(own_redis.proc.pid, signal.SIGSTOP)
+        try:
+            row(page, "a").click()
+            expect(page.get_by_test_id("item-error")).to_contain_text(
+                "did not answer within 20 s", timeout=60_000
+            )
+        finally:
+            os.kill(own_redis.proc.pid, signal.SIGCONT)
+        page.get_by_test_id("item-retry").click()
+        expect(page.get_by_test_id("item-version")).to_have_text("1")
+        expect(page.get_by_test_id("item-tree")).to_contain_text("1")

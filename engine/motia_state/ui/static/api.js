@@ -2,6 +2,8 @@
 // server's CSRF guard asks for; every failure becomes an ApiError whose message is the
 // server's text for a human (shown in place by the caller).
 
+import { encodeName } from "./names.js";
+
 export class ApiError extends Error {
   constructor(status, type, message, body) {
     super(message);
@@ -168,10 +170,24 @@ export function locateJsonError(text) {
   }
 }
 
+/** The query string, each name byte for byte (names.js): never URLSearchParams, which would
+ * make a byte that is not UTF-8 into U+FFFD and so ask about another item. */
+export function queryString(query) {
+  const pairs = [];
+  for (const [name, value] of Object.entries(query || {})) {
+    if (value !== undefined && value !== null && value !== "") {
+      pairs.push(`${encodeName(name)}=${encodeName(String(value))}`);
+    }
+  }
+  return pairs.length ? `?${pairs.join("&")}` : "";
+}
+
 export async function request(method, path, { query, body, rawBody, signal } = {}) {
   const url = new URL(path, location.origin);
-  for (const [name, value] of Object.entries(query || {})) {
-    if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, String(value));
+  try {
+    url.search = queryString(query);
+  } catch (e) {
+    throw new ApiError(0, "InvalidName", `This name cannot be sent: ${e.message}.`);
   }
   const init = {
     method,

@@ -211,6 +211,10 @@ async function main() {
       if (ctx.items.group !== null) ctx.items.poll();
       ctx.item.refresh();
       ctx.pictures.loadMetrics();
+      ctx.pictures.reloadExpiriesSoon();
+    },
+    onReload(reason) {
+      ctx.toast(`Reading everything again: ${reason || "this page fell behind the change feed"}.`);
     },
     async onPoll() {
       await Promise.all([

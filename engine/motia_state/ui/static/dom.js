@@ -50,14 +50,17 @@ export function clear(el) {
 
 // Characters that print as nothing (or rearrange what follows them): controls, zero-width
 // marks, bidi overrides and isolates, the BOM. A name made of them would look empty or
-// pretend to be another name, so they are shown as visible escapes.
+// pretend to be another name, so they are shown as visible escapes. So are lone surrogates
+// (a byte that is not UTF-8 in another tool's name, names.js), which print as "�": \xff.
 const INVISIBLE =
-  /[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\ufff9-\ufffb]/u;
+  /[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\ufff9-\ufffb\u{d800}-\u{dfff}]/u;
 const INVISIBLE_ALL = new RegExp(INVISIBLE.source, "gu");
 const EDGE_SPACE = /^\s+|\s+$/gu;
 
 function codepoint(ch) {
-  return "U+" + ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+  const code = ch.codePointAt(0);
+  if (code >= 0xdc80 && code <= 0xdcff) return `the byte 0x${(code - 0xdc00).toString(16).toUpperCase()}, not UTF-8`;
+  return "U+" + code.toString(16).toUpperCase().padStart(4, "0");
 }
 
 /**
@@ -97,6 +100,7 @@ function escapeOf(ch) {
   if (ch === "\n") return "\\n";
   if (ch === "\t") return "\\t";
   if (ch === "\r") return "\\r";
+  if (code >= 0xdc80 && code <= 0xdcff) return "\\x" + (code - 0xdc00).toString(16); // the byte
   if (code < 0x100) return "\\x" + code.toString(16).padStart(2, "0");
   return "\\u" + code.toString(16).padStart(4, "0");
 }

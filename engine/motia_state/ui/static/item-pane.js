@@ -8,10 +8,15 @@ import { countdown, when, msLeft } from "./clock.js";
 import { openDialog, confirmDialog, field } from "./dialogs.js";
 import { renderTree } from "./tree.js";
 import { renderSideBySide } from "./diff.js";
+import { hasVersion } from "./items-pane.js";
 
 const HISTORY_PAGE = 20;
 // Ops whose records say the item was removed (changes.GONE in the engine).
 const GONE = new Set(["delete", "expire", "clear", "expire_group"]);
+
+function versionText(version) {
+  return hasVersion(version) ? String(version) : "unknown (it cannot be read)";
+}
 
 function pretty(value) {
   return value === undefined ? "" : stringify(value, 2);
@@ -100,6 +105,15 @@ export class ItemPane {
     this.loadHistory();
   }
 
+  /** Reads the item again after an error (a server that did not answer, now back). */
+  retry() {
+    if (this.key === null || this.state !== "error") return;
+    this.seq++;
+    this.state = "loading";
+    this.render();
+    this.load();
+  }
+
   setItem(item) {
     this.item = item;
     this.receivedAt = Date.now();
@@ -123,8 +137,13 @@ export class ItemPane {
     }
     if (seq !== this.seq || (this.edit && this.edit.saving)) return;
     const before = this.item;
+    // the text too: another tool's write (no feed record, found by a read-again) keeps the version
     const same =
-      before && item && before.version === item.version && before.expires_at === item.expires_at;
+      before &&
+      item &&
+      before.version === item.version &&
+      before.expires_at === item.expires_at &&
+      before.raw === item.raw;
     if (this.edit) {
       if (item) this.setItem(item);
       if (!item) {
@@ -212,8 +231,14 @@ export class ItemPane {
     const meta = h("div", { class: "item-meta" });
     if (this.item) {
       const shownVersion = this.edit ? this.edit.baseVersion : this.item.version;
+      const known = hasVersion(shownVersion);
       meta.append(
-        h("span", { class: "chip" }, h("span", { class: "chip-label", text: "version" }), h("span", { testid: "item-version", text: String(shownVersion) })),
+        h(
+          "span",
+          { class: "chip", title: known ? undefined : "Its version cannot be read" },
+          h("span", { class: "chip-label", text: "version" }),
+          h("span", { testid: "item-version", text: known ? String(shownVersion) : "—" }),
+        ),
         this.item.ttl_ms === null
           ? h("span", { class: "chip" }, countdown(null, { testid: "item-ttl" }))
           : h(
@@ -254,15 +279,35 @@ export class ItemPane {
       return;
     }
     const editable = this.item.editable !== false;
-    const why = editable ? undefined : "This value is not JSON (another codec or tool wrote it): it can be deleted, not edited here.";
+    const versioned = hasVersion(this.item.version);
+    if (editable) {
+      this.actionsEl.append(
+        h("button", { type: "button", class: "button primary", testid: "edit-button", title: "Edit as JSON (e)", text: "Edit", onclick: () => this.startEdit() }),
+        h("button", { type: "button", class: "button", testid: "increment-button", text: "Increment…", onclick: () => this.incrementDialog() }),
+        h("button", { type: "button", class: "button", testid: "update-button", text: "Update ops…", onclick: () => this.updateDialog() }),
+      );
+    }
     this.actionsEl.append(
-      h("button", { type: "button", class: "button primary", testid: "edit-button", disabled: !editable, title: why || "Edit as JSON (e)", text: "Edit", onclick: () => this.startEdit() }),
-      h("button", { type: "button", class: "button", testid: "increment-button", disabled: !editable, title: why, text: "Increment…", onclick: () => this.incrementDialog() }),
-      h("button", { type: "button", class: "button", testid: "update-button", disabled: !editable, title: why, text: "Update ops…", onclick: () => this.updateDialog() }),
       h("button", { type: "button", class: "button", testid: "ttl-button", text: "Expiry…", onclick: () => this.ttlDialog() }),
       h("span", { class: "spacer" }),
-      h("button", { type: "button", class: "button danger-quiet", testid: "delete-button", text: "Delete…", onclick: () => this.deleteDialog() }),
     );
+    if (versioned) {
+      this.actionsEl.append(
+        h("button", { type: "button", class: "button danger-quiet", testid: "delete-button", text: "Delete…", onclick: () => this.deleteDialog() }),
+      );
+    }
+    if (!editable || !versioned) {
+      const notes = [];
+      if (!editable) {
+        notes.push("Read only: the value is not JSON the page can show exactly (another codec or tool wrote it), so it is not edited here.");
+      }
+      notes.push(
+        versioned
+          ? "It can be given an expiry or deleted."
+          : "Its version cannot be read, and a delete names the version it removes, so it cannot be deleted here; it can be given an expiry.",
+      );
+      this.actionsEl.append(h("p", { class: "read-only-note muted small", testid: "read-only-note", text: notes.join(" ") }));
+    }
   }
 
   renderNotice() {
@@ -312,7 +357,10 @@ export class ItemPane {
       return;
     }
     if (this.state === "error" && !this.edit) {
-      this.mainEl.append(h("p", { class: "pane-error", role: "alert", testid: "item-error", text: this.errorText }));
+      this.mainEl.append(
+        h("p", { class: "pane-error", role: "alert", testid: "item-error", text: this.errorText }),
+        h("button", { type: "button", class: "button small retry", testid: "item-retry", text: "Try again", onclick: () => this.retry() }),
+      );
       return;
     }
     if (this.compare) {
@@ -532,17 +580,17 @@ export class ItemPane {
     if (kind === "delete") {
       title = current ? "It changed since you opened it" : "It is already gone";
       explain = current
-        ? `You opened version ${this.compare.openedVersion}; it is version ${current.version} now. Nothing was deleted.`
+        ? `You opened version ${this.compare.openedVersion}; it is version ${versionText(current.version)} now. Nothing was deleted.`
         : "Another writer deleted it (or it expired) before you did.";
     } else if (kind === "save") {
       title = current ? "Someone else changed this item" : "This item was deleted while you edited it";
       explain = current
-        ? `You edited version ${this.edit.baseVersion}; it is version ${current.version} now. Nothing was saved.`
+        ? `You edited version ${this.edit.baseVersion}; it is version ${versionText(current.version)} now. Nothing was saved.`
         : "Nothing was saved. You can save your text as a new item.";
     } else {
       title = current ? "This item changed while you were editing" : "This item was deleted while you were editing";
       explain = current
-        ? `You are editing version ${this.edit.baseVersion}; it is version ${current.version} now.`
+        ? `You are editing version ${this.edit.baseVersion}; it is version ${versionText(current.version)} now.`
         : "Your text is kept; you can save it as a new item.";
     }
     let mine = kind === "delete" ? this.compare.openedRaw : this.edit.textarea.value;
@@ -563,7 +611,7 @@ export class ItemPane {
         { class: "conflict-diff", testid: "conflict-diff" },
         renderSideBySide(mine, theirsText, {
           aLabel: kind === "delete" ? `What you opened (version ${this.compare.openedVersion})` : "Yours (not saved)",
-          bLabel: current ? `Theirs (version ${current.version})` : "Theirs (deleted)",
+          bLabel: current ? `Theirs (version ${versionText(current.version)})` : "Theirs (deleted)",
         }),
       ),
     );
@@ -572,7 +620,7 @@ export class ItemPane {
       h("button", { type: "button", class: "button", testid: "conflict-reload", text: current ? "Reload theirs" : "Discard mine", onclick: () => this.reloadTheirs() }),
     );
     if (kind === "delete") {
-      if (current) {
+      if (current && hasVersion(current.version)) {
         actions.append(h("button", { type: "button", class: "button danger", testid: "conflict-delete", text: "Delete anyway", onclick: () => this.deleteNow(current.version) }));
       }
     } else {

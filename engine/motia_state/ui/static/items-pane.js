@@ -30,6 +30,17 @@ export function previewOf(item) {
   return text.length > PREVIEW_CHARS ? text.slice(0, PREVIEW_CHARS) + "…" : text;
 }
 
+/** A version the server could read (an item another tool named or wrote may come without). */
+export function hasVersion(version) {
+  return version !== null && version !== undefined;
+}
+
+function versionCell(version) {
+  return hasVersion(version)
+    ? h("span", { class: "col col-version", testid: "row-version", text: `v${version}` })
+    : h("span", { class: "col col-version muted", testid: "row-version", title: "Its version cannot be read", text: "—" });
+}
+
 export class ItemsPane {
   constructor(ctx, root) {
     this.ctx = ctx;
@@ -429,11 +440,11 @@ export class ItemsPane {
       },
       h("span", { class: "col col-key", testid: "row-key" }, nameNode(item.key)),
       h("span", { class: "col col-preview", testid: "row-preview", text: item.preview ?? "" }),
-      h("span", { class: "col col-version", testid: "row-version", text: `v${item.version}` }),
+      versionCell(item.version),
       h("span", { class: "col col-ttl" }, countdown(item.ttl_ms, { testid: "row-ttl", receivedAt: row.receivedAt, none: "—" })),
     );
     li.__key = item.key;
-    li.setAttribute("aria-label", `${nameText(item.key)}, version ${item.version}`);
+    li.setAttribute("aria-label", `${nameText(item.key)}, ${hasVersion(item.version) ? `version ${item.version}` : "version unknown"}`);
     return li;
   }
 
@@ -538,7 +549,14 @@ export class ItemsPane {
     for (const item of data.items || []) {
       seen.add(item.key);
       const known = this.rows.get(item.key);
-      if (known && known.data.version === item.version && known.data.expires_at === item.expires_at) continue;
+      if (
+        known &&
+        known.data.version === item.version &&
+        known.data.expires_at === item.expires_at &&
+        known.data.preview === item.preview
+      ) {
+        continue;
+      }
       if (!known) this.order.unshift(item.key);
       this.rows.set(item.key, { data: item, el: null, receivedAt });
       changed.push(item.key);

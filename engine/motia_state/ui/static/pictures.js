@@ -3,7 +3,7 @@
 // items expire (bars from /api/expiries). Drawn by charts.js; this module feeds them.
 
 import { api } from "./api.js";
-import { h, clear, nameNode, formatCount, throttle } from "./dom.js";
+import { h, clear, nameNode, nameText, formatCount, throttle } from "./dom.js";
 import { barChart, lineChart } from "./charts.js";
 
 const WINDOW_S = 300;
@@ -78,7 +78,8 @@ export class Pictures {
     const sorted = [...nonEmpty].sort((a, b) => b.items - a.items || (a.group < b.group ? -1 : 1));
     this.groupsBody.append(
       barChart(
-        sorted.map((g) => ({ label: g.group, value: g.items })),
+        // as text with its invisible characters and bytes that are not UTF-8 shown (\xff)
+        sorted.map((g) => ({ label: nameText(g.group, 1000), value: g.items })),
         { title: "Items per group", unit: ["item", "items"], maxBars: TOP_GROUPS },
       ),
     );

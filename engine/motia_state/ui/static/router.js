@@ -1,21 +1,24 @@
 // Routes are the page's address: `/`, `/groups/<group>`, `/groups/<group>/items/<key>`, each
-// segment encodeURIComponent'd (a key may hold `/`, `%`, spaces, anything). The address is the
-// truth: a reload, a bookmark and back/forward all land on the same view.
+// segment encodeURIComponent'd (a key may hold `/`, `%`, spaces, anything), and a byte that is
+// not UTF-8 (another tool's name) as its %XX (names.js). The address is the truth: a reload, a
+// bookmark and back/forward all land on the same view.
 //
 // One exception to plain encodeURIComponent: the URL standard drops the segments "." and ".."
 // (even written %2E), so the names "." and ".." are written "~." and "~..", and a name's
 // leading "~" as %7E, which keeps the two spellings apart.
 
+import { encodeName, decodeName } from "./names.js";
+
 export function encodeSegment(name) {
   if (name === ".") return "~.";
   if (name === "..") return "~..";
-  return encodeURIComponent(name).replace(/^~/, "%7E");
+  return encodeName(name).replace(/^~/, "%7E");
 }
 
 export function decodeSegment(segment) {
   if (segment === "~.") return ".";
   if (segment === "~..") return "..";
-  return decodeURIComponent(segment);
+  return decodeName(segment);
 }
 
 export function parseRoute(pathname) {
@@ -57,7 +60,7 @@ export class Router {
     try {
       path = routePath(route);
     } catch {
-      // a name no address can carry (a lone surrogate from another tool's bytes): shown, not routed
+      // a name no address can carry (a lone surrogate that stands for no byte): shown, not routed
       this.onRoute({ group: route.group ?? null, key: route.key ?? null }, { pop: false });
       return;
     }
