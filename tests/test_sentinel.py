@@ -284,8 +284,7 @@ def test_a_primary_restarted_between_two_calls_gets_the_next_write(watched: Serv
 def test_the_inspector_on_a_sentinel_follows_a_failover(watched: Servers) -> None:
     """`motia-state ui` on redis+sentinel://: the feed live, and writes that reach the new
     primary once the Sentinel names it."""
-    from .test_ui_api import events
-    from .ui_server import Inspector
+    from .ui_server import Inspector, events
 
     _, replica, watcher = watched
     with Inspector(_url(watcher), prefix="uisentinel:") as inspector:

@@ -27,7 +27,7 @@ from motia_state import State
 from motia_state.ui import bind
 
 from .conftest import Servers, _purge
-from .ui_server import CLI, WRITE_HEADERS, Inspector, refused
+from .ui_server import CLI, WRITE_HEADERS, Inspector, error, events, refused
 
 BACKENDS = ["memory", "file", "embedded", "redis", "cluster"]
 LIVE = {"embedded", "redis", "cluster"}
@@ -96,15 +96,6 @@ def put(backend: Backend, group: str, key: str, raw: str, version: int | None) -
 
 def item(backend: Backend, group: str, key: str) -> httpx.Response:
     return backend.inspector.client.get("/api/item", params={"group": group, "key": key})
-
-
-def error(response: httpx.Response, status: int, kind: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"]["type"] == kind, body
-    message: str = body["error"]["message"]
-    assert message
-    return message
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -320,19 +311,6 @@ def test_history_shows_what_each_write_did(backend: Backend, group: str) -> None
         "/api/history", params={"group": group, "key": "k", "before": older["cursor"]}
     ).json()
     assert [e["version"] for e in rest["entries"]] == [1]
-
-
-def events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
-    """(event, data) of a Server-Sent Events stream, as they arrive."""
-    name, data = "message", ""
-    for line in response.iter_lines():
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            data += line[6:]
-        elif line == "" and data:
-            yield name, json.loads(data)
-            name, data = "message", ""
 
 
 def test_live_changes_arrive_from_another_process(backend: Backend, group: str) -> None:

@@ -36,7 +36,7 @@ from motia_state.ui import api, auth
 
 from .conftest import NO_PERSISTENCE, REDIS_CONF, TEST_BINARY
 from .servers import free_port, standalone
-from .ui_server import CLI, WRITE_HEADERS, Inspector, refused
+from .ui_server import CLI, WRITE_HEADERS, Inspector, error, refused
 
 WAIT_S = 60.0  # the longest any condition is waited for (both cores may be busy)
 
@@ -51,15 +51,6 @@ def wait(condition: Callable[[], Any], what: str, timeout: float = WAIT_S) -> An
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
-
-
-def error(response: httpx.Response, status: int, kind: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"]["type"] == kind, body
-    message: str = body["error"]["message"]
-    assert message
-    return message
 
 
 class Page:

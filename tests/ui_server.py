@@ -5,13 +5,14 @@ Shared by the API tests (tests/test_ui_api.py) and the browser tests."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,29 @@ class Inspector:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def error(response: httpx.Response, status: int, kind: str) -> str:
+    """The API's error answer: its status, its type; returns its message (never empty)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"]["type"] == kind, body
+    message: str = body["error"]["message"]
+    assert message
+    return message
+
+
+def events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
+    """(event, data) of a Server-Sent Events stream, as they arrive."""
+    name, data = "message", ""
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            data += line[6:]
+        elif line == "" and data:
+            yield name, json.loads(data)
+            name, data = "message", ""
 
 
 def refused(url: str, *args: str) -> subprocess.CompletedProcess[str]:

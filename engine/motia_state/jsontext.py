@@ -54,10 +54,10 @@ def parse_json(what: str, text: str) -> Any:
     try:
         value = json.loads(
             text,
-            parse_constant=_no_constant,
+            parse_constant=no_constant,
             parse_float=_finite,
             parse_int=_integer,
-            object_pairs_hook=_object,
+            object_pairs_hook=once,
         )
     except RecursionError:
         raise InvalidInput(f"{what} nests deeper than {INPUT_DEPTH} levels") from None
@@ -68,11 +68,14 @@ def parse_json(what: str, text: str) -> Any:
     return value
 
 
-def _no_constant(text: str) -> Any:
+def no_constant(text: str) -> Any:
+    """``parse_constant`` for `json.loads`: NaN and Infinity are not JSON numbers."""
     raise ValueError(f"{text} is not a JSON number")
 
 
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for `json.loads`: a key given twice is refused, not resolved
+    to its last value."""
     found: dict[str, Any] = {}
     for key, value in pairs:
         if key in found:

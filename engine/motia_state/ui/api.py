@@ -50,7 +50,7 @@ from ..errors import (
     VersionConflict,
     brief,
 )
-from ..jsontext import dumps, parse_json
+from ..jsontext import dumps, no_constant, once, parse_json
 from ..ops import Item, RawItem, Undecodable
 from .live import Hub
 
@@ -280,7 +280,7 @@ async def _body(request: Request) -> dict[str, Any]:
     if raw is None:
         raw = await read_body(request)
     try:  # exactly, as the value's text: a key given twice or NaN is refused, not guessed
-        body = json.loads(raw, object_pairs_hook=_once, parse_constant=_no_constant)
+        body = json.loads(raw, object_pairs_hook=once, parse_constant=no_constant)
     except RecursionError:
         raise InvalidInput("the request body is not JSON (it nests too deeply)") from None
     except ValueError as exc:
@@ -288,19 +288,6 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object")
     return body
-
-
-def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise ValueError(f"key {key!r} appears twice in one object")
-        found[key] = value
-    return found
-
-
-def _no_constant(text: str) -> Any:
-    raise ValueError(f"{text} is not a JSON number")
 
 
 _LIST_CURSOR = re.compile(r"(0|[1-9][0-9]{0,19}):((?:[0-9a-f]{16}){0,100000})")
