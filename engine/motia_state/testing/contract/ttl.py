@@ -152,6 +152,8 @@ def test_cleanup_removes_expired_items(quiet: Any) -> None:
     assert quiet.cleanup() == 1201
     assert quiet.cleanup() == 0
     assert quiet.items("g") == {"stays": 1, "later": 1}
+    assert quiet.delete("g", "later") == 1  # and with it, its expiry's bookkeeping
+    assert quiet.items("g") == {"stays": 1}
 
 
 @requires("ttl")
