@@ -36,7 +36,7 @@ from motia_state.ui import api, auth
 
 from .conftest import NO_PERSISTENCE, REDIS_CONF, TEST_BINARY
 from .servers import free_port, standalone
-from .ui_server import CLI, WRITE_HEADERS, Inspector, error, refused
+from .ui_server import CLI, WRITE_HEADERS, Inspector, error, events, refused
 
 WAIT_S = 60.0  # the longest any condition is waited for (both cores may be busy)
 
@@ -71,15 +71,8 @@ class Page:
         try:
             with self._client.stream("GET", "/api/live") as response:
                 self._response = response
-                name, data = "message", ""
-                for line in response.iter_lines():
-                    if line.startswith("event: "):
-                        name = line[7:]
-                    elif line.startswith("data: "):
-                        data += line[6:]
-                    elif line == "" and data:
-                        self.events.append((name, json.loads(data)))
-                        name, data = "message", ""
+                for event in events(response):
+                    self.events.append(event)
         except (httpx.HTTPError, RuntimeError):  # closed under it by close()
             pass
         finally:
